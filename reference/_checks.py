@@ -1,0 +1,121 @@
+"""Input validation shared by every component.
+
+Every public ``forward`` and ``backward`` validates its arguments with these helpers so that a
+bad call fails at once with a message that names the function, the argument, what was
+expected and what was given, instead of failing later inside NumPy with a broadcasting error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _describe(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"
+
+
+def float_array(where: str, name: str, x, ndim_min: int = 0, ndim: int | None = None,
+                allow_empty: bool = False) -> np.ndarray:
+    """Return ``x`` as a floating-point ndarray after checking dtype, rank, emptiness, finiteness.
+
+    Raises ``TypeError`` for a non-array or non-float dtype and ``ValueError`` for a wrong
+    rank, an empty array or NaN/inf values.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{where}: argument '{name}' must be a NumPy array, got {_describe(x)}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{where}: argument '{name}' must have a floating-point dtype, got dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(
+            f"{where}: argument '{name}' must have {ndim} dimension(s), got shape {x.shape}")
+    if x.ndim < ndim_min:
+        raise ValueError(f"{where}: argument '{name}' must have at least {ndim_min} "
+                         f"dimension(s), got shape {x.shape}")
+    if x.size == 0 and not allow_empty:
+        raise ValueError(f"{where}: argument '{name}' must not be empty, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(
+            f"{where}: argument '{name}' must be finite, got {bad} NaN or inf value(s) "
+            f"in an array of shape {x.shape}")
+    return x
+
+
+def int_array(where: str, name: str, ids, low: int, high: int, allowed=()) -> np.ndarray:
+    """Return ``ids`` after checking it is a non-empty integer array with values in [low, high).
+
+    Values listed in ``allowed`` (for example an ``ignore_index``) are accepted as well.
+    """
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"{where}: argument '{name}' must be a NumPy integer array, "
+                        f"got {_describe(ids)}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(
+            f"{where}: argument '{name}' must have an integer dtype, got dtype {ids.dtype}")
+    if ids.size == 0:
+        raise ValueError(f"{where}: argument '{name}' must not be empty, got shape {ids.shape}")
+    outside = (ids < low) | (ids >= high)
+    for value in allowed:
+        outside &= ids != value
+    if np.any(outside):
+        first = int(ids[outside].flat[0])
+        raise ValueError(f"{where}: argument '{name}' must hold values in [{low}, {high}), "
+                         f"got {first} (and {int(outside.sum())} out-of-range value(s) in all)")
+    return ids
+
+
+def same_shape(where: str, name: str, x: np.ndarray, shape: tuple) -> None:
+    """Check that ``x`` has exactly ``shape``."""
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(
+            f"{where}: argument '{name}' must have shape {tuple(shape)}, got shape {x.shape}")
+
+
+def params(where: str, params, required: dict, optional: dict = None) -> dict:
+    """Check a parameter dict: required keys present, no unknown keys, each a float array of
+    the given shape (``None`` in a shape means any size)."""
+    optional = optional or {}
+    if not isinstance(params, dict):
+        raise TypeError(f"{where}: argument 'params' must be a dict of arrays, "
+                        f"got {_describe(params)}")
+    missing = sorted(set(required) - set(params))
+    if missing:
+        raise ValueError(f"{where}: argument 'params' is missing key(s) {missing}; "
+                         f"expected keys {sorted(required)}, got {sorted(params)}")
+    unknown = sorted(set(params) - set(required) - set(optional))
+    if unknown:
+        raise ValueError(f"{where}: argument 'params' has unknown key(s) {unknown}; "
+                         f"allowed keys {sorted(set(required) | set(optional))}")
+    for key, shape in {**required, **optional}.items():
+        if key not in params:
+            continue
+        value = float_array(where, f"params['{key}']", params[key], ndim=len(shape))
+        for got, want in zip(value.shape, shape):
+            if want is not None and got != want:
+                raise ValueError(f"{where}: argument params['{key}'] must have shape "
+                                 f"{tuple('any' if s is None else s for s in shape)}, "
+                                 f"got shape {value.shape}")
+    return params
+
+
+def positive(where: str, name: str, value, integer: bool = False):
+    """Check a strictly positive scalar (an int when ``integer``)."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an int" if integer else "a number"
+        raise TypeError(f"{where}: argument '{name}' must be {kind}, got {_describe(value)}")
+    if not value > 0:
+        raise ValueError(f"{where}: argument '{name}' must be > 0, got {value!r}")
+    return value
+
+
+def dout_like(where: str, dout, shape: tuple, name: str = "dout") -> np.ndarray:
+    """Check an upstream gradient: a finite float array with the forward output's shape."""
+    if np.isscalar(dout) and shape == ():
+        dout = np.asarray(dout, dtype=np.float64)
+    dout = float_array(where, name, dout, allow_empty=True)
+    same_shape(where, name, dout, shape)
+    return dout

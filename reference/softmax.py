@@ -1,0 +1,34 @@
+r"""Softmax over the last axis.
+
+.. math::
+    s_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \quad m = \max_j x_j
+    \qquad\qquad
+    \frac{\partial L}{\partial x_i} = s_i \Big(g_i - \sum_j g_j s_j\Big)
+
+Shapes: ``x`` (..., V) -> ``s`` (..., V), each row non-negative and summing to 1.
+Subtracting the row maximum changes nothing mathematically (it cancels between numerator and
+denominator) but keeps every exponent <= 0, so logits of any magnitude stay finite.
+The backward is the Jacobian-vector product of the full (V, V) Jacobian
+``diag(s) - s s^T``, written without forming the matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import _checks
+
+
+def forward(x: np.ndarray):
+    """``x`` (..., V) -> ``s`` (..., V), cache."""
+    _checks.float_array("softmax.forward", "x", x, ndim_min=1)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    s = e / e.sum(axis=-1, keepdims=True)
+    return s, s
+
+
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (..., V) -> ``{"x": s * (dout - sum(dout * s))}``."""
+    s = cache
+    dout = _checks.dout_like("softmax.backward", dout, s.shape)
+    return {"x": s * (dout - np.sum(dout * s, axis=-1, keepdims=True))}

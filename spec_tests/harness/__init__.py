@@ -1,0 +1,1 @@
+"""The spec-test harness: which implementation is under test, strategies, tolerances, oracles."""

@@ -1,0 +1,69 @@
+"""The comparisons almost every spec test makes, written once.
+
+A test names the component, gives its inputs as a dict of named arrays (names match the keys
+``backward`` must return), says how to turn that dict into the forward's arguments, and, for
+the torch check, gives the same computation as torch operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from spec_tests.harness import oracles
+from spec_tests.harness.tolerances import F32, F64, FD, assert_close, assert_grads_close
+
+
+def check_against_torch(impl, component: str, inputs: dict, to_args: Callable,
+                        torch_fn: Callable, seed: int, differentiable=None,
+                        rounding_scale: float = 0.0) -> None:
+    """Output and every gradient of ``component`` against float64 autograd.
+
+    ``to_args(inputs) -> (args, kwargs)`` builds the forward call; ``torch_fn(**tensors)`` is
+    the oracle.  The upstream gradient is random, drawn with the oracle's output shape.
+    ``rounding_scale`` raises the tolerance floor for an ill-conditioned input, where the test
+    states the size of the intermediate values whose rounding reaches the result.
+    """
+    rng = np.random.default_rng(seed)
+    expected_out, _ = oracles.torch_vjp(torch_fn, inputs, None)
+    upstream = oracles.random_upstream(rng, expected_out.shape)
+    _, expected_grads = oracles.torch_vjp(torch_fn, inputs, upstream, differentiable)
+    args, kwargs = to_args(inputs)
+    out, cache = impl(f"{component}.forward")(*args, **kwargs)
+    assert_close(out, expected_out, F64, name=f"{component}.forward output",
+                 reference_scale=rounding_scale)
+    grads = impl(f"{component}.backward")(upstream, cache)
+    assert_grads_close(grads, expected_grads, F64, upstream * max(1.0, rounding_scale))
+
+
+def check_against_finite_differences(impl, component: str, inputs: dict, to_args: Callable,
+                                     wrt, seed: int) -> None:
+    """Every gradient of ``component`` against central differences of its own forward."""
+    rng = np.random.default_rng(seed)
+    forward = impl(f"{component}.forward")
+
+    def output(**named):
+        args, kwargs = to_args(named)
+        return forward(*args, **kwargs)[0]
+
+    out, cache = forward(*to_args(inputs)[0], **to_args(inputs)[1])
+    upstream = oracles.random_upstream(rng, np.shape(out))
+    grads = impl(f"{component}.backward")(upstream, cache)
+    expected = oracles.numerical_vjp(output, inputs, upstream, wrt)
+    assert set(wrt) <= set(grads), f"backward returned {sorted(grads)}, missing some of {wrt}"
+    assert_grads_close({k: grads[k] for k in wrt}, expected, FD, upstream)
+
+
+def check_float32_forward(impl, component: str, inputs: dict, to_args: Callable,
+                          torch_fn: Callable) -> None:
+    """The forward on float32 inputs stays float32 and agrees with the float64 oracle run on
+    the same (float32-rounded) inputs, so only float32 arithmetic is measured."""
+    inputs32 = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64
+                else v for k, v in inputs.items()}
+    expected, _ = oracles.torch_vjp(torch_fn, inputs32, None)
+    args, kwargs = to_args(inputs32)
+    out, _ = impl(f"{component}.forward")(*args, **kwargs)
+    assert np.asarray(out).dtype == np.float32, (
+        f"{component}.forward on float32 input returned dtype {np.asarray(out).dtype}")
+    assert_close(out, expected, F32, name=f"{component}.forward float32 output")

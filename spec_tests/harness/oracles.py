@@ -1,0 +1,78 @@
+"""The two oracles the reference is checked against.
+
+1. PyTorch autograd in float64 (:func:`torch_vjp`): the same computation written with torch
+   operations; its output and its vector-Jacobian product with a random upstream gradient.
+2. Central finite differences in float64 (:func:`numerical_vjp`): the derivative of
+   ``sum(upstream * f(inputs))`` by perturbing every element of every input, one at a time.
+   It needs no torch twin, so it also checks functions torch lacks; it differentiates the
+   implementation's own forward, which oracle 1 has already checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from spec_tests.harness.tolerances import FD_STEP
+
+
+def random_upstream(rng: np.random.Generator, shape) -> np.ndarray:
+    """A random upstream gradient (never all ones: that makes softmax and norm gradients 0)."""
+    return rng.standard_normal(shape)
+
+
+def torch_vjp(fn: Callable, inputs: dict, upstream, differentiable=None):
+    """Run ``fn(**tensors)`` in float64 torch and backpropagate ``upstream``.
+
+    ``inputs`` maps argument names to NumPy arrays (or anything else, passed through);
+    float arrays named in ``differentiable`` (default: all float arrays) require grad.
+    Returns ``(output as ndarray, {name: gradient as ndarray})``.
+    """
+    tensors, wanted = {}, []
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            t = torch.from_numpy(np.array(value))
+            if t.is_floating_point():
+                t = t.to(torch.float64)
+                if differentiable is None or name in differentiable:
+                    t.requires_grad_(True)
+                    wanted.append(name)
+            tensors[name] = t
+        else:
+            tensors[name] = value
+    out = fn(**tensors)
+    grads = {}
+    if upstream is not None and wanted:
+        out.backward(torch.as_tensor(upstream, dtype=torch.float64))
+        grads = {name: tensors[name].grad.numpy() for name in wanted}
+    return out.detach().numpy(), grads
+
+
+def numerical_vjp(fn: Callable, inputs: dict, upstream, wrt) -> dict:
+    """Central-difference gradients of ``sum(upstream * fn(**inputs))`` for each name in ``wrt``.
+
+    Every element is perturbed (no sampling); the step is ``FD_STEP * max(1, |x|)``.
+    """
+    upstream = np.asarray(upstream, dtype=np.float64)
+    inputs = dict(inputs)          # perturbed copies below; the caller's arrays stay as they are
+
+    def objective() -> float:
+        return float(np.sum(upstream * np.asarray(fn(**inputs), dtype=np.float64)))
+
+    grads = {}
+    for name in wrt:
+        x = inputs[name] = np.array(inputs[name], dtype=np.float64)
+        grad = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            original = x[i]
+            h = FD_STEP * max(1.0, abs(original))
+            x[i] = original + h
+            plus = objective()
+            x[i] = original - h
+            minus = objective()
+            x[i] = original
+            grad[i] = (plus - minus) / (2.0 * h)
+        grads[name] = grad
+    return grads

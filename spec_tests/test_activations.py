@@ -1,0 +1,99 @@
+"""Element-wise activations: ReLU, exact GELU, tanh-approximate GELU, sigmoid, tanh."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given
+
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.checks import (
+    check_against_finite_differences,
+    check_against_torch,
+    check_float32_forward,
+)
+
+ORACLES = {
+    "relu": torch.relu,
+    "gelu": lambda x: F.gelu(x, approximate="none"),
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+}
+NAMES = sorted(ORACLES)
+
+# The same two GELUs written without a cancelling 1 + erf / 1 + tanh, for the float32 check,
+# whose tolerance is relative to values that F.gelu gets wrong in the far negative tail.
+ACCURATE = {
+    **ORACLES,
+    "gelu": lambda x: x * 0.5 * torch.special.erfc(-x / np.sqrt(2.0)),
+    "gelu_tanh": lambda x: x * torch.sigmoid(2 * np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)),
+}
+
+
+def _oracle_rounding(name, x):
+    """PyTorch's GELUs form 1 + erf(x / sqrt 2) and 1 + tanh(u), which cancel for negative x:
+    its results are only good to about 1e-16 * |x| in absolute terms there (ours use erfc and
+    a sigmoid and keep full relative accuracy).  The comparison floor is set at that scale for
+    the two GELUs and at none for the rest."""
+    return float(np.max(np.abs(x))) if name.startswith("gelu") else 0.0
+
+
+def _args(a):
+    return (a["x"],), {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(x=hs.float_arrays(), seed=hs.seeds)
+def test_activation_matches_torch(impl, name, x, seed):
+    check_against_torch(impl, name, {"x": x}, _args, ORACLES[name], seed,
+                        rounding_scale=_oracle_rounding(name, x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(x=hs.float_arrays(max_dims=2, max_side=5), seed=hs.seeds)
+def test_activation_finite_differences(impl, name, x, seed):
+    assume(name != "relu" or np.all(np.abs(x) > 1e-4))      # stay off the kink at 0
+    check_against_finite_differences(impl, name, {"x": x}, _args, ["x"], seed)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(x=hs.float_arrays())
+def test_activation_float32(impl, name, x):
+    check_float32_forward(impl, name, {"x": x}, _args, ACCURATE[name])
+
+
+@pytest.mark.parametrize(("name", "approximate"), [("gelu", "none"), ("gelu_tanh", "tanh")])
+def test_gelu_variants_each_match_their_own_torch_variant(impl, name, approximate):
+    """Exact and tanh GELU are different functions: each equals torch's matching variant to
+    1e-12 and differs from the other variant by far more than that."""
+    x = np.linspace(-6, 6, 1201)
+    ours = impl(f"{name}.forward")(x)[0]
+    t = torch.from_numpy(x)
+    own = F.gelu(t, approximate=approximate).numpy()
+    other = F.gelu(t, approximate="tanh" if approximate == "none" else "none").numpy()
+    assert np.max(np.abs(ours - own)) < 1e-12
+    assert np.max(np.abs(ours - other)) > 1e-4
+
+
+def test_relu_derivative_at_zero_is_zero(impl):
+    x = np.array([-1.0, 0.0, 1.0])
+    _, cache = impl("relu.forward")(x)
+    np.testing.assert_array_equal(impl("relu.backward")(np.array([2.0, 3.0, 5.0]), cache)["x"],
+                                  [0.0, 0.0, 5.0])
+
+
+def test_gelu_keeps_relative_accuracy_in_the_far_negative_tail(impl):
+    """gelu(-10) = -10 * Phi(-10) = -7.6e-23, a value that 1 + erf(x / sqrt 2) cannot
+    represent; Phi(-10) = 7.619853024160527e-24 was computed with mpmath at 30 digits."""
+    out, _ = impl("gelu.forward")(np.array([-10.0]))
+    np.testing.assert_allclose(out, [-10.0 * 7.619853024160527e-24], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh"])
+def test_activation_extreme_inputs_are_finite(impl, name):
+    """No overflow warning or NaN at +-1e4 (sigmoid is written to avoid exp overflow)."""
+    x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
+    with np.errstate(over="raise", invalid="raise"):
+        check_against_torch(impl, name, {"x": x}, _args, ORACLES[name], seed=0,
+                            rounding_scale=_oracle_rounding(name, x))

@@ -1,0 +1,89 @@
+"""Token embedding, learned positional embedding and sinusoidal positional encoding."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.checks import (
+    check_against_finite_differences,
+    check_against_torch,
+    check_float32_forward,
+)
+from spec_tests.harness.tolerances import F64, assert_close
+
+
+def _embedding_args(a):
+    return (a["ids"], {"W": a["W"]}), {}
+
+
+@given(hs.token_ids(), st.integers(1, 6), hs.seeds)
+def test_embedding_matches_torch(impl, ids_vocab, d_model, seed):
+    """Lookup and the gradient of the table match F.embedding, repeated ids included."""
+    ids, vocab = ids_vocab
+    W = np.random.default_rng(seed).standard_normal((vocab, d_model))
+    check_against_torch(impl, "embedding", {"ids": ids, "W": W}, _embedding_args,
+                        lambda ids, W: F.embedding(ids, W), seed)
+
+
+def test_embedding_backward_accumulates_repeated_ids(impl):
+    """The same id at three positions: its row gets the sum of the three upstream rows."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 3))
+    ids = np.array([[2, 0, 2], [4, 2, 1]])
+    out, cache = impl("embedding.forward")(ids, {"W": W})
+    dout = rng.standard_normal(out.shape)
+    dW = impl("embedding.backward")(dout, cache)["W"]
+    assert_close(dW[2], dout[0, 0] + dout[0, 2] + dout[1, 1], F64, name="row of the repeated id")
+    assert_close(dW[3], np.zeros(3), F64, name="row of an unused id")
+
+
+@given(hs.token_ids(shape=(2, 3), vocab_size=4), hs.seeds)
+def test_embedding_finite_differences(impl, ids_vocab, seed):
+    ids, vocab = ids_vocab
+    W = np.random.default_rng(seed).standard_normal((vocab, 3))
+    check_against_finite_differences(impl, "embedding", {"ids": ids, "W": W}, _embedding_args,
+                                     ["W"], seed)
+
+
+@given(hs.token_ids(), hs.seeds)
+def test_embedding_float32(impl, ids_vocab, seed):
+    ids, vocab = ids_vocab
+    W = np.random.default_rng(seed).standard_normal((vocab, 4))
+    check_float32_forward(impl, "embedding", {"ids": ids, "W": W}, _embedding_args,
+                          lambda ids, W: F.embedding(ids, W))
+
+
+@given(st.integers(1, 9), st.integers(1, 6), st.integers(0, 3), hs.seeds)
+def test_positional_matches_torch(impl, seq_len, d_model, spare, seed):
+    """Learned positions: rows 0..T-1 of the table, and their gradient (rows >= T get 0)."""
+    W = np.random.default_rng(seed).standard_normal((seq_len + spare, d_model))
+    check_against_torch(impl, "positional", {"W": W}, lambda a: ((seq_len, {"W": a["W"]}), {}),
+                        lambda W: W[torch.arange(seq_len)], seed)
+
+
+def _torch_sinusoidal(seq_len, d_model, base=10000.0):
+    """An independent torch writing of the encoding table."""
+    pos = torch.arange(seq_len, dtype=torch.float64)[:, None]
+    i = torch.arange(d_model, dtype=torch.float64)[None, :]
+    angle = pos / base ** (2 * torch.div(i, 2, rounding_mode="floor") / d_model)
+    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
+
+
+@given(hs.shapes(min_dims=2, max_dims=3, max_side=9), hs.seeds)
+def test_sinusoidal_matches_formula(impl, shape, seed):
+    """x + PE matches an independent torch writing of the formula; the gradient is dout."""
+    x = np.random.default_rng(seed).standard_normal(shape)
+    check_against_torch(impl, "sinusoidal", {"x": x}, lambda a: ((a["x"],), {}),
+                        lambda x: x + _torch_sinusoidal(*shape[-2:]), seed)
+
+
+def test_sinusoidal_dot_product_depends_only_on_offset(impl):
+    """PE[p] . PE[p + k] is the same for every p: the encoding of a shift is a rotation."""
+    pe = impl("sinusoidal.table")(64, 16)
+    for k in (1, 5, 17):
+        dots = np.einsum("pc,pc->p", pe[:-k], pe[k:])
+        assert np.ptp(dots) < 1e-9, f"offset {k}: dot products vary by {np.ptp(dots)}"
+    assert np.all(np.abs(pe) <= 1.0)

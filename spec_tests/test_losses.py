@@ -1,0 +1,98 @@
+"""Cross-entropy from logits (mean, ignore_index) and mean squared error."""
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.checks import (
+    check_against_finite_differences,
+    check_against_torch,
+    check_float32_forward,
+)
+
+
+def _ce_inputs(lead, vocab, scale, seed, ignore_some):
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, vocab, size=lead)
+    if ignore_some and targets.size > 1:
+        targets.flat[rng.integers(1, targets.size)] = -100        # never ignore them all
+    return {"logits": rng.standard_normal(lead + (vocab,)) * scale, "targets": targets}
+
+
+def _ce_args(a):
+    return (a["logits"], a["targets"]), {}
+
+
+def _ce_torch(logits, targets):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=-100)
+
+
+@given(hs.shapes(1, 2), hs.sides(9), hs.scales, st.booleans(), hs.seeds)
+def test_cross_entropy_matches_torch(impl, lead, vocab, scale, ignore_some, seed):
+    check_against_torch(impl, "cross_entropy", _ce_inputs(lead, vocab, scale, seed, ignore_some),
+                        _ce_args, _ce_torch, seed)
+
+
+@given(hs.shapes(1, 2, max_side=3), hs.sides(4), st.booleans(), hs.seeds)
+def test_cross_entropy_finite_differences(impl, lead, vocab, ignore_some, seed):
+    check_against_finite_differences(impl, "cross_entropy",
+                                     _ce_inputs(lead, vocab, 1.0, seed, ignore_some), _ce_args,
+                                     ["logits"], seed)
+
+
+@given(hs.shapes(1, 2), hs.sides(9), hs.seeds)
+def test_cross_entropy_float32(impl, lead, vocab, seed):
+    check_float32_forward(impl, "cross_entropy", _ce_inputs(lead, vocab, 1.0, seed, False),
+                          _ce_args, _ce_torch)
+
+
+@pytest.mark.parametrize("magnitude", [1e4, -1e4])
+def test_cross_entropy_huge_logits(impl, magnitude):
+    """Logits of +-1e4 give a finite loss and gradient equal to torch's."""
+    inputs = {"logits": np.array([[magnitude, 0.0, -magnitude], [0.0, magnitude, 1.0]]),
+              "targets": np.array([2, 1])}
+    check_against_torch(impl, "cross_entropy", inputs, _ce_args, _ce_torch, seed=2)
+
+
+def test_cross_entropy_ignored_rows_get_zero_gradient(impl):
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((3, 5))
+    loss, cache = impl("cross_entropy.forward")(logits, np.array([1, -100, 3]))
+    grad = impl("cross_entropy.backward")(1.0, cache)["logits"]
+    assert np.all(grad[1] == 0.0)
+    assert np.all(grad[[0, 2]] != 0.0)
+
+
+def _mse_inputs(shape, scale, seed):
+    rng = np.random.default_rng(seed)
+    return {"pred": rng.standard_normal(shape) * scale,
+            "target": rng.standard_normal(shape) * scale}
+
+
+def _mse_args(a):
+    return (a["pred"], a["target"]), {}
+
+
+def _mse_torch(pred, target):
+    return F.mse_loss(pred, target)
+
+
+@given(hs.shapes(), hs.scales, hs.seeds)
+def test_mse_matches_torch(impl, shape, scale, seed):
+    check_against_torch(impl, "mse", _mse_inputs(shape, scale, seed), _mse_args, _mse_torch,
+                        seed)
+
+
+@given(hs.shapes(max_dims=2, max_side=4), hs.seeds)
+def test_mse_finite_differences(impl, shape, seed):
+    check_against_finite_differences(impl, "mse", _mse_inputs(shape, 1.0, seed), _mse_args,
+                                     ["pred", "target"], seed)
+
+
+@given(hs.shapes(), hs.seeds)
+def test_mse_float32(impl, shape, seed):
+    check_float32_forward(impl, "mse", _mse_inputs(shape, 1.0, seed), _mse_args, _mse_torch)

@@ -1,0 +1,108 @@
+"""Layer norm (biased variance) and RMSNorm over the last axis."""
+
+import numpy as np
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.checks import (
+    check_against_finite_differences,
+    check_against_torch,
+    check_float32_forward,
+)
+from spec_tests.harness.tolerances import F64, assert_close
+
+EPSILONS = st.sampled_from([1e-5, 1e-6, 1e-3])
+
+
+def _ln_inputs(x, seed):
+    rng = np.random.default_rng(seed)
+    C = x.shape[-1]
+    return {"x": x, "gamma": rng.standard_normal(C), "beta": rng.standard_normal(C)}
+
+
+def _ln_args(eps):
+    return lambda a: ((a["x"], {"gamma": a["gamma"], "beta": a["beta"]}), {"eps": eps})
+
+
+def _ln_torch(eps):
+    return lambda x, gamma, beta: F.layer_norm(x, gamma.shape, gamma, beta, eps)
+
+
+# A row of one element is a constant row; those have their own test below.
+@given(hs.float_arrays(shape=hs.shapes(1, 3).map(lambda s: s[:-1] + (max(s[-1], 2),))),
+       EPSILONS, hs.seeds)
+def test_layer_norm_matches_torch(impl, x, eps, seed):
+    check_against_torch(impl, "layer_norm", _ln_inputs(x, seed), _ln_args(eps), _ln_torch(eps),
+                        seed)
+
+
+@given(hs.float_arrays(max_dims=2, max_side=5, scale=1.0), hs.seeds)
+def test_layer_norm_finite_differences(impl, x, seed):
+    check_against_finite_differences(impl, "layer_norm", _ln_inputs(x, seed), _ln_args(1e-5),
+                                     ["x", "gamma", "beta"], seed)
+
+
+@given(hs.float_arrays(), hs.seeds)
+def test_layer_norm_float32(impl, x, seed):
+    check_float32_forward(impl, "layer_norm", _ln_inputs(x, seed), _ln_args(1e-5),
+                          _ln_torch(1e-5))
+
+
+@given(st.floats(-100, 100), hs.sides(), hs.seeds)
+def test_layer_norm_constant_row(impl, value, C, seed):
+    """A constant row (C = 1 included) has zero variance: the output is beta and the
+    gradients match torch.  Both sides compute x_hat = (x - mean) * rstd with rstd =
+    1/sqrt(eps) ~ 316, and the mean of C copies of a float is not always that float, so x_hat
+    is a residue of about C * 1e-16 * |x| * rstd rather than 0; the tolerance floor is set at
+    that scale and no looser."""
+    eps = 1e-5
+    x = np.full((2, C), value)
+    inputs = _ln_inputs(x, seed)
+    rounding = C * abs(value) / np.sqrt(eps) * float(np.max(np.abs(inputs["gamma"])))
+    check_against_torch(impl, "layer_norm", inputs, _ln_args(eps), _ln_torch(eps), seed,
+                        rounding_scale=rounding)
+    out, _ = impl("layer_norm.forward")(x, {"gamma": inputs["gamma"], "beta": inputs["beta"]},
+                                        eps=eps)
+    assert_close(out, np.broadcast_to(inputs["beta"], x.shape), F64, name="constant row output",
+                 reference_scale=rounding)
+
+
+def test_layer_norm_uses_biased_variance(impl):
+    """Normalised with gamma = 1, beta = 0, each row has mean 0 and variance (1/C) sum = 1
+    (up to eps); with N-1 in the variance it would be C/(C-1)."""
+    x = np.array([[1.0, 2.0, 4.0, 8.0]])
+    out, _ = impl("layer_norm.forward")(x, {"gamma": np.ones(4), "beta": np.zeros(4)}, eps=1e-12)
+    assert abs(out.mean()) < 1e-12
+    assert abs(np.mean(out**2) - 1.0) < 1e-9
+
+
+def _rms_inputs(x, seed):
+    return {"x": x, "gamma": np.random.default_rng(seed).standard_normal(x.shape[-1])}
+
+
+def _rms_args(eps):
+    return lambda a: ((a["x"], {"gamma": a["gamma"]}), {"eps": eps})
+
+
+def _rms_torch(eps):
+    return lambda x, gamma: F.rms_norm(x, gamma.shape, gamma, eps)
+
+
+@given(hs.float_arrays(), EPSILONS, hs.seeds)
+def test_rms_norm_matches_torch(impl, x, eps, seed):
+    check_against_torch(impl, "rms_norm", _rms_inputs(x, seed), _rms_args(eps), _rms_torch(eps),
+                        seed)
+
+
+@given(hs.float_arrays(max_dims=2, max_side=5, scale=1.0), hs.seeds)
+def test_rms_norm_finite_differences(impl, x, seed):
+    check_against_finite_differences(impl, "rms_norm", _rms_inputs(x, seed), _rms_args(1e-6),
+                                     ["x", "gamma"], seed)
+
+
+@given(hs.float_arrays(), hs.seeds)
+def test_rms_norm_float32(impl, x, seed):
+    check_float32_forward(impl, "rms_norm", _rms_inputs(x, seed), _rms_args(1e-6),
+                          _rms_torch(1e-6))
