@@ -93,7 +93,7 @@ def params(where: str, params, required: dict, optional: dict = None) -> dict:
         if key not in params:
             continue
         value = float_array(where, f"params['{key}']", params[key], ndim=len(shape))
-        for got, want in zip(value.shape, shape):
+        for got, want in zip(value.shape, shape, strict=True):
             if want is not None and got != want:
                 raise ValueError(f"{where}: argument params['{key}'] must have shape "
                                  f"{tuple('any' if s is None else s for s in shape)}, "

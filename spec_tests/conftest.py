@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from spec_tests.harness.impl import ENV_VAR, NOT_IMPLEMENTED, Implementation, chosen_name
 
@@ -16,6 +16,9 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=8, **_common)
 settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=400, print_blob=True, **_common)
+# used by the meta-tests: fail fast and deterministically, skip shrinking the counterexample
+settings.register_profile("catch", max_examples=8, derandomize=True,
+                          phases=[Phase.explicit, Phase.generate], **_common)
 settings.load_profile(os.environ.get("LLMSPEC_PROFILE", "dev"))
 
 

@@ -2,11 +2,12 @@
 
 A comparison passes when, elementwise, ``|actual - expected| <= rtol * |expected| + floor``
 where ``floor = atol_scale * max(max|expected|, reference_scale)``.  The floor is relative to
-the size of the whole array (for gradients, also to the size of the upstream gradient, which
-is the scale that rounding in the chain rule works at: ``1 - tanh(x)^2`` near saturation is a
-difference of two numbers near 1, exact only to 1e-16 times the upstream value), so an element that is 1e-14 of the largest one is not held to 1e-9 of itself (its value
-comes from a cancellation and has no more digits than that), yet nothing is ever compared with
-an absolute tolerance that would hide an error in a tensor of small magnitude.
+the size of the whole array and, for gradients, to the size of the upstream gradient: that is
+the scale rounding works at in the chain rule (``1 - tanh(x)^2`` near saturation is a
+difference of two numbers near 1, exact only to 1e-16 times the upstream value).  So an
+element that is 1e-14 of the largest one is not held to 1e-9 of itself (its value comes from
+a cancellation and has no more digits than that), yet nothing is compared with a fixed
+absolute tolerance that would hide an error in a tensor of small magnitude.
 """
 
 from __future__ import annotations

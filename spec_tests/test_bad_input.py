@@ -1,0 +1,118 @@
+"""Bad input gets a clear error: the right exception type, and a message that names the
+argument, what was expected and what was given."""
+
+import numpy as np
+import pytest
+
+ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax"]
+X = np.zeros((2, 3))
+W = np.zeros((5, 3))
+LN = {"gamma": np.ones(3), "beta": np.zeros(3)}
+NAN = np.array([[0.0, np.nan, 1.0]])
+INF = np.array([[0.0, np.inf, 1.0]])
+
+# (function, args, kwargs, exception, substrings the message must contain)
+CASES = {
+    "ids given as floats": ("embedding.forward", (np.array([[0.0, 1.0]]), {"W": W}), {},
+                            TypeError, ["'ids'", "integer", "float64"]),
+    "id equal to vocab size": ("embedding.forward", (np.array([[0, 5]]), {"W": W}), {},
+                               ValueError, ["'ids'", "[0, 5)", "got 5"]),
+    "negative id": ("embedding.forward", (np.array([[-1, 2]]), {"W": W}), {},
+                    ValueError, ["'ids'", "[0, 5)", "got -1"]),
+    "empty id batch": ("embedding.forward", (np.zeros((0, 4), dtype=np.int64), {"W": W}), {},
+                       ValueError, ["'ids'", "empty", "(0, 4)"]),
+    "table of wrong rank": ("embedding.forward", (np.array([1]), {"W": np.zeros(5)}), {},
+                            ValueError, ["params['W']", "2 dimension", "(5,)"]),
+    "table missing": ("embedding.forward", (np.array([1]), {}), {},
+                      ValueError, ["'params'", "missing", "W"]),
+    "sequence longer than the table": ("positional.forward", (6, {"W": W}), {},
+                                       ValueError, ["'seq_len'", "<= 5", "got 6"]),
+    "seq_len not an int": ("positional.forward", (2.0, {"W": W}), {},
+                           TypeError, ["'seq_len'", "int", "2.0"]),
+    "linear input width": ("linear.forward", (np.zeros((2, 4)), {"W": np.zeros((3, 2))}), {},
+                           ValueError, ["'x'", "last dimension 3", "(2, 4)"]),
+    "linear bias width": ("linear.forward",
+                          (X, {"W": np.zeros((3, 2)), "b": np.zeros(3)}), {},
+                          ValueError, ["params['b']", "(2,)", "(3,)"]),
+    "linear unknown parameter": ("linear.forward",
+                                 (X, {"W": np.zeros((3, 2)), "bias": np.zeros(2)}), {},
+                                 ValueError, ["'params'", "unknown", "bias"]),
+    "linear integer input": ("linear.forward", (np.zeros((2, 3), dtype=np.int64),
+                                                {"W": np.zeros((3, 2))}), {},
+                             TypeError, ["'x'", "floating-point", "int64"]),
+    "linear NaN input": ("linear.forward", (NAN, {"W": np.zeros((3, 2))}), {},
+                         ValueError, ["'x'", "finite", "NaN"]),
+    "softmax of a list": ("softmax.forward", ([1.0, 2.0],), {},
+                          TypeError, ["'x'", "NumPy array", "list"]),
+    "softmax of an empty batch": ("softmax.forward", (np.zeros((0, 5)),), {},
+                                  ValueError, ["'x'", "empty", "(0, 5)"]),
+    "softmax of inf": ("softmax.forward", (INF,), {}, ValueError, ["'x'", "finite", "inf"]),
+    "layer norm gamma width": ("layer_norm.forward",
+                               (X, {"gamma": np.ones(4), "beta": np.zeros(3)}), {},
+                               ValueError, ["params['gamma']", "(3,)", "(4,)"]),
+    "layer norm eps zero": ("layer_norm.forward", (X, LN), {"eps": 0.0},
+                            ValueError, ["'eps'", "> 0", "0.0"]),
+    "rms norm NaN": ("rms_norm.forward", (NAN, {"gamma": np.ones(3)}), {},
+                     ValueError, ["'x'", "finite", "NaN"]),
+    "cross-entropy float targets": ("cross_entropy.forward", (X, np.array([0.0, 1.0])), {},
+                                    TypeError, ["'targets'", "integer", "float64"]),
+    "cross-entropy target out of range": ("cross_entropy.forward", (X, np.array([0, 3])), {},
+                                          ValueError, ["'targets'", "[0, 3)", "got 3"]),
+    "cross-entropy shape mismatch": ("cross_entropy.forward", (X, np.array([0, 1, 2])), {},
+                                     ValueError, ["'targets'", "(2,)", "(3,)"]),
+    "cross-entropy all ignored": ("cross_entropy.forward", (X, np.array([-100, -100])), {},
+                                  ValueError, ["'targets'", "ignore_index=-100", "all 2"]),
+    "mse shape mismatch": ("mse.forward", (X, np.zeros((3, 2))), {},
+                           ValueError, ["'target'", "(2, 3)", "(3, 2)"]),
+    "sinusoidal of a vector": ("sinusoidal.forward", (np.zeros(4),), {},
+                               ValueError, ["'x'", "at least 2", "(4,)"]),
+}
+for _name in ACTIVATIONS:
+    CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
+                                     TypeError, ["'x'", "floating-point", "int64"])
+    CASES[f"{_name} of NaN"] = (f"{_name}.forward", (NAN,), {},
+                                ValueError, ["'x'", "finite", "NaN"])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_rejected_clearly(impl, case):
+    function, args, kwargs, error, needles = CASES[case]
+    with pytest.raises(error) as info:
+        impl(function)(*args, **kwargs)
+    message = str(info.value)
+    missing = [n for n in needles if n not in message]
+    assert not missing, f"the {error.__name__} message {message!r} does not mention {missing}"
+
+
+# Upstream gradients of the wrong shape, or with NaN, must be rejected by every backward.
+FORWARDS = {
+    "relu": ((X,), {}), "gelu": ((X,), {}), "gelu_tanh": ((X,), {}), "sigmoid": ((X,), {}),
+    "tanh": ((X,), {}), "softmax": ((X,), {}), "log_softmax": ((X,), {}),
+    "sinusoidal": ((X,), {}), "layer_norm": ((X, LN), {}),
+    "rms_norm": ((X, {"gamma": np.ones(3)}), {}),
+    "linear": ((X, {"W": np.zeros((3, 2))}), {}),
+    "embedding": ((np.array([[0, 1]]), {"W": W}), {}),
+    "positional": ((2, {"W": W}), {}),
+    "cross_entropy": ((X, np.array([0, 1])), {}),
+    "mse": ((X, X), {}),
+}
+
+
+@pytest.mark.parametrize("component", sorted(FORWARDS))
+def test_backward_rejects_wrong_upstream_shape(impl, component):
+    args, kwargs = FORWARDS[component]
+    out, cache = impl(f"{component}.forward")(*args, **kwargs)
+    wrong = np.zeros(np.shape(out) + (2,))
+    with pytest.raises(ValueError) as info:
+        impl(f"{component}.backward")(wrong, cache)
+    message = str(info.value)
+    assert "dout" in message or "dloss" in message, message
+    assert str(np.shape(out)) in message and str(wrong.shape) in message, message
+
+
+@pytest.mark.parametrize("component", sorted(FORWARDS))
+def test_backward_rejects_nan_upstream(impl, component):
+    args, kwargs = FORWARDS[component]
+    out, cache = impl(f"{component}.forward")(*args, **kwargs)
+    with pytest.raises(ValueError, match="NaN"):
+        impl(f"{component}.backward")(np.full(np.shape(out), np.nan), cache)
