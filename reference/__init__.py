@@ -7,14 +7,21 @@ key in ``params``).  Runtime dependency: NumPy only.
 """
 
 from reference import (
+    attention,
+    block,
     cross_entropy,
     embedding,
+    ffn,
+    flops,
     gelu,
     gelu_tanh,
+    gpt,
     layer_norm,
     linear,
     log_softmax,
+    mha,
     mse,
+    params,
     positional,
     relu,
     rms_norm,
@@ -27,6 +34,7 @@ from reference import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "cross_entropy", "embedding", "gelu", "gelu_tanh", "layer_norm", "linear", "log_softmax",
-    "mse", "positional", "relu", "rms_norm", "sigmoid", "sinusoidal", "softmax", "tanh",
+    "attention", "block", "cross_entropy", "embedding", "ffn", "flops", "gelu", "gelu_tanh", "gpt",
+    "layer_norm", "linear", "log_softmax", "mha", "mse", "params", "positional", "relu",
+    "rms_norm", "sigmoid", "sinusoidal", "softmax", "tanh",
 ]

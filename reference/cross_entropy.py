@@ -44,5 +44,5 @@ def backward(dloss, cache) -> dict:
     grad = np.exp(logp)                                        # softmax(z)
     rows = np.where(keep, targets, 0)[..., None]
     np.put_along_axis(grad, rows, np.take_along_axis(grad, rows, axis=-1) - 1.0, axis=-1)
-    grad *= keep[..., None] * (dloss / n)
+    grad *= keep[..., None] * (float(dloss) / n)
     return {"logits": grad}

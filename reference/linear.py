@@ -42,10 +42,11 @@ def forward(x: np.ndarray, params: dict):
     if x.shape[-1] != W.shape[0]:
         raise ValueError(f"linear.forward: argument 'x' must have last dimension "
                          f"{W.shape[0]} (rows of params['W']), got shape {x.shape}")
-    y = x @ W
+    rows = x.reshape(-1, x.shape[-1])                 # one (N, C_in) @ (C_in, C_out) product
+    y = rows @ W
     if "b" in params:
-        y = y + params["b"]
-    return y, (x, W, "b" in params)
+        y += params["b"]
+    return y.reshape(x.shape[:-1] + (W.shape[1],)), (x, W, "b" in params)
 
 
 def backward(dout: np.ndarray, cache) -> dict:
@@ -54,7 +55,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     dout = _checks.dout_like("linear.backward", dout, x.shape[:-1] + (W.shape[1],))
     rows_x = x.reshape(-1, x.shape[-1])
     rows_g = dout.reshape(-1, dout.shape[-1])
-    grads = {"x": dout @ W.T, "W": rows_x.T @ rows_g}
+    grads = {"x": (rows_g @ W.T).reshape(x.shape), "W": rows_x.T @ rows_g}
     if has_bias:
         grads["b"] = rows_g.sum(axis=0)
     return grads

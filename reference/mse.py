@@ -28,5 +28,5 @@ def backward(dloss, cache) -> dict:
     """scalar ``dloss`` -> ``{"pred": (...), "target": (...)}``."""
     diff = cache
     dloss = _checks.dout_like("mse.backward", dloss, (), name="dloss")
-    dpred = (2.0 * dloss / diff.size) * diff
+    dpred = (2.0 * float(dloss) / diff.size) * diff
     return {"pred": dpred, "target": -dpred}

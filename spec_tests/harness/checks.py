@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
-from spec_tests.harness import oracles
+from spec_tests.harness import oracles, torch_twins
 from spec_tests.harness.tolerances import F32, F64, FD, assert_close, assert_grads_close
 
 
@@ -67,3 +68,42 @@ def check_float32_forward(impl, component: str, inputs: dict, to_args: Callable,
     assert np.asarray(out).dtype == np.float32, (
         f"{component}.forward on float32 input returned dtype {np.asarray(out).dtype}")
     assert_close(out, expected, F32, name=f"{component}.forward float32 output")
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    """``{"a": {"b": x}, "c": [y]}`` -> ``{"a.b": x, "c.0": y}``: compare nested gradients."""
+    if not isinstance(tree, (dict, list, tuple)):
+        return {prefix: tree}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    flat = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def check_model_against_torch(impl, component: str, x, params, torch_fn: Callable, seed: int,
+                              forward_kwargs=None, rounding_scale: float = 0.0) -> None:
+    """A component with a parameter tree: output, input gradient (float ``x`` only) and every
+    parameter gradient against float64 autograd of ``torch_fn(x_tensor, param_tensors)``.
+
+    ``forward_kwargs`` go to the implementation's forward; ``torch_fn`` must apply the same
+    options itself.
+    """
+    rng = np.random.default_rng(seed)
+    x_t = torch.tensor(x, dtype=torch.float64, requires_grad=True) if x.dtype.kind == "f" \
+        else torch.from_numpy(x)
+    p_t = torch_twins.tensors(params)
+    out_t = torch_fn(x_t, p_t)
+    upstream = oracles.random_upstream(rng, tuple(out_t.shape))
+    out_t.backward(torch.from_numpy(upstream))
+    expected = {f"params.{k}": v for k, v in flatten(torch_twins.grads(p_t)).items()}
+    if x_t.requires_grad:
+        expected["x"] = x_t.grad.numpy()
+
+    out, cache = impl(f"{component}.forward")(x, params, **(forward_kwargs or {}))
+    assert_close(out, out_t.detach().numpy(), F64, name=f"{component}.forward output",
+                 reference_scale=rounding_scale)
+    grads = dict(impl(f"{component}.backward")(upstream, cache))
+    got = {"x": grads.pop("x")} if "x" in grads else {}
+    got.update({f"params.{k}": v for k, v in flatten(grads).items()})
+    assert_grads_close(got, expected, F64, upstream * max(1.0, rounding_scale))

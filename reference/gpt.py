@@ -1,0 +1,133 @@
+r"""A tiny GPT: token and position embeddings, N transformer blocks, a final layer norm and
+a language-model head, trained with next-token cross-entropy.
+
+.. math::
+    h_0 = W_{te}[\mathrm{ids}] + W_{pe}[0{:}T], \quad h_{l} = \mathrm{block}_l(h_{l-1}), \quad
+    \mathrm{logits} = \mathrm{LN}_f(h_N)\, W_{head}
+
+With ``tie_weights=True`` the head is the transposed token table, ``W_head = W_te^T`` (GPT-2),
+so ``W_te`` receives two gradients, one from the lookup and one from the head, and they add.
+
+Shapes: ``ids`` (B, T) ints -> ``logits`` (B, T, V).  Parameters::
+
+    {"wte": {"W": (V, C)}, "wpe": {"W": (T_max, C)},
+     "blocks": [block params, ...],           # n_layers of them
+     "ln_f": {"gamma": (C,), "beta": (C,)},
+     "lm_head": {"W": (C, V)}}                 # absent when the weights are tied
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference import _checks, block, cross_entropy, embedding, layer_norm, mha, positional
+from reference.ffn import activation_module
+from reference.params import map_tree
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int
+    context_len: int
+    d_model: int
+    n_heads: int
+    n_layers: int
+    d_ff: int | None = None              # None: 4 * d_model
+    activation: str = "gelu_tanh"
+    norm_first: bool = True
+    tie_weights: bool = True
+    eps: float = 1e-5
+    residual: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_len", "d_model", "n_heads", "n_layers"):
+            _checks.positive("GPTConfig", name, getattr(self, name), integer=True)
+        mha.check_heads("GPTConfig", self.d_model, self.n_heads)
+        activation_module("GPTConfig", self.activation)
+
+    @property
+    def hidden(self) -> int:
+        return 4 * self.d_model if self.d_ff is None else self.d_ff
+
+
+def init(config: GPTConfig, rng: np.random.Generator, dtype=np.float64) -> dict:
+    """GPT-2 style initialisation: N(0, 0.02^2) weights, residual projections scaled by
+    1/sqrt(2 n_layers), zero biases, unit layer-norm gains."""
+    C = config.d_model
+    proj_std = 0.02 / np.sqrt(2 * config.n_layers)
+    params = {
+        "wte": embedding.init(config.vocab_size, C, rng),
+        "wpe": positional.init(config.context_len, C, rng, std=0.01),
+        "blocks": [block.init(C, config.n_heads, config.hidden, rng, proj_std=proj_std)
+                   for _ in range(config.n_layers)],
+        "ln_f": layer_norm.init(C),
+    }
+    if not config.tie_weights:
+        params["lm_head"] = {"W": rng.normal(0.0, 0.02, size=(C, config.vocab_size))}
+    return map_tree(lambda a: a.astype(dtype), params)
+
+
+def _head(params: dict, config: GPTConfig) -> np.ndarray:
+    return params["wte"]["W"].T if config.tie_weights else params["lm_head"]["W"]
+
+
+def forward(ids: np.ndarray, params: dict, config: GPTConfig):
+    """``ids`` (B, T) -> ``logits`` (B, T, V), cache."""
+    _checks.int_array("gpt.forward", "ids", ids, 0, config.vocab_size)
+    if ids.ndim != 2:
+        raise ValueError(f"gpt.forward: argument 'ids' must have shape (B, T), got {ids.shape}")
+    T = ids.shape[1]
+    if T > config.context_len:
+        raise ValueError(f"gpt.forward: argument 'ids' has sequence length {T}, longer than "
+                         f"the context length {config.context_len}")
+    tok, tok_c = embedding.forward(ids, params["wte"])
+    pos, pos_c = positional.forward(T, params["wpe"])
+    h = tok + pos
+    block_caches = []
+    for p in params["blocks"]:
+        h, c = block.forward(h, p, config.n_heads, config.norm_first, config.activation,
+                             causal=True, eps=config.eps, residual=config.residual)
+        block_caches.append(c)
+    h, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
+    logits = h @ _head(params, config)
+    return logits, (config, tok_c, pos_c, block_caches, ln_c, h, _head(params, config))
+
+
+def backward(dlogits: np.ndarray, cache) -> dict:
+    """``dlogits`` (B, T, V) -> gradients with the same tree shape as the parameters."""
+    config, tok_c, pos_c, block_caches, ln_c, h, head = cache
+    dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head.shape[1],),
+                                name="dlogits")
+    C = h.shape[-1]
+    # forward: logits = h @ head
+    d_head = h.reshape(-1, C).T @ dlogits.reshape(-1, head.shape[1])     # (C, V)
+    d_ln_f = layer_norm.backward(dlogits @ head.T, ln_c)
+    dh = d_ln_f.pop("x")
+    d_blocks = [None] * len(block_caches)
+    for i in reversed(range(len(block_caches))):
+        d_blocks[i] = block.backward(dh, block_caches[i])
+        dh = d_blocks[i].pop("x")
+    # forward: h0 = tok + pos, pos broadcast over the batch
+    grads = {"wte": embedding.backward(dh, tok_c),
+             "wpe": positional.backward(dh.sum(axis=0), pos_c),
+             "blocks": d_blocks, "ln_f": d_ln_f}
+    if config.tie_weights:
+        grads["wte"]["W"] += d_head.T              # the head's share of the tied table
+    else:
+        grads["lm_head"] = {"W": d_head}
+    return grads
+
+
+def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: GPTConfig,
+                   ignore_index: int = -100):
+    """Mean next-token cross-entropy of a batch and the gradient of every parameter.
+
+    ``ids`` and ``targets`` are (B, T); usually ``targets`` is ``ids`` shifted left by one.
+    Returns ``(loss, grads)``.
+    """
+    logits, cache = forward(ids, params, config)
+    loss, ce_cache = cross_entropy.forward(logits, targets, ignore_index)
+    dlogits = cross_entropy.backward(1.0, ce_cache)["logits"]
+    return loss, backward(dlogits, cache)

@@ -1,0 +1,68 @@
+r"""Multi-head causal self-attention with a fused Q, K, V projection and an output projection.
+
+.. math::
+    [Q\;K\;V] = x W_{qkv} + b_{qkv}, \qquad
+    \mathrm{head}_h = \mathrm{attention}(Q_h, K_h, V_h), \qquad
+    y = [\mathrm{head}_1 \dots \mathrm{head}_H]\, W_o + b_o
+
+Shapes: ``x`` (B, T, C) -> ``y`` (B, T, C); ``C = H * D``.  Parameters (GPT-2's ``c_attn`` and
+``c_proj``): ``{"qkv": {"W": (C, 3C), "b": (3C,)}, "proj": {"W": (C, C), "b": (C,)}}``.
+Columns ``[0, C)`` of ``W_qkv`` make the queries, ``[C, 2C)`` the keys, ``[2C, 3C)`` the values;
+within each, head ``h`` owns columns ``[h D, (h + 1) D)``.
+
+The backward runs the same steps in reverse: output projection, merge of the heads, attention,
+split into heads, Q/K/V projection (whose input gradient is the gradient of ``x``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import _checks, attention, linear
+
+
+def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02,
+         proj_std: float | None = None) -> dict:
+    """Parameters for ``d_model`` C and ``n_heads`` H (weights ~ N(0, std^2), biases 0)."""
+    check_heads("mha.init", d_model, n_heads)
+    return {"qkv": linear.init(d_model, 3 * d_model, rng, std=std),
+            "proj": linear.init(d_model, d_model, rng, std=std if proj_std is None else proj_std)}
+
+
+def check_heads(where: str, d_model: int, n_heads: int) -> None:
+    _checks.positive(where, "n_heads", n_heads, integer=True)
+    if d_model % n_heads:
+        raise ValueError(f"{where}: argument 'n_heads' must divide d_model = {d_model}, "
+                         f"got n_heads = {n_heads}")
+
+
+def _split(t: np.ndarray, n_heads: int) -> np.ndarray:
+    B, T, C = t.shape                                   # (B, T, C) -> (B, H, T, D)
+    return t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3)
+
+
+def _merge(t: np.ndarray) -> np.ndarray:
+    B, H, T, D = t.shape                                # (B, H, T, D) -> (B, T, C)
+    return t.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+
+def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
+            key_padding_mask: np.ndarray | None = None):
+    """``x`` (B, T, C) -> ``y`` (B, T, C), cache."""
+    _checks.float_array("mha.forward", "x", x, ndim=3)
+    check_heads("mha.forward", x.shape[-1], n_heads)
+    qkv, qkv_cache = linear.forward(x, params["qkv"])
+    q, k, v = (_split(t, n_heads) for t in np.split(qkv, 3, axis=-1))
+    heads, att_cache = attention.forward(q, k, v, causal, key_padding_mask)
+    y, proj_cache = linear.forward(_merge(heads), params["proj"])
+    return y, (qkv_cache, att_cache, proj_cache, n_heads)
+
+
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (B, T, C) -> ``{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}``."""
+    qkv_cache, att_cache, proj_cache, n_heads = cache
+    d_proj = linear.backward(dout, proj_cache)
+    d_att = attention.backward(_split(d_proj.pop("x"), n_heads), att_cache)
+    d_qkv_out = np.concatenate([_merge(d_att[n]) for n in ("q", "k", "v")], axis=-1)
+    d_qkv = linear.backward(d_qkv_out, qkv_cache)
+    return {"x": d_qkv.pop("x"), "qkv": d_qkv, "proj": d_proj}

@@ -1,0 +1,167 @@
+"""Multi-head attention, feed-forward network, transformer block (pre- and post-norm) and the
+tiny GPT, each against PyTorch's own modules loaded with our weights."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.gpt import GPTConfig
+from spec_tests.harness import strategies as hs
+from spec_tests.harness import torch_twins as tw
+from spec_tests.harness.checks import check_model_against_torch, flatten, oracles
+from spec_tests.harness.tolerances import F64, FD, assert_close, assert_grads_close
+
+ACTIVATIONS = st.sampled_from(["relu", "gelu", "gelu_tanh"])
+
+
+def _random_tree(tree, rng, scale=0.5):
+    """Replace every leaf with random values (init's zeros and ones would hide bugs)."""
+    if isinstance(tree, np.ndarray):
+        return rng.standard_normal(tree.shape) * scale
+    if isinstance(tree, dict):
+        return {k: _random_tree(v, rng, scale) for k, v in tree.items()}
+    return [_random_tree(v, rng, scale) for v in tree]
+
+
+@st.composite
+def dims(draw, max_heads=3, max_head_dim=3):
+    H = draw(st.integers(1, max_heads))
+    return draw(hs.sides(3)), draw(hs.sides(5)), H, H * draw(st.integers(1, max_head_dim))
+
+
+def _mha_params(C, rng):
+    return {"qkv": {"W": rng.standard_normal((C, 3 * C)) * 0.5, "b": rng.standard_normal(3 * C)},
+            "proj": {"W": rng.standard_normal((C, C)) * 0.5, "b": rng.standard_normal(C)}}
+
+
+def _right_padding(B, T, rng):
+    n_pad = rng.integers(0, T, size=B)
+    return np.arange(T)[None, :] >= (T - n_pad)[:, None]
+
+
+@given(dims(), st.booleans(), st.booleans(), hs.seeds)
+def test_mha_matches_torch_multihead_attention(impl, d, causal, pad, seed):
+    B, T, H, C = d
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, C))
+    params = _mha_params(C, rng)
+    padding = _right_padding(B, T, rng) if pad else None
+    pad_t = None if padding is None else torch.from_numpy(padding)
+    check_model_against_torch(
+        impl, "mha", x, params, lambda x, p: tw.mha(x, p, H, causal, pad_t), seed,
+        {"n_heads": H, "causal": causal, "key_padding_mask": padding})
+
+
+@given(dims(), st.integers(1, 9), ACTIVATIONS, hs.seeds)
+def test_ffn_matches_torch(impl, d, d_ff, activation, seed):
+    B, T, _, C = d
+    rng = np.random.default_rng(seed)
+    params = {"fc": {"W": rng.standard_normal((C, d_ff)), "b": rng.standard_normal(d_ff)},
+              "proj": {"W": rng.standard_normal((d_ff, C)), "b": rng.standard_normal(C)}}
+    act = tw.ACTIVATIONS[activation]
+
+    def torch_ffn(x, p):
+        h = act(F.linear(x, p["fc"]["W"].T, p["fc"]["b"]))
+        return F.linear(h, p["proj"]["W"].T, p["proj"]["b"])
+
+    check_model_against_torch(impl, "ffn", rng.standard_normal((B, T, C)), params, torch_ffn,
+                              seed, {"activation": activation},
+                              rounding_scale=3.0 if activation.startswith("gelu") else 0.0)
+
+
+def _block_params(C, d_ff, rng):
+    return {"ln1": {"gamma": 1 + 0.3 * rng.standard_normal(C), "beta": rng.standard_normal(C)},
+            "attn": _mha_params(C, rng),
+            "ln2": {"gamma": 1 + 0.3 * rng.standard_normal(C), "beta": rng.standard_normal(C)},
+            "ffn": {"fc": {"W": rng.standard_normal((C, d_ff)) * 0.5,
+                           "b": rng.standard_normal(d_ff)},
+                    "proj": {"W": rng.standard_normal((d_ff, C)) * 0.5,
+                             "b": rng.standard_normal(C)}}}
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+@given(d=dims(), d_ff=st.integers(1, 9), activation=ACTIVATIONS, causal=st.booleans(),
+       pad=st.booleans(), seed=hs.seeds)
+def test_block_matches_torch_transformer_encoder_layer(impl, norm_first, d, d_ff, activation,
+                                                       causal, pad, seed):
+    """Both orders against nn.TransformerEncoderLayer(norm_first=...) with our weights."""
+    B, T, H, C = d
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, C))
+    params = _block_params(C, d_ff, rng)
+    padding = _right_padding(B, T, rng) if pad else None
+    pad_t = None if padding is None else torch.from_numpy(padding)
+    check_model_against_torch(
+        impl, "block", x, params,
+        lambda x, p: tw.block(x, p, H, norm_first, activation, causal, pad_t), seed,
+        {"n_heads": H, "norm_first": norm_first, "activation": activation, "causal": causal,
+         "key_padding_mask": padding},
+        rounding_scale=10.0 if activation.startswith("gelu") else 0.0)
+
+
+@st.composite
+def gpt_case(draw):
+    H = draw(st.integers(1, 2))
+    config = GPTConfig(vocab_size=draw(st.integers(2, 9)), context_len=draw(st.integers(1, 6)),
+                       d_model=H * draw(st.integers(1, 3)), n_heads=H,
+                       n_layers=draw(st.integers(1, 2)), d_ff=draw(st.integers(1, 6)),
+                       activation=draw(ACTIVATIONS), norm_first=draw(st.booleans()),
+                       tie_weights=draw(st.booleans()))
+    rng = np.random.default_rng(draw(hs.seeds))
+    from reference import gpt as reference_gpt  # only to get the tree shape, then randomised
+    params = _random_tree(reference_gpt.init(config, rng), rng)
+    T = draw(st.integers(1, config.context_len))
+    ids = rng.integers(0, config.vocab_size, size=(draw(hs.sides(3)), T))
+    return config, params, ids
+
+
+def _rounding(config):
+    return 10.0 if config.activation.startswith("gelu") else 0.0
+
+
+@given(gpt_case(), hs.seeds)
+def test_gpt_logits_and_gradients_match_torch(impl, case, seed):
+    """Logits and every parameter gradient against the torch GPT (TransformerEncoderLayer
+    blocks) built from the same parameter dict; tied and untied heads, both norm orders."""
+    config, params, ids = case
+    check_model_against_torch(impl, "gpt", ids, params,
+                              lambda ids, p: tw.gpt_logits(ids, p, config), seed,
+                              {"config": config}, rounding_scale=_rounding(config))
+
+
+@given(gpt_case())
+def test_gpt_loss_and_grads_match_torch(impl, case):
+    """``loss, grads = gpt.loss_and_grads(...)`` for a whole batch: next-token cross-entropy
+    and every parameter gradient."""
+    config, params, ids = case
+    targets = np.roll(ids, -1, axis=1)
+    targets[:, -1] = -100                                  # nothing to predict after the end
+    if np.all(targets == -100):
+        targets[0, 0] = ids[0, 0]
+    p_t = tw.tensors(params)
+    logits = tw.gpt_logits(torch.from_numpy(ids), p_t, config)
+    loss_t = F.cross_entropy(logits.reshape(-1, config.vocab_size),
+                             torch.from_numpy(targets).reshape(-1), ignore_index=-100)
+    loss_t.backward()
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config)
+    assert_close(loss, loss_t.item(), F64, name="loss", reference_scale=_rounding(config))
+    assert_grads_close(flatten(grads), flatten(tw.grads(p_t)), F64,
+                       np.array(max(1.0, _rounding(config))))
+
+
+def test_block_without_residual_finite_differences(impl):
+    """residual=False has no torch twin: the second oracle checks it, both norm orders."""
+    rng = np.random.default_rng(0)
+    for norm_first in (True, False):
+        params = _block_params(4, 3, rng)
+        x = rng.standard_normal((1, 3, 4))
+        kwargs = {"n_heads": 2, "norm_first": norm_first, "residual": False}
+        out, cache = impl("block.forward")(x, params, **kwargs)
+        upstream = rng.standard_normal(out.shape)
+        grads = impl("block.backward")(upstream, cache)
+        expected = oracles.numerical_vjp(
+            lambda x: impl("block.forward")(x, params, **kwargs)[0], {"x": x}, upstream, ["x"])
+        assert_grads_close({"x": grads["x"]}, expected, FD, upstream)
