@@ -4,6 +4,8 @@ argument, what was expected and what was given."""
 import numpy as np
 import pytest
 
+from reference.gpt import GPTConfig
+
 ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax"]
 X = np.zeros((2, 3))
 W = np.zeros((5, 3))
@@ -67,6 +69,41 @@ CASES = {
     "sinusoidal of a vector": ("sinusoidal.forward", (np.zeros(4),), {},
                                ValueError, ["'x'", "at least 2", "(4,)"]),
 }
+
+RNG = np.random.default_rng(0)
+Q = RNG.standard_normal((2, 1, 3, 4))
+MHA = {"qkv": {"W": np.zeros((6, 18)), "b": np.zeros(18)},
+       "proj": {"W": np.zeros((6, 6)), "b": np.zeros(6)}}
+FFN = {"fc": {"W": np.zeros((6, 8)), "b": np.zeros(8)},
+       "proj": {"W": np.zeros((8, 6)), "b": np.zeros(6)}}
+BLOCK = {"ln1": {"gamma": np.ones(6), "beta": np.zeros(6)}, "attn": MHA,
+         "ln2": {"gamma": np.ones(6), "beta": np.zeros(6)}, "ffn": FFN}
+CONFIG = GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2, n_layers=1)
+GPT = {"wte": {"W": RNG.standard_normal((7, 6))}, "wpe": {"W": RNG.standard_normal((4, 6))},
+       "blocks": [BLOCK], "ln_f": {"gamma": np.ones(6), "beta": np.zeros(6)}}
+CASES.update({
+    "heads do not divide d_model": ("mha.forward", (np.zeros((1, 2, 6)), MHA, 4), {},
+                                    ValueError, ["'n_heads'", "d_model = 6", "4"]),
+    "mha on a 2-D input": ("mha.forward", (np.zeros((2, 6)), MHA, 2), {},
+                           ValueError, ["'x'", "3 dimension", "(2, 6)"]),
+    "padding mask of the wrong shape": ("attention.forward", (Q, Q, Q),
+                                        {"key_padding_mask": np.zeros((2, 4), bool)},
+                                        ValueError, ["'key_padding_mask'", "(2, 3)", "(2, 4)"]),
+    "padding mask not boolean": ("attention.forward", (Q, Q, Q),
+                                 {"key_padding_mask": np.zeros((2, 3), int)},
+                                 TypeError, ["'key_padding_mask'", "boolean", "int64"]),
+    "keys of another width": ("attention.forward", (Q, Q[..., :3], Q[..., :3]), {},
+                              ValueError, ["'k'", "(2, 1, S, 4)", "(2, 1, 3, 3)"]),
+    "unknown activation": ("ffn.forward", (np.zeros((1, 2, 6)), FFN), {"activation": "swish"},
+                           ValueError, ["'activation'", "gelu_tanh", "'swish'"]),
+    "sequence longer than the context": ("gpt.forward", (np.zeros((1, 5), int), GPT, CONFIG),
+                                         {}, ValueError, ["'ids'", "length 5",
+                                                          "context length 4"]),
+    "token id equal to the vocabulary size": ("gpt.forward", (np.array([[1, 7]]), GPT, CONFIG),
+                                              {}, ValueError, ["'ids'", "[0, 7)", "got 7"]),
+    "ids without a batch axis": ("gpt.forward", (np.array([1, 2]), GPT, CONFIG), {},
+                                 ValueError, ["'ids'", "(B, T)", "(2,)"]),
+})
 for _name in ACTIVATIONS:
     CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
                                      TypeError, ["'x'", "floating-point", "int64"])
@@ -95,6 +132,11 @@ FORWARDS = {
     "positional": ((2, {"W": W}), {}),
     "cross_entropy": ((X, np.array([0, 1])), {}),
     "mse": ((X, X), {}),
+    "attention": ((Q, Q, Q), {"causal": True}),
+    "mha": ((np.zeros((1, 2, 6)), MHA, 2), {}),
+    "ffn": ((np.zeros((1, 2, 6)), FFN), {}),
+    "block": ((np.zeros((1, 2, 6)), BLOCK, 2), {}),
+    "gpt": ((np.array([[1, 2, 3]]), GPT, CONFIG), {}),
 }
 
 
@@ -106,7 +148,7 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
     with pytest.raises(ValueError) as info:
         impl(f"{component}.backward")(wrong, cache)
     message = str(info.value)
-    assert "dout" in message or "dloss" in message, message
+    assert any(f"'{name}'" in message for name in ("dout", "dloss", "dlogits")), message
     assert str(np.shape(out)) in message and str(wrong.shape) in message, message
 
 
@@ -116,3 +158,8 @@ def test_backward_rejects_nan_upstream(impl, component):
     out, cache = impl(f"{component}.forward")(*args, **kwargs)
     with pytest.raises(ValueError, match="NaN"):
         impl(f"{component}.backward")(np.full(np.shape(out), np.nan), cache)
+
+
+def test_gpt_config_rejects_heads_that_do_not_divide_d_model():
+    with pytest.raises(ValueError, match=r"'n_heads' must divide d_model = 6, got n_heads = 4"):
+        GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=4, n_layers=1)

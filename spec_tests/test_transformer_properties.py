@@ -1,0 +1,180 @@
+"""Structural properties of attention, the feed-forward network, blocks and the GPT:
+causality, position-wise action, permutation equivariance, heads as slices, tied-embedding
+gradients and gradient flow through deep stacks with and without residual connections."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.gpt import GPTConfig
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.tolerances import F64, assert_close
+from spec_tests.test_transformer import _block_params, _mha_params, _random_tree
+
+
+def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):
+    """Gradient of x for an upstream gradient that is random at ``position`` and 0 elsewhere:
+    one block row of the Jacobian, seen through a random direction."""
+    out, cache = impl(f"{component}.forward")(x, params, **kwargs)
+    upstream = np.zeros(out.shape)
+    upstream[:, position] = np.random.default_rng(seed).standard_normal(out.shape[-1])
+    return impl(f"{component}.backward")(upstream, cache)["x"]
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+@given(T=st.integers(2, 6), seed=hs.seeds)
+def test_causal_block_jacobian_is_lower_triangular(impl, norm_first, T, seed):
+    """d out_i / d x_j is exactly zero for j > i and not zero for j <= i."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, T, 4))
+    params = _block_params(4, 5, rng)
+    for i in range(T):
+        dx = _input_gradient_at(impl, "block", x, params, i, seed, n_heads=2,
+                                norm_first=norm_first, causal=True)
+        per_position = np.abs(dx).sum(axis=(0, 2))
+        assert np.all(per_position[i + 1:] == 0.0), f"output {i} depends on later inputs"
+        assert np.all(per_position[: i + 1] > 0.0), f"output {i} ignores an earlier input"
+
+
+@given(st.integers(2, 6), st.integers(0, 5), hs.seeds)
+def test_gpt_logits_ignore_later_tokens(impl, T, j, seed):
+    """Changing the token at position j leaves every logit before j bit-for-bit unchanged."""
+    j = min(j, T - 1)
+    config = GPTConfig(vocab_size=7, context_len=6, d_model=4, n_heads=2, n_layers=2)
+    rng = np.random.default_rng(seed)
+    from reference import gpt as reference_gpt
+    params = _random_tree(reference_gpt.init(config, rng), rng)
+    ids = rng.integers(0, 7, size=(2, T))
+    changed = ids.copy()
+    changed[:, j] = (ids[:, j] + 1) % 7
+    before, _ = impl("gpt.forward")(ids, params, config)
+    after, _ = impl("gpt.forward")(changed, params, config)
+    np.testing.assert_array_equal(before[:, :j], after[:, :j])
+    assert np.all(np.abs(before[:, j] - after[:, j]).sum(axis=-1) > 0)
+
+
+@given(st.integers(2, 6), hs.seeds)
+def test_ffn_acts_on_each_position_alone(impl, T, seed):
+    """The FFN Jacobian is block-diagonal: position i's output depends on position i only."""
+    rng = np.random.default_rng(seed)
+    params = {"fc": {"W": rng.standard_normal((4, 6)), "b": rng.standard_normal(6)},
+              "proj": {"W": rng.standard_normal((6, 4)), "b": rng.standard_normal(4)}}
+    x = rng.standard_normal((2, T, 4))
+    for i in range(T):
+        dx = _input_gradient_at(impl, "ffn", x, params, i, seed, activation="gelu")
+        per_position = np.abs(dx).sum(axis=(0, 2))
+        assert per_position[i] > 0
+        assert np.all(np.delete(per_position, i) == 0.0)
+
+
+@given(st.integers(2, 6), hs.seeds)
+def test_attention_mixes_positions(impl, T, seed):
+    """Without a causal mask, every output position depends on every input position."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, T, 4))
+    params = _mha_params(4, rng)
+    for i in range(T):
+        dx = _input_gradient_at(impl, "mha", x, params, i, seed, n_heads=2, causal=False)
+        assert np.all(np.abs(dx).sum(axis=(0, 2)) > 0)
+
+
+@given(st.integers(2, 7), hs.seeds)
+def test_self_attention_is_permutation_equivariant_without_positions(impl, T, seed):
+    """Permuting the positions of the input permutes the output the same way; once sinusoidal
+    positions are added, it no longer does."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, T, 4))
+    params = _mha_params(4, rng)
+    perm = np.roll(np.arange(T), 1)
+    mha = impl("mha.forward")
+    out = mha(x, params, 2, causal=False)[0]
+    out_perm = mha(x[:, perm], params, 2, causal=False)[0]
+    assert_close(out_perm, out[:, perm], F64, name="attention of permuted input")
+
+    add_pe = impl("sinusoidal.forward")
+    with_pos = mha(add_pe(x)[0], params, 2, causal=False)[0]
+    with_pos_perm = mha(add_pe(x[:, perm])[0], params, 2, causal=False)[0]
+    assert np.max(np.abs(with_pos_perm - with_pos[:, perm])) > 1e-3
+
+
+@given(st.sampled_from([1, 2, 3, 4]), hs.seeds)
+def test_multi_head_attention_is_concatenated_single_heads(impl, H, seed):
+    """MHA(x) = concat_h(head_h(x)) W_o + b_o, head h being single-head attention on the
+    columns of W_qkv that belong to it."""
+    D = 2
+    C = H * D
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 5, C))
+    params = _mha_params(C, rng)
+    W, b = params["qkv"]["W"], params["qkv"]["b"]
+    heads = []
+    for h in range(H):
+        cols = np.concatenate([np.arange(part * C + h * D, part * C + (h + 1) * D)
+                               for part in range(3)])
+        single = {"qkv": {"W": W[:, cols], "b": b[cols]},
+                  "proj": {"W": np.eye(D), "b": np.zeros(D)}}
+        heads.append(impl("mha.forward")(x, single, 1)[0])
+    expected = np.concatenate(heads, axis=-1) @ params["proj"]["W"] + params["proj"]["b"]
+    assert_close(impl("mha.forward")(x, params, H)[0], expected, F64, name="MHA vs heads")
+
+
+@given(hs.seeds)
+def test_tied_embedding_gradient_is_the_sum_of_both_uses(impl, seed):
+    """With tied weights, W_te's gradient equals the untied model's token-table gradient plus
+    the transpose of its head gradient, when the untied head starts as W_te^T."""
+    rng = np.random.default_rng(seed)
+    tied = GPTConfig(vocab_size=6, context_len=4, d_model=4, n_heads=2, n_layers=1)
+    untied = GPTConfig(**{**tied.__dict__, "tie_weights": False})
+    from reference import gpt as reference_gpt
+    params = _random_tree(reference_gpt.init(tied, rng), rng)
+    untied_params = {**params, "lm_head": {"W": params["wte"]["W"].T.copy()}}
+    ids = rng.integers(0, 6, size=(3, 4))
+    targets = rng.integers(0, 6, size=(3, 4))
+    loss_t, g_t = impl("gpt.loss_and_grads")(ids, targets, params, tied)
+    loss_u, g_u = impl("gpt.loss_and_grads")(ids, targets, untied_params, untied)
+    assert_close(loss_t, loss_u, F64, name="loss")
+    assert_close(g_t["wte"]["W"], g_u["wte"]["W"] + g_u["lm_head"]["W"].T, F64,
+                 name="tied table gradient")
+    assert np.max(np.abs(g_u["lm_head"]["W"])) > 0 and np.max(np.abs(g_u["wte"]["W"])) > 0
+
+
+def layer_input_gradient_norms(impl, n_layers, norm_first, residual, seed=0, std=0.02):
+    """Norm of the gradient reaching each block's input in a stack of ``n_layers`` blocks at
+    GPT-2 initialisation (weights N(0, std^2)), for a random upstream gradient."""
+    from reference import block as reference_block    # only for the parameter-tree shape
+    rng = np.random.default_rng(seed)
+    C, H = 32, 4
+    x = rng.standard_normal((4, 16, C))
+    caches = []
+    for _ in range(n_layers):
+        params = reference_block.init(C, H, 4 * C, rng, std=std)
+        x, cache = impl("block.forward")(x, params, H, norm_first=norm_first,
+                                         residual=residual)
+        caches.append(cache)
+    g = rng.standard_normal(x.shape)
+    norms = []
+    for cache in reversed(caches):
+        g = impl("block.backward")(g, cache)["x"]
+        norms.append(float(np.linalg.norm(g)))
+    return np.array(norms[::-1])                       # index 0 = the first (lowest) block
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+def test_residual_connections_keep_gradient_norms_even_through_deep_stacks(impl, norm_first):
+    """24 blocks at GPT-2 initialisation (seed 0).  With residual connections the gradient
+    reaching every block's input stays within a factor of 1.5 of every other (measured: within
+    6%).  Without them the norms swing by more than 2x from layer to layer."""
+    with_res = layer_input_gradient_norms(impl, 24, norm_first, residual=True)
+    without = layer_input_gradient_norms(impl, 24, norm_first, residual=False)
+    assert with_res.max() / with_res.min() < 1.5, with_res
+    assert without.max() / without.min() > 2.0, without
+
+
+def test_pre_norm_stack_without_residuals_loses_its_gradient_at_the_bottom(impl):
+    """Pre-norm without residual connections: the gradient at the lowest block is under a
+    fifth of the one at the top (measured: 3%; seeds 0-3 gave 2-8%).  Post-norm without
+    residuals does not show a consistent trend (bottom/top between 0.97 and 4.6 over the same
+    seeds), so no vanishing claim is made for it."""
+    norms = layer_input_gradient_norms(impl, 24, norm_first=True, residual=False)
+    assert norms[0] / norms[-1] < 0.2, norms
