@@ -37,9 +37,13 @@ def forward(x: np.ndarray, params: dict, eps: float = 1e-5):
     _checks.params("layer_norm.forward", params, {"gamma": (C,), "beta": (C,)})
     _checks.positive("layer_norm.forward", "eps", eps)
     mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)        # biased: divide by C
+    x_hat = x - mean
+    var = np.mean(np.square(x_hat), axis=-1, keepdims=True)     # biased: divide by C
     rstd = 1.0 / np.sqrt(var + eps)
-    y = (x - mean) * rstd * params["gamma"] + params["beta"]
+    x_hat *= rstd                                               # in place: big arrays
+    y = x_hat
+    y *= params["gamma"]
+    y += params["beta"]
     return y, (x, mean, rstd, params["gamma"])
 
 
@@ -47,11 +51,14 @@ def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (..., C) -> ``{"x": (..., C), "gamma": (C,), "beta": (C,)}``."""
     x, mean, rstd, gamma = cache
     dout = _checks.dout_like("layer_norm.backward", dout, x.shape)
-    x_hat = (x - mean) * rstd                    # recomputed instead of cached
+    x_hat = x - mean                             # recomputed instead of cached
+    x_hat *= rstd
     h = dout * gamma
-    dx = rstd * (h - h.mean(axis=-1, keepdims=True)
-                 - x_hat * (h * x_hat).mean(axis=-1, keepdims=True))
-    rows = (-1, x.shape[-1])
-    return {"x": dx,
-            "gamma": (dout * x_hat).reshape(rows).sum(axis=0),
-            "beta": dout.reshape(rows).sum(axis=0)}
+    # dx = rstd * (h - mean(h) - x_hat * mean(h * x_hat)), built in place in h
+    proj = np.mean(h * x_hat, axis=-1, keepdims=True)
+    dgamma = (dout * x_hat).reshape(-1, x.shape[-1]).sum(axis=0)
+    x_hat *= proj
+    h -= h.mean(axis=-1, keepdims=True)
+    h -= x_hat
+    h *= rstd
+    return {"x": h, "gamma": dgamma, "beta": dout.reshape(-1, x.shape[-1]).sum(axis=0)}

@@ -36,14 +36,22 @@ def check_heads(where: str, d_model: int, n_heads: int) -> None:
                          f"got n_heads = {n_heads}")
 
 
-def _split(t: np.ndarray, n_heads: int) -> np.ndarray:
-    B, T, C = t.shape                                   # (B, T, C) -> (B, H, T, D)
-    return t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3)
+def _split_qkv(qkv: np.ndarray, n_heads: int):
+    """(B, T, 3C) -> three contiguous (B, H, T, D) arrays, in one copy."""
+    B, T, C3 = qkv.shape
+    D = C3 // (3 * n_heads)
+    q, k, v = np.ascontiguousarray(qkv.reshape(B, T, 3, n_heads, D).transpose(2, 0, 3, 1, 4))
+    return q, k, v
 
 
 def _merge(t: np.ndarray) -> np.ndarray:
     B, H, T, D = t.shape                                # (B, H, T, D) -> (B, T, C)
     return t.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+
+def _split(t: np.ndarray, n_heads: int) -> np.ndarray:
+    B, T, C = t.shape                                   # (B, T, C) -> (B, H, T, D)
+    return np.ascontiguousarray(t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3))
 
 
 def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
@@ -52,7 +60,7 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
     _checks.float_array("mha.forward", "x", x, ndim=3)
     check_heads("mha.forward", x.shape[-1], n_heads)
     qkv, qkv_cache = linear.forward(x, params["qkv"])
-    q, k, v = (_split(t, n_heads) for t in np.split(qkv, 3, axis=-1))
+    q, k, v = _split_qkv(qkv, n_heads)
     heads, att_cache = attention.forward(q, k, v, causal, key_padding_mask)
     y, proj_cache = linear.forward(_merge(heads), params["proj"])
     return y, (qkv_cache, att_cache, proj_cache, n_heads)
@@ -63,6 +71,8 @@ def backward(dout: np.ndarray, cache) -> dict:
     qkv_cache, att_cache, proj_cache, n_heads = cache
     d_proj = linear.backward(dout, proj_cache)
     d_att = attention.backward(_split(d_proj.pop("x"), n_heads), att_cache)
-    d_qkv_out = np.concatenate([_merge(d_att[n]) for n in ("q", "k", "v")], axis=-1)
+    B, H, T, D = d_att["q"].shape                       # inverse of _split_qkv, one copy
+    d_qkv_out = np.stack([d_att["q"], d_att["k"], d_att["v"]]).transpose(1, 3, 0, 2, 4)
+    d_qkv_out = d_qkv_out.reshape(B, T, 3 * H * D)
     d_qkv = linear.backward(d_qkv_out, qkv_cache)
     return {"x": d_qkv.pop("x"), "qkv": d_qkv, "proj": d_proj}

@@ -10,6 +10,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from reference.gpt import GPTConfig
+from spec_tests.harness import params as hp
 from spec_tests.harness import strategies as hs
 from spec_tests.harness import torch_twins as tw
 
@@ -52,9 +53,7 @@ def test_attention_flops(impl, B, H, T, S, D):
 @given(hs.sides(3), hs.sides(5), st.integers(1, 3), st.integers(1, 3))
 def test_mha_flops(impl, B, T, H, D):
     C = H * D
-    rng = np.random.default_rng(0)
-    p = tw.tensors({"qkv": {"W": rng.standard_normal((C, 3 * C)), "b": np.zeros(3 * C)},
-                    "proj": {"W": rng.standard_normal((C, C)), "b": np.zeros(C)}})
+    p = tw.tensors(hp.random_mha(C, np.random.default_rng(0)))
     x = _leaf(B, T, C)
     assert _as_pair(impl("flops.mha")(B, T, C, H)) == torch_flops(lambda: tw.mha(x, p, H))
 
@@ -65,8 +64,7 @@ def test_gpt_flops(impl, B, H, T, D, n_layers, vocab, tie, d_ff):
     """The whole model (blocks and head): matches torch's count exactly."""
     config = GPTConfig(vocab_size=vocab, context_len=T, d_model=H * D, n_heads=H,
                        n_layers=n_layers, d_ff=d_ff, tie_weights=tie)
-    from reference import gpt as reference_gpt       # for the parameter-tree shape only
-    p = tw.tensors(reference_gpt.init(config, np.random.default_rng(0)))
+    p = tw.tensors(hp.random_gpt(config, np.random.default_rng(0)))
     ids = torch.randint(0, vocab, (B, T))
     assert _as_pair(impl("flops.gpt")(config, B, T)) == torch_flops(
         lambda: tw.gpt_logits(ids, p, config))

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference.gpt import GPTConfig
+from spec_tests.harness import params as hp
 from spec_tests.harness import strategies as hs
 from spec_tests.harness import torch_twins as tw
 from spec_tests.harness.checks import check_model_against_torch, flatten, oracles
@@ -17,24 +18,10 @@ from spec_tests.harness.tolerances import F64, FD, assert_close, assert_grads_cl
 ACTIVATIONS = st.sampled_from(["relu", "gelu", "gelu_tanh"])
 
 
-def _random_tree(tree, rng, scale=0.5):
-    """Replace every leaf with random values (init's zeros and ones would hide bugs)."""
-    if isinstance(tree, np.ndarray):
-        return rng.standard_normal(tree.shape) * scale
-    if isinstance(tree, dict):
-        return {k: _random_tree(v, rng, scale) for k, v in tree.items()}
-    return [_random_tree(v, rng, scale) for v in tree]
-
-
 @st.composite
 def dims(draw, max_heads=3, max_head_dim=3):
     H = draw(st.integers(1, max_heads))
     return draw(hs.sides(3)), draw(hs.sides(5)), H, H * draw(st.integers(1, max_head_dim))
-
-
-def _mha_params(C, rng):
-    return {"qkv": {"W": rng.standard_normal((C, 3 * C)) * 0.5, "b": rng.standard_normal(3 * C)},
-            "proj": {"W": rng.standard_normal((C, C)) * 0.5, "b": rng.standard_normal(C)}}
 
 
 def _right_padding(B, T, rng):
@@ -47,7 +34,7 @@ def test_mha_matches_torch_multihead_attention(impl, d, causal, pad, seed):
     B, T, H, C = d
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, C))
-    params = _mha_params(C, rng)
+    params = hp.random_mha(C, rng)
     padding = _right_padding(B, T, rng) if pad else None
     pad_t = None if padding is None else torch.from_numpy(padding)
     check_model_against_torch(
@@ -59,8 +46,7 @@ def test_mha_matches_torch_multihead_attention(impl, d, causal, pad, seed):
 def test_ffn_matches_torch(impl, d, d_ff, activation, seed):
     B, T, _, C = d
     rng = np.random.default_rng(seed)
-    params = {"fc": {"W": rng.standard_normal((C, d_ff)), "b": rng.standard_normal(d_ff)},
-              "proj": {"W": rng.standard_normal((d_ff, C)), "b": rng.standard_normal(C)}}
+    params = hp.random_ffn(C, d_ff, rng, scale=1.0)
     act = tw.ACTIVATIONS[activation]
 
     def torch_ffn(x, p):
@@ -72,16 +58,6 @@ def test_ffn_matches_torch(impl, d, d_ff, activation, seed):
                               rounding_scale=3.0 if activation.startswith("gelu") else 0.0)
 
 
-def _block_params(C, d_ff, rng):
-    return {"ln1": {"gamma": 1 + 0.3 * rng.standard_normal(C), "beta": rng.standard_normal(C)},
-            "attn": _mha_params(C, rng),
-            "ln2": {"gamma": 1 + 0.3 * rng.standard_normal(C), "beta": rng.standard_normal(C)},
-            "ffn": {"fc": {"W": rng.standard_normal((C, d_ff)) * 0.5,
-                           "b": rng.standard_normal(d_ff)},
-                    "proj": {"W": rng.standard_normal((d_ff, C)) * 0.5,
-                             "b": rng.standard_normal(C)}}}
-
-
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 @given(d=dims(), d_ff=st.integers(1, 9), activation=ACTIVATIONS, causal=st.booleans(),
        pad=st.booleans(), seed=hs.seeds)
@@ -91,7 +67,7 @@ def test_block_matches_torch_transformer_encoder_layer(impl, norm_first, d, d_ff
     B, T, H, C = d
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, C))
-    params = _block_params(C, d_ff, rng)
+    params = hp.random_block(C, d_ff, rng)
     padding = _right_padding(B, T, rng) if pad else None
     pad_t = None if padding is None else torch.from_numpy(padding)
     check_model_against_torch(
@@ -111,8 +87,7 @@ def gpt_case(draw):
                        activation=draw(ACTIVATIONS), norm_first=draw(st.booleans()),
                        tie_weights=draw(st.booleans()))
     rng = np.random.default_rng(draw(hs.seeds))
-    from reference import gpt as reference_gpt  # only to get the tree shape, then randomised
-    params = _random_tree(reference_gpt.init(config, rng), rng)
+    params = hp.random_gpt(config, rng)
     T = draw(st.integers(1, config.context_len))
     ids = rng.integers(0, config.vocab_size, size=(draw(hs.sides(3)), T))
     return config, params, ids
@@ -157,7 +132,7 @@ def test_block_without_residual_finite_differences(impl, norm_first):
     """residual=False has no torch twin: the second oracle checks its input gradient (the
     parameter gradients run through the same code as the torch-checked residual block)."""
     rng = np.random.default_rng(0)
-    params = _block_params(4, 3, rng)
+    params = hp.random_block(4, 3, rng)
     x = rng.standard_normal((1, 3, 4))
     kwargs = {"n_heads": 2, "norm_first": norm_first, "residual": False}
     out, cache = impl("block.forward")(x, params, **kwargs)

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference.gpt import GPTConfig
+from spec_tests.harness import params as hp
 from spec_tests.harness import strategies as hs
 from spec_tests.harness.tolerances import F64, assert_close
-from spec_tests.test_transformer import _block_params, _mha_params, _random_tree
 
 
 def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):
@@ -28,7 +28,7 @@ def test_causal_block_jacobian_is_lower_triangular(impl, norm_first, T, seed):
     """d out_i / d x_j is exactly zero for j > i and not zero for j <= i."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, T, 4))
-    params = _block_params(4, 5, rng)
+    params = hp.random_block(4, 5, rng)
     for i in range(T):
         dx = _input_gradient_at(impl, "block", x, params, i, seed, n_heads=2,
                                 norm_first=norm_first, causal=True)
@@ -43,8 +43,7 @@ def test_gpt_logits_ignore_later_tokens(impl, T, j, seed):
     j = min(j, T - 1)
     config = GPTConfig(vocab_size=7, context_len=6, d_model=4, n_heads=2, n_layers=2)
     rng = np.random.default_rng(seed)
-    from reference import gpt as reference_gpt
-    params = _random_tree(reference_gpt.init(config, rng), rng)
+    params = hp.random_gpt(config, rng)
     ids = rng.integers(0, 7, size=(2, T))
     changed = ids.copy()
     changed[:, j] = (ids[:, j] + 1) % 7
@@ -58,8 +57,7 @@ def test_gpt_logits_ignore_later_tokens(impl, T, j, seed):
 def test_ffn_acts_on_each_position_alone(impl, T, seed):
     """The FFN Jacobian is block-diagonal: position i's output depends on position i only."""
     rng = np.random.default_rng(seed)
-    params = {"fc": {"W": rng.standard_normal((4, 6)), "b": rng.standard_normal(6)},
-              "proj": {"W": rng.standard_normal((6, 4)), "b": rng.standard_normal(4)}}
+    params = hp.random_ffn(4, 6, rng, scale=1.0)
     x = rng.standard_normal((2, T, 4))
     for i in range(T):
         dx = _input_gradient_at(impl, "ffn", x, params, i, seed, activation="gelu")
@@ -73,7 +71,7 @@ def test_attention_mixes_positions(impl, T, seed):
     """Without a causal mask, every output position depends on every input position."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, T, 4))
-    params = _mha_params(4, rng)
+    params = hp.random_mha(4, rng)
     for i in range(T):
         dx = _input_gradient_at(impl, "mha", x, params, i, seed, n_heads=2, causal=False)
         assert np.all(np.abs(dx).sum(axis=(0, 2)) > 0)
@@ -85,7 +83,7 @@ def test_self_attention_is_permutation_equivariant_without_positions(impl, T, se
     positions are added, it no longer does."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, T, 4))
-    params = _mha_params(4, rng)
+    params = hp.random_mha(4, rng)
     perm = np.roll(np.arange(T), 1)
     mha = impl("mha.forward")
     out = mha(x, params, 2, causal=False)[0]
@@ -106,7 +104,7 @@ def test_multi_head_attention_is_concatenated_single_heads(impl, H, seed):
     C = H * D
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 5, C))
-    params = _mha_params(C, rng)
+    params = hp.random_mha(C, rng)
     W, b = params["qkv"]["W"], params["qkv"]["b"]
     heads = []
     for h in range(H):
@@ -126,8 +124,7 @@ def test_tied_embedding_gradient_is_the_sum_of_both_uses(impl, seed):
     rng = np.random.default_rng(seed)
     tied = GPTConfig(vocab_size=6, context_len=4, d_model=4, n_heads=2, n_layers=1)
     untied = GPTConfig(**{**tied.__dict__, "tie_weights": False})
-    from reference import gpt as reference_gpt
-    params = _random_tree(reference_gpt.init(tied, rng), rng)
+    params = hp.random_gpt(tied, rng)
     untied_params = {**params, "lm_head": {"W": params["wte"]["W"].T.copy()}}
     ids = rng.integers(0, 6, size=(3, 4))
     targets = rng.integers(0, 6, size=(3, 4))
@@ -142,13 +139,12 @@ def test_tied_embedding_gradient_is_the_sum_of_both_uses(impl, seed):
 def layer_input_gradient_norms(impl, n_layers, norm_first, residual, seed=0, std=0.02):
     """Norm of the gradient reaching each block's input in a stack of ``n_layers`` blocks at
     GPT-2 initialisation (weights N(0, std^2)), for a random upstream gradient."""
-    from reference import block as reference_block    # only for the parameter-tree shape
     rng = np.random.default_rng(seed)
     C, H = 32, 4
     x = rng.standard_normal((4, 16, C))
     caches = []
     for _ in range(n_layers):
-        params = reference_block.init(C, H, 4 * C, rng, std=std)
+        params = hp.gpt2_block(C, 4 * C, rng, std=std)
         x, cache = impl("block.forward")(x, params, H, norm_first=norm_first,
                                          residual=residual)
         caches.append(cache)
