@@ -6,9 +6,14 @@ differentiable input (named as the forward's argument) and one per parameter (na
 key in ``params``).  Runtime dependency: NumPy only.
 """
 
+from types import ModuleType
+
 from reference import (
+    adam,
+    adamw,
     attention,
     block,
+    clip,
     cross_entropy,
     embedding,
     ffn,
@@ -25,6 +30,8 @@ from reference import (
     positional,
     relu,
     rms_norm,
+    schedules,
+    sgd,
     sigmoid,
     sinusoidal,
     softmax,
@@ -33,8 +40,7 @@ from reference import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "attention", "block", "cross_entropy", "embedding", "ffn", "flops", "gelu", "gelu_tanh", "gpt",
-    "layer_norm", "linear", "log_softmax", "mha", "mse", "params", "positional", "relu",
-    "rms_norm", "sigmoid", "sinusoidal", "softmax", "tanh",
-]
+#: every component module, by name
+__all__ = sorted(name for name, value in globals().items()
+                 if isinstance(value, ModuleType) and value.__name__.startswith("reference.")
+                 and not name.startswith("_"))

@@ -1,0 +1,182 @@
+"""Optimizers against torch.optim, clipping against clip_grad_norm_, schedules against
+torch.optim.lr_scheduler: same parameters after every step, in float64."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.checks import flatten
+from spec_tests.harness.tolerances import F64, assert_close
+
+N_STEPS = 25
+LRS = st.floats(1e-4, 0.5)
+BETAS = st.tuples(st.floats(0.0, 0.99), st.floats(0.0, 0.9999))
+DECAYS = st.sampled_from([0.0, 0.0, 1e-3, 0.1])
+
+
+def _problem(seed):
+    """A parameter tree and N_STEPS gradient trees of mixed magnitudes."""
+    rng = np.random.default_rng(seed)
+    params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4),
+              "blocks": [{"g": rng.standard_normal(2)}]}
+    scales = rng.choice([1e-3, 1.0, 10.0], size=N_STEPS)
+    grads = [{"W": rng.standard_normal((3, 4)) * s, "b": rng.standard_normal(4) * s,
+              "blocks": [{"g": rng.standard_normal(2) * s}]} for s in scales]
+    return params, grads
+
+
+def _run_both(impl, module, seed, torch_opt, param_groups=None, **hyper):
+    """Step our optimizer and torch's side by side; compare every parameter each step."""
+    params, grads = _problem(seed)
+    names = sorted(flatten(params))
+    leaves = {n: torch.nn.Parameter(torch.tensor(flatten(params)[n])) for n in names}
+    groups = param_groups(leaves) if param_groups else [{"params": list(leaves.values())}]
+    opt = torch_opt(groups)
+    state = impl(f"{module}.init")(params)
+    for t, g in enumerate(grads):
+        flat_g = flatten(g)
+        for n in names:
+            leaves[n].grad = torch.tensor(flat_g[n])
+        opt.step()
+        params, state = impl(f"{module}.step")(params, g, state, **hyper)
+        ours = flatten(params)
+        for n in names:
+            assert_close(ours[n], leaves[n].detach().numpy(), F64, name=f"step {t + 1}: {n}")
+
+
+@given(LRS, st.sampled_from([0.0, 0.5, 0.9]), st.sampled_from([0.0, 0.3]), DECAYS, hs.seeds)
+def test_sgd_and_momentum_match_torch(impl, lr, momentum, dampening, wd, seed):
+    _run_both(impl, "sgd", seed,
+              lambda g: torch.optim.SGD(g, lr=lr, momentum=momentum, dampening=dampening,
+                                        weight_decay=wd),
+              lr=lr, momentum=momentum, dampening=dampening, weight_decay=wd)
+
+
+@given(LRS, st.sampled_from([0.5, 0.9]), DECAYS, hs.seeds)
+def test_nesterov_matches_torch(impl, lr, momentum, wd, seed):
+    _run_both(impl, "sgd", seed,
+              lambda g: torch.optim.SGD(g, lr=lr, momentum=momentum, nesterov=True,
+                                        weight_decay=wd),
+              lr=lr, momentum=momentum, nesterov=True, weight_decay=wd)
+
+
+@given(LRS, BETAS, st.sampled_from([1e-8, 1e-3]), DECAYS, hs.seeds)
+def test_adam_matches_torch(impl, lr, betas, eps, wd, seed):
+    _run_both(impl, "adam", seed,
+              lambda g: torch.optim.Adam(g, lr=lr, betas=betas, eps=eps, weight_decay=wd),
+              lr=lr, betas=betas, eps=eps, weight_decay=wd)
+
+
+@given(LRS, BETAS, st.sampled_from([0.0, 0.01, 0.1]), st.booleans(), hs.seeds)
+def test_adamw_matches_torch(impl, lr, betas, wd, matrices_only, seed):
+    """Decoupled decay; with matrices_only, biases and gains go in a no-decay param group."""
+    def groups(leaves):
+        if not matrices_only:
+            return [{"params": list(leaves.values())}]
+        return [{"params": [p for p in leaves.values() if p.ndim >= 2]},
+                {"params": [p for p in leaves.values() if p.ndim < 2], "weight_decay": 0.0}]
+    decay = impl("adamw.matrices_only") if matrices_only else None
+    _run_both(impl, "adamw", seed,
+              lambda g: torch.optim.AdamW(g, lr=lr, betas=betas, weight_decay=wd), groups,
+              lr=lr, betas=betas, weight_decay=wd, decay=decay)
+
+
+def test_adamw_decays_only_what_the_predicate_selects(impl):
+    """A zero gradient isolates the decay: selected leaves shrink by exactly (1 - lr wd)."""
+    params = {"W": np.full((2, 2), 2.0), "b": np.full(2, 2.0)}
+    zero = {"W": np.zeros((2, 2)), "b": np.zeros(2)}
+    new, _ = impl("adamw.step")(params, zero, impl("adamw.init")(params), lr=0.1,
+                                weight_decay=0.5, decay=lambda path, p: path == "W")
+    np.testing.assert_allclose(new["W"], 2.0 * (1 - 0.1 * 0.5), rtol=1e-15)
+    np.testing.assert_array_equal(new["b"], params["b"])
+
+
+@given(st.floats(1e-3, 10.0), st.sampled_from([1e-3, 1.0, 100.0]), hs.seeds)
+def test_clip_by_global_norm_matches_torch(impl, max_norm, scale, seed):
+    """Same clipped gradients and reported norm as clip_grad_norm_; the clipped norm is at
+    most max_norm and every gradient keeps its direction."""
+    _, grads = _problem(seed)
+    g = {k: v * scale for k, v in flatten(grads[0]).items()}
+    tensors = {k: torch.nn.Parameter(torch.zeros(v.shape, dtype=torch.float64))
+               for k, v in g.items()}
+    for k, t in tensors.items():
+        t.grad = torch.tensor(g[k])
+    torch_norm = torch.nn.utils.clip_grad_norm_(list(tensors.values()), max_norm)
+    clipped, norm = impl("clip.clip_by_global_norm")(g, max_norm)
+    assert_close(norm, torch_norm.item(), F64, name="norm before clipping")
+    for k in g:
+        assert_close(clipped[k], tensors[k].grad.numpy(), F64, name=f"clipped {k}")
+    after = np.sqrt(sum(np.sum(c**2) for c in clipped.values()))
+    assert after <= max_norm * (1 + 1e-12)
+    ratios = [clipped[k] / g[k] for k in g]
+    factor = ratios[0].flat[0]
+    assert all(np.allclose(r, factor, rtol=1e-12) for r in ratios)
+
+
+def _torch_lrs(make_scheduler, base_lr, n):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=base_lr)
+    sched = make_scheduler(opt)
+    lrs = []
+    for _ in range(n):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+@given(st.floats(1e-4, 1.0), st.integers(1, 20), st.integers(1, 60), st.floats(0.0, 0.5))
+def test_schedules_match_torch(impl, base_lr, warmup, extra, min_frac):
+    total = warmup + extra
+    min_lr = base_lr * min_frac
+    n = total + 5
+    S = torch.optim.lr_scheduler
+    expected_warmup = _torch_lrs(
+        lambda o: S.LinearLR(o, start_factor=1 / warmup, end_factor=1.0,
+                             total_iters=max(warmup - 1, 1)) if warmup > 1
+        else S.ConstantLR(o, factor=1.0, total_iters=0), base_lr, n)
+    expected_cosine = _torch_lrs(lambda o: S.CosineAnnealingLR(o, T_max=total, eta_min=min_lr),
+                                 base_lr, total + 1)
+    expected_both = _torch_lrs(lambda o: S.SequentialLR(o, [
+        S.LinearLR(o, start_factor=1 / warmup, end_factor=1.0, total_iters=max(warmup - 1, 1)),
+        S.CosineAnnealingLR(o, T_max=extra, eta_min=min_lr)], milestones=[warmup]),
+        base_lr, total + 1)
+    for t in range(n):
+        assert_close(impl("schedules.linear_warmup")(t, base_lr, warmup), expected_warmup[t],
+                     F64, name=f"warmup at step {t}")
+    for t in range(total + 1):
+        assert_close(impl("schedules.cosine")(t, base_lr, total, min_lr), expected_cosine[t],
+                     F64, name=f"cosine at step {t}", reference_scale=base_lr)
+        assert_close(impl("schedules.warmup_cosine")(t, base_lr, warmup, total, min_lr),
+                     expected_both[t], F64, name=f"warmup+cosine at step {t}",
+                     reference_scale=base_lr)
+
+
+@pytest.mark.parametrize(("call", "args", "kwargs", "needle"), [
+    ("sgd.step", "lr=0", {"lr": 0.0}, "'lr' must be > 0"),
+    ("adam.step", "beta1=1", {"betas": (1.0, 0.9)}, "'betas[0]' must be in [0, 1), got 1.0"),
+    ("adamw.step", "beta2<0", {"betas": (0.9, -0.1)}, "'betas[1]' must be in [0, 1)"),
+    ("adam.step", "eps=0", {"eps": 0.0}, "'eps' must be > 0"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_optimizers_reject_bad_hyperparameters(impl, call, args, kwargs, needle):
+    params = {"W": np.ones((2, 2))}
+    state = impl(call.replace("step", "init"))(params)
+    with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("(", r"\(")
+                       .replace(")", r"\)").replace("]", r"\]")):
+        impl(call)(params, {"W": np.ones((2, 2))}, state, **{"lr": 0.1, **kwargs})
+
+
+@pytest.mark.parametrize("module", ["sgd", "adam", "adamw"])
+def test_optimizers_reject_mismatched_or_nan_gradients(impl, module):
+    params = {"W": np.ones((2, 2)), "b": np.ones(2)}
+    state = impl(f"{module}.init")(params)
+    step = impl(f"{module}.step")
+    with pytest.raises(ValueError, match=r"keys \['W', 'b'\], got \['W'\]"):
+        step(params, {"W": np.ones((2, 2))}, state, lr=0.1)
+    with pytest.raises(ValueError, match=r"grads\['b'\] must have shape \(2,\).*got \(3,\)"):
+        step(params, {"W": np.ones((2, 2)), "b": np.ones(3)}, state, lr=0.1)
+    with pytest.raises(ValueError, match=r"grads\['W'\] holds NaN"):
+        step(params, {"W": np.full((2, 2), np.nan), "b": np.ones(2)}, state, lr=0.1)
