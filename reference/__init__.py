@@ -9,10 +9,13 @@ key in ``params``).  Runtime dependency: NumPy only.
 from types import ModuleType
 
 from reference import (
+    accumulate,
     adam,
     adamw,
     attention,
     block,
+    bpe,
+    checkpoint,
     clip,
     cross_entropy,
     embedding,
@@ -20,11 +23,14 @@ from reference import (
     flops,
     gelu,
     gelu_tanh,
+    generate,
     gpt,
     layer_norm,
     linear,
     log_softmax,
+    memory,
     mha,
+    mixed_precision,
     mse,
     params,
     positional,
@@ -36,6 +42,8 @@ from reference import (
     sinusoidal,
     softmax,
     tanh,
+    train,
+    word_tokenizer,
 )
 
 __version__ = "0.1.0"

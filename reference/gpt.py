@@ -121,13 +121,15 @@ def backward(dlogits: np.ndarray, cache) -> dict:
 
 
 def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: GPTConfig,
-                   ignore_index: int = -100):
+                   ignore_index: int = -100, dloss: float = 1.0):
     """Mean next-token cross-entropy of a batch and the gradient of every parameter.
 
     ``ids`` and ``targets`` are (B, T); usually ``targets`` is ``ids`` shifted left by one.
+    ``dloss`` is the gradient fed into the loss: 1 gives the gradient of the loss itself, a
+    loss scale ``S`` gives the gradient of ``S * loss`` (mixed-precision loss scaling).
     Returns ``(loss, grads)``.
     """
     logits, cache = forward(ids, params, config)
     loss, ce_cache = cross_entropy.forward(logits, targets, ignore_index)
-    dlogits = cross_entropy.backward(1.0, ce_cache)["logits"]
+    dlogits = cross_entropy.backward(dloss, ce_cache)["logits"]
     return loss, backward(dlogits, cache)
