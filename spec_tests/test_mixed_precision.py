@@ -1,0 +1,157 @@
+"""Mixed precision: why each part exists (master weights, loss scaling, the dynamic scale),
+the scale-update rule against torch's own kernel, and bfloat16 rounding against torch."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.gpt import GPTConfig
+from spec_tests.harness import params as hp
+from spec_tests.harness import strategies as hs
+
+
+def _sgd(lr):
+    def step(params, grads, state):
+        return {k: params[k] - lr * grads[k] for k in params}, state
+    return step
+
+
+def test_tiny_update_is_lost_in_fp16_weights_but_kept_by_fp32_master(impl):
+    """Near 1.0, float16's spacing is 2^-10; an update of 1e-4 (under half of it) rounds away.
+    Applied 100 times to float16 weights nothing changes; a float32 master copy moves by
+    100 * 1e-4 = 0.01."""
+    w16 = {"w": np.ones(4, dtype=np.float16)}
+    master = {"w": np.ones(4, dtype=np.float32)}
+    grad = np.full(4, 1e-4)
+    state = impl("sgd.init")(w16)
+    for _ in range(100):
+        w16, state = impl("sgd.step")(w16, {"w": grad.astype(np.float16)}, state, lr=1.0)
+        master, _, _, _ = impl("mixed_precision.train_step")(
+            master, lambda p, dloss: (0.0, {"w": (grad * dloss).astype(p["w"].dtype)}),
+            _sgd(1.0), None, None, dtype="float16")
+    assert w16["w"].dtype == np.float16 and np.all(w16["w"] == 1.0)
+    np.testing.assert_allclose(master["w"], 1.0 - 100 * 1e-4, rtol=1e-5)
+
+
+def _linear_weight_grad(impl, dtype, dout_scale):
+    """dW of a linear layer computed in ``dtype`` for a tiny upstream gradient (1e-8 scale)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 4))
+    W = rng.standard_normal((4, 3))
+    dout = rng.standard_normal((8, 3)) * 1e-8
+    _, cache = impl("linear.forward")(x.astype(dtype), {"W": W.astype(dtype)})
+    dW = impl("linear.backward")((dout * dout_scale).astype(dtype), cache)["W"]
+    return dW.astype(np.float64) / dout_scale, x.T @ dout
+
+
+def test_small_gradients_underflow_in_fp16_without_loss_scaling(impl):
+    """Gradients of size ~1e-8 are below float16's smallest subnormal (6e-8): they flush to
+    zero.  Scaled by 2^16 first they survive and, unscaled in float32, are within float16's
+    relative precision (about 1e-3) of the float64 truth."""
+    unscaled, truth = _linear_weight_grad(impl, np.float16, 1.0)
+    assert np.count_nonzero(unscaled) <= truth.size // 4        # (almost) everything is lost
+    scaled, truth = _linear_weight_grad(impl, np.float16, 2.0**16)
+    np.testing.assert_allclose(scaled, truth, rtol=1e-2, atol=1e-3 * np.abs(truth).max())
+
+
+def test_overflow_skips_the_step_and_halves_the_scale(impl):
+    """A gradient of 10 scaled by 2^16 is 655360 > 65504, float16's largest value: the step is
+    skipped (weights untouched) and the scale drops to 2^15."""
+    master = {"w": np.ones(3, dtype=np.float32)}
+    scaler = impl("mixed_precision.scaler_init")()
+
+    def loss_and_grads(p, dloss):
+        with np.errstate(over="ignore"):
+            return 1.0, {"w": (np.full(3, 10.0) * dloss).astype(p["w"].dtype)}
+
+    new, _, scaler, info = impl("mixed_precision.train_step")(
+        master, loss_and_grads, _sgd(0.1), None, scaler, dtype="float16")
+    assert info["skipped"] and new is master
+    assert scaler["scale"] == 2.0**15
+    new, _, scaler, info = impl("mixed_precision.train_step")(
+        master, lambda p, dloss: (1.0, {"w": np.full(3, 1e-3 * dloss).astype(np.float16)}),
+        _sgd(0.1), None, scaler, dtype="float16")
+    assert not info["skipped"]
+    np.testing.assert_allclose(new["w"], 1.0 - 0.1 * 1e-3, rtol=1e-4)
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=40), st.integers(1, 5),
+       st.sampled_from([2.0, 4.0]), st.sampled_from([0.5, 0.25]))
+def test_scale_updates_match_torch_kernel(impl, found_infs, interval, growth, backoff):
+    """Our scale and growth counter equal torch._amp_update_scale_ after any sequence of
+    overflow / no-overflow steps."""
+    state = impl("mixed_precision.scaler_init")(2.0**10, growth, backoff, interval)
+    scale = torch.tensor([2.0**10])
+    tracker = torch.tensor([0], dtype=torch.int32)
+    for inf in found_infs:
+        state = impl("mixed_precision.scaler_update")(state, inf)
+        torch._amp_update_scale_(scale, tracker, torch.tensor([float(inf)]), growth, backoff,
+                                 interval)
+        assert state["scale"] == scale.item()
+        assert state["growth_tracker"] == tracker.item()
+
+
+@given(hs.seeds, st.integers(-45, 38))
+def test_bfloat16_rounding_equals_torch(impl, seed, exponent):
+    """Round-to-nearest-even onto bfloat16, bit for bit as torch's cast, including ties,
+    subnormals, overflow to inf, inf and NaN."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(2000) * 10.0**exponent).astype(np.float32)
+    ties = (np.arange(1, 200, dtype=np.uint32) << 16 | 0x8000).view(np.float32)   # halfway
+    edge = np.array([np.inf, -np.inf, np.nan, 3.4e38, -3.39e38, 1e-45, 0.0, -0.0],
+                    dtype=np.float32)
+    x = np.concatenate([x, ties, edge])
+    ours = impl("mixed_precision.to_bfloat16")(x)
+    theirs = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
+    np.testing.assert_array_equal(ours.view(np.uint32)[~np.isnan(x)],
+                                  theirs.view(np.uint32)[~np.isnan(x)])
+    assert np.all(np.isnan(ours[np.isnan(x)]))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_mixed_precision_training_of_the_gpt_tracks_float32(impl, dtype):
+    """Twenty AdamW steps of a tiny GPT in float16 (with loss scaling) or bfloat16 (without)
+    end within a few percent of the same steps in float32, and no step is skipped at a
+    sensible scale."""
+    config = GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=1)
+    rng = np.random.default_rng(0)
+    master = _float32(hp.random_gpt(config, rng))
+    ids = rng.integers(0, 11, size=(4, 8))
+    targets = np.roll(ids, -1, axis=1)
+
+    def loss_and_grads(p, dloss):
+        return impl("gpt.loss_and_grads")(ids, targets, p, config, dloss=dloss)
+
+    def opt(p, g, s):
+        return impl("adamw.step")(p, g, s, lr=1e-2, weight_decay=0.0)
+
+    results = {}
+    for mode in ("float32", dtype):
+        params, state = master, impl("adamw.init")(master)
+        scaler = impl("mixed_precision.scaler_init")(2.0**8) if mode == "float16" else None
+        for _ in range(20):
+            params, state, scaler, info = impl("mixed_precision.train_step")(
+                params, loss_and_grads, opt, state, scaler, dtype=mode)
+            assert not info["skipped"]
+        results[mode] = impl("gpt.loss_and_grads")(ids, targets, params, config)[0]
+    assert abs(results[dtype] - results["float32"]) < 0.05 * results["float32"]
+
+
+def _float32(tree):
+    if isinstance(tree, np.ndarray):
+        return tree.astype(np.float32)
+    if isinstance(tree, dict):
+        return {k: _float32(v) for k, v in tree.items()}
+    return [_float32(v) for v in tree]
+
+
+def test_nan_gradients_without_loss_scaling_raise(impl):
+    """With loss scaling a NaN/inf gradient skips the step (above); without it there is no
+    scale to lower, so the step refuses with a clear error instead of corrupting weights."""
+    master = {"w": np.ones(2, dtype=np.float32)}
+    with pytest.raises(ValueError, match="NaN or inf and loss scaling is off"):
+        impl("mixed_precision.train_step")(
+            master, lambda p, dloss: (1.0, {"w": np.array([np.nan, 1.0], np.float32)}),
+            _sgd(0.1), None, None, dtype="float32")

@@ -1,0 +1,173 @@
+"""Gradient accumulation, the training loop, gradient checkpointing and the memory
+calculator."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.gpt import GPTConfig
+from spec_tests.harness import params as hp
+from spec_tests.harness import strategies as hs
+from spec_tests.harness.checks import flatten
+from spec_tests.harness.tolerances import F64, assert_close, assert_grads_close
+
+TINY = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=2)
+
+
+def _data(seed, n, T=8, vocab=13):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocab, size=(n, T))
+    return ids, np.roll(ids, -1, axis=1)
+
+
+@given(st.sampled_from([1, 2, 4]), hs.seeds)
+def test_accumulated_gradient_equals_the_big_batch_gradient(impl, k, seed):
+    """k micro-batches of equal token count, each loss divided by k: the same loss and
+    gradients as one batch k times larger, and so the same AdamW update."""
+    params = hp.random_gpt(TINY, np.random.default_rng(seed))
+    ids, targets = _data(seed, 8)
+
+    def fn(idx):
+        return impl("gpt.loss_and_grads")(ids[idx], targets[idx], params, TINY)
+
+    loss, grads = impl("accumulate.loss_and_grads")(fn, np.array_split(np.arange(8), k))
+    big_loss, big_grads = fn(np.arange(8))
+    assert_close(loss, big_loss, F64, name="loss")
+    assert_grads_close(flatten(grads), flatten(big_grads), F64, np.array(1.0))
+    state = impl("adamw.init")(params)
+    after_acc, _ = impl("adamw.step")(params, grads, state, lr=1e-2)
+    after_big, _ = impl("adamw.step")(params, big_grads, state, lr=1e-2)
+    assert_grads_close(flatten(after_acc), flatten(after_big), F64, np.array(1.0))
+
+
+def test_accumulation_with_unequal_token_counts_is_not_the_big_batch(impl):
+    """With padding (ignore_index) the micro-batches count different numbers of tokens, the
+    mean of their means is not the big batch's mean, and neither are the gradients."""
+    params = hp.random_gpt(TINY, np.random.default_rng(0))
+    ids, targets = _data(0, 4)
+    targets[:2, 2:] = -100                       # the first micro-batch counts 4 tokens, not 16
+
+    def fn(idx):
+        return impl("gpt.loss_and_grads")(ids[idx], targets[idx], params, TINY)
+
+    loss, _ = impl("accumulate.loss_and_grads")(fn, [np.arange(2), np.arange(2, 4)])
+    big_loss, _ = fn(np.arange(4))
+    assert abs(loss - big_loss) > 1e-3
+
+
+def test_training_loop_sees_every_example_once_per_epoch_in_a_seeded_order(impl):
+    ids, targets = _data(1, 10)
+    params = hp.random_gpt(TINY, np.random.default_rng(1))
+
+    def lg(x, y, p):
+        return impl("gpt.loss_and_grads")(x, y, p, TINY)
+
+    def run(seed):
+        return impl("train.train")(params, lg, ids, targets, epochs=3, batch_size=4,
+                                   optimizer=_module(impl, "adamw"), lr=1e-2, seed=seed,
+                                   micro_batches=2, max_grad_norm=1.0, log_every=0)
+
+    _, history = run(seed=5)
+    for epoch in range(3):
+        seen = np.concatenate([h["examples"] for h in history if h["epoch"] == epoch])
+        assert sorted(seen.tolist()) == list(range(10))
+    orders = [np.concatenate([h["examples"] for h in history if h["epoch"] == e])
+              for e in range(3)]
+    assert not np.array_equal(orders[0], orders[1])          # reshuffled each epoch
+    _, again = run(seed=5)
+    assert all(np.array_equal(a["examples"], b["examples"]) and a["loss"] == b["loss"]
+               for a, b in zip(history, again, strict=True))
+    _, other = run(seed=6)
+    assert not all(np.array_equal(a["examples"], b["examples"])
+                   for a, b in zip(history, other, strict=True))
+    assert all(h["grad_norm"] >= 0 for h in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_training_loop_logs_progress(impl):
+    ids, targets = _data(2, 8)
+    lines = []
+    impl("train.train")(hp.random_gpt(TINY, np.random.default_rng(2)),
+                        lambda x, y, p: impl("gpt.loss_and_grads")(x, y, p, TINY), ids, targets,
+                        epochs=1, batch_size=2, optimizer=_module(impl, "sgd"), lr=0.1,
+                        log_every=2, log=lines.append)
+    assert len(lines) == 2 and "loss" in lines[0] and "steps/s" in lines[0]
+
+
+def _module(impl, name):
+    class Optimizer:
+        init = staticmethod(impl(f"{name}.init"))
+        step = staticmethod(impl(f"{name}.step"))
+    return Optimizer
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3, 6])
+def test_checkpointed_gradients_are_identical(impl, segment):
+    """Recomputing inside segments repeats the same arithmetic: bit-for-bit equal gradients."""
+    config = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=6)
+    params = hp.random_gpt(config, np.random.default_rng(3))
+    ids, targets = _data(3, 3)
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config)
+    c_loss, c_grads, _ = impl("checkpoint.loss_and_grads")(ids, targets, params, config, segment)
+    assert c_loss == loss
+    for name, g in flatten(grads).items():
+        np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)
+
+
+def test_checkpoint_memory_follows_boundaries_plus_one_segment(impl):
+    """Measured peak activation bytes for 16 blocks and segment sizes 1..16 fit
+    peak(k) = top + (16/k - 1) * b + k * c exactly, with b the bytes of one boundary
+    (B * T * C * 8) and c, top fitted from k = 16 and k = 8.  Each block caches
+    r = c / b ~ 22 times its input, so the best k is sqrt(16 / r) < 1, i.e. k = 1 (not
+    sqrt(16) = 4, which needs r = 1); the FLOP cost is one extra forward of every block."""
+    L = 16
+    config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=L)
+    params = hp.random_gpt(config, np.random.default_rng(0))
+    ids, targets = _data(0, 4, T=16, vocab=50)
+    peaks = {k: impl("checkpoint.loss_and_grads")(ids, targets, params, config, k)[2]
+             for k in (1, 2, 4, 8, 16)}
+    b = 4 * 16 * 16 * 8
+    c = (peaks[16]["peak_activation_bytes"] - peaks[8]["peak_activation_bytes"] + b) // 8
+    top = peaks[16]["peak_activation_bytes"] - 16 * c
+    for k, stats in peaks.items():
+        assert stats["peak_activation_bytes"] == top + (L // k - 1) * b + k * c, k
+    r = c / b
+    assert 15 < r < 30
+    best = min(peaks, key=lambda k: peaks[k]["peak_activation_bytes"])
+    assert best == 1 and np.sqrt(L / r) < 1.5
+    assert peaks[1]["peak_activation_bytes"] < peaks[16]["peak_activation_bytes"] / 5
+    step = impl("flops.gpt")(config, 4, 16)
+    blocks_forward = L * impl("flops.block")(4, 16, 16, 2, 64).forward
+    assert peaks[4]["recompute_flops"] == blocks_forward
+    assert 0.25 < peaks[4]["recompute_flops"] / step.total <= 1 / 3
+
+
+@given(st.integers(2, 40), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 3), st.integers(1, 12), st.booleans(), hs.seeds)
+def test_memory_calculator_matches_measurement(impl, vocab, ctx, H, D, L, d_ff, tie, seed):
+    """Parameter count equals the leaves of a real parameter tree; activation bytes equal
+    the bytes the reference's caches actually hold (measured, float64)."""
+    config = GPTConfig(vocab_size=vocab, context_len=ctx, d_model=H * D, n_heads=H,
+                       n_layers=L, d_ff=d_ff, tie_weights=tie)
+    params = hp.random_gpt(config, np.random.default_rng(seed))
+    assert impl("memory.param_count")(config) == sum(v.size for v in flatten(params).values())
+    ids, targets = _data(seed, 2, T=ctx, vocab=vocab)
+    measured = impl("checkpoint.plain_activation_bytes")(ids, targets, params, config)
+    assert impl("memory.activation_bytes")(config, 2, ctx, itemsize=8) == measured
+
+
+def test_memory_calculator_reproduces_published_model_sizes(impl):
+    """GPT-2 small (124,439,808 parameters with position embeddings, tied head) and GPT-3
+    175B (96 layers of width 12288, context 2048): 174.6e9, which the paper rounds to 175B."""
+    gpt2 = GPTConfig(vocab_size=50257, context_len=1024, d_model=768, n_heads=12, n_layers=12)
+    assert impl("memory.param_count")(gpt2) == 124_439_808
+    gpt3 = GPTConfig(vocab_size=50257, context_len=2048, d_model=12288, n_heads=96,
+                     n_layers=96)
+    n = impl("memory.param_count")(gpt3)
+    assert abs(n - 175e9) / 175e9 < 0.005
+    mem = impl("memory.training_bytes")(gpt3, 1, 2048, optimizer="adamw", param_bytes=2,
+                                        master_weights=True)
+    assert mem["optimizer_state"] == 8 * n and mem["master_weights"] == 4 * n
+    assert mem["params"] + mem["grads"] + mem["optimizer_state"] + mem["master_weights"] \
+        == 16 * n                                         # the "16 bytes per parameter" rule
