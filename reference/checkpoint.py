@@ -83,7 +83,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     head = params["wte"]["W"].T if config.tie_weights else params["lm_head"]["W"]
     hf, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
     loss, ce_c = cross_entropy.forward(hf @ head, targets, ignore_index)
-    top = (tok_c[1:], ln_c, hf, ce_c)                   # tok_c[0] is the input ids
+    top = (tok_c, pos_c, ln_c, hf, ce_c)
     peak = held_bytes(boundaries, top, exclude=param_leaves)
 
     dlogits = cross_entropy.backward(1.0, ce_c)["logits"]
@@ -121,6 +121,4 @@ def plain_activation_bytes(ids, targets, params, config, ignore_index: int = -10
 
     logits, cache = gpt.forward(ids, params, config)
     _, ce_c = cross_entropy.forward(logits, targets, ignore_index)
-    config_, tok_c, pos_c, block_caches, ln_c, h, head = cache
-    return held_bytes(tok_c[1:], block_caches, ln_c, h, ce_c,
-                      exclude=list(flatten(params).values()) + [ids, targets])
+    return held_bytes(cache[1:], ce_c, exclude=list(flatten(params).values()) + [ids, targets])

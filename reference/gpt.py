@@ -73,8 +73,8 @@ def _head(params: dict, config: GPTConfig) -> np.ndarray:
     return params["wte"]["W"].T if config.tie_weights else params["lm_head"]["W"]
 
 
-def forward(ids: np.ndarray, params: dict, config: GPTConfig):
-    """``ids`` (B, T) -> ``logits`` (B, T, V), cache."""
+def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig):
+    """The trunk: ``ids`` (B, T) -> final hidden states ``LN_f(h_N)`` (B, T, C), cache."""
     _checks.int_array("gpt.forward", "ids", ids, 0, config.vocab_size)
     if ids.ndim != 2:
         raise ValueError(f"gpt.forward: argument 'ids' must have shape (B, T), got {ids.shape}")
@@ -91,28 +91,40 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig):
                              causal=True, eps=config.eps, residual=config.residual)
         block_caches.append(c)
     h, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
-    logits = h @ _head(params, config)
-    return logits, (config, tok_c, pos_c, block_caches, ln_c, h, _head(params, config))
+    return h, (tok_c, pos_c, block_caches, ln_c)
 
 
-def backward(dlogits: np.ndarray, cache) -> dict:
-    """``dlogits`` (B, T, V) -> gradients with the same tree shape as the parameters."""
-    config, tok_c, pos_c, block_caches, ln_c, h, head = cache
-    dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head.shape[1],),
-                                name="dlogits")
-    C = h.shape[-1]
-    # forward: logits = h @ head
-    d_head = h.reshape(-1, C).T @ dlogits.reshape(-1, head.shape[1])     # (C, V)
-    d_ln_f = layer_norm.backward(dlogits @ head.T, ln_c)
+def hidden_backward(dh: np.ndarray, cache) -> dict:
+    """``dh`` (B, T, C) -> gradients of the trunk's parameters (no head)."""
+    tok_c, pos_c, block_caches, ln_c = cache
+    d_ln_f = layer_norm.backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * len(block_caches)
     for i in reversed(range(len(block_caches))):
         d_blocks[i] = block.backward(dh, block_caches[i])
         dh = d_blocks[i].pop("x")
     # forward: h0 = tok + pos, pos broadcast over the batch
-    grads = {"wte": embedding.backward(dh, tok_c),
-             "wpe": positional.backward(dh.sum(axis=0), pos_c),
-             "blocks": d_blocks, "ln_f": d_ln_f}
+    return {"wte": embedding.backward(dh, tok_c),
+            "wpe": positional.backward(dh.sum(axis=0), pos_c),
+            "blocks": d_blocks, "ln_f": d_ln_f}
+
+
+def forward(ids: np.ndarray, params: dict, config: GPTConfig):
+    """``ids`` (B, T) -> ``logits`` (B, T, V), cache."""
+    h, trunk_c = hidden_forward(ids, params, config)
+    head = _head(params, config)
+    return h @ head, (config, trunk_c, h, head)
+
+
+def backward(dlogits: np.ndarray, cache) -> dict:
+    """``dlogits`` (B, T, V) -> gradients with the same tree shape as the parameters."""
+    config, trunk_c, h, head = cache
+    dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head.shape[1],),
+                                name="dlogits")
+    C = h.shape[-1]
+    # forward: logits = h @ head
+    d_head = h.reshape(-1, C).T @ dlogits.reshape(-1, head.shape[1])     # (C, V)
+    grads = hidden_backward(dlogits @ head.T, trunk_c)
     if config.tie_weights:
         grads["wte"]["W"] += d_head.T              # the head's share of the tied table
     else:

@@ -51,7 +51,7 @@ def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> in
     blocks = config.n_layers * block_activation_elements(B, T, config.d_model, config.n_heads,
                                                          config.hidden)
     top = 2 * N * config.d_model + 2 * N + N * config.vocab_size   # ln_f and log-probs
-    return itemsize * (blocks + top) + N                           # + the bool "kept" mask
+    return itemsize * (blocks + top) + N + 8 * T       # + the "kept" mask, position ids
 
 
 def training_bytes(config: GPTConfig, B: int, T: int, optimizer: str = "adamw",
