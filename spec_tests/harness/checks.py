@@ -1,5 +1,9 @@
 """The comparisons almost every spec test makes, written once.
 
+A component ``"softmax"`` is reached as ``softmax.forward`` / ``softmax.backward``; a dotted
+one such as ``"ppo.policy"`` as ``ppo.policy_forward`` / ``ppo.policy_backward`` (a module
+with several losses).
+
 A test names the component, gives its inputs as a dict of named arrays (names match the keys
 ``backward`` must return), says how to turn that dict into the forward's arguments, and, for
 the torch check, gives the same computation as torch operations.
@@ -14,6 +18,10 @@ import torch
 
 from spec_tests.harness import oracles, torch_twins
 from spec_tests.harness.tolerances import F32, F64, FD, assert_close, assert_grads_close
+
+
+def _fn(impl, component: str, which: str):
+    return impl(f"{component}_{which}" if "." in component else f"{component}.{which}")
 
 
 def check_against_torch(impl, component: str, inputs: dict, to_args: Callable,
@@ -31,10 +39,10 @@ def check_against_torch(impl, component: str, inputs: dict, to_args: Callable,
     upstream = oracles.random_upstream(rng, expected_out.shape)
     _, expected_grads = oracles.torch_vjp(torch_fn, inputs, upstream, differentiable)
     args, kwargs = to_args(inputs)
-    out, cache = impl(f"{component}.forward")(*args, **kwargs)
+    out, cache = _fn(impl, component, "forward")(*args, **kwargs)
     assert_close(out, expected_out, F64, name=f"{component}.forward output",
                  reference_scale=rounding_scale)
-    grads = impl(f"{component}.backward")(upstream, cache)
+    grads = _fn(impl, component, "backward")(upstream, cache)
     assert_grads_close(grads, expected_grads, F64, upstream * max(1.0, rounding_scale))
 
 
@@ -42,7 +50,7 @@ def check_against_finite_differences(impl, component: str, inputs: dict, to_args
                                      wrt, seed: int) -> None:
     """Every gradient of ``component`` against central differences of its own forward."""
     rng = np.random.default_rng(seed)
-    forward = impl(f"{component}.forward")
+    forward = _fn(impl, component, "forward")
 
     def output(**named):
         args, kwargs = to_args(named)
@@ -50,7 +58,7 @@ def check_against_finite_differences(impl, component: str, inputs: dict, to_args
 
     out, cache = forward(*to_args(inputs)[0], **to_args(inputs)[1])
     upstream = oracles.random_upstream(rng, np.shape(out))
-    grads = impl(f"{component}.backward")(upstream, cache)
+    grads = _fn(impl, component, "backward")(upstream, cache)
     expected = oracles.numerical_vjp(output, inputs, upstream, wrt)
     assert set(wrt) <= set(grads), f"backward returned {sorted(grads)}, missing some of {wrt}"
     assert_grads_close({k: grads[k] for k in wrt}, expected, FD, upstream)
@@ -64,7 +72,7 @@ def check_float32_forward(impl, component: str, inputs: dict, to_args: Callable,
                 else v for k, v in inputs.items()}
     expected, _ = oracles.torch_vjp(torch_fn, inputs32, None)
     args, kwargs = to_args(inputs32)
-    out, _ = impl(f"{component}.forward")(*args, **kwargs)
+    out, _ = _fn(impl, component, "forward")(*args, **kwargs)
     assert np.asarray(out).dtype == np.float32, (
         f"{component}.forward on float32 input returned dtype {np.asarray(out).dtype}")
     assert_close(out, expected, F32, name=f"{component}.forward float32 output")
@@ -100,10 +108,10 @@ def check_model_against_torch(impl, component: str, x, params, torch_fn: Callabl
     if x_t.requires_grad:
         expected["x"] = x_t.grad.numpy()
 
-    out, cache = impl(f"{component}.forward")(x, params, **(forward_kwargs or {}))
+    out, cache = _fn(impl, component, "forward")(x, params, **(forward_kwargs or {}))
     assert_close(out, out_t.detach().numpy(), F64, name=f"{component}.forward output",
                  reference_scale=rounding_scale)
-    grads = dict(impl(f"{component}.backward")(upstream, cache))
+    grads = dict(_fn(impl, component, "backward")(upstream, cache))
     got = {"x": grads.pop("x")} if "x" in grads else {}
     got.update({f"params.{k}": v for k, v in flatten(grads).items()})
     assert_grads_close(got, expected, F64, upstream * max(1.0, rounding_scale))

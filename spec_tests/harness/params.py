@@ -51,3 +51,13 @@ def gpt2_block(C: int, d_ff: int, rng, std: float = 0.02) -> dict:
     norm = {"gamma": np.ones(C), "beta": np.zeros(C)}
     return {"ln1": dict(norm), "attn": {"qkv": linear(C, 3 * C), "proj": linear(C, C)},
             "ln2": dict(norm), "ffn": {"fc": linear(C, d_ff), "proj": linear(d_ff, C)}}
+
+
+def gpt2_like_reward_model(config, rng, std: float = 0.02) -> dict:
+    """A GPT trunk at GPT-2 initialisation with a scalar reward head near zero."""
+    C = config.d_model
+    return {"wte": {"W": rng.normal(0.0, std, (config.vocab_size, C))},
+            "wpe": {"W": rng.normal(0.0, std, (config.context_len, C))},
+            "blocks": [gpt2_block(C, config.hidden, rng, std) for _ in range(config.n_layers)],
+            "ln_f": {"gamma": np.ones(C), "beta": np.zeros(C)},
+            "reward_head": {"W": rng.normal(0.0, std, (C, 1)), "b": np.zeros(1)}}

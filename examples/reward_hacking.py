@@ -1,0 +1,184 @@
+"""Reward hacking, and how the KL penalty prevents it (lesson 003's central RLHF claim).
+
+    python -m examples.reward_hacking              # table, plus plots in examples/output/
+    python -m examples.reward_hacking --no-plot
+
+A tiny policy writes six-word answers to "what is two plus two?".  It starts as a reference
+model fitted to sensible answers.  A person's ("gold") judgement rewards saying "four",
+ending with a full stop, and not repeating itself.  A reward model learns from preferences
+sampled from that judgement, but it only counts words (a bag of words), so it learns "four
+is good" and cannot see that "four four four" is nonsense: it can be gamed.  PPO then
+optimises the policy against the reward model for several KL-penalty weights beta.  Without
+the penalty the policy games the proxy (proxy up, gold down, repetitive output); with it the
+policy stays near the reference and the gold reward holds up.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from reference import adam, bigram_policy, preference, rlhf
+
+WORDS = ["the", "answer", "is", "four", "five", "!", ".", "maybe"]
+W = {w: i for i, w in enumerate(WORDS)}
+LENGTH = 6
+SENSIBLE = ["the answer is four . .", "four is the answer . .", "the answer is four ! .",
+            "maybe the answer is four .", "the answer is five . .", "four ! the answer is ."]
+
+
+def encode(sentence: str) -> list:
+    return [W[w] for w in sentence.split()]
+
+
+def decode(tokens) -> str:
+    return " ".join(WORDS[int(t)] for t in tokens)
+
+
+def reference_policy(smoothing: float = 0.3) -> dict:
+    """A bigram model fitted (maximum likelihood, add-``smoothing``) to the sensible answers."""
+    V = len(WORDS)
+    counts = np.full((V + 1, V), smoothing)
+    for sentence in SENSIBLE:
+        prev = V
+        for t in encode(sentence):
+            counts[prev, t] += 1.0
+            prev = t
+    return {"Z": np.log(counts / counts.sum(axis=1, keepdims=True))}
+
+
+def gold_reward(tokens: np.ndarray) -> np.ndarray:
+    """What a person would give: +1 for saying four, -1 for five, -0.6 for every extra four,
+    -0.3 for every word repeated right after itself (a run of '.' at the end excepted), +0.5
+    for ending with a full stop."""
+    four = (tokens == W["four"]).sum(axis=1)
+    repeats = ((tokens[:, 1:] == tokens[:, :-1]) & (tokens[:, 1:] != W["."])).sum(axis=1)
+    return ((four > 0) * 1.0 - (tokens == W["five"]).any(axis=1) * 1.0
+            - 0.6 * np.maximum(four - 1, 0) - 0.3 * repeats + 0.5 * (tokens[:, -1] == W["."]))
+
+
+def repetitive(tokens: np.ndarray) -> np.ndarray:
+    """True where some word other than '.' appears 3 or more times in the six."""
+    counts = bag_of_words(tokens)
+    counts[:, W["."]] = 0
+    return counts.max(axis=1) >= 3
+
+
+def bag_of_words(tokens: np.ndarray) -> np.ndarray:
+    return np.stack([(tokens == i).sum(axis=1) for i in range(len(WORDS))], axis=1) * 1.0
+
+
+def train_reward_model(rng, reference: dict, n_pairs: int = 2000, steps: int = 300):
+    """A linear reward on word counts, fitted with the Bradley-Terry loss to preference pairs
+    between samples of the reference policy, labelled by the gold reward."""
+    a = bigram_policy.sample(reference, n_pairs, LENGTH, rng)
+    b = bigram_policy.sample(reference, n_pairs, LENGTH, rng)
+    ga, gb = gold_reward(a), gold_reward(b)
+    keep = ga != gb
+    chosen = np.where((ga > gb)[:, None], a, b)[keep]
+    rejected = np.where((ga > gb)[:, None], b, a)[keep]
+    fc, fr = bag_of_words(chosen), bag_of_words(rejected)
+    params = {"w": np.zeros(len(WORDS))}
+    state = adam.init(params)
+    for _ in range(steps):
+        _, cache = preference.forward(fc @ params["w"], fr @ params["w"])
+        g = preference.backward(1.0, cache)
+        grads = {"w": fc.T @ g["r_chosen"] + fr.T @ g["r_rejected"]}
+        params, state = adam.step(params, grads, state, lr=0.05)
+    return lambda tokens: bag_of_words(tokens) @ params["w"], params["w"]
+
+
+def run(betas=(0.0, 0.05, 0.2, 0.5), iterations: int = 120, seed: int = 0, log=print):
+    """Train one policy per beta; returns a dict of results per beta plus the reference's."""
+    rng = np.random.default_rng(seed)
+    reference = reference_policy()
+    proxy, weights = train_reward_model(rng, reference)
+    eval_rng = np.random.default_rng(seed + 1)
+    ref_samples = bigram_policy.sample(reference, 2000, LENGTH, eval_rng)
+    results = {"reference": {"proxy": float(proxy(ref_samples).mean()),
+                             "gold": float(gold_reward(ref_samples).mean()), "kl": 0.0,
+                             "sample": decode(ref_samples[0]), "curve": []}}
+    for beta in betas:
+        log(f"PPO with beta = {beta} ...")
+        curve = []
+
+        def scored(tokens, curve=curve):
+            curve.append((float(proxy(tokens).mean()), float(gold_reward(tokens).mean())))
+            return proxy(tokens)
+
+        policy, history = rlhf.ppo_train(
+            {"Z": reference["Z"].copy()}, reference, scored, iterations=iterations,
+            batch_size=64, length=LENGTH, beta=beta, lr=0.05, epochs=4, minibatch_size=16,
+            seed=seed + 2, log=log, log_every=40)
+        samples = bigram_policy.sample(policy, 2000, LENGTH, eval_rng)
+        logp, _ = bigram_policy.logprobs(policy, samples)
+        logp_ref, _ = bigram_policy.logprobs(reference, samples)
+        results[beta] = {"proxy": float(proxy(samples).mean()),
+                         "gold": float(gold_reward(samples).mean()),
+                         "kl": float((logp - logp_ref).sum(axis=1).mean()),
+                         "sample": decode(samples[0]), "curve": curve,
+                         "repetitive": float(np.mean(repetitive(samples)))}
+    results["reward_model_weights"] = dict(zip(WORDS, np.round(weights, 2).tolist(),
+                                               strict=True))
+    return results
+
+
+def table(results) -> str:
+    rows = [f"{'policy':<12}{'proxy':>8}{'gold':>8}{'KL':>8}  sample"]
+    for key, r in results.items():
+        if key == "reward_model_weights":
+            continue
+        name = "reference" if key == "reference" else f"beta={key}"
+        rows.append(f"{name:<12}{r['proxy']:8.2f}{r['gold']:8.2f}{r['kl']:8.2f}  "
+                    f"{r['sample']}")
+    return "\n".join(rows)
+
+
+def plot(results, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, r in results.items():
+        if key in ("reference", "reward_model_weights"):
+            continue
+        curve = np.array(r["curve"])
+        a.plot(curve[:, 0], label=f"beta={key}")
+        b.plot(curve[:, 1], label=f"beta={key}")
+    for ax, title in ((a, "proxy reward (reward model)"), (b, "gold reward (the person)")):
+        ax.axhline(results["reference"]["proxy" if ax is a else "gold"], color="gray", ls=":",
+                   label="reference policy")
+        ax.set_title(title)
+        ax.set_xlabel("PPO iteration")
+        ax.legend()
+    fig.suptitle("Reward hacking: optimising a gameable proxy with and without a KL penalty")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Reward hacking with and without KL penalty")
+    parser.add_argument("--iterations", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("examples/output"))
+    args = parser.parse_args(argv)
+    results = run(iterations=args.iterations, seed=args.seed)
+    print("reward model weights per word:", results["reward_model_weights"])
+    print(table(results))
+    if not args.no_plot:
+        try:
+            print("plot:", plot(results, args.out / "reward_hacking.png"))
+        except ImportError:
+            print("matplotlib is not installed (pip install -e '.[examples]'): no plot")
+    return results
+
+
+if __name__ == "__main__":
+    main()
