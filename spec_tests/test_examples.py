@@ -13,8 +13,8 @@ def _reference_only(impl):
 
 def test_reward_hacking_without_penalty_and_its_prevention_with_one():
     """beta = 0: the proxy rises, the gold reward falls below the reference's and most
-    outputs repeat a word ('.' aside) 3+ times in 6.  beta = 0.5: KL to the reference stays small and
-    the gold reward does not collapse (it ends above the reference's)."""
+    outputs repeat a word ('.' aside) 3+ times in 6.  beta = 0.5: KL to the reference stays
+    small and the gold reward does not collapse (it ends above the reference's)."""
     from examples import reward_hacking
 
     results = reward_hacking.run(betas=(0.0, 0.5), iterations=120, seed=0, log=lambda s: None)
