@@ -20,7 +20,7 @@ def main() -> int:
     for name, test_file in MUTANTS.items():
         codes[name] = int(pytest.main(
             [test_file, f"--impl=spec_tests.mutants.{name}", "-q", "-x",
-             "-p", "no:cacheprovider", "-p", "no:xdist", "-W", "ignore"]))
+             "-p", "no:cacheprovider", "-n", "0", "-W", "ignore"]))
     print("\nmutant results (pytest exit code; 1 = caught):")
     for name, code in codes.items():
         print(f"MUTANT {name} {code}")
