@@ -26,3 +26,50 @@ def test_reward_hacking_without_penalty_and_its_prevention_with_one():
     assert penalised["gold"] > ref["gold"]
     assert penalised["repetitive"] < 0.2
     assert np.isfinite(penalised["proxy"])
+
+
+def test_cat_sat_on_the_mat():
+    """About 100 parameters (101); the determined next words reach p >= 0.99, cat -> sat
+    included; 'the -> cat' and 'the -> mat' level off at 50% each, the most one word of
+    context allows; chance is 1/5."""
+    from examples import cat_sat_mat
+
+    result = cat_sat_mat.train(epochs=400, lr=0.5, seed=0, log=None)
+    p_end = result["history"]["p_correct"][-1]
+    pairs = result["pairs"]
+    assert result["n_params"] == 101
+    assert result["chance"] == 0.2
+    for i, pair in enumerate(pairs):
+        if pair.startswith("the"):
+            assert 0.45 < p_end[i] <= 0.5 + 1e-9, pair
+        else:
+            assert p_end[i] >= 0.99, pair
+    assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+
+
+def test_cat_sat_on_the_mat_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from examples import cat_sat_mat
+
+    result = cat_sat_mat.train(epochs=20, log=None)
+    path = cat_sat_mat.plot(result, tmp_path / "cat.png")
+    assert path.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_word_calculator_generalises_to_held_out_problems():
+    """4000 steps (about 3 minutes on two cores): above 90% on the 1505 held-out problems."""
+    from examples import word_calculator
+
+    result = word_calculator.train(steps=4000, seed=0, log=None)
+    assert result["test_acc"] > 0.90
+    assert 90_000 < result["n_params"] < 150_000
+    assert 13_000 < result["n_train"] < 16_000
+
+
+def test_word_calculator_short_run_learns_something():
+    """A 150-step run is far from done but already beats chance (1/200) on held-out data."""
+    from examples import word_calculator
+
+    result = word_calculator.train(steps=150, seed=0, log=None, log_every=150)
+    assert result["test_acc"] > 0.02

@@ -1,0 +1,142 @@
+"""The cat sat on the mat: lesson 001's tiny next-word network, trained in front of you.
+
+    python -m examples.cat_sat_mat                      # prints progress, saves plots
+    python -m examples.cat_sat_mat --lr 0.01 --epochs 3000
+
+A five-word vocabulary, an embedding of size 8, one tanh hidden layer of 4 units and a
+softmax over the five words: 40 + 36 + 25 = 101 parameters ("about 100").  It is trained
+with plain SGD on the five (word, next word) pairs of "the cat sat on the mat".
+
+It also shows what the lesson leaves out.  "the" is followed once by "cat" and once by
+"mat", so with one word of context no network can give either more than 50%: only the
+next words that are determined by the previous one (cat -> sat, sat -> on, on -> the) can
+reach 99%.  And chance is 1 / vocabulary size (20% here), so a network that starts at 8% for
+"sat" starts below chance, not "barely better" than it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from reference import cross_entropy, embedding, linear, sgd, softmax, tanh, word_tokenizer
+
+SENTENCE = "the cat sat on the mat"
+
+
+def init(vocab_size: int, rng, d_embed: int = 8, d_hidden: int = 4) -> dict:
+    return {"emb": embedding.init(vocab_size, d_embed, rng, std=0.5),
+            "hidden": linear.init(d_embed, d_hidden, rng),
+            "out": linear.init(d_hidden, vocab_size, rng)}
+
+
+def forward(ids, params):
+    """ids (N,) -> logits (N, V), and what the plots and the backward need."""
+    e, e_c = embedding.forward(ids, params["emb"])
+    z, z_c = linear.forward(e, params["hidden"])
+    h, h_c = tanh.forward(z)
+    logits, o_c = linear.forward(h, params["out"])
+    return logits, (e_c, z_c, h_c, o_c, h)
+
+
+def loss_and_grads(ids, targets, params):
+    logits, (e_c, z_c, h_c, o_c, _) = forward(ids, params)
+    loss, ce_c = cross_entropy.forward(logits, targets)
+    d_out = linear.backward(cross_entropy.backward(1.0, ce_c)["logits"], o_c)
+    d_hidden = linear.backward(tanh.backward(d_out.pop("x"), h_c)["x"], z_c)
+    d_emb = embedding.backward(d_hidden.pop("x"), e_c)
+    return loss, {"emb": d_emb, "hidden": d_hidden, "out": d_out}
+
+
+def train(epochs: int = 400, lr: float = 0.5, seed: int = 0, log=print, log_every: int = 50):
+    vocab = word_tokenizer.build_vocab(SENTENCE)
+    ids = word_tokenizer.encode(SENTENCE, vocab)
+    inputs, targets = ids[:-1], ids[1:]
+    rng = np.random.default_rng(seed)
+    params = init(len(vocab), rng)
+    state = sgd.init(params)
+    n_params = sum(a.size for part in params.values() for a in part.values())
+    history = {"loss": [], "p_correct": [], "cat_embedding": [], "hidden": []}
+    for epoch in range(epochs + 1):
+        logits, (*_, h) = forward(inputs, params)
+        probs = softmax.forward(logits)[0]
+        history["p_correct"].append(probs[np.arange(len(targets)), targets])
+        history["cat_embedding"].append(params["emb"]["W"][vocab["cat"]].copy())
+        history["hidden"].append(h)
+        loss, grads = loss_and_grads(inputs, targets, params)
+        history["loss"].append(float(loss))
+        if log and log_every and epoch % log_every == 0:
+            p = history["p_correct"][-1]
+            log(f"epoch {epoch:5d}  loss {loss:.4f}  p(sat|cat) {p[1]:.3f}  "
+                f"p(cat|the) {p[0]:.3f}  p(mat|the) {p[4]:.3f}")
+        if epoch < epochs:
+            params, state = sgd.step(params, grads, state, lr=lr)
+    history = {k: np.array(v) for k, v in history.items()}
+    pairs = [f"{a} -> {b}" for a, b in zip(SENTENCE.split()[:-1], SENTENCE.split()[1:],
+                                          strict=True)]
+    return {"vocab": vocab, "pairs": pairs, "history": history, "params": params,
+            "n_params": n_params, "chance": 1.0 / len(vocab)}
+
+
+def report(result) -> str:
+    p = result["history"]["p_correct"]
+    lines = [f"parameters: {result['n_params']}, chance level 1/V = {result['chance']:.0%}",
+             f"{'pair':<14}{'start':>8}{'end':>8}  reaches 99%?"]
+    for i, pair in enumerate(result["pairs"]):
+        hit = np.nonzero(p[:, i] >= 0.99)[0]
+        when = f"yes, at epoch {hit[0]}" if hit.size else "no (ceiling 50%: 'the' has two " \
+            "continuations)" if pair.startswith("the") else "not yet"
+        lines.append(f"{pair:<14}{p[0, i]:8.1%}{p[-1, i]:8.1%}  {when}")
+    return "\n".join(lines)
+
+
+def plot(result, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = result["history"]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    axes[0, 0].plot(h["loss"])
+    axes[0, 0].set(title="loss (mean cross-entropy)", xlabel="epoch")
+    for i, pair in enumerate(result["pairs"]):
+        axes[0, 1].plot(h["p_correct"][:, i], label=pair)
+    axes[0, 1].axhline(result["chance"], color="gray", ls=":", label="chance (1/V)")
+    axes[0, 1].axhline(0.5, color="red", ls="--", lw=0.8, label="ceiling for 'the -> ?'")
+    axes[0, 1].set(title="probability of the correct next word", xlabel="epoch", ylim=(0, 1))
+    axes[0, 1].legend(fontsize=8)
+    axes[1, 0].plot(h["cat_embedding"])
+    axes[1, 0].set(title="embedding vector of 'cat' (8 numbers)", xlabel="epoch")
+    im = axes[1, 1].imshow(h["hidden"][-1], cmap="coolwarm", vmin=-1, vmax=1)
+    axes[1, 1].set(title="hidden activations after training", xlabel="hidden unit",
+                   yticks=range(len(result["pairs"])), yticklabels=result["pairs"])
+    fig.colorbar(im, ax=axes[1, 1])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="The cat sat on the mat, learned by SGD")
+    parser.add_argument("--epochs", type=int, default=400)
+    parser.add_argument("--lr", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("examples/output"))
+    args = parser.parse_args(argv)
+    result = train(args.epochs, args.lr, args.seed, log_every=max(1, args.epochs // 10))
+    print(report(result))
+    if not args.no_plot:
+        try:
+            print("plot:", plot(result, args.out / "cat_sat_mat.png"))
+        except ImportError:
+            print("matplotlib is not installed (pip install -e '.[examples]'): no plot")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""The learner's command line: ``llmspec check``, ``llmspec exercises``, ``llmspec run``,
+``llmspec docs``."""

@@ -1,0 +1,5 @@
+import sys
+
+from llmspec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The learner's command line: exercise skeletons graded by ``llmspec check``, clear errors."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _reference_only(impl):
+    if not impl.is_reference:
+        pytest.skip("tests of the tooling, not of an implementation")
+
+
+def _llmspec(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "llmspec", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=600,
+                          env={"PYTHONPATH": f"{ROOT}:{cwd}", "PATH": "/usr/bin:/bin"})
+
+
+def test_exercise_skeleton_is_graded_then_passes_once_filled_in(tmp_path):
+    """A fresh skeleton: softmax's tests are all 'not implemented'.  With the reference's
+    softmax copied in, they pass."""
+    made = _llmspec("exercises", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    pkg = tmp_path / "myimpl"
+    assert (pkg / "softmax.py").exists() and (pkg / "gpt.py").exists()
+    first = _llmspec("check", "softmax", "--impl", "myimpl", cwd=tmp_path)
+    assert "TODO softmax" in first.stdout
+    assert "softmax.forward" in first.stdout.split("to write:")[1]
+    shutil.copy(ROOT / "reference" / "softmax.py", pkg / "softmax.py")
+    second = _llmspec("check", "softmax", "--impl", "myimpl", cwd=tmp_path)
+    assert "OK   softmax" in second.stdout, second.stdout[-2000:]
+
+
+def test_unknown_names_get_a_list_of_valid_ones():
+    run = _llmspec("run", "no_such_example")
+    assert run.returncode != 0 and "valid examples are: benchmark_step, cat_sat_mat" in run.stderr
+    check = _llmspec("check", "no_such_component")
+    assert check.returncode != 0 and "softmax" in check.stderr
+
+
+def test_every_command_has_help():
+    for command in ("check", "exercises", "run", "docs"):
+        out = _llmspec(command, "--help")
+        assert out.returncode == 0 and "usage: llmspec" in out.stdout
