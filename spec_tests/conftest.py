@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import subprocess
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from spec_tests.harness import registry
 from spec_tests.harness.impl import ENV_VAR, NOT_IMPLEMENTED, Implementation, chosen_name
+
+STATUS_ENV = "LLMSPEC_STATUS"
 
 # Hypothesis profiles: pick one with --hypothesis-profile=NAME or LLMSPEC_PROFILE=NAME.
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,12 +38,117 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     # Import it now so that a wrong name is one clear usage error, not hundreds of failures.
     config._llmspec_impl = Implementation(chosen_name(config.getoption("--impl")))
+    config.pluginmanager.register(StatusFile(config), "llmspec-status")
 
 
 @pytest.fixture(scope="session")
 def impl(request) -> Implementation:
     """The implementation under test; ``impl("softmax.forward")`` gives a function."""
     return request.config._llmspec_impl
+
+
+def _claim_ids(node) -> list:
+    return [m.args[0] for m in node.iter_markers("claim")]
+
+
+@pytest.fixture
+def claim(request) -> dict:
+    """The registry entry of the claim this test backs (numeric claims read their value and
+    tolerance from it, so the number lives in one place)."""
+    ids = _claim_ids(request.node)
+    entries = [registry.claims()[i] for i in ids if i in registry.claims()]
+    with_value = [e for e in entries if "value" in e]
+    if not with_value:
+        raise pytest.UsageError(f"{request.node.nodeid} asks for 'claim' but carries no "
+                                f"numeric claim marker (markers: {ids})")
+    return with_value[0]
+
+
+@pytest.fixture
+def claim_values(request) -> dict:
+    """``{claim id: registry entry}`` for every claim this test carries."""
+    return {i: registry.claims()[i] for i in _claim_ids(request.node) if i in registry.claims()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.user_properties.append(("claims", _claim_ids(item)))
+
+
+def _versions() -> dict:
+    import numpy
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__}
+    try:
+        import torch
+        versions["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+def _commit(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class StatusFile:
+    """Collects every test's outcome and writes ``.llmspec/status.json`` (or
+    ``$LLMSPEC_STATUS``) at the end: outcome per test and per claim, commit, date, versions.
+    Only the controlling process writes it; xdist workers send it their reports."""
+
+    def __init__(self, config):
+        self.config = config
+        self.results = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            reason = str(report.longrepr[2]) if report.skipped and \
+                isinstance(report.longrepr, tuple) else ""
+            self.results.append((report.nodeid, report.when, report.outcome,
+                                 dict(report.user_properties).get("claims", []), reason))
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        config = self.config
+        if hasattr(config, "workerinput"):
+            return
+        tests: dict = {}
+        for nodeid, when, outcome, claims, reason in self.results:
+            entry = tests.setdefault(nodeid, {"outcome": "passed", "claims": claims})
+            if outcome == "failed":
+                entry["outcome"] = "failed" if when == "call" else "error"
+            elif outcome == "skipped" and entry["outcome"] == "passed":
+                entry["outcome"], entry["reason"] = "skipped", reason
+        claims_status = {}
+        for cid, entry in registry.claims().items():
+            outcomes = [tests[t]["outcome"] for t in entry.get("tests", []) if t in tests]
+            if entry["verdict"] == "not testable":
+                status = "not testable"
+            elif not outcomes:
+                status = "not run"
+            elif any(o in ("failed", "error") for o in outcomes):
+                status = "failed"
+            elif all(o == "passed" for o in outcomes) and len(outcomes) == len(entry["tests"]):
+                status = "passed"
+            elif any(o == "passed" for o in outcomes):
+                status = "partly run"
+            else:
+                status = "skipped"
+            claims_status[cid] = {"status": status, "verdict": entry["verdict"],
+                                  "tests": {t: tests.get(t, {}).get("outcome", "not run")
+                                            for t in entry.get("tests", [])}}
+        root = Path(str(config.rootpath))
+        out = Path(os.environ.get(STATUS_ENV, root / ".llmspec" / "status.json"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "commit": _commit(root), "date": datetime.now(timezone.utc).isoformat(),
+            "implementation": config._llmspec_impl.name, "versions": _versions(),
+            "exit_status": int(exitstatus), "tests": tests, "claims": claims_status,
+        }, indent=1, sort_keys=True))
 
 
 def _section(nodeid: str) -> str:

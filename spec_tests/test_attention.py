@@ -1,6 +1,7 @@
 """Scaled dot-product attention: causal and padding masks, fully masked rows, the weights."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -125,6 +126,7 @@ def test_attention_weights_are_distributions(impl, case):
     np.testing.assert_allclose(att.sum(axis=-1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.claim("L003-scaling-sqrt-dk")
 def test_sqrt_dk_scaling_keeps_score_variance_near_one(impl):
     """For queries and keys with unit-variance entries, q . k has variance D; dividing by
     sqrt(D) brings it back to about 1, whatever D is."""

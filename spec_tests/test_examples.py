@@ -11,6 +11,7 @@ def _reference_only(impl):
         pytest.skip("examples run the reference implementation")
 
 
+@pytest.mark.claim("L003-kl-prevents-hacking")
 def test_reward_hacking_without_penalty_and_its_prevention_with_one():
     """beta = 0: the proxy rises, the gold reward falls below the reference's and most
     outputs repeat a word ('.' aside) 3+ times in 6.  beta = 0.5: KL to the reference stays
@@ -28,7 +29,10 @@ def test_reward_hacking_without_penalty_and_its_prevention_with_one():
     assert np.isfinite(penalised["proxy"])
 
 
-def test_cat_sat_on_the_mat():
+@pytest.mark.claim("L001-about-100-parameters")
+@pytest.mark.claim("L001-sat-reaches-99")
+@pytest.mark.claim("L001-next-token")
+def test_cat_sat_on_the_mat(claim_values):
     """About 100 parameters (101); the determined next words reach p >= 0.99, cat -> sat
     included; 'the -> cat' and 'the -> mat' level off at 50% each, the most one word of
     context allows; chance is 1/5."""
@@ -37,13 +41,13 @@ def test_cat_sat_on_the_mat():
     result = cat_sat_mat.train(epochs=400, lr=0.5, seed=0, log=None)
     p_end = result["history"]["p_correct"][-1]
     pairs = result["pairs"]
-    assert result["n_params"] == 101
+    assert result["n_params"] == claim_values["L001-about-100-parameters"]["value"]
     assert result["chance"] == 0.2
     for i, pair in enumerate(pairs):
         if pair.startswith("the"):
             assert 0.45 < p_end[i] <= 0.5 + 1e-9, pair
         else:
-            assert p_end[i] >= 0.99, pair
+            assert p_end[i] >= claim_values["L001-sat-reaches-99"]["value"], pair
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
 
 
@@ -56,13 +60,14 @@ def test_cat_sat_on_the_mat_plot(tmp_path):
     assert path.stat().st_size > 10_000
 
 
+@pytest.mark.claim("L002-calculator-scale")
 @pytest.mark.slow
-def test_word_calculator_generalises_to_held_out_problems():
+def test_word_calculator_generalises_to_held_out_problems(claim):
     """4000 steps (about 3 minutes on two cores): above 90% on the 1505 held-out problems."""
     from examples import word_calculator
 
     result = word_calculator.train(steps=4000, seed=0, log=None)
-    assert result["test_acc"] > 0.90
+    assert result["test_acc"] > claim["value"]
     assert 90_000 < result["n_params"] < 150_000
     assert 13_000 < result["n_train"] < 16_000
 

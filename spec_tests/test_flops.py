@@ -2,6 +2,7 @@
 run on the torch twins, forward and backward, and the two scaling facts it is used for."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -70,6 +71,7 @@ def test_gpt_flops(impl, B, H, T, D, n_layers, vocab, tie, d_ff):
         lambda: tw.gpt_logits(ids, p, config))
 
 
+@pytest.mark.claim("L003-backward-2x")
 def test_backward_costs_twice_the_forward(impl):
     """Counting matrix products, a training step's backward is exactly 2x its forward, for
     every layer and so for the model (GPT-2 small's shape, batch 8 x 1024 tokens)."""

@@ -81,6 +81,7 @@ def _mse_torch(pred, target):
     return F.mse_loss(pred, target)
 
 
+@pytest.mark.claim("L004-mse")
 @given(hs.shapes(), hs.scales, hs.seeds)
 def test_mse_matches_torch(impl, shape, scale, seed):
     check_against_torch(impl, "mse", _mse_inputs(shape, scale, seed), _mse_args, _mse_torch,

@@ -18,6 +18,7 @@ def _sgd(lr):
     return step
 
 
+@pytest.mark.claim("L003-mixed-precision-parts")
 def test_tiny_update_is_lost_in_fp16_weights_but_kept_by_fp32_master(impl):
     """Near 1.0, float16's spacing is 2^-10; an update of 1e-4 (under half of it) rounds away.
     Applied 100 times to float16 weights nothing changes; a float32 master copy moves by
@@ -46,6 +47,7 @@ def _linear_weight_grad(impl, dtype, dout_scale):
     return dW.astype(np.float64) / dout_scale, x.T @ dout
 
 
+@pytest.mark.claim("L003-mixed-precision-parts")
 def test_small_gradients_underflow_in_fp16_without_loss_scaling(impl):
     """Gradients of size ~1e-8 are below float16's smallest subnormal (6e-8): they flush to
     zero.  Scaled by 2^16 first they survive and, unscaled in float32, are within float16's

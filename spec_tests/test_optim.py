@@ -94,6 +94,7 @@ def test_adamw_decays_only_what_the_predicate_selects(impl):
     np.testing.assert_array_equal(new["b"], params["b"])
 
 
+@pytest.mark.claim("L000-clipping")
 @given(st.floats(1e-3, 10.0), st.sampled_from([1e-3, 1.0, 100.0]), hs.seeds)
 def test_clip_by_global_norm_matches_torch(impl, max_norm, scale, seed):
     """Same clipped gradients and reported norm as clip_grad_norm_; the clipped norm is at

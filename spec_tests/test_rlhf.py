@@ -26,8 +26,10 @@ def _vec(seed, n, scale=1.0, offset=0):
     return np.random.default_rng(seed + offset).standard_normal(n) * scale
 
 
-def test_pairs_from_a_ranking(impl):
+@pytest.mark.claim("L003-ranking-pairs")
+def test_pairs_from_a_ranking(impl, claim):
     pairs = impl("preference.pairs_from_ranking")(["C", "A", "B", "D"])
+    assert len(pairs) == claim["value"]
     assert pairs == [("C", "A"), ("C", "B"), ("C", "D"), ("A", "B"), ("A", "D"), ("B", "D")]
     for k in range(1, 8):
         assert len(impl("preference.pairs_from_ranking")(range(k))) == k * (k - 1) // 2
@@ -42,6 +44,7 @@ def test_bradley_terry_loss_matches_torch(impl, n, scale, seed):
                         seed)
 
 
+@pytest.mark.claim("L003-reward-0-to-1")
 @given(N, st.floats(-50, 50), hs.seeds)
 def test_bradley_terry_is_log2_at_a_tie_and_shift_invariant(impl, n, shift, seed):
     r = _vec(seed, n)
@@ -246,6 +249,7 @@ def test_bigram_policy_gradient_matches_torch(impl):
     assert_close(grads["Z"], Zt.grad.numpy(), F64, name="dZ", reference_scale=1.0)
 
 
+@pytest.mark.claim("L003-kl-objective")
 def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
     """Five one-token responses with rewards r: the best policy under a KL penalty of weight
     beta is pi*(y) ~ pi_ref(y) exp(r(y) / beta).  PPO starting from pi_ref (total-variation

@@ -21,6 +21,7 @@ def _data(seed, n, T=8, vocab=13):
     return ids, np.roll(ids, -1, axis=1)
 
 
+@pytest.mark.claim("L003-accumulation")
 @given(st.sampled_from([1, 2, 4]), hs.seeds)
 def test_accumulated_gradient_equals_the_big_batch_gradient(impl, k, seed):
     """k micro-batches of equal token count, each loss divided by k: the same loss and
@@ -41,6 +42,7 @@ def test_accumulated_gradient_equals_the_big_batch_gradient(impl, k, seed):
     assert_grads_close(flatten(after_acc), flatten(after_big), F64, np.array(1.0))
 
 
+@pytest.mark.claim("L003-accumulation")
 def test_accumulation_with_unequal_token_counts_is_not_the_big_batch(impl):
     """With padding (ignore_index) the micro-batches count different numbers of tokens, the
     mean of their means is not the big batch's mean, and neither are the gradients."""
@@ -102,6 +104,7 @@ def _module(impl, name):
     return Optimizer
 
 
+@pytest.mark.claim("L003-checkpointing")
 @pytest.mark.parametrize("segment", [1, 2, 3, 6])
 def test_checkpointed_gradients_are_identical(impl, segment):
     """Recomputing inside segments repeats the same arithmetic: bit-for-bit equal gradients."""
@@ -115,6 +118,7 @@ def test_checkpointed_gradients_are_identical(impl, segment):
         np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)
 
 
+@pytest.mark.claim("L003-checkpointing")
 def test_checkpoint_memory_follows_boundaries_plus_one_segment(impl):
     """Measured peak activation bytes for 16 blocks and segment sizes 1..16 fit
     peak(k) = top + (16/k - 1) * b + k * c exactly, with b the bytes of one boundary

@@ -58,6 +58,7 @@ def test_ffn_matches_torch(impl, d, d_ff, activation, seed):
                               rounding_scale=3.0 if activation.startswith("gelu") else 0.0)
 
 
+@pytest.mark.claim("L003-add-and-norm")
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 @given(d=dims(), d_ff=st.integers(1, 9), activation=ACTIVATIONS, causal=st.booleans(),
        pad=st.booleans(), seed=hs.seeds)

@@ -22,6 +22,8 @@ def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):
     return impl(f"{component}.backward")(upstream, cache)["x"]
 
 
+@pytest.mark.claim("L003-attention-weights-example")
+@pytest.mark.claim("L004-attend-to-all")
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 @given(T=st.integers(2, 6), seed=hs.seeds)
 def test_causal_block_jacobian_is_lower_triangular(impl, norm_first, T, seed):
@@ -53,6 +55,7 @@ def test_gpt_logits_ignore_later_tokens(impl, T, j, seed):
     assert np.all(np.abs(before[:, j] - after[:, j]).sum(axis=-1) > 0)
 
 
+@pytest.mark.claim("L003-ffn-per-position")
 @given(st.integers(2, 6), hs.seeds)
 def test_ffn_acts_on_each_position_alone(impl, T, seed):
     """The FFN Jacobian is block-diagonal: position i's output depends on position i only."""
@@ -66,6 +69,8 @@ def test_ffn_acts_on_each_position_alone(impl, T, seed):
         assert np.all(np.delete(per_position, i) == 0.0)
 
 
+@pytest.mark.claim("L003-ffn-per-position")
+@pytest.mark.claim("L004-attend-to-all")
 @given(st.integers(2, 6), hs.seeds)
 def test_attention_mixes_positions(impl, T, seed):
     """Without a causal mask, every output position depends on every input position."""
@@ -77,6 +82,7 @@ def test_attention_mixes_positions(impl, T, seed):
         assert np.all(np.abs(dx).sum(axis=(0, 2)) > 0)
 
 
+@pytest.mark.claim("L004-position-matters")
 @given(st.integers(2, 7), hs.seeds)
 def test_self_attention_is_permutation_equivariant_without_positions(impl, T, seed):
     """Permuting the positions of the input permutes the output the same way; once sinusoidal
@@ -96,6 +102,7 @@ def test_self_attention_is_permutation_equivariant_without_positions(impl, T, se
     assert np.max(np.abs(with_pos_perm - with_pos[:, perm])) > 1e-3
 
 
+@pytest.mark.claim("L003-heads-concatenated")
 @given(st.sampled_from([1, 2, 3, 4]), hs.seeds)
 def test_multi_head_attention_is_concatenated_single_heads(impl, H, seed):
     """MHA(x) = concat_h(head_h(x)) W_o + b_o, head h being single-head attention on the
@@ -156,6 +163,8 @@ def layer_input_gradient_norms(impl, n_layers, norm_first, residual, seed=0, std
     return np.array(norms[::-1])                       # index 0 = the first (lowest) block
 
 
+@pytest.mark.claim("L000-residual-paths")
+@pytest.mark.claim("L000-output-layer-strongest")
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 def test_residual_connections_keep_gradient_norms_even_through_deep_stacks(impl, norm_first):
     """24 blocks at GPT-2 initialisation (seed 0).  With residual connections the gradient
@@ -167,6 +176,8 @@ def test_residual_connections_keep_gradient_norms_even_through_deep_stacks(impl,
     assert without.max() / without.min() > 2.0, without
 
 
+@pytest.mark.claim("L000-residual-paths")
+@pytest.mark.claim("L003-vanishing-example")
 def test_pre_norm_stack_without_residuals_loses_its_gradient_at_the_bottom(impl):
     """Pre-norm without residual connections: the gradient at the lowest block is under a
     fifth of the one at the top (measured: 3%; seeds 0-3 gave 2-8%).  Post-norm without
