@@ -39,6 +39,19 @@ def pytest_configure(config):
     # Import it now so that a wrong name is one clear usage error, not hundreds of failures.
     config._llmspec_impl = Implementation(chosen_name(config.getoption("--impl")))
     config.pluginmanager.register(StatusFile(config), "llmspec-status")
+    for lesson in LESSONS:
+        config.addinivalue_line("markers", f"lesson_{lesson}: tests of lesson {lesson}'s claims")
+
+
+LESSONS = ("000", "001", "002", "003", "004")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark each claim test with its lesson, so ``-m lesson_002`` selects a lesson's tests."""
+    for item in items:
+        for lesson in sorted({cid[1:4] for cid in _claim_ids(item)}):
+            item.add_marker(f"lesson_{lesson}")
 
 
 @pytest.fixture(scope="session")
