@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -50,6 +51,10 @@ def _first_line(text: str) -> str:
 
 def check(args) -> int:
     import pytest
+
+    # like "python -m", make modules in the current folder importable (--impl mypackage)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
     # the meta-tests and tool tests check the suite itself, not an implementation
     selection, target = [str(ROOT / "spec_tests"), "-k", "not meta and not cli"], args.target

@@ -136,24 +136,7 @@ class StatusFile:
                 entry["outcome"] = "failed" if when == "call" else "error"
             elif outcome == "skipped" and entry["outcome"] == "passed":
                 entry["outcome"], entry["reason"] = "skipped", reason
-        claims_status = {}
-        for cid, entry in registry.claims().items():
-            outcomes = [tests[t]["outcome"] for t in entry.get("tests", []) if t in tests]
-            if entry["verdict"] == "not testable":
-                status = "not testable"
-            elif not outcomes:
-                status = "not run"
-            elif any(o in ("failed", "error") for o in outcomes):
-                status = "failed"
-            elif all(o == "passed" for o in outcomes) and len(outcomes) == len(entry["tests"]):
-                status = "passed"
-            elif any(o == "passed" for o in outcomes):
-                status = "partly run"
-            else:
-                status = "skipped"
-            claims_status[cid] = {"status": status, "verdict": entry["verdict"],
-                                  "tests": {t: tests.get(t, {}).get("outcome", "not run")
-                                            for t in entry.get("tests", [])}}
+        claims_status = registry.claim_statuses(tests)
         root = Path(str(config.rootpath))
         out = Path(os.environ.get(STATUS_ENV, root / ".llmspec" / "status.json"))
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,3 +79,28 @@ def problems() -> list:
         if cid not in entries:
             out.append(f"tests {[n for n, _ in nodes]} name unknown claim {cid!r}")
     return out
+
+
+def claim_statuses(tests: dict) -> dict:
+    """Each claim's status from test outcomes ``{node id: {"outcome": ...}}``: passed (all
+    its tests passed), failed (any failed or errored), partly run, skipped, not run, or not
+    testable."""
+    out = {}
+    for cid, entry in claims().items():
+        outcomes = [tests[t]["outcome"] for t in entry["tests"] if t in tests]
+        if entry["verdict"] == "not testable":
+            status = "not testable"
+        elif not outcomes:
+            status = "not run"
+        elif any(o in ("failed", "error") for o in outcomes):
+            status = "failed"
+        elif all(o == "passed" for o in outcomes) and len(outcomes) == len(entry["tests"]):
+            status = "passed"
+        elif any(o == "passed" for o in outcomes):
+            status = "partly run"
+        else:
+            status = "skipped"
+        out[cid] = {"status": status, "verdict": entry["verdict"],
+                    "tests": {t: tests.get(t, {}).get("outcome", "not run")
+                              for t in entry["tests"]}}
+    return out
