@@ -16,11 +16,11 @@ reach 99%.  And chance is 1 / vocabulary size (20% here), so a network that star
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from examples import common
 from reference import cross_entropy, embedding, linear, sgd, softmax, tanh, word_tokenizer
 
 SENTENCE = "the cat sat on the mat"
@@ -93,9 +93,7 @@ def report(result) -> str:
 
 
 def plot(result, path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = common.pyplot()
 
     h = result["history"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
@@ -114,27 +112,17 @@ def plot(result, path: Path) -> Path:
                    yticks=range(len(result["pairs"])), yticklabels=result["pairs"])
     fig.colorbar(im, ax=axes[1, 1])
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return common.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="The cat sat on the mat, learned by SGD")
+    parser = common.parser("The cat sat on the mat, learned by SGD")
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("examples/output"))
     args = parser.parse_args(argv)
     result = train(args.epochs, args.lr, args.seed, log_every=max(1, args.epochs // 10))
     print(report(result))
-    if not args.no_plot:
-        try:
-            print("plot:", plot(result, args.out / "cat_sat_mat.png"))
-        except ImportError:
-            print("matplotlib is not installed (pip install -e '.[examples]'): no plot")
+    common.maybe_plot(args, plot, result, "cat_sat_mat.png")
     return result
 
 

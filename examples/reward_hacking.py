@@ -15,11 +15,11 @@ policy stays near the reference and the gold reward holds up.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from examples import common
 from reference import adam, bigram_policy, preference, rlhf
 
 WORDS = ["the", "answer", "is", "four", "five", "!", ".", "maybe"]
@@ -137,9 +137,7 @@ def table(results) -> str:
 
 
 def plot(results, path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = common.pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for key, r in results.items():
@@ -156,27 +154,17 @@ def plot(results, path: Path) -> Path:
         ax.legend()
     fig.suptitle("Reward hacking: optimising a gameable proxy with and without a KL penalty")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return common.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Reward hacking with and without KL penalty")
+    parser = common.parser("Reward hacking with and without KL penalty")
     parser.add_argument("--iterations", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("examples/output"))
     args = parser.parse_args(argv)
     results = run(iterations=args.iterations, seed=args.seed)
     print("reward model weights per word:", results["reward_model_weights"])
     print(table(results))
-    if not args.no_plot:
-        try:
-            print("plot:", plot(results, args.out / "reward_hacking.png"))
-        except ImportError:
-            print("matplotlib is not installed (pip install -e '.[examples]'): no plot")
+    common.maybe_plot(args, plot, results, "reward_hacking.png")
     return results
 
 

@@ -13,12 +13,12 @@ schedule and weight decay, on the last token only ("... equals ___").
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
+from examples import common
 from reference import adamw, gpt, schedules
 from reference.gpt import GPTConfig
 
@@ -81,6 +81,7 @@ def train(steps: int = 4000, batch_size: int = 256, seed: int = 0, log=print,
     n_params = sum(a.size for a in _leaves(params))
     targets = np.full((batch_size, 4), -100)                 # only the answer is predicted
     history = {"step": [], "loss": [], "train_acc": [], "test_acc": []}
+    warmup = max(1, min(100, steps // 10))
     start = time.perf_counter()
     if log:
         log(f"{len(train_rows)} training and {len(test_rows)} held-out examples, "
@@ -89,7 +90,8 @@ def train(steps: int = 4000, batch_size: int = 256, seed: int = 0, log=print,
         rows = train_rows[rng.integers(0, len(train_rows), batch_size)]
         targets[:, 3] = rows[:, 4]
         loss, grads = gpt.loss_and_grads(rows[:, :4], targets, params, config)
-        lr = schedules.warmup_cosine(step, 3e-3, 100, steps, 3e-4)
+        lr = schedules.warmup_cosine(step, 3e-3, warmup, steps, 3e-4) if steps > warmup \
+            else 3e-3
         params, state = adamw.step(params, grads, state, lr=lr, weight_decay=0.1,
                                    decay=adamw.matrices_only)
         if (step + 1) % log_every == 0 or step == steps - 1:
@@ -141,9 +143,7 @@ def attention_weights(result, question: str):
 
 
 def plot(result, path: Path, question: str = "twelve plus thirty equals") -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = common.pyplot()
 
     h = result["history"]
     layers = attention_weights(result, question)
@@ -165,18 +165,12 @@ def plot(result, path: Path, question: str = "twelve plus thirty equals") -> Pat
         ax.set_xticklabels(words, rotation=45, ha="right")
         ax.set_yticklabels(words)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return common.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="A tiny GPT learns arithmetic in words")
+    parser = common.parser("A tiny GPT learns arithmetic in words")
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("examples/output"))
     args = parser.parse_args(argv)
     result = train(args.steps, seed=args.seed)
     print(f"held-out accuracy {result['test_acc']:.1%} on {result['n_test']} never-seen "
@@ -184,11 +178,7 @@ def main(argv=None):
     for q in ("two plus three equals", "seventy minus twenty-five equals",
               "forty-four plus forty-four equals"):
         print(f"  {q} -> {ask(result, q)}")
-    if not args.no_plot:
-        try:
-            print("plot:", plot(result, args.out / "word_calculator.png"))
-        except ImportError:
-            print("matplotlib is not installed (pip install -e '.[examples]'): no plot")
+    common.maybe_plot(args, plot, result, "word_calculator.png")
     return result
 
 
