@@ -221,3 +221,14 @@ def test_llama2_published_shapes():
     swiglu = 3 * 4096 * 11008
     two_matrix = 2 * 4096 * 11008
     assert swiglu / two_matrix == 1.5
+
+
+@pytest.mark.claim("L003-apples")
+@pytest.mark.claim("L003-chain-of-thought-steps")
+@pytest.mark.claim("L003-1081-marked-wrong")
+def test_worked_arithmetic_in_lesson_003(claim_values):
+    assert 5 - 2 + 3 == claim_values["L003-apples"]["value"]
+    assert (47 * 20, 47 * 3, 47 * 20 + 47 * 3) == (940, 141, 1081)
+    assert 47 * 23 == claim_values["L003-chain-of-thought-steps"]["value"]
+    # the "wrong" one-step answer equals the right one
+    assert 47 * 23 == claim_values["L003-1081-marked-wrong"]["value"]
