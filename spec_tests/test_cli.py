@@ -22,9 +22,11 @@ def _llmspec(*args, cwd=ROOT):
                           env={"PYTHONPATH": f"{ROOT}:{cwd}", "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.slow
 def test_exercise_skeleton_is_graded_then_passes_once_filled_in(tmp_path):
     """A fresh skeleton: softmax's tests are all 'not implemented'.  With the reference's
-    softmax copied in, they pass."""
+    softmax copied in, they pass.  (Slow: two full pytest sessions; CI also walks the same
+    path through the commands on the "check your understanding" page.)"""
     made = _llmspec("exercises", str(tmp_path))
     assert made.returncode == 0, made.stderr
     pkg = tmp_path / "myimpl"

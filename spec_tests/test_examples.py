@@ -73,8 +73,9 @@ def test_word_calculator_generalises_to_held_out_problems(claim):
 
 
 def test_word_calculator_short_run_learns_something():
-    """A 150-step run is far from done but already beats chance (1/200) on held-out data."""
+    """A 60-step run is far from done but already beats chance (1/199) on held-out data
+    (measured: 3.7%)."""
     from examples import word_calculator
 
-    result = word_calculator.train(steps=150, seed=0, log=None, log_every=150)
+    result = word_calculator.train(steps=60, seed=0, log=None, log_every=60)
     assert result["test_acc"] > 0.02
