@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from examples import common
-from reference import adamw, gpt, schedules
+from reference import adamw, attention, block, gpt, layer_norm, schedules
 from reference.gpt import GPTConfig
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -125,13 +125,10 @@ def ask(result, question: str) -> str:
 
 def attention_weights(result, question: str):
     """Per layer, the (heads, T, T) attention weights for ``question``."""
-    from reference import attention, layer_norm
-
     params, config = result["params"], result["config"]
     ids = result["vocab"].encode(question)[None]
     h = params["wte"]["W"][ids] + params["wpe"]["W"][: ids.shape[1]]
     out = []
-    from reference import block
     for p in params["blocks"]:
         x, _ = layer_norm.forward(h, p["ln1"])
         qkv = x @ p["attn"]["qkv"]["W"] + p["attn"]["qkv"]["b"]

@@ -18,7 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _checks, block, cross_entropy, embedding, flops, layer_norm, positional
+from reference import (
+    _checks,
+    block,
+    cross_entropy,
+    embedding,
+    flops,
+    gpt,
+    layer_norm,
+    positional,
+)
 from reference.gpt import GPTConfig
 from reference.params import flatten
 
@@ -117,8 +126,6 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
 def plain_activation_bytes(ids, targets, params, config, ignore_index: int = -100) -> int:
     """Activation bytes the plain (non-checkpointed) forward and loss keep for the backward,
     measured the same way (parameters and the input ids and targets are not counted)."""
-    from reference import gpt
-
     logits, cache = gpt.forward(ids, params, config)
     _, ce_c = cross_entropy.forward(logits, targets, ignore_index)
     return held_bytes(cache[1:], ce_c, exclude=list(flatten(params).values()) + [ids, targets])

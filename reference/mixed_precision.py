@@ -113,7 +113,7 @@ def train_step(master, loss_and_grads, optimizer_step, opt_state, scaler: dict |
     if dtype == "bfloat16":
         grads = map_trees("mixed_precision.train_step", to_bfloat16, grads)
     grads, found_inf = unscale(grads, scale)
-    info = {"loss": float(loss) / 1.0, "skipped": found_inf, "scale": scale}
+    info = {"loss": float(loss), "skipped": found_inf, "scale": scale}
     if scaler is not None:
         scaler = scaler_update(scaler, found_inf)
     if found_inf:

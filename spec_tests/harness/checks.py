@@ -56,7 +56,8 @@ def check_against_finite_differences(impl, component: str, inputs: dict, to_args
         args, kwargs = to_args(named)
         return forward(*args, **kwargs)[0]
 
-    out, cache = forward(*to_args(inputs)[0], **to_args(inputs)[1])
+    args, kwargs = to_args(inputs)
+    out, cache = forward(*args, **kwargs)
     upstream = oracles.random_upstream(rng, np.shape(out))
     grads = _fn(impl, component, "backward")(upstream, cache)
     expected = oracles.numerical_vjp(output, inputs, upstream, wrt)
