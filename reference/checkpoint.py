@@ -22,11 +22,9 @@ from reference import (
     _checks,
     block,
     cross_entropy,
-    embedding,
     flops,
     gpt,
     layer_norm,
-    positional,
 )
 from reference.gpt import GPTConfig
 from reference.params import flatten
@@ -60,8 +58,7 @@ def held_bytes(*objects, exclude=()) -> int:
 def _blocks_forward(h, blocks, config, keep_caches):
     caches = []
     for p in blocks:
-        h, c = block.forward(h, p, config.n_heads, config.norm_first, config.activation,
-                             causal=True, eps=config.eps, residual=config.residual)
+        h, c = gpt.block_forward(h, p, config)
         if keep_caches:
             caches.append(c)
     return h, caches
@@ -82,23 +79,20 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     starts = list(range(0, n_layers, segment_size))
     param_leaves = list(flatten(params).values()) + [ids, targets]     # not activations
 
-    tok, tok_c = embedding.forward(ids, params["wte"])
-    pos, pos_c = positional.forward(T, params["wpe"])
-    h = tok + pos
+    h, embed_c = gpt.embed_forward(ids, params, config)
     boundaries = []                                     # the input of every segment
     for s in starts:
         boundaries.append(h)
         h, _ = _blocks_forward(h, params["blocks"][s:s + segment_size], config, False)
-    head = params["wte"]["W"].T if config.tie_weights else params["lm_head"]["W"]
+    head_w = gpt.head(params, config)
     hf, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
-    loss, ce_c = cross_entropy.forward(hf @ head, targets, ignore_index)
-    top = (tok_c, pos_c, ln_c, hf, ce_c)
+    loss, ce_c = cross_entropy.forward(hf @ head_w, targets, ignore_index)
+    top = (embed_c, ln_c, hf, ce_c)
     peak = held_bytes(boundaries, top, exclude=param_leaves)
 
     dlogits = cross_entropy.backward(1.0, ce_c)["logits"]
-    C = hf.shape[-1]
-    d_head = hf.reshape(-1, C).T @ dlogits.reshape(-1, head.shape[1])
-    d_ln_f = layer_norm.backward(dlogits @ head.T, ln_c)
+    dh, d_head = gpt.head_backward(dlogits, hf, head_w)
+    d_ln_f = layer_norm.backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * n_layers
     for s in reversed(starts):
@@ -110,13 +104,8 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
             dh = d_blocks[s + i].pop("x")
         del caches
         boundaries[s // segment_size] = None            # this boundary is no longer needed
-    grads = {"wte": embedding.backward(dh, tok_c),
-             "wpe": positional.backward(dh.sum(axis=0), pos_c),
-             "blocks": d_blocks, "ln_f": d_ln_f}
-    if config.tie_weights:
-        grads["wte"]["W"] += d_head.T
-    else:
-        grads["lm_head"] = {"W": d_head}
+    grads = {**gpt.embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
+    gpt.add_head_grad(grads, d_head, config)
     recompute = flops.block(B, T, config.d_model, config.n_heads, config.hidden).forward
     stats = {"peak_activation_bytes": peak, "recompute_flops": recompute * n_layers,
              "segments": len(starts)}

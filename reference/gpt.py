@@ -69,12 +69,13 @@ def init(config: GPTConfig, rng: np.random.Generator, dtype=np.float64) -> dict:
     return map_tree(lambda a: a.astype(dtype), params)
 
 
-def _head(params: dict, config: GPTConfig) -> np.ndarray:
+def head(params: dict, config: GPTConfig) -> np.ndarray:
+    """The LM head (C, V): the transposed token table when tied, else ``lm_head.W``."""
     return params["wte"]["W"].T if config.tie_weights else params["lm_head"]["W"]
 
 
-def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig):
-    """The trunk: ``ids`` (B, T) -> final hidden states ``LN_f(h_N)`` (B, T, C), cache."""
+def embed_forward(ids: np.ndarray, params: dict, config: GPTConfig):
+    """``ids`` (B, T) -> token plus position embeddings ``h_0`` (B, T, C), cache."""
     _checks.int_array("gpt.forward", "ids", ids, 0, config.vocab_size)
     if ids.ndim != 2:
         raise ValueError(f"gpt.forward: argument 'ids' must have shape (B, T), got {ids.shape}")
@@ -84,52 +85,75 @@ def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig):
                          f"the context length {config.context_len}")
     tok, tok_c = embedding.forward(ids, params["wte"])
     pos, pos_c = positional.forward(T, params["wpe"])
-    h = tok + pos
+    return tok + pos, (tok_c, pos_c)
+
+
+def embed_backward(dh: np.ndarray, cache) -> dict:
+    """``dh`` (B, T, C) -> ``{"wte", "wpe"}``; the positions were broadcast over the batch."""
+    tok_c, pos_c = cache
+    return {"wte": embedding.backward(dh, tok_c),
+            "wpe": positional.backward(dh.sum(axis=0), pos_c)}
+
+
+def block_forward(h: np.ndarray, params: dict, config: GPTConfig):
+    """One causal block with the configuration's options."""
+    return block.forward(h, params, config.n_heads, config.norm_first, config.activation,
+                         causal=True, eps=config.eps, residual=config.residual)
+
+
+def head_backward(dlogits: np.ndarray, h: np.ndarray, head_w: np.ndarray):
+    """forward: ``logits = h @ head_w``; returns ``(dh, d_head)``."""
+    C = h.shape[-1]
+    d_head = h.reshape(-1, C).T @ dlogits.reshape(-1, head_w.shape[1])     # (C, V)
+    return dlogits @ head_w.T, d_head
+
+
+def add_head_grad(grads: dict, d_head: np.ndarray, config: GPTConfig) -> dict:
+    """Put the head's gradient in ``grads``: added to the token table's when tied."""
+    if config.tie_weights:
+        grads["wte"]["W"] += d_head.T              # the head's share of the tied table
+    else:
+        grads["lm_head"] = {"W": d_head}
+    return grads
+
+
+def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig):
+    """The trunk: ``ids`` (B, T) -> final hidden states ``LN_f(h_N)`` (B, T, C), cache."""
+    h, embed_c = embed_forward(ids, params, config)
     block_caches = []
     for p in params["blocks"]:
-        h, c = block.forward(h, p, config.n_heads, config.norm_first, config.activation,
-                             causal=True, eps=config.eps, residual=config.residual)
+        h, c = block_forward(h, p, config)
         block_caches.append(c)
     h, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
-    return h, (tok_c, pos_c, block_caches, ln_c)
+    return h, (embed_c, block_caches, ln_c)
 
 
 def hidden_backward(dh: np.ndarray, cache) -> dict:
     """``dh`` (B, T, C) -> gradients of the trunk's parameters (no head)."""
-    tok_c, pos_c, block_caches, ln_c = cache
+    embed_c, block_caches, ln_c = cache
     d_ln_f = layer_norm.backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * len(block_caches)
     for i in reversed(range(len(block_caches))):
         d_blocks[i] = block.backward(dh, block_caches[i])
         dh = d_blocks[i].pop("x")
-    # forward: h0 = tok + pos, pos broadcast over the batch
-    return {"wte": embedding.backward(dh, tok_c),
-            "wpe": positional.backward(dh.sum(axis=0), pos_c),
-            "blocks": d_blocks, "ln_f": d_ln_f}
+    return {**embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
 
 
 def forward(ids: np.ndarray, params: dict, config: GPTConfig):
     """``ids`` (B, T) -> ``logits`` (B, T, V), cache."""
     h, trunk_c = hidden_forward(ids, params, config)
-    head = _head(params, config)
-    return h @ head, (config, trunk_c, h, head)
+    head_w = head(params, config)
+    return h @ head_w, (config, trunk_c, h, head_w)
 
 
 def backward(dlogits: np.ndarray, cache) -> dict:
     """``dlogits`` (B, T, V) -> gradients with the same tree shape as the parameters."""
-    config, trunk_c, h, head = cache
-    dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head.shape[1],),
+    config, trunk_c, h, head_w = cache
+    dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head_w.shape[1],),
                                 name="dlogits")
-    C = h.shape[-1]
-    # forward: logits = h @ head
-    d_head = h.reshape(-1, C).T @ dlogits.reshape(-1, head.shape[1])     # (C, V)
-    grads = hidden_backward(dlogits @ head.T, trunk_c)
-    if config.tie_weights:
-        grads["wte"]["W"] += d_head.T              # the head's share of the tied table
-    else:
-        grads["lm_head"] = {"W": d_head}
-    return grads
+    dh, d_head = head_backward(dlogits, h, head_w)
+    return add_head_grad(hidden_backward(dh, trunk_c), d_head, config)
 
 
 def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: GPTConfig,
