@@ -21,6 +21,7 @@ import numpy as np
 from examples import common
 from reference import adamw, attention, block, gpt, layer_norm, schedules
 from reference.gpt import GPTConfig
+from reference.params import count
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
@@ -78,7 +79,7 @@ def train(steps: int = 4000, batch_size: int = 256, seed: int = 0, log=print,
     rng = np.random.default_rng(seed)
     params = gpt.init(config, rng, dtype=np.float32)
     state = adamw.init(params)
-    n_params = sum(a.size for a in _leaves(params))
+    n_params = count(params)
     targets = np.full((batch_size, 4), -100)                 # only the answer is predicted
     history = {"step": [], "loss": [], "train_acc": [], "test_acc": []}
     warmup = max(1, min(100, steps // 10))
@@ -108,12 +109,6 @@ def train(steps: int = 4000, batch_size: int = 256, seed: int = 0, log=print,
             "n_train": len(train_rows), "n_test": len(test_rows),
             "seconds": time.perf_counter() - start}
 
-
-def _leaves(tree):
-    if isinstance(tree, np.ndarray):
-        return [tree]
-    values = tree.values() if isinstance(tree, dict) else tree
-    return [leaf for v in values for leaf in _leaves(v)]
 
 
 def ask(result, question: str) -> str:

@@ -49,9 +49,7 @@ def module_source(name: str) -> str:
              "", "import numpy as np", ""]
     if name in PROVIDED:
         return "\n".join(lines + [f"from reference.{name} import *  # noqa: F403", ""])
-    if "GPTConfig" in inspect.getsource(module) and name != "gpt":
-        lines.append("from reference.gpt import GPTConfig  # noqa: F401  (a shared data type)")
-    if name == "gpt":
+    if "GPTConfig" in inspect.getsource(module):
         lines.append("from reference.gpt import GPTConfig  # noqa: F401  (a shared data type)")
     for fname, fn in inspect.getmembers(module, inspect.isfunction):
         if fn.__module__ != module.__name__ or fname.startswith("_"):

@@ -20,7 +20,9 @@ def init(vocab_size: int, rng: np.random.Generator, std: float = 1.0) -> dict:
     return {"Z": rng.normal(0.0, std, size=(vocab_size + 1, vocab_size))}
 
 
-def _contexts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+def contexts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """The token each position is conditioned on: BOS (= ``vocab_size``), then the previous
+    token.  (n, L) -> (n, L)."""
     bos = np.full((tokens.shape[0], 1), vocab_size)
     return np.concatenate([bos, tokens[:, :-1]], axis=1)
 
@@ -45,7 +47,7 @@ def logprobs(params: dict, tokens: np.ndarray):
     """``tokens`` (n, L) -> per-token ``log pi(a_t | a_{t-1})`` (n, L), cache."""
     V = params["Z"].shape[1]
     _checks.int_array("bigram_policy.logprobs", "tokens", tokens, 0, V)
-    logits, emb_c = embedding.forward(_contexts(tokens, V), {"W": params["Z"]})
+    logits, emb_c = embedding.forward(contexts(tokens, V), {"W": params["Z"]})
     logp_all, ls_c = log_softmax.forward(logits)
     logp = np.take_along_axis(logp_all, tokens[..., None], axis=-1)[..., 0]
     return logp, (tokens, emb_c, ls_c, logp_all)

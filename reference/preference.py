@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _checks
+from reference import _checks, sigmoid
 
 
 def pairs_from_ranking(ranking) -> list:
@@ -35,11 +35,6 @@ def _softplus(x):
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
 
 
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def forward(r_chosen: np.ndarray, r_rejected: np.ndarray):
     """``r_chosen``, ``r_rejected`` (N,) -> mean ``-log sigma(r_chosen - r_rejected)``."""
     _checks.float_array("preference.forward", "r_chosen", r_chosen, ndim=1)
@@ -53,5 +48,5 @@ def backward(dloss, cache) -> dict:
     """scalar ``dloss`` -> ``{"r_chosen": (N,), "r_rejected": (N,)}``."""
     margin = cache
     dloss = _checks.dout_like("preference.backward", dloss, (), name="dloss")
-    d_chosen = -float(dloss) * _sigmoid(-margin) / margin.size
+    d_chosen = -float(dloss) * sigmoid.forward(-margin)[0] / margin.size
     return {"r_chosen": d_chosen, "r_rejected": -d_chosen}

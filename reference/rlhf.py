@@ -20,8 +20,7 @@ from reference import adam, bigram_policy, gae, kl, ppo
 
 def _values(table: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """A value baseline indexed by (position, previous token): (n, L)."""
-    V = table.shape[1] - 1
-    prev = np.concatenate([np.full((tokens.shape[0], 1), V), tokens[:, :-1]], axis=1)
+    prev = bigram_policy.contexts(tokens, table.shape[1] - 1)
     return table[np.arange(tokens.shape[1])[None, :], prev], prev
 
 

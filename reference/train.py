@@ -54,8 +54,9 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
             parts = np.array_split(batch, micro_batches)
             loss, grads = accumulate.loss_and_grads(
                 lambda idx, p=params: loss_and_grads(inputs[idx], targets[idx], p), parts)
-            norm = clip.global_norm(grads)
-            if max_grad_norm is not None:
+            if max_grad_norm is None:
+                norm = clip.global_norm(grads)
+            else:
                 grads, norm = clip.clip_by_global_norm(grads, max_grad_norm)
             rate = lr(step) if callable(lr) else lr
             params, state = optimizer.step(params, grads, state, lr=rate, **optimizer_kwargs)
