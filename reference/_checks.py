@@ -24,24 +24,25 @@ def float_array(where: str, name: str, x, ndim_min: int = 0, ndim: int | None = 
     rank, an empty array or NaN/inf values.
     """
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{where}: argument '{name}' must be a NumPy array, got {_describe(x)}")
+        raise TypeError(f"{where}: argument {_label(name)} must be a NumPy array, "
+                        f"got {_describe(x)}")
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(
-            f"{where}: argument '{name}' must have a floating-point dtype, got dtype {x.dtype}")
+        raise TypeError(f"{where}: argument {_label(name)} must have a floating-point dtype, "
+                        f"got dtype {x.dtype}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(
-            f"{where}: argument '{name}' must have {ndim} dimension(s), got shape {x.shape}")
+            f"{where}: argument {_label(name)} must have {ndim} dimension(s), got shape {x.shape}")
     if x.ndim < ndim_min:
-        raise ValueError(f"{where}: argument '{name}' must have at least {ndim_min} "
+        raise ValueError(f"{where}: argument {_label(name)} must have at least {ndim_min} "
                          f"dimension(s), got shape {x.shape}")
     if x.size == 0 and not allow_empty:
-        raise ValueError(f"{where}: argument '{name}' must not be empty, got shape {x.shape}")
+        raise ValueError(f"{where}: argument {_label(name)} must not be empty, got shape {x.shape}")
     # min and max are NaN if any element is, and +-inf if any element is infinite; two
     # reductions are much cheaper than a full isfinite mask on large activations.
     if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise ValueError(
-            f"{where}: argument '{name}' must be finite, got {bad} NaN or inf value(s) "
+            f"{where}: argument {_label(name)} must be finite, got {bad} NaN or inf value(s) "
             f"in an array of shape {x.shape}")
     return x
 
@@ -52,19 +53,19 @@ def int_array(where: str, name: str, ids, low: int, high: int, allowed=()) -> np
     Values listed in ``allowed`` (for example an ``ignore_index``) are accepted as well.
     """
     if not isinstance(ids, np.ndarray):
-        raise TypeError(f"{where}: argument '{name}' must be a NumPy integer array, "
+        raise TypeError(f"{where}: argument {_label(name)} must be a NumPy integer array, "
                         f"got {_describe(ids)}")
     if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(
-            f"{where}: argument '{name}' must have an integer dtype, got dtype {ids.dtype}")
+        raise TypeError(f"{where}: argument {_label(name)} must have an integer dtype, "
+                        f"got dtype {ids.dtype}")
     if ids.size == 0:
-        raise ValueError(f"{where}: argument '{name}' must not be empty, got shape {ids.shape}")
+        raise ValueError(f"{where}: argument {_label(name)} must not be empty, got shape {ids.shape}")
     outside = (ids < low) | (ids >= high)
     for value in allowed:
         outside &= ids != value
     if np.any(outside):
         first = int(ids[outside].flat[0])
-        raise ValueError(f"{where}: argument '{name}' must hold values in [{low}, {high}), "
+        raise ValueError(f"{where}: argument {_label(name)} must hold values in [{low}, {high}), "
                          f"got {first} (and {int(outside.sum())} out-of-range value(s) in all)")
     return ids
 
@@ -73,31 +74,49 @@ def same_shape(where: str, name: str, x: np.ndarray, shape: tuple) -> None:
     """Check that ``x`` has exactly ``shape``."""
     if tuple(x.shape) != tuple(shape):
         raise ValueError(
-            f"{where}: argument '{name}' must have shape {tuple(shape)}, got shape {x.shape}")
+            f"{where}: argument {_label(name)} must have shape {tuple(shape)}, got shape {x.shape}")
 
 
-def params(where: str, params, required: dict, optional: dict = None) -> dict:
+def _label(name: str) -> str:
+    """How messages name an argument: ``'params'`` for a plain name, ``params['attn']`` for a
+    part of one."""
+    return f"'{name}'" if name.isidentifier() else name
+
+
+def keys(where: str, tree, required, name: str = "params", optional=()) -> dict:
+    """Check that ``tree`` is a dict with the ``required`` keys, maybe some ``optional`` ones,
+    and no others."""
+    if not isinstance(tree, dict):
+        raise TypeError(f"{where}: argument {_label(name)} must be a dict, got {_describe(tree)}")
+    missing = sorted(set(required) - set(tree))
+    if missing:
+        raise ValueError(f"{where}: argument {_label(name)} is missing key(s) {missing}; "
+                         f"expected keys {sorted(required)}, got {sorted(tree)}")
+    unknown = sorted(set(tree) - set(required) - set(optional))
+    if unknown:
+        raise ValueError(f"{where}: argument {_label(name)} has unknown key(s) {unknown}; "
+                         f"allowed keys {sorted(set(required) | set(optional))}")
+    return tree
+
+
+def params(where: str, params, required: dict, optional: dict = None,
+           name: str = "params") -> dict:
     """Check a parameter dict: required keys present, no unknown keys, each a float array of
-    the given shape (``None`` in a shape means any size)."""
+    the given shape (``None`` in a shape means any size).  ``name`` is how messages call the
+    dict (``params['attn']['qkv']`` for a part of a bigger tree)."""
     optional = optional or {}
     if not isinstance(params, dict):
-        raise TypeError(f"{where}: argument 'params' must be a dict of arrays, "
+        raise TypeError(f"{where}: argument {_label(name)} must be a dict of arrays, "
                         f"got {_describe(params)}")
-    missing = sorted(set(required) - set(params))
-    if missing:
-        raise ValueError(f"{where}: argument 'params' is missing key(s) {missing}; "
-                         f"expected keys {sorted(required)}, got {sorted(params)}")
-    unknown = sorted(set(params) - set(required) - set(optional))
-    if unknown:
-        raise ValueError(f"{where}: argument 'params' has unknown key(s) {unknown}; "
-                         f"allowed keys {sorted(set(required) | set(optional))}")
+    keys(where, params, required, name, optional)
+    base = "params" if name == "params" else name
     for key, shape in {**required, **optional}.items():
         if key not in params:
             continue
-        value = float_array(where, f"params['{key}']", params[key], ndim=len(shape))
+        value = float_array(where, f"{base}['{key}']", params[key], ndim=len(shape))
         for got, want in zip(value.shape, shape, strict=True):
             if want is not None and got != want:
-                raise ValueError(f"{where}: argument params['{key}'] must have shape "
+                raise ValueError(f"{where}: argument {base}['{key}'] must have shape "
                                  f"{tuple('any' if s is None else s for s in shape)}, "
                                  f"got shape {value.shape}")
     return params
@@ -108,9 +127,9 @@ def positive(where: str, name: str, value, integer: bool = False):
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an int" if integer else "a number"
-        raise TypeError(f"{where}: argument '{name}' must be {kind}, got {_describe(value)}")
+        raise TypeError(f"{where}: argument {_label(name)} must be {kind}, got {_describe(value)}")
     if not value > 0:
-        raise ValueError(f"{where}: argument '{name}' must be > 0, got {value!r}")
+        raise ValueError(f"{where}: argument {_label(name)} must be > 0, got {value!r}")
     return value
 
 

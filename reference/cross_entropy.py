@@ -8,7 +8,9 @@ r"""Cross-entropy loss from logits, mean over the targets that are not ignored.
 where ``N`` counts the targets that are not ``ignore_index``; ignored rows get zero gradient.
 Shapes: ``logits`` (..., V) float, ``targets`` (...) int -> scalar loss.  For next-token
 prediction that is ``logits`` (B, T, V) and ``targets`` (B, T).
-Uses :mod:`reference.log_softmax`, so logits of any magnitude give a finite loss.
+The log-probability of the target is computed the stable way of :mod:`reference.log_softmax`
+(row maximum subtracted first), so logits of any magnitude give a finite loss; the forward
+keeps the probabilities, which are all the backward needs.
 A batch where every target is ignored has no mean and raises ``ValueError``
 (PyTorch returns NaN there).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _checks, log_softmax
+from reference import _checks
 
 
 def forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
@@ -26,23 +28,33 @@ def forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
     V = logits.shape[-1]
     _checks.int_array("cross_entropy.forward", "targets", targets, 0, V, allowed=(ignore_index,))
     _checks.same_shape("cross_entropy.forward", "targets", targets, logits.shape[:-1])
-    keep = targets != ignore_index
+    keep = (targets != ignore_index).reshape(-1)
     n = int(keep.sum())
     if n == 0:
         raise ValueError(f"cross_entropy.forward: argument 'targets' has no target to average: "
                          f"all {targets.size} equal ignore_index={ignore_index}")
-    logp, _ = log_softmax.forward(logits)
-    picked = np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], axis=-1)[..., 0]
-    loss = -picked[keep].sum() / n
-    return loss, (logp, targets, keep, n)
+    rows = logits.reshape(-1, V)                                # (N, V)
+    picked = np.where(keep, targets.reshape(-1), 0)            # a valid column for every row
+    every = np.arange(rows.shape[0])
+    # log softmax(z)_t = (z_t - m) - log sum_j exp(z_j - m), m the row maximum (as in
+    # reference.log_softmax); the exponentials are kept, as probabilities, for the backward.
+    probs = rows - rows.max(axis=1, keepdims=True)
+    shifted_target = probs[every, picked]
+    np.exp(probs, out=probs)
+    total = probs @ np.ones(V, dtype=probs.dtype)              # row sums, one BLAS call
+    log_p_target = shifted_target - np.log(total)
+    loss = -log_p_target[keep].sum() / n
+    probs *= (1.0 / total)[:, None]                            # softmax(z)
+    return loss, (probs, targets, keep, n, logits.shape)
 
 
 def backward(dloss, cache) -> dict:
     """scalar ``dloss`` -> ``{"logits": (..., V)}``."""
-    logp, targets, keep, n = cache
+    probs, targets, keep, n, shape = cache
     dloss = _checks.dout_like("cross_entropy.backward", dloss, (), name="dloss")
-    grad = np.exp(logp)                                        # softmax(z)
-    rows = np.where(keep, targets, 0)[..., None]
-    np.put_along_axis(grad, rows, np.take_along_axis(grad, rows, axis=-1) - 1.0, axis=-1)
-    grad *= keep[..., None] * (float(dloss) / n)
-    return {"logits": grad}
+    scale = float(dloss) / n
+    grad = probs * scale                                       # (softmax(z) - onehot) / N
+    grad[np.arange(grad.shape[0]), np.where(keep, targets.reshape(-1), 0)] -= scale
+    if not keep.all():
+        grad[~keep] = 0.0                                      # ignored rows: no gradient
+    return {"logits": grad.reshape(shape)}

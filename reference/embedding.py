@@ -38,5 +38,9 @@ def backward(dout: np.ndarray, cache) -> dict:
     dW = np.zeros(w_shape, dtype=np.result_type(w_dtype, dout.dtype))
     # In the forward this was out = W[ids]; every position that read row v sends its
     # gradient back to row v, so the gradients must be summed (np.add.at), not assigned.
-    np.add.at(dW, ids, dout)
+    # The sum runs over single elements (index v * C + c of the flattened table), which
+    # NumPy does several times faster than whole rows; the result is the same.
+    C = w_shape[1]
+    elements = (ids.reshape(-1, 1) * C + np.arange(C)).reshape(-1)
+    np.add.at(dW.reshape(-1), elements, dout.reshape(-1))
     return {"W": dW}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import gelu, gelu_tanh, linear, relu
+from reference import _checks, gelu, gelu_tanh, linear, relu
 
 ACTIVATIONS = {"relu": relu, "gelu": gelu, "gelu_tanh": gelu_tanh}
 
@@ -33,17 +33,39 @@ def activation_module(where: str, activation: str):
 
 def forward(x: np.ndarray, params: dict, activation: str = "gelu_tanh"):
     """``x`` (..., C) -> ``y`` (..., C), cache."""
-    act = activation_module("ffn.forward", activation)
-    h, fc_cache = linear.forward(x, params["fc"])
-    a, act_cache = act.forward(h)
-    y, proj_cache = linear.forward(a, params["proj"])
-    return y, (fc_cache, act, act_cache, proj_cache)
+    activation_module("ffn.forward", activation)
+    _checks.float_array("ffn.forward", "x", x, ndim_min=1)
+    _check_params("ffn.forward", params, x.shape[-1])
+    return _forward(x, params, activation)
 
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (..., C) -> ``{"x": (..., C), "fc": {"W", "b"}, "proj": {"W", "b"}}``."""
+    x = cache[0][0]                                     # the input, kept by the first layer
+    return _backward(_checks.dout_like("ffn.backward", dout, x.shape), cache)
+
+
+def _check_params(where: str, params, d_model: int, name: str = "params") -> dict:
+    _checks.keys(where, params, ("fc", "proj"), name)
+    linear._check_params(where, params["fc"], d_model, None, f"{name}['fc']")
+    d_ff = params["fc"]["W"].shape[1]
+    linear._check_params(where, params["proj"], d_ff, d_model, f"{name}['proj']")
+    return params
+
+
+# Unchecked arithmetic, called by the transformer block after it checks its input.
+
+def _forward(x, params, activation="gelu_tanh"):
+    act = ACTIVATIONS[activation]
+    h, fc_cache = linear._forward(x, params["fc"])
+    a, act_cache = act._forward(h)
+    y, proj_cache = linear._forward(a, params["proj"])
+    return y, (fc_cache, act, act_cache, proj_cache)
+
+
+def _backward(dout, cache) -> dict:
     fc_cache, act, act_cache, proj_cache = cache
-    d_proj = linear.backward(dout, proj_cache)
-    d_h = act.backward(d_proj.pop("x"), act_cache)["x"]
-    d_fc = linear.backward(d_h, fc_cache)
+    d_proj = linear._backward(dout, proj_cache)
+    d_h = act._backward(d_proj.pop("x"), act_cache)["x"]
+    d_fc = linear._backward(d_h, fc_cache)
     return {"x": d_fc.pop("x"), "fc": d_fc, "proj": d_proj}

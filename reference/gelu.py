@@ -29,15 +29,21 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
 
 def forward(x: np.ndarray):
     """``x`` (...) -> ``x * Phi(x)`` (...), cache."""
-    _checks.float_array("gelu.forward", "x", x)
-    cdf = _normal_cdf(x)
-    return (x * cdf).astype(x.dtype, copy=False), (x, cdf)
+    return _forward(_checks.float_array("gelu.forward", "x", x))
 
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (...) -> ``{"x": dout * (Phi(x) + x phi(x))}``."""
+    return _backward(_checks.dout_like("gelu.backward", dout, cache[0].shape), cache)
+
+
+def _forward(x: np.ndarray):                 # unchecked: for callers that checked ``x``
+    cdf = _normal_cdf(x)
+    return (x * cdf).astype(x.dtype, copy=False), (x, cdf)
+
+
+def _backward(dout: np.ndarray, cache) -> dict:
     x, cdf = cache
-    dout = _checks.dout_like("gelu.backward", dout, x.shape)
     x64 = x.astype(np.float64)
     pdf = np.exp(-0.5 * x64 * x64) / math.sqrt(2.0 * math.pi)
     return {"x": (dout * (cdf + x64 * pdf)).astype(np.result_type(dout, x), copy=False)}

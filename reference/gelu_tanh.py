@@ -30,31 +30,39 @@ _A = 0.044715
 
 def forward(x: np.ndarray):
     """``x`` (...) -> ``x * sigma(2u)`` (...), cache."""
-    _checks.float_array("gelu_tanh.forward", "x", x)
-    # s = 1 / (1 + exp(-2u)), computed in place in one buffer (large activations).
-    s = x * x
-    s *= _A
-    s += 1.0
-    s *= x                                   # x + A x^3
-    s *= -2.0 * _K                           # -2u
-    with np.errstate(over="ignore"):         # exp(-2u) = inf gives s = 0, the right limit
-        np.exp(s, out=s)
-    s += 1.0
-    np.reciprocal(s, out=s)                  # sigma(2u)
-    return x * s, (x, s)
+    return _forward(_checks.float_array("gelu_tanh.forward", "x", x))
 
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (...) -> ``{"x": dout * gelu_tanh'(x)}``."""
-    x, s = cache
-    dout = _checks.dout_like("gelu_tanh.backward", dout, x.shape)
-    # local = s + 2K x (1 + 3A x^2) s (1 - s), in place in one buffer
+    return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[0].shape), cache)
+
+
+# Unchecked arithmetic (the feed-forward layer calls these after checking its input).  Each
+# line is one pass over the array, done in place where it can be: activations are large.
+
+def _forward(x: np.ndarray):
+    s = x * x
+    s *= -2.0 * _K * _A
+    s -= 2.0 * _K                            # -2K (1 + A x^2)
+    s *= x                                   # -2u
+    with np.errstate(over="ignore"):         # exp(-2u) = inf gives s = 0, the right limit
+        np.exp(s, out=s)
+    s += 1.0
+    np.reciprocal(s, out=s)                  # sigma(2u)
+    out = x * s
+    return out, (x, s, out)
+
+
+def _backward(dout: np.ndarray, cache) -> dict:
+    x, s, out = cache
+    # local = s + 2K (1 + 3A x^2) * x s (1 - s), and x s (1 - s) = out - out * s
     local = x * x
-    local *= 3.0 * _A
-    local += 1.0
-    local *= x
-    local *= 2.0 * _K
-    local *= s
-    local *= 1.0 - s
+    local *= 6.0 * _K * _A
+    local += 2.0 * _K
+    x_s_1_s = out * s
+    np.subtract(out, x_s_1_s, out=x_s_1_s)
+    local *= x_s_1_s
     local += s
-    return {"x": dout * local}
+    local *= dout
+    return {"x": local}

@@ -96,15 +96,47 @@ def embed_backward(dh: np.ndarray, cache) -> dict:
 
 
 def block_forward(h: np.ndarray, params: dict, config: GPTConfig):
-    """One causal block with the configuration's options."""
+    """One causal block with the configuration's options (arguments checked)."""
     return block.forward(h, params, config.n_heads, config.norm_first, config.activation,
                          causal=True, eps=config.eps, residual=config.residual)
 
 
+def _block_forward(h, params, config):
+    return block._forward(h, params, config.n_heads, config.norm_first, config.activation,
+                          causal=True, eps=config.eps, residual=config.residual)
+
+
+def check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict:
+    """Check the whole parameter tree against ``config``: keys, float dtypes, shapes and finite
+    values, with messages that name the part (``params['blocks'][2]['attn']['qkv']['W']``).
+    The forward pass runs this once instead of checking every layer's input on the way."""
+    V, P, C = config.vocab_size, config.context_len, config.d_model
+    _checks.keys(where, params, ("wte", "wpe", "blocks", "ln_f"), "params",
+                 optional=() if config.tie_weights else ("lm_head",))
+    if not config.tie_weights and "lm_head" not in params:
+        raise ValueError(f"{where}: argument 'params' is missing key(s) ['lm_head'] "
+                         f"(tie_weights=False needs its own head)")
+    _checks.params(where, params["wte"], {"W": (V, C)}, name="params['wte']")
+    _checks.params(where, params["wpe"], {"W": (P, C)}, name="params['wpe']")
+    blocks = params["blocks"]
+    if not isinstance(blocks, (list, tuple)) or len(blocks) != config.n_layers:
+        got = len(blocks) if isinstance(blocks, (list, tuple)) else type(blocks).__name__
+        raise ValueError(f"{where}: argument params['blocks'] must be a list of "
+                         f"n_layers = {config.n_layers} block parameter dicts, got {got}")
+    for i, p in enumerate(blocks):
+        block._check_params(where, p, C, config.n_heads, f"params['blocks'][{i}]")
+    layer_norm._check_params(where, params["ln_f"], C, "params['ln_f']")
+    if not config.tie_weights:
+        _checks.params(where, params["lm_head"], {"W": (C, V)}, name="params['lm_head']")
+    return params
+
+
 def head_backward(dlogits: np.ndarray, h: np.ndarray, head_w: np.ndarray):
     """forward: ``logits = h @ head_w``; returns ``(dh, d_head)``."""
-    C = h.shape[-1]
-    d_head = h.reshape(-1, C).T @ dlogits.reshape(-1, head_w.shape[1])     # (C, V)
+    C, V = head_w.shape
+    # d_head = h^T dlogits, computed as (dlogits^T h)^T: a (V, C) product whose transpose
+    # adds straight onto a tied (V, C) token table
+    d_head = (dlogits.reshape(-1, V).T @ h.reshape(-1, C)).T                 # (C, V)
     return dlogits @ head_w.T, d_head
 
 
@@ -113,29 +145,31 @@ def add_head_grad(grads: dict, d_head: np.ndarray, config: GPTConfig) -> dict:
     if config.tie_weights:
         grads["wte"]["W"] += d_head.T              # the head's share of the tied table
     else:
-        grads["lm_head"] = {"W": d_head}
+        grads["lm_head"] = {"W": np.ascontiguousarray(d_head)}
     return grads
 
 
 def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig):
     """The trunk: ``ids`` (B, T) -> final hidden states ``LN_f(h_N)`` (B, T, C), cache."""
+    check_params(params, config)
     h, embed_c = embed_forward(ids, params, config)
     block_caches = []
     for p in params["blocks"]:
-        h, c = block_forward(h, p, config)
+        h, c = _block_forward(h, p, config)
         block_caches.append(c)
-    h, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
+    h, ln_c = layer_norm._forward(h, params["ln_f"], config.eps)
     return h, (embed_c, block_caches, ln_c)
 
 
 def hidden_backward(dh: np.ndarray, cache) -> dict:
-    """``dh`` (B, T, C) -> gradients of the trunk's parameters (no head)."""
+    """``dh`` (B, T, C) -> gradients of the trunk's parameters (no head).  ``dh`` is not
+    checked here: the callers (:func:`backward`, the reward model) check their own input."""
     embed_c, block_caches, ln_c = cache
-    d_ln_f = layer_norm.backward(dh, ln_c)
+    d_ln_f = layer_norm._backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * len(block_caches)
     for i in reversed(range(len(block_caches))):
-        d_blocks[i] = block.backward(dh, block_caches[i])
+        d_blocks[i] = block._backward(dh, block_caches[i])
         dh = d_blocks[i].pop("x")
     return {**embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
 

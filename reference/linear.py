@@ -32,16 +32,41 @@ def init(d_in: int, d_out: int, rng: np.random.Generator, bias: bool = True,
 
 def forward(x: np.ndarray, params: dict):
     """``x`` (..., C_in) -> ``y`` (..., C_out), cache."""
-    _checks.params("linear.forward", params, {"W": (None, None)}, {"b": (None,)})
+    _check_params("linear.forward", params)
     W = params["W"]
-    if "b" in params and params["b"].shape[0] != W.shape[1]:
-        raise ValueError(f"linear.forward: argument params['b'] must have shape "
-                         f"({W.shape[1]},) to match params['W'] {W.shape}, "
-                         f"got shape {params['b'].shape}")
     _checks.float_array("linear.forward", "x", x, ndim_min=1)
     if x.shape[-1] != W.shape[0]:
         raise ValueError(f"linear.forward: argument 'x' must have last dimension "
                          f"{W.shape[0]} (rows of params['W']), got shape {x.shape}")
+    return _forward(x, params)
+
+
+def _check_params(where: str, params, d_in: int | None = None, d_out: int | None = None,
+                  name: str = "params") -> dict:
+    """Check ``{"W": (d_in, d_out), "b": (d_out,)}`` (``b`` optional, ``None`` = any size)."""
+    _checks.params(where, params, {"W": (d_in, d_out)}, {"b": (d_out,)}, name=name)
+    W = params["W"]
+    if "b" in params and params["b"].shape[0] != W.shape[1]:
+        base = "params" if name == "params" else name
+        raise ValueError(f"{where}: argument {base}['b'] must have shape "
+                         f"({W.shape[1]},) to match {base}['W'] {W.shape}, "
+                         f"got shape {params['b'].shape}")
+    return params
+
+
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (..., C_out) -> ``{"x": (..., C_in), "W": (C_in, C_out), "b": (C_out,)}``."""
+    x, W, _ = cache
+    return _backward(_checks.dout_like("linear.backward", dout, x.shape[:-1] + (W.shape[1],)),
+                     cache)
+
+
+# The two functions below do the arithmetic without checking their arguments.  Layers built
+# from this one (attention, feed-forward, the GPT) check their own inputs once and then call
+# these, so a training step does not re-check every intermediate array.
+
+def _forward(x: np.ndarray, params: dict):
+    W = params["W"]
     rows = x.reshape(-1, x.shape[-1])                 # one (N, C_in) @ (C_in, C_out) product
     y = rows @ W
     if "b" in params:
@@ -49,10 +74,8 @@ def forward(x: np.ndarray, params: dict):
     return y.reshape(x.shape[:-1] + (W.shape[1],)), (x, W, "b" in params)
 
 
-def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (..., C_out) -> ``{"x": (..., C_in), "W": (C_in, C_out), "b": (C_out,)}``."""
+def _backward(dout: np.ndarray, cache) -> dict:
     x, W, has_bias = cache
-    dout = _checks.dout_like("linear.backward", dout, x.shape[:-1] + (W.shape[1],))
     rows_x = x.reshape(-1, x.shape[-1])
     rows_g = dout.reshape(-1, dout.shape[-1])
     grads = {"x": (rows_g @ W.T).reshape(x.shape), "W": rows_x.T @ rows_g}

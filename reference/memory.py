@@ -37,11 +37,12 @@ def param_count(config: GPTConfig) -> int:
 
 
 def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: int) -> int:
-    """Elements one pre-norm block caches: its input, the layer-norm outputs and statistics,
-    Q/K/V, the attention weights (B, H, T, T), the merged heads, the residual sum, the FFN's
-    hidden pre-activation, its sigmoid factor and its activation."""
+    """Elements one pre-norm block caches: for each of its two layer norms the normalised
+    input x_hat, the reciprocal standard deviation of each row and the output; Q/K/V; the
+    attention weights (B, H, T, T); the merged heads; the FFN's hidden pre-activation, its
+    sigmoid factor and its activation."""
     N = B * T
-    return 8 * N * d_model + 4 * N + B * n_heads * T * T + 3 * N * d_ff
+    return 8 * N * d_model + 2 * N + B * n_heads * T * T + 3 * N * d_ff
 
 
 def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> int:
@@ -50,7 +51,7 @@ def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> in
     N = B * T
     blocks = config.n_layers * block_activation_elements(B, T, config.d_model, config.n_heads,
                                                          config.hidden)
-    top = 2 * N * config.d_model + 2 * N + N * config.vocab_size   # ln_f and log-probs
+    top = 2 * N * config.d_model + N + N * config.vocab_size   # ln_f and the probabilities
     return itemsize * (blocks + top) + N + 8 * T       # + the "kept" mask, position ids
 
 

@@ -44,6 +44,15 @@ def _split_qkv(qkv: np.ndarray, n_heads: int):
     return q, k, v
 
 
+def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_split_qkv`: three (B, H, T, D) -> (B, T, 3C), in one copy."""
+    B, H, T, D = dq.shape
+    out = np.empty((B, T, 3, H, D), dtype=np.result_type(dq, dk, dv))
+    for i, part in enumerate((dq, dk, dv)):
+        out[:, :, i] = part.transpose(0, 2, 1, 3)
+    return out.reshape(B, T, 3 * H * D)
+
+
 def _merge(t: np.ndarray) -> np.ndarray:
     B, H, T, D = t.shape                                # (B, H, T, D) -> (B, T, C)
     return t.transpose(0, 2, 1, 3).reshape(B, T, H * D)
@@ -59,20 +68,45 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
     """``x`` (B, T, C) -> ``y`` (B, T, C), cache."""
     _checks.float_array("mha.forward", "x", x, ndim=3)
     check_heads("mha.forward", x.shape[-1], n_heads)
-    qkv, qkv_cache = linear.forward(x, params["qkv"])
-    q, k, v = _split_qkv(qkv, n_heads)
-    heads, att_cache = attention.forward(q, k, v, causal, key_padding_mask)
-    y, proj_cache = linear.forward(_merge(heads), params["proj"])
-    return y, (qkv_cache, att_cache, proj_cache, n_heads)
+    _check_params("mha.forward", params, x.shape[-1], n_heads)
+    attention._check_mask("mha.forward", key_padding_mask, x.shape[0], x.shape[1])
+    return _forward(x, params, n_heads, causal, key_padding_mask)
 
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (B, T, C) -> ``{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}``."""
+    x = cache[0][0]                                     # the input, kept by the QKV layer
+    return _backward(_checks.dout_like("mha.backward", dout, x.shape), cache)
+
+
+def _check_params(where: str, params, d_model: int, n_heads: int,
+                  name: str = "params") -> dict:
+    """Q/K/V projection (C, 3 C_inner) with C_inner a multiple of ``n_heads`` (usually
+    C_inner = C), output projection (C_inner, C_out)."""
+    _checks.keys(where, params, ("qkv", "proj"), name)
+    linear._check_params(where, params["qkv"], d_model, None, f"{name}['qkv']")
+    width = params["qkv"]["W"].shape[1]
+    if width % (3 * n_heads):
+        raise ValueError(f"{where}: argument {name}['qkv']['W'] must have a number of columns "
+                         f"divisible by 3 * n_heads = {3 * n_heads}, got shape "
+                         f"{params['qkv']['W'].shape}")
+    linear._check_params(where, params["proj"], width // 3, None, f"{name}['proj']")
+    return params
+
+
+# Unchecked arithmetic, called by the transformer block after it checks its input.
+
+def _forward(x, params, n_heads, causal=True, key_padding_mask=None):
+    qkv, qkv_cache = linear._forward(x, params["qkv"])
+    q, k, v = _split_qkv(qkv, n_heads)
+    heads, att_cache = attention._forward(q, k, v, causal, key_padding_mask)
+    y, proj_cache = linear._forward(_merge(heads), params["proj"])
+    return y, (qkv_cache, att_cache, proj_cache, n_heads)
+
+
+def _backward(dout, cache) -> dict:
     qkv_cache, att_cache, proj_cache, n_heads = cache
-    d_proj = linear.backward(dout, proj_cache)
-    d_att = attention.backward(_split(d_proj.pop("x"), n_heads), att_cache)
-    B, H, T, D = d_att["q"].shape                       # inverse of _split_qkv, one copy
-    d_qkv_out = np.stack([d_att["q"], d_att["k"], d_att["v"]]).transpose(1, 3, 0, 2, 4)
-    d_qkv_out = d_qkv_out.reshape(B, T, 3 * H * D)
-    d_qkv = linear.backward(d_qkv_out, qkv_cache)
+    d_proj = linear._backward(dout, proj_cache)
+    d_att = attention._backward(_split(d_proj.pop("x"), n_heads), att_cache)
+    d_qkv = linear._backward(_merge_qkv(d_att["q"], d_att["k"], d_att["v"]), qkv_cache)
     return {"x": d_qkv.pop("x"), "qkv": d_qkv, "proj": d_proj}

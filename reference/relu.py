@@ -14,12 +14,17 @@ from reference import _checks
 
 def forward(x: np.ndarray):
     """``x`` (...) -> ``max(0, x)`` (...), cache."""
-    _checks.float_array("relu.forward", "x", x)
-    return np.maximum(x, 0).astype(x.dtype, copy=False), x
+    return _forward(_checks.float_array("relu.forward", "x", x))
 
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (...) -> ``{"x": dout * [x > 0]}``."""
-    x = cache
-    dout = _checks.dout_like("relu.backward", dout, x.shape)
-    return {"x": dout * (x > 0)}
+    return _backward(_checks.dout_like("relu.backward", dout, cache.shape), cache)
+
+
+def _forward(x: np.ndarray):                 # unchecked: for callers that checked ``x``
+    return np.maximum(x, 0).astype(x.dtype, copy=False), x
+
+
+def _backward(dout: np.ndarray, cache) -> dict:
+    return {"x": dout * (cache > 0)}

@@ -21,14 +21,19 @@ from reference import _checks
 
 def forward(x: np.ndarray):
     """``x`` (..., V) -> ``s`` (..., V), cache."""
-    _checks.float_array("softmax.forward", "x", x, ndim_min=1)
+    return _forward(_checks.float_array("softmax.forward", "x", x, ndim_min=1))
+
+
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (..., V) -> ``{"x": s * (dout - sum(dout * s))}``."""
+    return _backward(_checks.dout_like("softmax.backward", dout, cache.shape), cache)
+
+
+def _forward(x: np.ndarray):                 # unchecked: for callers that checked ``x``
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     s = e / e.sum(axis=-1, keepdims=True)
     return s, s
 
 
-def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (..., V) -> ``{"x": s * (dout - sum(dout * s))}``."""
-    s = cache
-    dout = _checks.dout_like("softmax.backward", dout, s.shape)
+def _backward(dout: np.ndarray, s) -> dict:
     return {"x": s * (dout - np.sum(dout * s, axis=-1, keepdims=True))}
