@@ -59,7 +59,8 @@ def int_array(where: str, name: str, ids, low: int, high: int, allowed=()) -> np
         raise TypeError(f"{where}: argument {_label(name)} must have an integer dtype, "
                         f"got dtype {ids.dtype}")
     if ids.size == 0:
-        raise ValueError(f"{where}: argument {_label(name)} must not be empty, got shape {ids.shape}")
+        raise ValueError(f"{where}: argument {_label(name)} must not be empty, "
+                         f"got shape {ids.shape}")
     outside = (ids < low) | (ids >= high)
     for value in allowed:
         outside &= ids != value
