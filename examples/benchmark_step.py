@@ -3,6 +3,7 @@ reference and in PyTorch eager on the CPU, in one process, and print the ratio.
 
     python -m examples.benchmark_step                 # the issue's configuration
     python -m examples.benchmark_step --steps 50 --batch 8
+    python -m examples.benchmark_step --threads 1       # one core each: NumPy vs PyTorch
 
 Two PyTorch versions of the model get the same weights and batch as ours: the twin the spec
 tests use (``nn.Embedding``, ``nn.TransformerEncoderLayer``, ``nn.LayerNorm``), and a
@@ -11,6 +12,12 @@ nanoGPT-style module written for speed (``nn.Linear`` layers and the fused causa
 of the two.  The script first checks that all three compute the same loss.  Steps alternate
 between the models in blocks so that any drift in machine speed hits all of them, and the
 median of each is reported.
+
+Threads: by default each library uses what it chooses on its own.  PyTorch runs every
+operation, element-wise ones included, on all cores; NumPy runs matrix products on all cores
+(through its BLAS) but every element-wise operation (exp, the softmaxes, GELU, layer norm) on
+one.  ``--threads N`` gives both sides N threads, which compares the implementations core for
+core (``--threads 1``: one core each).
 
 Memory allocator: NumPy allocates a fresh buffer for every intermediate array, and glibc
 returns large ones to the OS at once, so each step pays for page faults that a caching
@@ -25,7 +32,9 @@ import argparse
 import ctypes
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +53,20 @@ def tune_glibc_malloc() -> str:
         (m_mmap_threshold, 512 * 2**20), (m_trim_threshold, 2**30), (m_top_pad, 64 * 2**20)))
     return "glibc mallopt: mmap threshold 512 MiB, trim threshold 1 GiB" if ok else \
         "mallopt refused: allocator left as it is"
+
+
+def restart_with_blas_threads(threads: int, argv: list) -> None:
+    """NumPy's BLAS fixes its thread count when NumPy is imported, so a different count
+    needs a fresh interpreter: re-run this script with the environment variables set (once)."""
+    wanted = str(threads)
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    if all(os.environ.get(name) == wanted for name in names):
+        return
+    env = {**os.environ, **{name: wanted for name in names}}
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "examples.benchmark_step", *argv], env)
 
 
 def nanogpt_style_module(config, torch):
@@ -109,11 +132,20 @@ def main(argv=None) -> float:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-malloc-tuning", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="run both sides on this many threads (default: each library's "
+                             "own choice, all cores); the script restarts itself so that "
+                             "NumPy's BLAS reads OPENBLAS_NUM_THREADS at start-up")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        restart_with_blas_threads(args.threads, sys.argv[1:] if argv is None else list(argv))
 
     allocator = "default" if args.no_malloc_tuning else tune_glibc_malloc()
     import torch
     import torch.nn.functional as F
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     from spec_tests.harness import torch_twins
 
@@ -174,8 +206,9 @@ def main(argv=None) -> float:
     ratio = ours_ms / med[fastest]
     print(f"config: d_model {args.d_model}, layers {args.layers}, heads {args.heads}, "
           f"seq {args.seq}, batch {args.batch}, vocab {args.vocab}; float32")
-    print(f"threads: torch {torch.get_num_threads()}, cpus {os.cpu_count()}; "
-          f"allocator: {allocator}")
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default (all cores)")
+    print(f"threads: torch {torch.get_num_threads()}, NumPy BLAS {blas_threads}, NumPy "
+          f"element-wise 1, cpus {os.cpu_count()}; allocator: {allocator}")
     print(f"loss (all three agree): {reference_loss:.6f}")
     print("median step (forward + backward):")
     print(f"  numpy (ours)                     {ours_ms:7.1f} ms")

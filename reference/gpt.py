@@ -106,7 +106,7 @@ def _block_forward(h, params, config):
                           causal=True, eps=config.eps, residual=config.residual)
 
 
-def check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict:
+def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict:
     """Check the whole parameter tree against ``config``: keys, float dtypes, shapes and finite
     values, with messages that name the part (``params['blocks'][2]['attn']['qkv']['W']``).
     The forward pass runs this once instead of checking every layer's input on the way."""
@@ -151,7 +151,7 @@ def add_head_grad(grads: dict, d_head: np.ndarray, config: GPTConfig) -> dict:
 
 def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig):
     """The trunk: ``ids`` (B, T) -> final hidden states ``LN_f(h_N)`` (B, T, C), cache."""
-    check_params(params, config)
+    _check_params(params, config)
     h, embed_c = embed_forward(ids, params, config)
     block_caches = []
     for p in params["blocks"]:

@@ -103,6 +103,22 @@ CASES.update({
                                               {}, ValueError, ["'ids'", "[0, 7)", "got 7"]),
     "ids without a batch axis": ("gpt.forward", (np.array([1, 2]), GPT, CONFIG), {},
                                  ValueError, ["'ids'", "(B, T)", "(2,)"]),
+    "a block weight of the wrong shape inside the GPT": (
+        "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
+            {**BLOCK, "attn": {**MHA, "qkv": {"W": np.zeros((6, 17)), "b": np.zeros(17)}}}]},
+            CONFIG), {}, ValueError, ["params['blocks'][0]['attn']['qkv']", "3 * n_heads = 6",
+                                      "(6, 17)"]),
+    "a GPT with fewer blocks than n_layers": ("gpt.forward",
+                                              (np.array([[1, 2]]), {**GPT, "blocks": []}, CONFIG),
+                                              {}, ValueError, ["params['blocks']",
+                                                               "n_layers = 1", "got 0"]),
+    "a NaN weight deep in the GPT": (
+        "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
+            {**BLOCK, "ffn": {**FFN, "proj": {"W": np.full((8, 6), np.nan), "b": np.zeros(6)}}}]},
+            CONFIG), {}, ValueError, ["params['blocks'][0]['ffn']['proj']['W']", "finite", "NaN"]),
+    "a block without its second layer norm": (
+        "block.forward", (np.zeros((1, 2, 6)), {k: v for k, v in BLOCK.items() if k != "ln2"}, 2),
+        {}, ValueError, ["'params'", "missing", "ln2"]),
 })
 for _name in ACTIVATIONS:
     CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
