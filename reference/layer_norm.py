@@ -39,14 +39,14 @@ def forward(x: np.ndarray, params: dict, eps: float = 1e-5):
     return _forward(x, params, eps)
 
 
-def _check_params(where: str, params, d_model: int, name: str = "params") -> dict:
-    return _checks.params(where, params, {"gamma": (d_model,), "beta": (d_model,)}, name=name)
-
-
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (..., C) -> ``{"x": (..., C), "gamma": (C,), "beta": (C,)}``."""
     x_hat = cache[0]
     return _backward(_checks.dout_like("layer_norm.backward", dout, x_hat.shape), cache)
+
+
+def _check_params(where: str, params, d_model: int, name: str = "params") -> dict:
+    return _checks.params(where, params, {"gamma": (d_model,), "beta": (d_model,)}, name=name)
 
 
 # Unchecked arithmetic, called by the blocks and the GPT after they check their inputs.

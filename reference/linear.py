@@ -41,6 +41,13 @@ def forward(x: np.ndarray, params: dict):
     return _forward(x, params)
 
 
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (..., C_out) -> ``{"x": (..., C_in), "W": (C_in, C_out), "b": (C_out,)}``."""
+    x, W, _ = cache
+    return _backward(_checks.dout_like("linear.backward", dout, x.shape[:-1] + (W.shape[1],)),
+                     cache)
+
+
 def _check_params(where: str, params, d_in: int | None = None, d_out: int | None = None,
                   name: str = "params") -> dict:
     """Check ``{"W": (d_in, d_out), "b": (d_out,)}`` (``b`` optional, ``None`` = any size)."""
@@ -52,13 +59,6 @@ def _check_params(where: str, params, d_in: int | None = None, d_out: int | None
                          f"({W.shape[1]},) to match {base}['W'] {W.shape}, "
                          f"got shape {params['b'].shape}")
     return params
-
-
-def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (..., C_out) -> ``{"x": (..., C_in), "W": (C_in, C_out), "b": (C_out,)}``."""
-    x, W, _ = cache
-    return _backward(_checks.dout_like("linear.backward", dout, x.shape[:-1] + (W.shape[1],)),
-                     cache)
 
 
 # The two functions below do the arithmetic without checking their arguments.  Layers built
