@@ -75,8 +75,9 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (B, T, C) -> ``{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}``."""
-    x = cache[0][0]                                     # the input, kept by the QKV layer
-    return _backward(_checks.dout_like("mha.backward", dout, x.shape), cache)
+    x, w_proj = cache[0][0], cache[2][1]                # the input and the output projection
+    return _backward(_checks.dout_like("mha.backward", dout, x.shape[:-1] + w_proj.shape[1:]),
+                     cache)
 
 
 def _check_params(where: str, params, d_model: int, n_heads: int,

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from reference.gpt import GPTConfig
 from spec_tests.harness import params as hp
 from spec_tests.harness import strategies as hs
-from spec_tests.harness.tolerances import F64, assert_close
+from spec_tests.harness.oracles import numerical_vjp
+from spec_tests.harness.tolerances import FD, F64, assert_close, assert_grads_close
 
 
 def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):
@@ -122,6 +123,32 @@ def test_multi_head_attention_is_concatenated_single_heads(impl, H, seed):
         heads.append(impl("mha.forward")(x, single, 1)[0])
     expected = np.concatenate(heads, axis=-1) @ params["proj"]["W"] + params["proj"]["b"]
     assert_close(impl("mha.forward")(x, params, H)[0], expected, F64, name="MHA vs heads")
+
+
+@given(hs.seeds)
+def test_mha_with_an_inner_width_other_than_d_model(impl, seed):
+    """Q/K/V may map C to 3 C_inner and the output projection C_inner to any C_out (the
+    single heads above do); the backward takes an upstream of the output's shape and every
+    gradient agrees with central differences."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 4))
+    inputs = {"x": x, "W_qkv": rng.standard_normal((4, 6)), "b_qkv": rng.standard_normal(6),
+              "W_o": rng.standard_normal((2, 3)), "b_o": rng.standard_normal(3)}
+
+    def to_args(n):
+        params = {"qkv": {"W": n["W_qkv"], "b": n["b_qkv"]},
+                  "proj": {"W": n["W_o"], "b": n["b_o"]}}
+        return (n["x"], params, 1), {}
+
+    out, cache = impl("mha.forward")(*to_args(inputs)[0])
+    assert out.shape == (2, 3, 3)
+    upstream = rng.standard_normal(out.shape)
+    grads = impl("mha.backward")(upstream, cache)
+    flat = {"x": grads["x"], "W_qkv": grads["qkv"]["W"], "b_qkv": grads["qkv"]["b"],
+            "W_o": grads["proj"]["W"], "b_o": grads["proj"]["b"]}
+    expected = numerical_vjp(lambda **n: impl("mha.forward")(*to_args(n)[0])[0], inputs,
+                             upstream, list(inputs))
+    assert_grads_close(flat, expected, FD, upstream)
 
 
 @given(hs.seeds)
