@@ -11,7 +11,7 @@ from reference.gpt import GPTConfig
 from spec_tests.harness import params as hp
 from spec_tests.harness import strategies as hs
 from spec_tests.harness.oracles import numerical_vjp
-from spec_tests.harness.tolerances import FD, F64, assert_close, assert_grads_close
+from spec_tests.harness.tolerances import F64, FD, assert_close, assert_grads_close
 
 
 def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):
