@@ -216,6 +216,12 @@ def main(argv=None) -> float:
         print(f"  {name:<32} {ms:7.1f} ms   ratio ours/this = {ours_ms / ms:.2f}")
     print(f"ratio numpy / fastest torch eager ({fastest}) = {ratio:.2f}  "
           f"(<= 1.0 means ours is no slower)")
+    # the same ratio within each round of blocks shows how much the machine's drift moves it
+    rounds = [statistics.median(times["numpy (ours)"][i:i + BLOCK])
+              / statistics.median(times[fastest][i:i + BLOCK])
+              for i in range(0, len(times[fastest]), BLOCK)]
+    print(f"  the same ratio round by round ({len(rounds)} rounds of {BLOCK} steps each): "
+          f"{min(rounds):.2f} to {max(rounds):.2f}")
     return ratio
 
 
