@@ -110,14 +110,13 @@ def params(where: str, params, required: dict, optional: dict = None,
         raise TypeError(f"{where}: argument {_label(name)} must be a dict of arrays, "
                         f"got {_describe(params)}")
     keys(where, params, required, name, optional)
-    base = "params" if name == "params" else name
     for key, shape in {**required, **optional}.items():
         if key not in params:
             continue
-        value = float_array(where, f"{base}['{key}']", params[key], ndim=len(shape))
+        value = float_array(where, f"{name}['{key}']", params[key], ndim=len(shape))
         for got, want in zip(value.shape, shape, strict=True):
             if want is not None and got != want:
-                raise ValueError(f"{where}: argument {base}['{key}'] must have shape "
+                raise ValueError(f"{where}: argument {name}['{key}'] must have shape "
                                  f"{tuple('any' if s is None else s for s in shape)}, "
                                  f"got shape {value.shape}")
     return params

@@ -111,11 +111,8 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
     values, with messages that name the part (``params['blocks'][2]['attn']['qkv']['W']``).
     The forward pass runs this once instead of checking every layer's input on the way."""
     V, P, C = config.vocab_size, config.context_len, config.d_model
-    _checks.keys(where, params, ("wte", "wpe", "blocks", "ln_f"), "params",
-                 optional=() if config.tie_weights else ("lm_head",))
-    if not config.tie_weights and "lm_head" not in params:
-        raise ValueError(f"{where}: argument 'params' is missing key(s) ['lm_head'] "
-                         f"(tie_weights=False needs its own head)")
+    own_head = () if config.tie_weights else ("lm_head",)        # tie_weights=False
+    _checks.keys(where, params, ("wte", "wpe", "blocks", "ln_f") + own_head, "params")
     _checks.params(where, params["wte"], {"W": (V, C)}, name="params['wte']")
     _checks.params(where, params["wpe"], {"W": (P, C)}, name="params['wpe']")
     blocks = params["blocks"]

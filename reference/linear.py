@@ -54,9 +54,8 @@ def _check_params(where: str, params, d_in: int | None = None, d_out: int | None
     _checks.params(where, params, {"W": (d_in, d_out)}, {"b": (d_out,)}, name=name)
     W = params["W"]
     if "b" in params and params["b"].shape[0] != W.shape[1]:
-        base = "params" if name == "params" else name
-        raise ValueError(f"{where}: argument {base}['b'] must have shape "
-                         f"({W.shape[1]},) to match {base}['W'] {W.shape}, "
+        raise ValueError(f"{where}: argument {name}['b'] must have shape "
+                         f"({W.shape[1]},) to match {name}['W'] {W.shape}, "
                          f"got shape {params['b'].shape}")
     return params
 
