@@ -137,11 +137,10 @@ def _backward(dout, cache) -> dict:
     att3, g3 = _stack(att), _stack(dout)
     # forward: out = att @ v
     dv = _t(att3) @ g3
-    ds = g3 @ _t(_stack(v))                             # d att, turned into d s in place:
-    # forward: att = softmax(s) on allowed entries, whose backward (see reference.softmax) is
-    # ds = att * (datt - rowsum(datt * att)); att = 0 on masked entries, so ds = 0 there.
-    ds -= np.vecdot(ds, att3)[..., None]
-    ds *= att3
+    datt = g3 @ _t(_stack(v))
+    # forward: att = softmax(s) on allowed entries; the softmax backward gives
+    # ds = att * (datt - rowsum(datt * att)), which is 0 on masked entries where att = 0
+    ds = softmax._backward(datt, att3)["x"]
     # forward: s = (q * scale) k^T
     dq = ds @ _stack(k)
     dq *= scale

@@ -36,4 +36,6 @@ def _forward(x: np.ndarray):                 # unchecked: for callers that check
 
 
 def _backward(dout: np.ndarray, s) -> dict:
-    return {"x": s * (dout - np.sum(dout * s, axis=-1, keepdims=True))}
+    dx = dout - np.vecdot(dout, s)[..., None]        # g - sum_j g_j s_j, one new array
+    dx *= s
+    return {"x": dx}
