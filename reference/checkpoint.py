@@ -58,7 +58,7 @@ def held_bytes(*objects, exclude=()) -> int:
 def _blocks_forward(h, blocks, config, keep_caches):
     caches = []
     for p in blocks:
-        h, c = gpt.block_forward(h, p, config)
+        h, c = gpt._block_forward(h, p, config)
         if keep_caches:
             caches.append(c)
     return h, caches
@@ -74,6 +74,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     extra forward work, from :mod:`reference.flops`.
     """
     _checks.positive("checkpoint.loss_and_grads", "segment_size", segment_size, integer=True)
+    gpt._check_params(params, config, "checkpoint.loss_and_grads")   # once, as gpt.forward does
     B, T = ids.shape
     n_layers = len(params["blocks"])
     starts = list(range(0, n_layers, segment_size))
@@ -85,14 +86,14 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         boundaries.append(h)
         h, _ = _blocks_forward(h, params["blocks"][s:s + segment_size], config, False)
     head_w = gpt.head(params, config)
-    hf, ln_c = layer_norm.forward(h, params["ln_f"], config.eps)
+    hf, ln_c = layer_norm._forward(h, params["ln_f"], config.eps)
     loss, ce_c = cross_entropy.forward(hf @ head_w, targets, ignore_index)
     top = (embed_c, ln_c, hf, ce_c)
     peak = held_bytes(boundaries, top, exclude=param_leaves)
 
     dlogits = cross_entropy.backward(1.0, ce_c)["logits"]
     dh, d_head = gpt.head_backward(dlogits, hf, head_w)
-    d_ln_f = layer_norm.backward(dh, ln_c)
+    d_ln_f = layer_norm._backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * n_layers
     for s in reversed(starts):
@@ -100,7 +101,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         _, caches = _blocks_forward(boundaries[s // segment_size], seg, config, True)
         peak = max(peak, held_bytes(boundaries, top, caches, exclude=param_leaves))
         for i in reversed(range(len(seg))):
-            d_blocks[s + i] = block.backward(dh, caches[i])
+            d_blocks[s + i] = block._backward(dh, caches[i])
             dh = d_blocks[s + i].pop("x")
         del caches
         boundaries[s // segment_size] = None            # this boundary is no longer needed

@@ -95,13 +95,9 @@ def embed_backward(dh: np.ndarray, cache) -> dict:
             "wpe": positional.backward(dh.sum(axis=0), pos_c)}
 
 
-def block_forward(h: np.ndarray, params: dict, config: GPTConfig):
-    """One causal block with the configuration's options (arguments checked)."""
-    return block.forward(h, params, config.n_heads, config.norm_first, config.activation,
-                         causal=True, eps=config.eps, residual=config.residual)
-
-
 def _block_forward(h, params, config):
+    """One causal block with the configuration's options; unchecked (the callers check the
+    whole parameter tree once with :func:`_check_params`)."""
     return block._forward(h, params, config.n_heads, config.norm_first, config.activation,
                           causal=True, eps=config.eps, residual=config.residual)
 
