@@ -12,14 +12,12 @@ import inspect
 import json
 import re
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SRC = ROOT / "docs_src"
-sys.path.insert(0, str(ROOT))
 
 LESSON_TITLES = {"000": "How networks learn from their mistakes",
                  "001": "The cat sat on the mat", "002": "How the word calculator learns",
@@ -33,7 +31,7 @@ def _status() -> dict:
     """The last run's status, merged over every status file in .llmspec/ (the default run
     writes status.json, the slow run status-slow.json): a test's outcome comes from the run
     that ran it."""
-    from spec_tests.harness import registry
+    from llmref.spec.harness import registry
 
     files = sorted((ROOT / ".llmspec").glob("status*.json"))
     if not files:
@@ -157,12 +155,12 @@ def claims_page(claims: dict, status: dict) -> None:
 
 
 def component_pages(claims: dict) -> list:
-    import reference
+    import llmref
 
     tests_text = {p.name: p.read_text() for p in (ROOT / "spec_tests").glob("test_*.py")}
     names = []
-    for name in reference.__all__:
-        module = getattr(reference, name)
+    for name in llmref.__all__:
+        module = getattr(llmref, name)
         doc = rst_to_md(inspect.getdoc(module) or "")
         out = [f"# `{name}`", "", doc, "", "## Functions", ""]
         for fname, fn in inspect.getmembers(module, inspect.isfunction):
@@ -218,16 +216,16 @@ def vendor_mathjax() -> None:
 
 def on_config(config, **kwargs):
     """One navigation entry per reference module, under "Components"."""
-    import reference
+    import llmref
 
     for item in config["nav"]:
         if isinstance(item, dict) and "Components" in item:
-            item["Components"] = [{name: f"components/{name}.md"} for name in reference.__all__]
+            item["Components"] = [{name: f"components/{name}.md"} for name in llmref.__all__]
     return config
 
 
 def on_pre_build(config, **kwargs):
-    from spec_tests.harness import registry
+    from llmref.spec.harness import registry
 
     claims = registry.claims()
     status = _status()

@@ -3,13 +3,11 @@
     python docs_src/make_plots.py            # about 5 minutes: the calculator trains fully
 """
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from llmref.examples import cat_sat_mat, reward_hacking, word_calculator
 
-from examples import cat_sat_mat, reward_hacking, word_calculator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ASSETS = ROOT / "docs" / "assets"
 

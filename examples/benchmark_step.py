@@ -1,9 +1,9 @@
 """Time one training step (forward + backward) of the same tiny GPT in our float32 NumPy
 reference and in PyTorch eager on the CPU, in one process, and print the ratio.
 
-    python -m examples.benchmark_step                 # the issue's configuration
-    python -m examples.benchmark_step --steps 50 --batch 8
-    python -m examples.benchmark_step --threads 1       # one core each: NumPy vs PyTorch
+    python -m llmref.examples.benchmark_step                 # the issue's configuration
+    python -m llmref.examples.benchmark_step --steps 50 --batch 8
+    python -m llmref.examples.benchmark_step --threads 1       # one core each: NumPy vs PyTorch
 
 Two PyTorch versions of the model get the same weights and batch as ours: the twin the spec
 tests use (``nn.Embedding``, ``nn.TransformerEncoderLayer``, ``nn.LayerNorm``), and a
@@ -34,12 +34,11 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from reference import gpt
-from reference.gpt import GPTConfig
+from llmref.transformer import gpt
+from llmref.transformer.gpt import GPTConfig
 
 
 def tune_glibc_malloc() -> str:
@@ -63,10 +62,8 @@ def restart_with_blas_threads(threads: int, argv: list) -> None:
     if all(os.environ.get(name) == wanted for name in names):
         return
     env = {**os.environ, **{name: wanted for name in names}}
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "examples.benchmark_step", *argv], env)
+    os.execve(sys.executable, [sys.executable, "-m", __name__, *argv], env)
 
 
 def nanogpt_style_module(config, torch):
@@ -147,7 +144,7 @@ def main(argv=None) -> float:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    from spec_tests.harness import torch_twins
+    from llmref.spec.harness import torch_twins
 
     config = GPTConfig(vocab_size=args.vocab, context_len=args.seq, d_model=args.d_model,
                        n_heads=args.heads, n_layers=args.layers)

@@ -1,7 +1,7 @@
 """The cat sat on the mat: lesson 001's tiny next-word network, trained in front of you.
 
-    python -m examples.cat_sat_mat                      # prints progress, saves plots
-    python -m examples.cat_sat_mat --lr 0.01 --epochs 3000
+    python -m llmref.examples.cat_sat_mat                      # prints progress, saves plots
+    python -m llmref.examples.cat_sat_mat --lr 0.01 --epochs 3000
 
 A five-word vocabulary, an embedding of size 8, one tanh hidden layer of 4 units and a
 softmax over the five words: 40 + 36 + 25 = 101 parameters ("about 100").  It is trained
@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from examples import common
-from reference import cross_entropy, embedding, linear, sgd, softmax, tanh, word_tokenizer
+from llmref.examples import common
+from llmref.layers import embedding, linear, softmax, tanh
+from llmref.losses import cross_entropy
+from llmref.text import word_tokenizer
+from llmref.training import sgd
 
 SENTENCE = "the cat sat on the mat"
 

@@ -1,7 +1,7 @@
 """Reward hacking, and how the KL penalty prevents it (lesson 003's central RLHF claim).
 
-    python -m examples.reward_hacking              # table, plus plots in examples/output/
-    python -m examples.reward_hacking --no-plot
+    python -m llmref.examples.reward_hacking              # table, plus plots in examples/output/
+    python -m llmref.examples.reward_hacking --no-plot
 
 A tiny policy writes six-word answers to "what is two plus two?".  It starts as a reference
 model fitted to sensible answers.  A person's ("gold") judgement rewards saying "four",
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from examples import common
-from reference import adam, bigram_policy, preference, rlhf
+from llmref.examples import common
+from llmref.losses import preference
+from llmref.rlhf import bigram_policy, rlhf_loop
+from llmref.training import adam
 
 WORDS = ["the", "answer", "is", "four", "five", "!", ".", "maybe"]
 W = {w: i for i, w in enumerate(WORDS)}
@@ -108,7 +110,7 @@ def run(betas=(0.0, 0.05, 0.2, 0.5), iterations: int = 120, seed: int = 0, log=p
             curve.append((float(proxy(tokens).mean()), float(gold_reward(tokens).mean())))
             return proxy(tokens)
 
-        policy, history = rlhf.ppo_train(
+        policy, history = rlhf_loop.ppo_train(
             {"Z": reference["Z"].copy()}, reference, scored, iterations=iterations,
             batch_size=64, length=LENGTH, beta=beta, lr=0.05, epochs=4, minibatch_size=16,
             seed=seed + 2, log=log, log_every=40)

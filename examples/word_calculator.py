@@ -1,7 +1,7 @@
 """The word calculator of lesson 002: "two plus three equals" -> "five", learned by a tiny GPT.
 
-    python -m examples.word_calculator                 # about 3 minutes on two cores
-    python -m examples.word_calculator --steps 1000    # a quick look
+    python -m llmref.examples.word_calculator                 # about 3 minutes on two cores
+    python -m llmref.examples.word_calculator --steps 1000    # a quick look
 
 Numbers 0..99 are words of their own (single tokens), with "plus", "minus" and "equals":
 every sum a + b and every difference a - b >= 0 of two numbers below 100, 15,150 examples
@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from examples import common
-from reference import adamw, attention, block, gpt, layer_norm, schedules
-from reference.gpt import GPTConfig
-from reference.params import count
+from llmref.examples import common
+from llmref.layers import layer_norm
+from llmref.params import count
+from llmref.training import adamw, schedules
+from llmref.transformer import attention, block, gpt
+from llmref.transformer.gpt import GPTConfig
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",

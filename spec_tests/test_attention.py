@@ -7,13 +7,13 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec_tests.harness import strategies as hs
-from spec_tests.harness.checks import (
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import (
     check_against_finite_differences,
     check_against_torch,
     check_float32_forward,
 )
-from spec_tests.harness.tolerances import F64, assert_close
+from llmref.spec.harness.tolerances import F64, assert_close
 
 
 @st.composite

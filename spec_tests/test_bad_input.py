@@ -4,7 +4,7 @@ argument, what was expected and what was given."""
 import numpy as np
 import pytest
 
-from reference.gpt import GPTConfig
+from llmref.transformer.gpt import GPTConfig
 
 ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax"]
 X = np.zeros((2, 3))

@@ -1,13 +1,13 @@
 """Tests for lesson claims that no component test already decides: recomputed numbers,
 arithmetic inside the lessons' examples, and published configurations.  Each carries its
-claim id; numeric claims read their value and tolerance from spec_tests/claims.yaml."""
+claim id; numeric claims read their value and tolerance from llmref.spec/claims.yaml."""
 
 import math
 
 import numpy as np
 import pytest
 
-from reference.gpt import GPTConfig
+from llmref.transformer.gpt import GPTConfig
 
 
 def _ce(impl, probs, target):
@@ -27,7 +27,7 @@ def test_cat_loss_floor_is_two_ln2_over_five(impl, claim):
     """The best possible model gives 'the' 1/2 -> cat and 1/2 -> mat and is certain about the
     other three pairs: mean loss 2 ln 2 / 5.  Checked by evaluating the loss of that ideal
     prediction; after 400 epochs the trained network is within 2.5% of it."""
-    from examples import cat_sat_mat
+    from llmref.examples import cat_sat_mat
 
     targets = np.array([1, 2, 3, 0, 4])              # the -> cat, cat -> sat, ..., the -> mat
     probs = np.full((5, 5), 1e-12)
@@ -50,7 +50,7 @@ def test_chance_level_is_one_over_vocabulary(impl, claim):
 
 @pytest.mark.claim("L001-lr-001-converges-by-30")
 def test_cat_network_at_lr_001_is_far_from_converged_at_epoch_30(claim):
-    from examples import cat_sat_mat
+    from llmref.examples import cat_sat_mat
 
     result = cat_sat_mat.train(epochs=30, lr=claim["value"], log=None)
     loss = result["history"]["loss"]

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(autouse=True)
 def _reference_only(impl):
@@ -16,10 +14,10 @@ def _reference_only(impl):
         pytest.skip("tests of the tooling, not of an implementation")
 
 
-def _llmspec(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "llmspec", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=600,
-                          env={"PYTHONPATH": f"{ROOT}:{cwd}", "PATH": "/usr/bin:/bin"})
+def _llmspec(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "llmref.cli", *args], cwd=cwd or Path.cwd(),
+                          text=True, capture_output=True, timeout=600,
+                          env={"PATH": "/usr/bin:/bin"})
 
 
 @pytest.mark.slow
@@ -34,7 +32,8 @@ def test_exercise_skeleton_is_graded_then_passes_once_filled_in(tmp_path):
     first = _llmspec("check", "softmax", "--impl", "myimpl", cwd=tmp_path)
     assert "TODO softmax" in first.stdout
     assert "softmax.forward" in first.stdout.split("to write:")[1]
-    shutil.copy(ROOT / "reference" / "softmax.py", pkg / "softmax.py")
+    import llmref
+    shutil.copy(llmref.softmax.__file__, pkg / "softmax.py")
     second = _llmspec("check", "softmax", "--impl", "myimpl", cwd=tmp_path)
     assert "OK   softmax" in second.stdout, second.stdout[-2000:]
 

@@ -16,7 +16,7 @@ def test_reward_hacking_without_penalty_and_its_prevention_with_one():
     """beta = 0: the proxy rises, the gold reward falls below the reference's and most
     outputs repeat a word ('.' aside) 3+ times in 6.  beta = 0.5: KL to the reference stays
     small and the gold reward does not collapse (it ends above the reference's)."""
-    from examples import reward_hacking
+    from llmref.examples import reward_hacking
 
     results = reward_hacking.run(betas=(0.0, 0.5), iterations=120, seed=0, log=lambda s: None)
     ref, free, penalised = results["reference"], results[0.0], results[0.5]
@@ -36,7 +36,7 @@ def test_cat_sat_on_the_mat(claim_values):
     """About 100 parameters (101); the determined next words reach p >= 0.99, cat -> sat
     included; 'the -> cat' and 'the -> mat' level off at 50% each, the most one word of
     context allows; chance is 1/5."""
-    from examples import cat_sat_mat
+    from llmref.examples import cat_sat_mat
 
     result = cat_sat_mat.train(epochs=400, lr=0.5, seed=0, log=None)
     p_end = result["history"]["p_correct"][-1]
@@ -53,7 +53,7 @@ def test_cat_sat_on_the_mat(claim_values):
 
 def test_cat_sat_on_the_mat_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    from examples import cat_sat_mat
+    from llmref.examples import cat_sat_mat
 
     result = cat_sat_mat.train(epochs=20, log=None)
     path = cat_sat_mat.plot(result, tmp_path / "cat.png")
@@ -64,7 +64,7 @@ def test_cat_sat_on_the_mat_plot(tmp_path):
 @pytest.mark.slow
 def test_word_calculator_generalises_to_held_out_problems(claim):
     """4000 steps (about 3 minutes on two cores): above 90% on the 1505 held-out problems."""
-    from examples import word_calculator
+    from llmref.examples import word_calculator
 
     result = word_calculator.train(steps=4000, seed=0, log=None)
     assert result["test_acc"] > claim["value"]
@@ -75,7 +75,7 @@ def test_word_calculator_generalises_to_held_out_problems(claim):
 def test_word_calculator_short_run_learns_something():
     """A 60-step run is far from done but already beats chance (1/199) on held-out data
     (measured: 3.7%)."""
-    from examples import word_calculator
+    from llmref.examples import word_calculator
 
     result = word_calculator.train(steps=60, seed=0, log=None, log_every=60)
     assert result["test_acc"] > 0.02

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
-from spec_tests.harness import torch_twins as tw
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness import torch_twins as tw
+from llmref.transformer.gpt import GPTConfig
 
 
 def torch_flops(run_forward):

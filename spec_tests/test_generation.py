@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.transformer.gpt import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=17, context_len=6, d_model=8, n_heads=2, n_layers=2)
 

@@ -1,28 +1,26 @@
-"""The suite can fail: each deliberately wrong implementation in ``spec_tests.mutants`` is
-plugged in with ``--impl`` and must make the spec tests for its component fail.
+"""The suite can fail: each deliberately wrong implementation in ``llmref.spec.mutants`` is
+plugged in with ``--llmspec-impl`` and must make the spec tests for its component fail.
 
 These check the suite itself, so they run only when the implementation under test is the
 reference (a learner's run skips them).  All mutants run in one child process
-(``python -m spec_tests.mutants``) to pay for importing torch once.
+(``python -m llmref.spec.mutants``) to pay for importing torch once.
 """
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from spec_tests.mutants import MUTANTS
-
-ROOT = Path(__file__).resolve().parents[1]
+from llmref.spec.mutants import MUTANTS
 
 
 @pytest.fixture(scope="module")
-def mutant_exit_codes(impl):
+def mutant_exit_codes(impl, tmp_path_factory):
     if not impl.is_reference:
         pytest.skip("meta-tests check the suite, not the implementation under test")
-    run = subprocess.run([sys.executable, "-m", "spec_tests.mutants"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", "llmref.spec.mutants"],
+                         cwd=tmp_path_factory.mktemp("mutants"),
                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True,
                          text=True, timeout=600)
     codes = {}
@@ -38,5 +36,5 @@ def mutant_exit_codes(impl):
 def test_spec_tests_catch_the_mutant(mutant_exit_codes, mutant):
     codes, output = mutant_exit_codes
     assert codes[mutant] == 1, (
-        f"pytest against spec_tests.mutants.{mutant} exited {codes[mutant]}; 1 (tests failed) "
+        f"pytest against llmref.spec.mutants.{mutant} exited {codes[mutant]}; 1 (tests failed) "
         f"means the bug was caught:\n{output[-4000:]}")

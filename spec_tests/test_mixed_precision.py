@@ -7,9 +7,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.transformer.gpt import GPTConfig
 
 
 def _sgd(lr):

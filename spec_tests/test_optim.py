@@ -7,9 +7,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec_tests.harness import strategies as hs
-from spec_tests.harness.checks import flatten
-from spec_tests.harness.tolerances import F64, assert_close
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import flatten
+from llmref.spec.harness.tolerances import F64, assert_close
 
 N_STEPS = 25
 LRS = st.floats(1e-4, 0.5)

@@ -2,7 +2,7 @@
 no test names an unknown claim, the registry lists exactly the tests that carry each id, and
 every numeric claim's test reads its value from the registry."""
 
-from spec_tests.harness import registry
+from llmref.spec.harness import registry
 
 
 def test_registry_and_claim_markers_agree():

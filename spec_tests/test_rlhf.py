@@ -8,16 +8,16 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
-from spec_tests.harness import torch_twins as tw
-from spec_tests.harness.checks import (
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness import torch_twins as tw
+from llmref.spec.harness.checks import (
     check_against_finite_differences,
     check_against_torch,
     check_model_against_torch,
 )
-from spec_tests.harness.tolerances import F64, assert_close
+from llmref.spec.harness.tolerances import F64, assert_close
+from llmref.transformer.gpt import GPTConfig
 
 N = st.integers(1, 12)
 
@@ -260,7 +260,7 @@ def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
     ref = impl("bigram_policy.init")(5, rng)
     r = np.array([1.0, 0.2, -0.5, 0.8, 0.0])
     beta = 0.5
-    policy, history = impl("rlhf.ppo_train")(
+    policy, history = impl("rlhf_loop.ppo_train")(
         {"Z": ref["Z"].copy()}, ref, lambda tokens: r[tokens[:, 0]], iterations=300,
         batch_size=128, beta=beta, lr=0.01, epochs=4, minibatch_size=32, seed=1)
     p_ref = impl("bigram_policy.distribution")(ref)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from hypothesis import given
 
-from spec_tests.harness import strategies as hs
-from spec_tests.harness.checks import (
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import (
     check_against_finite_differences,
     check_against_torch,
     check_float32_forward,

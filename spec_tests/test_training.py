@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
-from spec_tests.harness.checks import flatten
-from spec_tests.harness.tolerances import F64, assert_close, assert_grads_close
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import flatten
+from llmref.spec.harness.tolerances import F64, assert_close, assert_grads_close
+from llmref.transformer.gpt import GPTConfig
 
 TINY = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=2)
 

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
-from spec_tests.harness import torch_twins as tw
-from spec_tests.harness.checks import check_model_against_torch, flatten, oracles
-from spec_tests.harness.tolerances import F64, FD, assert_close, assert_grads_close
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness import torch_twins as tw
+from llmref.spec.harness.checks import check_model_against_torch, flatten, oracles
+from llmref.spec.harness.tolerances import F64, FD, assert_close, assert_grads_close
+from llmref.transformer.gpt import GPTConfig
 
 ACTIVATIONS = st.sampled_from(["relu", "gelu", "gelu_tanh"])
 

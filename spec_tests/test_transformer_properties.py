@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gpt import GPTConfig
-from spec_tests.harness import params as hp
-from spec_tests.harness import strategies as hs
-from spec_tests.harness.oracles import numerical_vjp
-from spec_tests.harness.tolerances import F64, FD, assert_close, assert_grads_close
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.oracles import numerical_vjp
+from llmref.spec.harness.tolerances import F64, FD, assert_close, assert_grads_close
+from llmref.transformer.gpt import GPTConfig
 
 
 def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from spec_tests.harness import oracles, torch_twins
-from spec_tests.harness.tolerances import F32, F64, FD, assert_close, assert_grads_close
+from llmref.spec.harness import oracles, torch_twins
+from llmref.spec.harness.tolerances import F32, F64, FD, assert_close, assert_grads_close
 
 
 def _fn(impl, component: str, which: str):

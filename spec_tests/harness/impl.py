@@ -1,10 +1,10 @@
 """Choosing and reaching the implementation under test.
 
 The implementation is a Python module or package named on the command line
-(``pytest --impl=my_package``) or in the environment variable ``LLMSPEC_IMPL``; the default is
-``reference``.  It must offer the same components as ``reference``: a component ``softmax``
-is found either as an attribute of the top module (a submodule or any object with
-``forward``/``backward``) or as the submodule ``<impl>.softmax``.
+(``pytest --llmspec-impl=my_package``) or in the environment variable ``LLMSPEC_IMPL``; the
+default is ``llmref``, the reference.  It must offer the same components as ``llmref``: a
+component ``softmax`` is found either as an attribute of the top module (a submodule or any
+object with ``forward``/``backward``) or as the submodule ``<impl>.softmax``.
 
 A function the implementation does not have, or one whose body raises
 ``NotImplementedError``, makes the test that needs it skip with ``not implemented: <name>``
@@ -20,12 +20,12 @@ import os
 import pytest
 
 ENV_VAR = "LLMSPEC_IMPL"
-DEFAULT = "reference"
+DEFAULT = "llmref"
 NOT_IMPLEMENTED = "not implemented: "
 
 
 def chosen_name(option_value: str | None) -> str:
-    """The module name from ``--impl``, else ``$LLMSPEC_IMPL``, else ``reference``."""
+    """The module name from ``--llmspec-impl``, else ``$LLMSPEC_IMPL``, else ``llmref``."""
     return option_value or os.environ.get(ENV_VAR) or DEFAULT
 
 
@@ -38,7 +38,8 @@ class Implementation:
             self.module = importlib.import_module(name)
         except ImportError as exc:
             raise pytest.UsageError(
-                f"--impl / {ENV_VAR}: cannot import the implementation module {name!r}: {exc}. "
+                f"--llmspec-impl / {ENV_VAR}: cannot import the implementation module "
+                f"{name!r}: {exc}. "
                 "Give an importable module name (run pytest from the folder that contains it, "
                 "or install it)."
             ) from exc

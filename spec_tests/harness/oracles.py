@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from spec_tests.harness.tolerances import FD_STEP
+from llmref.spec.harness.tolerances import FD_STEP
 
 
 def random_upstream(rng: np.random.Generator, shape) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The claims registry (``spec_tests/claims.yaml``): loading, and the static check that the
+"""The claims registry (``llmref/spec/claims.yaml``; ``spec_tests/claims.yaml`` in the
+repository): loading, and the static check that the
 registry and the tests' ``@pytest.mark.claim`` markers agree."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m spec_tests.mutants``: run the spec tests against every mutant and report.
+"""``python -m llmref.spec.mutants``: run the spec tests against every mutant and report.
 
 Each mutant is run, in this one process, against the test file of the component it breaks,
 stopping at the first failure.  Prints one line per mutant, ``<name> <pytest exit code>``,
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from spec_tests.mutants import MUTANTS
+from llmref.spec.mutants import MUTANTS
 
 
 def main() -> int:
@@ -19,7 +19,7 @@ def main() -> int:
     codes = {}
     for name, test_file in MUTANTS.items():
         codes[name] = int(pytest.main(
-            [test_file, f"--impl=spec_tests.mutants.{name}", "-q", "-x",
+            ["--pyargs", test_file, f"--llmspec-impl=llmref.spec.mutants.{name}", "-q", "-x",
              "-p", "no:cacheprovider", "-n", "0", "-W", "ignore"]))
     print("\nmutant results (pytest exit code; 1 = caught):")
     for name, code in codes.items():

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from reference import *  # noqa: F403  (every other component is the reference one)
-from reference import embedding as _reference_embedding
+from llmref import *  # noqa: F403  (every other component is the reference one)
+from llmref.layers import embedding as _reference_embedding
 
 
 def _backward(dout, cache):

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from reference import *  # noqa: F403  (every other component is the reference one)
-from reference import layer_norm as _reference_layer_norm
+from llmref import *  # noqa: F403  (every other component is the reference one)
+from llmref.layers import layer_norm as _reference_layer_norm
 
 
 def _forward(x, params, eps=1e-5):

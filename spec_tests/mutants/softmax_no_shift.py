@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from reference import *  # noqa: F403  (every other component is the reference one)
-from reference import softmax as _reference_softmax
+from llmref import *  # noqa: F403  (every other component is the reference one)
+from llmref.layers import softmax as _reference_softmax
 
 
 def _forward(x):

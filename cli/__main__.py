@@ -1,0 +1,5 @@
+import sys
+
+from llmref.cli.cli import main
+
+sys.exit(main())

@@ -1,5 +1,0 @@
-import sys
-
-from llmspec.cli import main
-
-sys.exit(main())

@@ -1,0 +1,129 @@
+r"""Transformer block: self-attention and feed-forward, each with a residual connection and a
+layer norm, in either order.
+
+Pre-norm (GPT-2 and most modern models, ``norm_first=True``):
+
+.. math::  h = x + \mathrm{MHA}(\mathrm{LN}_1(x)), \qquad y = h + \mathrm{FFN}(\mathrm{LN}_2(h))
+
+Post-norm (the original transformer, as lesson 003 draws it, ``norm_first=False``):
+
+.. math::  h = \mathrm{LN}_1(x + \mathrm{MHA}(x)), \qquad y = \mathrm{LN}_2(h + \mathrm{FFN}(h))
+
+Shapes: ``x`` (B, T, C) -> ``y`` (B, T, C).  Parameters:
+``{"ln1": {"gamma", "beta"}, "attn": mha params, "ln2": {"gamma", "beta"}, "ffn": ffn params}``.
+``residual=False`` drops the two ``x +`` / ``h +`` terms; it exists only to measure what the
+residual connections do to gradients in deep stacks.
+
+Backward: a residual sum sends its upstream gradient unchanged down both branches, so the
+gradient of a block's input is the upstream gradient *plus* what comes back through the branch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmref import _checks
+from llmref.layers import ffn, layer_norm, linear
+from llmref.layers.ffn import activation_module
+from llmref.transformer import attention, mha
+
+
+def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
+         proj_std: float | None = None) -> dict:
+    return {"ln1": layer_norm.init(d_model),
+            "attn": mha.init(d_model, n_heads, rng, std, proj_std),
+            "ln2": layer_norm.init(d_model),
+            "ffn": ffn.init(d_model, d_ff, rng, std, proj_std)}
+
+
+def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
+            activation: str = "gelu_tanh", causal: bool = True,
+            key_padding_mask: np.ndarray | None = None, eps: float = 1e-5,
+            residual: bool = True):
+    """``x`` (B, T, C) -> ``y`` (B, T, C), cache."""
+    where = "block.forward"
+    _checks.float_array(where, "x", x, ndim=3)
+    mha.check_heads(where, x.shape[-1], n_heads)
+    activation_module(where, activation)
+    _check_params(where, params, x.shape[-1], n_heads)
+    attention._check_mask(where, key_padding_mask, x.shape[0], x.shape[1])
+    _checks.positive(where, "eps", eps)
+    return _forward(x, params, n_heads, norm_first, activation, causal, key_padding_mask, eps,
+                    residual)
+
+
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (B, T, C) -> ``{"x": (B, T, C), "ln1", "attn", "ln2", "ffn": their grads}``."""
+    shape = cache[3][0][0].shape                        # the attention's input: (B, T, C)
+    return _backward(_checks.dout_like("block.backward", dout, shape), cache)
+
+
+def _check_params(where: str, params, d_model: int, n_heads: int,
+                  name: str = "params") -> dict:
+    _checks.keys(where, params, ("ln1", "attn", "ln2", "ffn"), name)
+    layer_norm._check_params(where, params["ln1"], d_model, f"{name}['ln1']")
+    mha._check_params(where, params["attn"], d_model, n_heads, f"{name}['attn']")
+    linear._check_params(where, params["attn"]["proj"], None, d_model,      # residual width
+                         f"{name}['attn']['proj']")
+    layer_norm._check_params(where, params["ln2"], d_model, f"{name}['ln2']")
+    ffn._check_params(where, params["ffn"], d_model, f"{name}['ffn']")
+    return params
+
+
+# Unchecked arithmetic, called by the GPT after it checks its input.  The residual sums are
+# done in place on the branch outputs, which are fresh arrays nothing else holds.
+
+def _forward(x, params, n_heads, norm_first=True, activation="gelu_tanh", causal=True,
+             key_padding_mask=None, eps=1e-5, residual=True):
+    if norm_first:
+        a_in, ln1_c = layer_norm._forward(x, params["ln1"], eps)
+        h, attn_c = mha._forward(a_in, params["attn"], n_heads, causal, key_padding_mask)
+        if residual:
+            h += x                                      # h = x + mha(ln1(x))
+        f_in, ln2_c = layer_norm._forward(h, params["ln2"], eps)
+        y, ffn_c = ffn._forward(f_in, params["ffn"], activation)
+        if residual:
+            y += h                                      # y = h + ffn(ln2(h))
+    else:
+        a, attn_c = mha._forward(x, params["attn"], n_heads, causal, key_padding_mask)
+        if residual:
+            a += x
+        h, ln1_c = layer_norm._forward(a, params["ln1"], eps)    # h = ln1(x + mha(x))
+        f, ffn_c = ffn._forward(h, params["ffn"], activation)
+        if residual:
+            f += h
+        y, ln2_c = layer_norm._forward(f, params["ln2"], eps)    # y = ln2(h + ffn(h))
+    return y, (norm_first, residual, ln1_c, attn_c, ln2_c, ffn_c)
+
+
+def _backward(dout, cache) -> dict:
+    norm_first, residual, ln1_c, attn_c, ln2_c, ffn_c = cache
+    if norm_first:
+        # y = h + ffn(ln2(h)): dh = dout + what comes back through the branch
+        d_ffn = ffn._backward(dout, ffn_c)
+        d_ln2 = layer_norm._backward(d_ffn.pop("x"), ln2_c)
+        dh = d_ln2.pop("x")
+        if residual:
+            dh += dout
+        # h = x + mha(ln1(x))
+        d_attn = mha._backward(dh, attn_c)
+        d_ln1 = layer_norm._backward(d_attn.pop("x"), ln1_c)
+        dx = d_ln1.pop("x")
+        if residual:
+            dx += dh
+    else:
+        # y = ln2(h + ffn(h))
+        d_ln2 = layer_norm._backward(dout, ln2_c)
+        d_sum2 = d_ln2.pop("x")
+        d_ffn = ffn._backward(d_sum2, ffn_c)
+        dh = d_ffn.pop("x")
+        if residual:
+            dh += d_sum2
+        # h = ln1(x + mha(x))
+        d_ln1 = layer_norm._backward(dh, ln1_c)
+        d_sum1 = d_ln1.pop("x")
+        d_attn = mha._backward(d_sum1, attn_c)
+        dx = d_attn.pop("x")
+        if residual:
+            dx += d_sum1
+    return {"x": dx, "ln1": d_ln1, "attn": d_attn, "ln2": d_ln2, "ffn": d_ffn}
