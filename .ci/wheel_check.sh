@@ -22,8 +22,9 @@ PY
 )
 [ "$tops" = "DIST-INFO llmref" ] || { echo "wheel top-level names: $tops" >&2; exit 1; }
 # the sdist carries what the docs and the suite read
+listing=$(tar -tzf "$sdist")
 for f in LICENSE CHANGELOG.md mkdocs.yml spec_tests/claims.yaml docs_src/hooks.py; do
-    tar -tzf "$sdist" | grep -q "/$f$" || { echo "sdist lacks $f" >&2; exit 1; }
+    grep -q "/$f$" <<<"$listing" || { echo "sdist lacks $f" >&2; exit 1; }
 done
 
 python3 -m venv "$work/venv"
@@ -60,7 +61,7 @@ if ! diff "$work/before.txt" "$work/after.txt"; then
     echo "files appeared inside site-packages" >&2
     exit 1
 fi
-ls "$empty" | grep -qv '^work$' && { echo "files left in the empty folder: $(ls "$empty")" >&2; exit 1; }
+[ "$(ls "$empty")" = "work" ] || { echo "files left in the empty folder: $(ls "$empty")" >&2; exit 1; }
 
 # an unrelated project, in a venv with only the wheel (no extras) and pytest
 python3 -m venv "$work/bare"

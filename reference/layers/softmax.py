@@ -17,13 +17,18 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 
 
+@contract(example=lambda rng: {"x": rng.standard_normal((2, 5))},
+          lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray):
     """``x`` (..., V) -> ``s`` (..., V), cache."""
     return _forward(_checks.float_array("softmax.forward", "x", x, ndim_min=1))
 
 
+@contract(example=lambda rng: {"dout": rng.standard_normal((2, 5)),
+                               "cache": forward(rng.standard_normal((2, 5)))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (..., V) -> ``{"x": s * (dout - sum(dout * s))}``."""
     return _backward(_checks.dout_like("softmax.backward", dout, cache.shape), cache)

@@ -1,0 +1,196 @@
+"""The input-contract tier: every public function of the reference, discovered (not listed),
+is called with its declared valid example, then with every kind of bad variant of every
+argument (:data:`llmref._contract.VARIANTS`); each must raise the catalogue's exception type
+with a message that names the function and the argument.  NumPy scalars must be accepted
+where Python ones are, and a valid call must leave the caller's arrays unchanged.
+
+The exact wording of the reference's messages is its own test (``test_bad_input.py``); this
+tier checks only the exception type and the names.  It runs by default against the reference
+and, for another implementation, with ``--llmspec-contract``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llmref
+from llmref._contract import ACCEPTED, VARIANTS
+
+pytestmark = pytest.mark.contract
+
+
+def public_functions() -> list:
+    """``(component, name, object)`` for every public function and class of every component
+    module, in teaching order."""
+    found = []
+    for component in llmref.__all__:
+        module = getattr(llmref, component)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                found.append((component, name, obj))
+    return found
+
+
+FUNCTIONS = public_functions()
+EXCEPTIONS = {"TypeError": TypeError, "ValueError": ValueError}
+
+
+def kind_of(value) -> str | None:
+    """The catalogue's name for the kind of a valid value (None: not varied)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool:
+            return "bool array"
+        if np.issubdtype(value.dtype, np.integer):
+            return "int array"
+        if np.issubdtype(value.dtype, np.floating):
+            return "float array"
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if callable(value) and not inspect.isclass(value):
+        return "callable"
+    return None
+
+
+def bad_value(value, variant: str, index: int):
+    """The bad (or, for :data:`ACCEPTED`, equivalent) variant ``variant`` of ``value``."""
+    if variant == "none":
+        return None
+    if isinstance(value, np.ndarray):
+        i = index % max(value.size, 1)
+        if variant in ("nan", "inf"):
+            out = value.astype(np.float64 if value.dtype.itemsize > 4 else value.dtype)
+            out.flat[i] = np.nan if variant == "nan" else np.inf
+            return out
+        if variant in ("negative", "too_large"):
+            out = value.copy()
+            out.flat[i] = -1 if variant == "negative" else np.iinfo(value.dtype).max
+            return out
+        return {"int_dtype": lambda: value.astype(np.int64),
+                "bool_dtype": lambda: value > 0,
+                "float_dtype": lambda: value.astype(np.float64),
+                "list": value.tolist,
+                "empty": lambda: np.zeros((0, *value.shape[1:]), dtype=value.dtype),
+                "rank_up": lambda: value[None],
+                "rank_down": lambda: value[0] if value.ndim else value}[variant]()
+    if isinstance(value, dict):
+        keys = list(value)
+        if variant == "missing_key":
+            return {k: v for k, v in value.items() if k != keys[0]} if keys else value
+        if variant == "extra_key":
+            return {**value, "not_a_key": next(iter(value.values()), 0.0)}
+        if variant == "list":
+            return list(value.values())
+    return {"negative": lambda: -abs(value) - 1 if isinstance(value, (int, np.integer))
+            else -abs(float(value)) - 1.0,
+            "zero": lambda: 0, "float": lambda: 1.5, "bool": lambda: True,
+            "str": lambda: "2", "int": lambda: 1 if isinstance(value, (bool, np.bool_)) else 3,
+            "nan": lambda: float("nan"), "inf": lambda: float("inf"),
+            "empty": lambda: type(value)(),
+            "np_int": lambda: np.int64(value), "np_float": lambda: np.float64(value),
+            }[variant]()
+
+
+def _snapshot(kwargs: dict) -> dict:
+    return {k: copy.deepcopy(v) for k, v in kwargs.items()
+            if isinstance(v, (np.ndarray, dict, list))}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype \
+            and np.array_equal(a, b, equal_nan=True)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def _names_it(message: str, label: str, argument: str) -> bool:
+    return label in message and (f"'{argument}'" in message or f"{argument}[" in message)
+
+
+@pytest.fixture(scope="module")
+def graded(impl, request):
+    if not impl.is_reference and not request.config.getoption("--llmspec-contract"):
+        pytest.skip("the input contract is graded for your implementation with "
+                    "--llmspec-contract (llmspec check --contract)")
+    return impl
+
+
+@pytest.mark.parametrize("component,name,obj", FUNCTIONS,
+                         ids=[f"{c}.{n}" for c, n, _ in FUNCTIONS])
+@settings(max_examples=2)
+@given(seed=st.integers(0, 2**16), index=st.integers(0, 2**10))
+def test_input_contract(graded, component, name, obj, seed, index):
+    """Each bad variant of each argument raises the declared exception type naming the
+    function and the argument; NumPy scalars are accepted; valid calls modify nothing."""
+    declared = getattr(obj, "__contract__", None)
+    assert declared is not None, (
+        f"{component}.{name} declares no input contract: decorate it with "
+        f"llmref._contract.contract(example=...)")
+    fn = graded(f"{component}.{name}")
+    label = name if inspect.isclass(obj) else f"{component}.{name}"
+    example = declared.example(np.random.default_rng(seed))
+    before = _snapshot(example)
+    fn(**example)
+    problems = [f"a valid call changed the caller's argument {k!r}"
+                for k, v in before.items() if k not in declared.mutates and not
+                _same(v, example[k])]
+    for argument, value in declared.example(np.random.default_rng(seed)).items():
+        kind = kind_of(value)
+        if argument in declared.opaque or kind is None:
+            continue
+        for variant, (error_name, meaning) in VARIANTS[kind].items():
+            if declared.allows(argument, variant):
+                continue
+            call = declared.example(np.random.default_rng(seed))
+            bad = bad_value(call[argument], variant, index)
+            if bad is call[argument]:
+                continue
+            call[argument] = bad
+            try:
+                fn(**call)
+            except (TypeError, ValueError) as exc:
+                if not isinstance(exc, EXCEPTIONS[error_name]):
+                    problems.append(f"{argument} = {meaning} ({variant}): raised "
+                                    f"{type(exc).__name__}, expected {error_name}: {exc}")
+                elif not _names_it(str(exc), label, argument):
+                    problems.append(f"{argument} = {meaning} ({variant}): the message does "
+                                    f"not name {label} and {argument!r}: {exc}")
+            except Exception as exc:            # noqa: BLE001  (any other error is a finding)
+                problems.append(f"{argument} = {meaning} ({variant}): raised "
+                                f"{type(exc).__name__}, expected {error_name}: {exc}")
+            else:
+                problems.append(f"{argument} = {meaning} ({variant}): accepted, expected "
+                                f"{error_name}")
+        for variant in ACCEPTED.get(kind, ()):
+            if declared.allows(argument, variant):
+                continue
+            call = declared.example(np.random.default_rng(seed))
+            call[argument] = bad_value(call[argument], variant, index)
+            try:
+                fn(**call)
+            except Exception as exc:            # noqa: BLE001
+                problems.append(f"{argument} as {variant}: rejected ({type(exc).__name__}: "
+                                f"{exc}); NumPy scalars must be accepted where Python ones are")
+    assert not problems, f"{label}:\n  " + "\n  ".join(problems)
