@@ -22,6 +22,66 @@ def flatten(tree, prefix: str = "") -> dict:
     return flat
 
 
+def unflatten(flat: dict, where: str = "params.unflatten"):
+    """The inverse of :func:`flatten`: ``{"a.b": x, "c.0": y}`` -> ``{"a": {"b": x}, "c": [y]}``.
+
+    A level whose keys are exactly ``"0" .. "n-1"`` becomes a list; any other level a dict.
+    Leaves are not copied.
+
+    Parameters
+    ----------
+    flat : dict
+        Dotted names (``str``) to leaves.
+    where : str
+        The function name error messages start with.
+
+    Returns
+    -------
+    dict or list
+        The nested tree.
+
+    Raises
+    ------
+    TypeError
+        If ``flat`` is not a dict or a name is not a string.
+    ValueError
+        If a name is empty, has an empty part (``"a..b"``), or is both a leaf and a
+        branch (``"a"`` and ``"a.b"``).
+    """
+    if not isinstance(flat, dict):
+        raise TypeError(f"{where}: argument 'flat' must be a dict of dotted names to leaves, "
+                        f"got {type(flat).__name__}")
+    root: dict = {}
+    for name, leaf in flat.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: argument 'flat' must have str keys, got {name!r}")
+        parts = name.split(".")
+        if not all(parts):
+            raise ValueError(f"{where}: argument 'flat' has the name {name!r} with an empty "
+                             f"part; expected names such as 'blocks.0.attn.qkv.W'")
+        node = root
+        for depth, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{where}: argument 'flat' has {'.'.join(parts[:depth + 1])!r} "
+                                 f"both as a leaf and as a branch (in {name!r})")
+        if parts[-1] in node:
+            raise ValueError(f"{where}: argument 'flat' has {name!r} both as a leaf and as a "
+                             f"branch")
+        node[parts[-1]] = leaf
+    return _lists(root)
+
+
+def _lists(node):
+    """Turn the dicts whose keys are "0" .. "n-1" into lists, from the leaves up."""
+    if not isinstance(node, dict):
+        return node
+    node = {key: _lists(value) for key, value in node.items()}
+    if node and set(node) == {str(i) for i in range(len(node))}:
+        return [node[str(i)] for i in range(len(node))]
+    return node
+
+
 def map_tree(fn: Callable, tree):
     """A tree of the same shape with ``fn`` applied to every leaf."""
     if isinstance(tree, np.ndarray):

@@ -1,5 +1,6 @@
-"""Attention, multi-head attention, the transformer block, the GPT built from them, and text
-generation.
+"""Attention, multi-head attention, the transformer block, the GPT built from them, text
+generation, and the GPT's weights on disk (``weights``: ``.npz`` and safetensors files;
+``convert``: Hugging Face GPT-2 and nanoGPT checkpoints).
 """
 
 from llmref.transformer import (
@@ -8,8 +9,10 @@ from llmref.transformer import (
     block,
     gpt,
     generate,
+    weights,
+    convert,
 )
 
 __all__ = [
-    "attention", "mha", "block", "gpt", "generate",
+    "attention", "mha", "block", "gpt", "generate", "weights", "convert",
 ]

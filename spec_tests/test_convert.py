@@ -1,0 +1,241 @@
+"""Converters between our parameter tree and the checkpoints of Hugging Face's GPT-2 and of
+nanoGPT: the names and layouts each checkpoint uses (written out here from the two projects'
+conventions, not taken from the converter), round trips both ways, and clear errors.  The
+parity tests against real ``transformers`` models are in ``test_gpt2_parity.py``."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from llmref.transformer.gpt import GPTConfig
+from llmref.spec.harness import params as hp
+from llmref.spec.harness.checks import flatten
+from llmref.spec.test_weights import assert_same_tree
+
+TIED = GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=2, n_layers=2)
+UNTIED = GPTConfig(vocab_size=7, context_len=5, d_model=6, n_heads=3, n_layers=1, d_ff=10,
+                   activation="relu", tie_weights=False, eps=1e-6)
+NANO = GPTConfig(vocab_size=9, context_len=5, d_model=4, n_heads=2, n_layers=2,
+                 activation="gelu")
+
+#: GPT-2's names for one block (``transformer.h.{i}.``) and whether a name is a Conv1D weight,
+#: stored (in, out) like ours; nanoGPT uses the same names with nn.Linear's (out, in)
+GPT2_BLOCK = {
+    "ln_1.weight": ("ln1", "gamma"), "ln_1.bias": ("ln1", "beta"),
+    "attn.c_attn.weight": ("attn", "qkv", "W"), "attn.c_attn.bias": ("attn", "qkv", "b"),
+    "attn.c_proj.weight": ("attn", "proj", "W"), "attn.c_proj.bias": ("attn", "proj", "b"),
+    "ln_2.weight": ("ln2", "gamma"), "ln_2.bias": ("ln2", "beta"),
+    "mlp.c_fc.weight": ("ffn", "fc", "W"), "mlp.c_fc.bias": ("ffn", "fc", "b"),
+    "mlp.c_proj.weight": ("ffn", "proj", "W"), "mlp.c_proj.bias": ("ffn", "proj", "b"),
+}
+
+
+def _get(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def gpt2_state_dict(params, config):
+    """What GPT2LMHeadModel.state_dict() holds for our tree, written out by hand."""
+    sd = {"transformer.wte.weight": params["wte"]["W"],
+          "transformer.wpe.weight": params["wpe"]["W"]}
+    for i, block in enumerate(params["blocks"]):
+        for name, path in GPT2_BLOCK.items():
+            sd[f"transformer.h.{i}.{name}"] = _get(block, path)
+    sd["transformer.ln_f.weight"] = params["ln_f"]["gamma"]
+    sd["transformer.ln_f.bias"] = params["ln_f"]["beta"]
+    sd["lm_head.weight"] = params["wte"]["W"] if config.tie_weights else params["lm_head"]["W"].T
+    return sd
+
+
+def nanogpt_state_dict(gpt2_sd, prefix=""):
+    """nanoGPT's state dict from GPT-2's: the same names, nn.Linear (out, in) weights."""
+    return {prefix + k: v.T if k.startswith("transformer.h.") and v.ndim == 2 else v
+            for k, v in gpt2_sd.items()}
+
+
+def assert_same_flat(got: dict, want: dict):
+    assert list(got) == list(want) or set(got) == set(want), (sorted(got), sorted(want))
+    for k in want:
+        assert got[k].shape == want[k].shape and np.array_equal(got[k], want[k]), k
+        assert got[k].flags.c_contiguous, f"{k} not contiguous"
+
+
+@pytest.mark.parametrize("config", [TIED, UNTIED], ids=["tied", "untied"])
+def test_to_hf_gpt2_writes_gpt2s_names_and_layouts(impl, config):
+    params = hp.random_gpt(config, np.random.default_rng(0))
+    got = impl("convert.to_hf_gpt2")(params, config)
+    assert_same_flat(got, gpt2_state_dict(params, config))
+    for k, v in got.items():
+        assert not any(np.shares_memory(v, leaf) for leaf in flatten(params).values()), k
+
+
+@pytest.mark.parametrize("config", [TIED, UNTIED], ids=["tied", "untied"])
+def test_from_hf_gpt2_inverts_it_with_or_without_prefix_and_buffers(impl, config):
+    params = hp.random_gpt(config, np.random.default_rng(1))
+    sd = gpt2_state_dict(params, config)
+    assert_same_tree(impl("convert.from_hf_gpt2")(sd, config), params)
+    # GPT2Model's names (no "transformer."), the old attention-mask buffers, no tied head
+    bare = {k.removeprefix("transformer."): v for k, v in sd.items()
+            if not (config.tie_weights and k == "lm_head.weight")}
+    for i in range(config.n_layers):
+        bare[f"h.{i}.attn.bias"] = np.tril(np.ones((1, 1, 4, 4)))
+        bare[f"h.{i}.attn.masked_bias"] = np.array(-1e4)
+    assert_same_tree(impl("convert.from_hf_gpt2")(bare, config), params)
+    assert_same_tree(impl("convert.from_hf_gpt2")(impl("convert.to_hf_gpt2")(params, config),
+                                                  config), params)
+
+
+def test_from_hf_gpt2_casts_on_request_and_copies(impl):
+    params = hp.random_gpt(TIED, np.random.default_rng(2))
+    sd = {k: v.astype(np.float32) for k, v in gpt2_state_dict(params, TIED).items()}
+    got = impl("convert.from_hf_gpt2")(sd, TIED, dtype=np.float64)
+    assert all(v.dtype == np.float64 for v in flatten(got).values())
+    same = impl("convert.from_hf_gpt2")(sd, TIED)
+    assert all(v.dtype == np.float32 for v in flatten(same).values())
+    assert not any(np.shares_memory(v, s) for v in flatten(same).values() for s in sd.values())
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "torch.compile"])
+def test_nanogpt_names_and_linear_layout_round_trip(impl, compiled):
+    params = hp.random_gpt(NANO, np.random.default_rng(3))
+    want = nanogpt_state_dict(gpt2_state_dict(params, NANO))
+    got = impl("convert.to_nanogpt")(params, NANO)
+    assert_same_flat(got, want)
+    saved = nanogpt_state_dict(gpt2_state_dict(params, NANO), "_orig_mod." if compiled else "")
+    for i in range(NANO.n_layers):                     # the causal-mask buffer, without flash
+        saved[f"{'_orig_mod.' if compiled else ''}transformer.h.{i}.attn.bias"] = \
+            np.tril(np.ones((1, 1, 5, 5)))
+    assert_same_tree(impl("convert.from_nanogpt")(saved, NANO), params)
+
+
+def test_nanogpt_without_biases(impl):
+    """bias=False: no linear biases, layer norms without beta; loads as beta = 0, and goes
+    back only while every bias is still zero."""
+    params = hp.random_gpt(NANO, np.random.default_rng(4))
+    sd = {k: v for k, v in nanogpt_state_dict(gpt2_state_dict(params, NANO)).items()
+          if not k.endswith(".bias")}
+    got = impl("convert.from_nanogpt")(sd, NANO)
+    for i, block in enumerate(got["blocks"]):
+        for layer in ("qkv", "proj"):
+            assert "b" not in block["attn"][layer]
+        for layer in ("fc", "proj"):
+            assert "b" not in block["ffn"][layer]
+        for ln in ("ln1", "ln2"):
+            assert np.array_equal(block[ln]["beta"], np.zeros(NANO.d_model))
+            assert np.array_equal(block[ln]["gamma"], params["blocks"][i][ln]["gamma"])
+    assert np.array_equal(got["ln_f"]["beta"], np.zeros(NANO.d_model))
+    assert_same_flat(impl("convert.to_nanogpt")(got, NANO, bias=False), sd)
+    got["blocks"][1]["ln2"]["beta"][0] = 0.5
+    with pytest.raises(ValueError, match=r"convert\.to_nanogpt.*nonzero biases.*blocks\.1\.ln2"):
+        impl("convert.to_nanogpt")(got, NANO, bias=False)
+
+
+def test_configs_from_and_to_gpt2_and_nanogpt(impl):
+    hf = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12,
+          "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+          "tie_word_embeddings": True, "model_type": "gpt2", "resid_pdrop": 0.1}
+    small = impl("convert.config_from_hf_gpt2")(hf)
+    assert small == GPTConfig(vocab_size=50257, context_len=1024, d_model=768, n_heads=12,
+                              n_layers=12, activation="gelu_tanh", eps=1e-5, tie_weights=True)
+    back = impl("convert.config_to_hf_gpt2")(small)
+    assert {k: hf[k] for k in back} == back
+    assert impl("convert.config_from_hf_gpt2")(impl("convert.config_to_hf_gpt2")(UNTIED)) \
+        == UNTIED
+    args = {"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024, "bias": True,
+            "vocab_size": 50304, "dropout": 0.0}
+    nano = impl("convert.config_from_nanogpt")(args)
+    assert nano == GPTConfig(vocab_size=50304, context_len=1024, d_model=768, n_heads=12,
+                             n_layers=12, activation="gelu", eps=1e-5, tie_weights=True)
+    assert impl("convert.config_to_nanogpt")(nano) == args
+    assert impl("convert.config_to_nanogpt")(nano, bias=False, dropout=0.2)["bias"] is False
+
+
+BAD_CONFIGS = {
+    "post-norm to GPT-2": ("convert.config_to_hf_gpt2",
+                           (dataclasses.replace(TIED, norm_first=False),),
+                           ValueError, ["'config'", "norm_first=False"]),
+    "no residual to nanoGPT": ("convert.config_to_nanogpt",
+                               (dataclasses.replace(NANO, residual=False),),
+                               ValueError, ["'config'", "residual=False"]),
+    "tanh GELU to nanoGPT": ("convert.config_to_nanogpt", (TIED,),
+                             ValueError, ["'config'", "activation='gelu_tanh'"]),
+    "untied to nanoGPT": ("convert.config_to_nanogpt",
+                          (dataclasses.replace(NANO, tie_weights=False),),
+                          ValueError, ["'config'", "tie_weights=False"]),
+    "not a config": ("convert.config_to_hf_gpt2", ({"n_embd": 4},),
+                     TypeError, ["'config'", "GPTConfig", "dict"]),
+    "GPT-2 missing a field": ("convert.config_from_hf_gpt2", ({"n_embd": 4},),
+                              ValueError, ["'hf_config'", "missing", "vocab_size"]),
+    "GPT-2 activation we lack": ("convert.config_from_hf_gpt2",
+                                 ({"vocab_size": 5, "n_positions": 4, "n_embd": 4, "n_head": 2,
+                                   "n_layer": 1, "activation_function": "silu"},),
+                                 ValueError, ["activation_function", "'silu'"]),
+    "GPT-2 scaled by layer": ("convert.config_from_hf_gpt2",
+                              ({"vocab_size": 5, "n_positions": 4, "n_embd": 4, "n_head": 2,
+                                "n_layer": 1, "scale_attn_by_inverse_layer_idx": True},),
+                              ValueError, ["scale_attn_by_inverse_layer_idx", "False"]),
+    "another model type": ("convert.config_from_hf_gpt2",
+                           ({"vocab_size": 5, "n_positions": 4, "n_embd": 4, "n_head": 2,
+                             "n_layer": 1, "model_type": "llama"},),
+                           ValueError, ["model_type", "'llama'"]),
+    "heads not dividing": ("convert.config_from_hf_gpt2",
+                           ({"vocab_size": 5, "n_positions": 4, "n_embd": 5, "n_head": 2,
+                             "n_layer": 1},),
+                           ValueError, ["n_heads", "divide"]),
+    "nanoGPT unknown arg": ("convert.config_from_nanogpt",
+                            ({"n_layer": 1, "n_head": 1, "n_embd": 4, "block_size": 4,
+                              "vocab_size": 5, "n_kv_head": 1},),
+                            ValueError, ["'model_args'", "n_kv_head"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS)
+def test_configs_the_other_side_cannot_express_are_rejected(impl, case):
+    fn, args, exc, parts = BAD_CONFIGS[case]
+    with pytest.raises(exc) as info:
+        impl(fn)(*args)
+    for part in [fn, *parts]:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def _bad_state_dicts():
+    params = hp.random_gpt(TIED, np.random.default_rng(5))
+    sd = gpt2_state_dict(params, TIED)
+    head = dict(sd, **{"lm_head.weight": sd["lm_head.weight"] + 1.0})
+    missing = {k: v for k, v in sd.items() if k != "transformer.h.1.mlp.c_fc.bias"}
+    extra = dict(sd, **{"transformer.h.2.ln_1.weight": np.ones(8)})
+    shape = dict(sd, **{"transformer.h.0.attn.c_attn.weight": np.zeros((24, 8))})
+    ints = dict(sd, **{"transformer.wpe.weight": np.zeros((6, 8), dtype=np.int64)})
+    twice = dict(sd, **{"wte.weight": sd["transformer.wte.weight"]})
+    return {
+        "tied head unlike the table": (head, ValueError, ["lm_head.weight", "tie_weights"]),
+        "missing parameter": (missing, ValueError, ["missing", "h.1.mlp.c_fc.bias"]),
+        "unknown parameter": (extra, ValueError, ["does not know", "h.2.ln_1.weight"]),
+        "wrong shape": (shape, ValueError, ["c_attn.weight", "(8, 24)", "(24, 8)"]),
+        "integer weights": (ints, TypeError, ["wpe.weight", "floating-point", "int64"]),
+        "a name twice": (twice, ValueError, ["'wte.weight' twice"]),
+        "not a mapping": ([1, 2], TypeError, ["'state_dict'", "mapping", "list"]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_state_dicts()))
+def test_bad_state_dicts_are_rejected_with_the_reason(impl, case):
+    sd, exc, parts = _bad_state_dicts()[case]
+    with pytest.raises(exc) as info:
+        impl("convert.from_hf_gpt2")(sd, TIED)
+    for part in ["convert.from_hf_gpt2", *parts]:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def test_trees_that_do_not_fit_the_config_are_rejected(impl):
+    params = hp.random_gpt(TIED, np.random.default_rng(6))
+    with pytest.raises(ValueError, match=r"to_hf_gpt2.*missing.*lm_head\.W"):
+        impl("convert.to_hf_gpt2")(params, dataclasses.replace(TIED, tie_weights=False))
+    with pytest.raises(ValueError, match=r"to_hf_gpt2.*does not know.*blocks\.1"):
+        impl("convert.to_hf_gpt2")(params, dataclasses.replace(TIED, n_layers=1))
+    with pytest.raises(ValueError, match=r"to_nanogpt.*params\['wpe\.W'\].*\(5, 8\).*\(6, 8\)"):
+        impl("convert.to_nanogpt")(params, dataclasses.replace(TIED, context_len=5,
+                                                               activation="gelu"))

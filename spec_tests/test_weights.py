@@ -1,0 +1,313 @@
+"""Saving and loading a parameter tree with its configuration (``.npz`` and safetensors), and
+the safetensors reader against files assembled here byte by byte from the format's
+definition.  The checks against the ``safetensors`` library itself are in
+``test_gpt2_parity.py`` (marker ``parity``)."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llmref.transformer.gpt import GPTConfig
+from llmref.spec.harness import params as hp
+from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import flatten
+
+CONFIGS = {
+    "tied": GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=2, n_layers=2),
+    "untied, relu, d_ff 5": GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=3,
+                                      n_layers=1, d_ff=5, activation="relu",
+                                      tie_weights=False, eps=1e-6),
+}
+FORMATS = ["safetensors", "npz"]
+#: every dtype both formats store, with the safetensors code for each
+DTYPE_CODES = {np.float64: "F64", np.float32: "F32", np.float16: "F16", np.int64: "I64",
+               np.int32: "I32", np.int16: "I16", np.int8: "I8", np.uint64: "U64",
+               np.uint32: "U32", np.uint16: "U16", np.uint8: "U8", np.bool_: "BOOL"}
+
+
+def assert_same_tree(got, want, path="params"):
+    """Same structure (lists stay lists, same keys), dtypes, shapes and bit-identical values."""
+    assert type(got) is type(want), f"{path}: {type(got).__name__} != {type(want).__name__}"
+    if isinstance(want, dict):
+        assert set(got) == set(want), f"{path}: keys {sorted(got)} != {sorted(want)}"
+        for key in want:
+            assert_same_tree(got[key], want[key], f"{path}[{key!r}]")
+    elif isinstance(want, list):
+        assert len(got) == len(want), f"{path}: {len(got)} items, not {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same_tree(g, w, f"{path}[{i}]")
+    else:
+        assert got.dtype == want.dtype and got.shape == want.shape, (
+            f"{path}: {got.dtype} {got.shape} != {want.dtype} {want.shape}")
+        assert np.array_equal(got, want, equal_nan=want.dtype.kind == "f"), path
+
+
+def safetensors_bytes(header: dict, data: bytes, length=None, pad: int = 0) -> bytes:
+    """A safetensors file by the format's definition: 8-byte little-endian header length,
+    the JSON header (padded with ``pad`` spaces), then the data."""
+    text = json.dumps(header).encode() + b" " * pad
+    return struct.pack("<Q", len(text) if length is None else length) + text + data
+
+
+# --- save / load --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_save_then_load_gives_the_same_tree_and_config(impl, tmp_path, fmt, name, dtype):
+    config = CONFIGS[name]
+    params = _cast(hp.random_gpt(config, np.random.default_rng(0)), dtype)
+    path = tmp_path / f"model.{fmt}"
+    impl("weights.save")(path, params, config)
+    loaded, loaded_config = impl("weights.load")(path)
+    assert loaded_config == config
+    assert_same_tree(loaded, params)
+    loaded["wte"]["W"][0, 0] += 1.0                     # fresh, writable arrays
+    assert loaded["wte"]["W"][0, 0] != params["wte"]["W"][0, 0]
+
+
+def _cast(tree, dtype):
+    if isinstance(tree, dict):
+        return {k: _cast(v, dtype) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_cast(v, dtype) for v in tree]
+    return tree.astype(dtype)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_save_casts_floats_on_request_and_keeps_integers(impl, tmp_path, fmt):
+    tree = {"w": np.linspace(-1, 1, 6).reshape(2, 3), "step": np.array(7, dtype=np.int64)}
+    impl("weights.save")(tmp_path / f"a.{fmt}", tree, dtype="float16")
+    loaded, config = impl("weights.load")(tmp_path / f"a.{fmt}")
+    assert config is None
+    assert loaded["w"].dtype == np.float16 and loaded["step"].dtype == np.int64
+    assert np.array_equal(loaded["w"], tree["w"].astype(np.float16))
+    assert loaded["step"] == 7
+
+
+def test_save_as_bfloat16_rounds_like_torch(impl, tmp_path):
+    """bfloat16 rounding (nearest, ties to even; overflow to inf; NaN kept) against torch's
+    float32 -> bfloat16 conversion, on values chosen to hit each case."""
+    rng = np.random.default_rng(1)
+    special = np.array([1.0, -2.5, 0.0, -0.0, np.inf, -np.inf, 3.4e38, 1e-40,
+                        np.float32(1 + 2 ** -8), np.float32(1 + 3 * 2 ** -8),   # ties
+                        np.float32(1 + 2 ** -8 + 2 ** -20)], dtype=np.float32)
+    x = np.concatenate([special, (rng.standard_normal(500) * 10.0 ** rng.integers(-30, 30, 500))
+                        .astype(np.float32)])
+    impl("weights.save")(tmp_path / "b.safetensors", {"x": x}, dtype="bfloat16")
+    loaded, _ = impl("weights.load")(tmp_path / "b.safetensors")
+    want = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
+    assert loaded["x"].dtype == np.float32
+    assert np.array_equal(loaded["x"].view(np.uint32), want.view(np.uint32))
+    nan, _ = impl("weights.load")(impl("weights.save")(
+        tmp_path / "n.safetensors", {"x": np.array([np.nan], np.float32)}, dtype="bfloat16"))
+    assert np.isnan(nan["x"]).all()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_save_never_overwrites_unless_asked(impl, tmp_path, fmt):
+    path = tmp_path / f"m.{fmt}"
+    first, second = {"w": np.zeros(3)}, {"w": np.ones(3)}
+    impl("weights.save")(path, first)
+    with pytest.raises(FileExistsError, match=r"weights\.save.*'path'.*overwrite=True"):
+        impl("weights.save")(path, second)
+    assert np.array_equal(impl("weights.load")(path)[0]["w"], first["w"])
+    impl("weights.save")(path, second, overwrite=True)
+    assert np.array_equal(impl("weights.load")(path)[0]["w"], second["w"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]    # no temporary left
+
+
+def test_save_rejects_what_a_file_cannot_hold(impl, tmp_path):
+    save = impl("weights.save")
+    cases = [({"a.b": np.zeros(1)}, ValueError, ["params", "'a.b'", "dots"]),
+             ({"a": [np.zeros(1), 3.0]}, TypeError, ["params['a.1']", "float"]),
+             ({"a": np.array(["x"])}, TypeError, ["params['a']", "dtype <U1"]),
+             ({}, ValueError, ["'params'", "no arrays"])]
+    for tree, exc, parts in cases:
+        with pytest.raises(exc) as info:
+            save(tmp_path / "x.safetensors", tree)
+        for part in ["weights.save", *parts]:
+            assert part in str(info.value), (part, str(info.value))
+    with pytest.raises(ValueError, match=r"weights\.save.*'path'.*\.safetensors or \.npz"):
+        save(tmp_path / "x.bin", {"a": np.zeros(1)})
+    with pytest.raises(ValueError, match=r"weights\.save.*'dtype'.*safetensors"):
+        save(tmp_path / "x.npz", {"a": np.zeros(1)}, dtype="bfloat16")
+    with pytest.raises(TypeError, match=r"weights\.save.*'config'"):
+        save(tmp_path / "x.npz", {"a": np.zeros(1)}, config={"d_model": 4})
+    with pytest.raises(TypeError, match=r"weights\.save.*'metadata'"):
+        save(tmp_path / "x.npz", {"a": np.zeros(1)}, metadata={"n": 3})
+    assert not list(tmp_path.iterdir())
+
+
+@given(st.dictionaries(
+    st.text("abcxyz_0123456789", min_size=1, max_size=6),
+    st.tuples(st.sampled_from(list(DTYPE_CODES)),
+              st.lists(st.integers(0, 3), max_size=3)), min_size=1, max_size=6),
+    hs.seeds)
+def test_safetensors_write_then_read_round_trips_any_dtype_and_shape(impl, tensors, seed):
+    """Names, dtypes, shapes (0-d and empty included) and bits survive; metadata too."""
+    import tempfile
+    from pathlib import Path
+    rng = np.random.default_rng(seed)
+    arrays = {name: np.asarray(rng.standard_normal(shape) * 50).astype(dtype)
+              for name, (dtype, shape) in tensors.items()}
+    meta = {"note": "ünïcode ✓", "n": str(len(arrays))}
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.safetensors"
+        impl("weights.write_safetensors")(path, arrays, meta)
+        raw = path.read_bytes()
+        got, got_meta = impl("weights.read_safetensors")(path)
+    assert got_meta == meta
+    assert set(got) == set(arrays)
+    for name, a in arrays.items():
+        assert got[name].dtype == a.dtype and got[name].shape == a.shape
+        assert np.array_equal(got[name], a)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    assert (8 + n) % 8 == 0, "header padded to a multiple of 8 bytes"
+    for name, a in arrays.items():
+        entry = header[name]
+        assert entry["dtype"] == DTYPE_CODES[a.dtype.type] and entry["shape"] == list(a.shape)
+        begin, end = entry["data_offsets"]
+        assert begin % a.dtype.itemsize == 0, "each tensor aligned to its element size"
+        assert raw[8 + n + begin:8 + n + end] == a.astype(a.dtype.newbyteorder("<")).tobytes()
+
+
+def test_safetensors_reader_reads_a_file_built_by_hand(impl, tmp_path):
+    """Little-endian data, a BF16 tensor (1.0 = 0x3F80, -2.5 = 0xC020, 3.140625 = 0x4049),
+    a 0-d and an empty tensor, metadata and header padding, in an order of our choosing."""
+    f32 = np.array([[1.5, -2.0], [0.25, 8.0]], dtype="<f4").tobytes()
+    bf16 = struct.pack("<3H", 0x3F80, 0xC020, 0x4049)
+    i64 = struct.pack("<q", -3)
+    header = {"__metadata__": {"format": "pt"},
+              "b": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 6]},
+              "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [6, 22]},
+              "s": {"dtype": "I64", "shape": [], "data_offsets": [22, 30]},
+              "e": {"dtype": "F64", "shape": [0, 4], "data_offsets": [30, 30]}}
+    path = tmp_path / "hand.safetensors"
+    path.write_bytes(safetensors_bytes(header, bf16 + f32 + i64, pad=5))
+    tensors, meta = impl("weights.read_safetensors")(path)
+    assert meta == {"format": "pt"}
+    assert np.array_equal(tensors["a"], [[1.5, -2.0], [0.25, 8.0]])
+    assert tensors["a"].dtype == np.float32
+    assert tensors["b"].dtype == np.float32 and list(tensors["b"]) == [1.0, -2.5, 3.140625]
+    assert tensors["s"].shape == () and tensors["s"] == -3
+    assert tensors["e"].shape == (0, 4) and tensors["e"].dtype == np.float64
+    params, config = impl("weights.load")(path)
+    assert config is None and set(params) == {"a", "b", "s", "e"}
+
+
+# --- bad files ----------------------------------------------------------------------------
+
+def _valid():
+    header = {"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+              "y": {"dtype": "I8", "shape": [3], "data_offsets": [8, 11]}}
+    return header, bytes(range(11))
+
+
+GARBLED = {
+    "header longer than the file": (lambda h, d: safetensors_bytes(h, d, length=10 ** 6),
+                                    ["header length", "truncated"]),
+    "absurd header length": (lambda h, d: safetensors_bytes(h, d, length=2 ** 62),
+                             ["header length", "garbled"]),
+    "header not JSON": (lambda h, d: struct.pack("<Q", 5) + b"{abc}" + d, ["not valid JSON"]),
+    "header not UTF-8": (lambda h, d: struct.pack("<Q", 3) + b"{\xff}" + d, ["UTF-8"]),
+    "header a JSON list": (lambda h, d: safetensors_bytes([1], d), ["JSON object"]),
+    "unknown dtype": (lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "dtype": "F8_E4M3"}}, d), ["'x'", "F8_E4M3"]),
+    "negative size": (lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "shape": [-2]}}, d), ["'x'", "shape"]),
+    "size disagrees with offsets": (lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "shape": [3]}}, d), ["'x'", "needs 12 bytes", "span 8"]),
+    "missing field": (lambda h, d: safetensors_bytes(
+        {**h, "x": {"dtype": "F32", "shape": [2]}}, d), ["'x'", "data_offsets"]),
+    "gap": (lambda h, d: safetensors_bytes(
+        {**h, "y": {**h["y"], "data_offsets": [9, 12]}}, d + b"\0"), ["'y'", "gap"]),
+    "overlap": (lambda h, d: safetensors_bytes(
+        {**h, "y": {**h["y"], "data_offsets": [7, 10]}}, d[:10]), ["'y'", "overlap"]),
+    "bytes after the last tensor": (lambda h, d: safetensors_bytes(h, d + b"junk"),
+                                    ["15 bytes of data"]),
+    "metadata not strings": (lambda h, d: safetensors_bytes(
+        {"__metadata__": {"n": 3}, **h}, d), ["__metadata__"]),
+    "a name twice": (lambda h, d: struct.pack("<Q", 2 * len(json.dumps(h)) + 1)
+                     + (json.dumps(h)[:-1] + ", " + json.dumps(h)[1:]).encode()
+                     + d, ["twice"]),
+}
+
+
+@pytest.mark.parametrize("case", GARBLED)
+def test_garbled_safetensors_files_are_rejected_with_the_reason(impl, tmp_path, case):
+    header, data = _valid()
+    make, parts = GARBLED[case]
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(make(header, data))
+    for fn in ("weights.read_safetensors", "weights.load"):
+        with pytest.raises(ValueError) as info:
+            impl(fn)(path)
+        for part in [fn, "'path'", "not a valid safetensors file", *parts]:
+            assert part in str(info.value), (part, str(info.value))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_truncation_of_a_file_is_rejected(impl, tmp_path, fmt):
+    """A file cut anywhere (every length for safetensors, spread cuts for .npz) raises
+    ValueError naming the function and the argument, never returns fewer tensors."""
+    config = GPTConfig(vocab_size=3, context_len=2, d_model=2, n_heads=1, n_layers=1)
+    path = tmp_path / f"m.{fmt}"
+    impl("weights.save")(path, hp.random_gpt(config, np.random.default_rng(0)), config)
+    raw = path.read_bytes()
+    cuts = range(len(raw)) if fmt == "safetensors" else range(0, len(raw), 37)
+    cut = tmp_path / f"cut.{fmt}"
+    for n in cuts:
+        cut.write_bytes(raw[:n])
+        with pytest.raises(ValueError, match=r"weights\.load: argument 'path' .* not a valid"):
+            impl("weights.load")(cut)
+
+
+def test_npz_that_is_not_an_archive_is_rejected(impl, tmp_path):
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    for name in ("one.npz", "junk.npz"):
+        with pytest.raises(ValueError, match=r"weights\.load: argument 'path' .* \.npz"):
+            impl("weights.load")(tmp_path / name)
+
+
+def test_stored_config_is_validated(impl, tmp_path):
+    header = {"__metadata__": {"config": json.dumps({"d_model": 4, "colour": "red"})},
+              "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(safetensors_bytes(header, b"\0" * 4))
+    with pytest.raises(ValueError, match=r"weights\.load: the config stored in .*'colour'"):
+        impl("weights.load")(path)
+
+
+def test_missing_file_raises_file_not_found(impl, tmp_path):
+    for name in ("none.safetensors", "none.npz"):
+        with pytest.raises(FileNotFoundError):
+            impl("weights.load")(tmp_path / name)
+
+
+# --- params.unflatten ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_unflatten_inverts_flatten(impl, name):
+    tree = hp.random_gpt(CONFIGS[name], np.random.default_rng(0))
+    flat = impl("params.flatten")(tree)
+    back = impl("params.unflatten")(flat)
+    assert_same_tree(back, tree)
+    assert all(back_leaf is leaf for back_leaf, leaf in
+               zip(flatten(back).values(), flatten(tree).values(), strict=True))
+
+
+def test_unflatten_rejects_names_that_form_no_tree(impl):
+    for flat, part in [({"a": np.zeros(1), "a.b": np.zeros(1)}, "both as a leaf"),
+                       ({"a.b": np.zeros(1), "a": np.zeros(1)}, "both as a leaf"),
+                       ({"a..b": np.zeros(1)}, "empty part")]:
+        with pytest.raises(ValueError, match=part):
+            impl("params.unflatten")(flat)
