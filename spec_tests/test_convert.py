@@ -8,10 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from llmref.transformer.gpt import GPTConfig
 from llmref.spec.harness import params as hp
-from llmref.spec.harness.checks import flatten
-from llmref.spec.test_weights import assert_same_tree
+from llmref.spec.harness.checks import assert_same_tree, flatten
+from llmref.transformer.gpt import GPTConfig
 
 TIED = GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=2, n_layers=2)
 UNTIED = GPTConfig(vocab_size=7, context_len=5, d_model=6, n_heads=3, n_layers=1, d_ff=10,

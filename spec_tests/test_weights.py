@@ -12,10 +12,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmref.transformer.gpt import GPTConfig
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
-from llmref.spec.harness.checks import flatten
+from llmref.spec.harness.checks import assert_same_tree, flatten
+from llmref.transformer.gpt import GPTConfig
 
 CONFIGS = {
     "tied": GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=2, n_layers=2),
@@ -28,23 +28,6 @@ FORMATS = ["safetensors", "npz"]
 DTYPE_CODES = {np.float64: "F64", np.float32: "F32", np.float16: "F16", np.int64: "I64",
                np.int32: "I32", np.int16: "I16", np.int8: "I8", np.uint64: "U64",
                np.uint32: "U32", np.uint16: "U16", np.uint8: "U8", np.bool_: "BOOL"}
-
-
-def assert_same_tree(got, want, path="params"):
-    """Same structure (lists stay lists, same keys), dtypes, shapes and bit-identical values."""
-    assert type(got) is type(want), f"{path}: {type(got).__name__} != {type(want).__name__}"
-    if isinstance(want, dict):
-        assert set(got) == set(want), f"{path}: keys {sorted(got)} != {sorted(want)}"
-        for key in want:
-            assert_same_tree(got[key], want[key], f"{path}[{key!r}]")
-    elif isinstance(want, list):
-        assert len(got) == len(want), f"{path}: {len(got)} items, not {len(want)}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same_tree(g, w, f"{path}[{i}]")
-    else:
-        assert got.dtype == want.dtype and got.shape == want.shape, (
-            f"{path}: {got.dtype} {got.shape} != {want.dtype} {want.shape}")
-        assert np.array_equal(got, want, equal_nan=want.dtype.kind == "f"), path
 
 
 def safetensors_bytes(header: dict, data: bytes, length=None, pad: int = 0) -> bytes:

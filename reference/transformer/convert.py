@@ -42,8 +42,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from llmref.transformer.gpt import GPTConfig
 from llmref.params import flatten, unflatten
+from llmref.transformer.gpt import GPTConfig
 
 #: one block's parameters: our path -> GPT-2's name (nanoGPT uses the same names)
 BLOCK_NAMES = {

@@ -3,7 +3,7 @@ safetensors format, read and written here with NumPy and the standard library al
 
 A parameter tree is stored flat, one tensor per leaf, under the dotted names of
 :func:`llmref.params.flatten` (``blocks.0.attn.qkv.W``); loading rebuilds the tree
-(``blocks`` becomes a list again).  The :class:`~reference.gpt.GPTConfig` travels with the
+(``blocks`` becomes a list again).  The ``GPTConfig`` travels with the
 weights as JSON text under the key ``"config"`` of the file's metadata.
 
 A safetensors file is three parts, one after the other:
@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from llmref.transformer.gpt import GPTConfig
 from llmref.params import flatten, unflatten
+from llmref.transformer.gpt import GPTConfig
 
 #: safetensors' element types and the little-endian NumPy dtype each is stored as
 #: (``BF16`` is read as raw 16-bit words, then widened to float32)
@@ -127,8 +127,7 @@ def save(path, params, config: GPTConfig | None = None, *, format: str | None = 
     if dtype is not None and dtype != "bfloat16":
         tensors = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in tensors.items()}
     if fmt == "safetensors":
-        write_safetensors(path, tensors, meta, bfloat16=dtype == "bfloat16",
-                          overwrite=overwrite, where=where)
+        _write_safetensors(where, path, tensors, meta, dtype == "bfloat16", overwrite)
     else:
         _write_npz(where, path, tensors, meta, overwrite)
     return path
@@ -165,10 +164,12 @@ def load(path, *, format: str | None = None):
     path = _path(where, path)
     fmt = _format(where, path, format)
     if fmt == "safetensors":
-        tensors, meta = read_safetensors(path, where=where)
+        tensors, meta = _read_safetensors(where, path)
     else:
         tensors, meta = _read_npz(where, path)
-    config = config_from_json(meta[CONFIG_KEY], where, path) if CONFIG_KEY in meta else None
+    config = None
+    if CONFIG_KEY in meta:
+        config = _config_from_json(where, meta[CONFIG_KEY], f"the config stored in {path}")
     try:
         params = unflatten(tensors, where)
     except ValueError as exc:
@@ -191,17 +192,13 @@ def config_to_json(config: GPTConfig) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
-def config_from_json(text: str, where: str = "weights.config_from_json", path=None) -> GPTConfig:
+def config_from_json(text: str) -> GPTConfig:
     """The inverse of :func:`config_to_json`; fields the text leaves out take their defaults.
 
     Parameters
     ----------
     text : str
         JSON object of GPTConfig fields.
-    where : str
-        The function name error messages start with.
-    path : optional
-        The file the text came from, for error messages.
 
     Returns
     -------
@@ -213,7 +210,10 @@ def config_from_json(text: str, where: str = "weights.config_from_json", path=No
         If the text is not a JSON object, names a field GPTConfig lacks, or GPTConfig
         rejects a value.
     """
-    source = f"the config stored in {path}" if path is not None else "argument 'text'"
+    return _config_from_json("weights.config_from_json", text, "argument 'text'")
+
+
+def _config_from_json(where: str, text, source: str) -> GPTConfig:
     try:
         fields = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
@@ -233,8 +233,7 @@ def config_from_json(text: str, where: str = "weights.config_from_json", path=No
 
 
 def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
-                      bfloat16: bool = False, overwrite: bool = False,
-                      where: str = "weights.write_safetensors") -> Path:
+                      bfloat16: bool = False, overwrite: bool = False) -> Path:
     """Write named arrays to a safetensors file.
 
     Tensors are laid out largest element first, then by name, after a header padded with
@@ -246,7 +245,7 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
     path : str or os.PathLike
         The file to write.
     tensors : dict of str to numpy.ndarray
-        Names to arrays of a dtype in :data:`DTYPES` (any byte order, any memory layout).
+        Names to arrays of a dtype in ``DTYPES`` (any byte order, any memory layout).
         Not modified.
     metadata : dict of str to str, optional
         Stored under ``"__metadata__"``.
@@ -255,8 +254,6 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
         even (float64 arrays are rounded to float32 first).
     overwrite : bool
         Replace an existing file (default: refuse).
-    where : str
-        The function name error messages start with.
 
     Returns
     -------
@@ -272,8 +269,15 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
     """
+    where = "weights.write_safetensors"
     path = _path(where, path)
-    meta = _metadata(where, metadata)
+    if not isinstance(bfloat16, bool):
+        raise TypeError(f"{where}: argument 'bfloat16' must be a bool, got {bfloat16!r}")
+    return _write_safetensors(where, path, tensors, _metadata(where, metadata), bfloat16,
+                              overwrite)
+
+
+def _write_safetensors(where, path, tensors, meta, bfloat16, overwrite) -> Path:
     if not isinstance(tensors, dict):
         raise TypeError(f"{where}: argument 'tensors' must be a dict of names to NumPy arrays, "
                         f"got {type(tensors).__name__}")
@@ -309,15 +313,13 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
     return path
 
 
-def read_safetensors(path, *, where: str = "weights.read_safetensors"):
+def read_safetensors(path):
     """Read every tensor and the metadata of a safetensors file, checking its structure.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file to read.
-    where : str
-        The function name error messages start with.
 
     Returns
     -------
@@ -336,7 +338,11 @@ def read_safetensors(path, *, where: str = "weights.read_safetensors"):
     FileNotFoundError
         If there is no file at ``path``.
     """
-    path = _path(where, path)
+    where = "weights.read_safetensors"
+    return _read_safetensors(where, _path(where, path))
+
+
+def _read_safetensors(where: str, path: Path):
     size = path.stat().st_size
 
     def bad(problem):
@@ -360,11 +366,12 @@ def read_safetensors(path, *, where: str = "weights.read_safetensors"):
         tensors = {}
         for name, (code, shape, begin, end) in entries.items():
             f.seek(8 + n + begin)
-            raw = np.frombuffer(f.read(end - begin), dtype=np.dtype(DTYPES[code]))
+            stored = np.dtype(DTYPES[code])
+            raw = np.fromfile(f, dtype=stored, count=(end - begin) // stored.itemsize)
             if code == "BF16":
                 tensors[name] = from_bfloat16_bits(raw).reshape(shape)
-            else:
-                tensors[name] = raw.astype(raw.dtype.newbyteorder("=")).reshape(shape)
+            else:                                     # a no-op on little-endian machines
+                tensors[name] = raw.astype(stored.newbyteorder("="), copy=False).reshape(shape)
     return tensors, header.get(METADATA_KEY, {})
 
 
@@ -372,8 +379,10 @@ def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     r"""Round floats to bfloat16 (to nearest, ties to even) and return the 16-bit patterns.
 
     bfloat16 keeps float32's sign and 8-bit exponent and the top 7 of its 23 mantissa bits.
-    Rounding adds half a unit of the 16 bits dropped, plus one if the kept part is odd
-    (ties go to the even neighbour), and then drops them:
+    Rounding adds ``0x7FFF`` (one less than half a unit of the 16 bits dropped) plus the
+    lowest kept bit, then drops the 16 bits: below half a unit rounds down, above rounds up,
+    and exactly half rounds up only from an odd kept part, so ties go to the even neighbour.
+    Finite values past the largest bfloat16 become infinite, as in PyTorch.
 
     $$
     b = \big(u + \mathtt{0x7FFF} + (\lfloor u / 2^{16} \rfloor \bmod 2)\big) \gg 16

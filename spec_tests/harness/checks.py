@@ -90,6 +90,24 @@ def flatten(tree, prefix: str = "") -> dict:
     return flat
 
 
+def assert_same_tree(got, want, path: str = "params") -> None:
+    """Two parameter trees are identical: the same structure (lists stay lists, the same
+    keys), dtypes and shapes, and bit-identical values (NaN equal to NaN)."""
+    assert type(got) is type(want), f"{path}: {type(got).__name__} != {type(want).__name__}"
+    if isinstance(want, dict):
+        assert set(got) == set(want), f"{path}: keys {sorted(got)} != {sorted(want)}"
+        for key in want:
+            assert_same_tree(got[key], want[key], f"{path}[{key!r}]")
+    elif isinstance(want, list):
+        assert len(got) == len(want), f"{path}: {len(got)} items, not {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same_tree(g, w, f"{path}[{i}]")
+    else:
+        assert got.dtype == want.dtype and got.shape == want.shape, (
+            f"{path}: {got.dtype} {got.shape} != {want.dtype} {want.shape}")
+        assert np.array_equal(got, want, equal_nan=want.dtype.kind == "f"), path
+
+
 def check_model_against_torch(impl, component: str, x, params, torch_fn: Callable, seed: int,
                               forward_kwargs=None, rounding_scale: float = 0.0) -> None:
     """A component with a parameter tree: output, input gradient (float ``x`` only) and every
