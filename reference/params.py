@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from llmref._contract import contract
+
 
 def flatten(tree, prefix: str = "") -> dict:
     """``{"a": {"b": x}, "c": [y]}`` -> ``{"a.b": x, "c.0": y}`` (leaves are not copied)."""
@@ -22,6 +24,9 @@ def flatten(tree, prefix: str = "") -> dict:
     return flat
 
 
+@contract(example=lambda rng: {"flat": {"blocks.0.W": rng.standard_normal(2),
+                                         "blocks.1.W": rng.standard_normal(2)}},
+          lenient={"flat": ("missing_key", "extra_key")})      # any names form some tree
 def unflatten(flat: dict, where: str = "params.unflatten"):
     """The inverse of :func:`flatten`: ``{"a.b": x, "c.0": y}`` -> ``{"a": {"b": x}, "c": [y]}``.
 

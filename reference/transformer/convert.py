@@ -42,7 +42,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from llmref._contract import contract
 from llmref.params import flatten, unflatten
+from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
 #: one block's parameters: our path -> GPT-2's name (nanoGPT uses the same names)
@@ -68,9 +70,17 @@ NANOGPT_PREFIX = "_orig_mod."
 _NANOGPT_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout")
 _BUFFER = re.compile(r"(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)")
 
+# the input contracts' examples: a one-block GPT-2 and a one-block nanoGPT
+_GPT2 = GPTConfig(vocab_size=5, context_len=3, d_model=4, n_heads=2, n_layers=1)
+_NANO = GPTConfig(vocab_size=5, context_len=3, d_model=4, n_heads=2, n_layers=1,
+                  activation="gelu")
+
 
 # --- configurations -----------------------------------------------------------------------
 
+@contract(example=lambda rng: {"hf_config": {"vocab_size": 11, "n_positions": 6, "n_embd": 8,
+                                             "n_head": 2, "n_layer": 1}},
+          lenient={"hf_config": ("extra_key",)})       # a GPT2Config has many fields
 def config_from_hf_gpt2(hf_config: Mapping) -> GPTConfig:
     """Our configuration of a Hugging Face GPT-2 (the fields of ``GPT2Config.to_dict()``).
 
@@ -119,6 +129,7 @@ def config_from_hf_gpt2(hf_config: Mapping) -> GPTConfig:
                    tie_weights=hf_config.get("tie_word_embeddings", True))
 
 
+@contract(example=lambda rng: {"config": _GPT2})
 def config_to_hf_gpt2(config: GPTConfig) -> dict:
     """The ``GPT2Config`` fields of our configuration (``GPT2Config(**fields)`` builds it).
 
@@ -143,6 +154,8 @@ def config_to_hf_gpt2(config: GPTConfig) -> dict:
     return _hf_fields("convert.config_to_hf_gpt2", config)
 
 
+@contract(example=lambda rng: {"model_args": {"n_layer": 1, "n_head": 2, "n_embd": 8,
+                                              "block_size": 6, "vocab_size": 11}})
 def config_from_nanogpt(model_args: Mapping) -> GPTConfig:
     """Our configuration of a nanoGPT checkpoint's ``model_args``.
 
@@ -181,6 +194,7 @@ def config_from_nanogpt(model_args: Mapping) -> GPTConfig:
                    activation="gelu", eps=1e-5, tie_weights=True)
 
 
+@contract(example=lambda rng: {"config": _NANO, "bias": False, "dropout": 0.1})
 def config_to_nanogpt(config: GPTConfig, bias: bool = True, dropout: float = 0.0) -> dict:
     """nanoGPT's ``model_args`` for our configuration.
 
@@ -202,15 +216,18 @@ def config_to_nanogpt(config: GPTConfig, bias: bool = True, dropout: float = 0.0
     Raises
     ------
     TypeError
-        If ``config`` is not a GPTConfig.
+        If ``config`` is not a GPTConfig, ``bias`` not a bool or ``dropout`` not a number.
     ValueError
-        If nanoGPT cannot express the configuration (naming the fields it cannot).
+        If nanoGPT cannot express the configuration (naming the fields it cannot), or
+        ``dropout`` is outside [0, 1).
     """
     return _nanogpt_args("convert.config_to_nanogpt", config, bias, dropout)
 
 
 # --- weights ------------------------------------------------------------------------------
 
+@contract(example=lambda rng: {"state_dict": to_hf_gpt2(gpt.init(_GPT2, rng), _GPT2),
+                               "config": _GPT2})
 def from_hf_gpt2(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     """Our parameter tree from a Hugging Face GPT-2 state dict of NumPy arrays.
 
@@ -244,6 +261,7 @@ def from_hf_gpt2(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     return unflatten(_from_names(where, state, config, _names(config, ""), set(), dtype))
 
 
+@contract(example=lambda rng: {"params": gpt.init(_GPT2, rng), "config": _GPT2})
 def to_hf_gpt2(params: dict, config: GPTConfig) -> dict:
     """A ``GPT2LMHeadModel`` state dict of NumPy arrays from our parameter tree.
 
@@ -264,6 +282,8 @@ def to_hf_gpt2(params: dict, config: GPTConfig) -> dict:
 
     Raises
     ------
+    TypeError
+        If ``params`` is not a dict or ``config`` not a GPTConfig.
     ValueError
         If the configuration is not GPT-2-shaped or the tree lacks a parameter or has one
         the table does not know, or of another shape.
@@ -274,6 +294,8 @@ def to_hf_gpt2(params: dict, config: GPTConfig) -> dict:
                      set())
 
 
+@contract(example=lambda rng: {"state_dict": to_nanogpt(gpt.init(_NANO, rng), _NANO),
+                               "config": _NANO})
 def from_nanogpt(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     """Our parameter tree from a nanoGPT state dict (``checkpoint["model"]``) of NumPy arrays.
 
@@ -317,6 +339,8 @@ def from_nanogpt(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     return unflatten(flat)
 
 
+@contract(example=lambda rng: {"params": gpt.init(_NANO, rng), "config": _NANO,
+                               "bias": True})
 def to_nanogpt(params: dict, config: GPTConfig, bias: bool = True) -> dict:
     """A nanoGPT state dict of NumPy arrays from our parameter tree (no ``_orig_mod.``).
 
@@ -337,6 +361,8 @@ def to_nanogpt(params: dict, config: GPTConfig, bias: bool = True) -> dict:
 
     Raises
     ------
+    TypeError
+        If ``params`` is not a dict, ``config`` not a GPTConfig or ``bias`` not a bool.
     ValueError
         If the configuration is not nanoGPT-shaped, the tree does not match it, or
         ``bias=False`` would drop a nonzero bias.
@@ -490,8 +516,8 @@ def _strip(where: str, state_dict, rename, skip) -> dict:
 def _config(where: str, **fields) -> GPTConfig:
     try:
         return GPTConfig(**fields)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: the fields make no valid GPTConfig: {exc}") from None
+    except (TypeError, ValueError) as exc:                 # the same type, our function's name
+        raise type(exc)(f"{where}: the fields make no valid GPTConfig: {exc}") from None
 
 
 def _hf_fields(where: str, config) -> dict:
@@ -512,6 +538,12 @@ def _hf_fields(where: str, config) -> dict:
 def _nanogpt_args(where: str, config, bias: bool = True, dropout: float = 0.0) -> dict:
     """nanoGPT's ``model_args`` of ``config``, or ValueError naming what nanoGPT lacks."""
     _gpt_config(where, config)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"{where}: argument 'bias' must be a bool, got {bias!r}")
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.number)):
+        raise TypeError(f"{where}: argument 'dropout' must be a number, got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{where}: argument 'dropout' must be in [0, 1), got {dropout!r}")
     args = {"n_layer": config.n_layers, "n_head": config.n_heads, "n_embd": config.d_model,
             "block_size": config.context_len, "bias": bool(bias),
             "vocab_size": config.vocab_size, "dropout": float(dropout)}

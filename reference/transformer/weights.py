@@ -38,11 +38,13 @@ import json
 import os
 import secrets
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from llmref._contract import contract
 from llmref.params import flatten, unflatten
 from llmref.transformer.gpt import GPTConfig
 
@@ -63,6 +65,21 @@ FORMATS = ("safetensors", "npz")
 SAVE_DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
+def _scratch(name: str) -> Path:
+    """A file in the temporary folder, one per process and name, for the input contracts'
+    examples (which write and read real files)."""
+    return Path(tempfile.gettempdir()) / f"llmref-contract-{os.getpid()}-{name}"
+
+
+def _saved(rng, name: str) -> Path:
+    """An example file, written fresh."""
+    return save(_scratch(name), {"w": rng.standard_normal((2, 3))}, overwrite=True)
+
+
+@contract(example=lambda rng: {"path": str(_scratch("save.safetensors")),
+                               "params": {"w": rng.standard_normal((2, 3))},
+                               "overwrite": True},
+          lenient={"params": ("extra_key", "list")})        # any tree of arrays is saved
 def save(path, params, config: GPTConfig | None = None, *, format: str | None = None,
          dtype: str | None = None, metadata: dict | None = None,
          overwrite: bool = False) -> Path:
@@ -133,6 +150,7 @@ def save(path, params, config: GPTConfig | None = None, *, format: str | None = 
     return path
 
 
+@contract(example=lambda rng: {"path": str(_saved(rng, "load.npz"))})
 def load(path, *, format: str | None = None):
     """Read a parameter tree and its configuration written by :func:`save`.
 
@@ -178,6 +196,8 @@ def load(path, *, format: str | None = None):
     return params, config
 
 
+@contract(example=lambda rng: {"config": GPTConfig(vocab_size=5, context_len=3, d_model=4,
+                                                   n_heads=2, n_layers=1)})
 def config_to_json(config: GPTConfig) -> str:
     """The configuration as JSON text (every field, keys sorted).
 
@@ -192,6 +212,8 @@ def config_to_json(config: GPTConfig) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
+@contract(example=lambda rng: {"text": '{"vocab_size": 5, "context_len": 3, "d_model": 4, '
+                                       '"n_heads": 2, "n_layers": 1}'})
 def config_from_json(text: str) -> GPTConfig:
     """The inverse of :func:`config_to_json`; fields the text leaves out take their defaults.
 
@@ -206,6 +228,8 @@ def config_from_json(text: str) -> GPTConfig:
 
     Raises
     ------
+    TypeError
+        If ``text`` is not a string.
     ValueError
         If the text is not a JSON object, names a field GPTConfig lacks, or GPTConfig
         rejects a value.
@@ -214,6 +238,8 @@ def config_from_json(text: str) -> GPTConfig:
 
 
 def _config_from_json(where: str, text, source: str) -> GPTConfig:
+    if not isinstance(text, str):
+        raise TypeError(f"{where}: {source} must be a str of JSON, got {type(text).__name__}")
     try:
         fields = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
@@ -232,6 +258,13 @@ def _config_from_json(where: str, text, source: str) -> GPTConfig:
         raise ValueError(f"{where}: {source} is not a valid GPTConfig: {exc}") from None
 
 
+@contract(example=lambda rng: {"path": str(_scratch("write.safetensors")),
+                               "tensors": {"w": rng.standard_normal((2, 3)),
+                                           "n": np.arange(4)},
+                               "metadata": {"note": "example"}, "bfloat16": False,
+                               "overwrite": True},
+          lenient={"tensors": ("missing_key", "extra_key"),       # any named arrays
+                   "metadata": ("missing_key", "extra_key", "none")})
 def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
                       bfloat16: bool = False, overwrite: bool = False) -> Path:
     """Write named arrays to a safetensors file.
@@ -313,6 +346,7 @@ def _write_safetensors(where, path, tensors, meta, bfloat16, overwrite) -> Path:
     return path
 
 
+@contract(example=lambda rng: {"path": str(_saved(rng, "read.safetensors"))})
 def read_safetensors(path):
     """Read every tensor and the metadata of a safetensors file, checking its structure.
 
@@ -375,6 +409,8 @@ def _read_safetensors(where: str, path: Path):
     return tensors, header.get(METADATA_KEY, {})
 
 
+@contract(example=lambda rng: {"x": rng.standard_normal((2, 3)).astype(np.float32)},
+          lenient={"x": ("nan", "inf", "empty", "rank_up", "rank_down")})   # all rounded
 def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     r"""Round floats to bfloat16 (to nearest, ties to even) and return the 16-bit patterns.
 
@@ -399,12 +435,20 @@ def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         uint16 array of the same shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a floating-point NumPy array.
     """
+    _float_or_bits("weights.to_bfloat16_bits", "x", x, "f")
     u = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
     bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
     return np.where(np.isnan(x), np.uint16(0x7FC0), bits)
 
 
+@contract(example=lambda rng: {"bits": rng.integers(0, 2 ** 16, (2, 3)).astype(np.uint16)},
+          lenient={"bits": ("negative", "too_large", "empty")})  # every pattern is a number
 def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) -> the same numbers as float32, exactly.
 
@@ -417,8 +461,24 @@ def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         float32 array of the same shape.
+
+    Raises
+    ------
+    TypeError
+        If ``bits`` is not a NumPy array of dtype uint16.
     """
+    _float_or_bits("weights.from_bfloat16_bits", "bits", bits, "u")
     return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _float_or_bits(where: str, name: str, x, kind: str) -> None:
+    """``x`` must be a float array (``kind`` "f") or a uint16 array (``kind`` "u")."""
+    want = "a floating-point dtype" if kind == "f" else "dtype uint16"
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{where}: argument '{name}' must be a NumPy array of {want}, "
+                        f"got {type(x).__name__}")
+    if (x.dtype.kind != "f") if kind == "f" else (x.dtype != np.uint16):
+        raise TypeError(f"{where}: argument '{name}' must have {want}, got dtype {x.dtype}")
 
 
 # --- helpers --------------------------------------------------------------------------------
