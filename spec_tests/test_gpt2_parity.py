@@ -23,14 +23,16 @@ from llmref.spec.harness import oracles
 from llmref.spec.harness.checks import flatten
 from llmref.spec.harness.tolerances import F64, assert_close, assert_grads_close
 
-transformers = pytest.importorskip("transformers")
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
-safetensors_torch = pytest.importorskip("safetensors.torch")
-safe_open = pytest.importorskip("safetensors").safe_open
-
 pytestmark = pytest.mark.parity
-transformers.utils.logging.set_verbosity_error()
-transformers.utils.logging.disable_progress_bar()
+
+
+def _transformers():
+    """transformers, imported only when a parity test runs (the default run, which leaves
+    these tests out, should not pay for importing it)."""
+    transformers = pytest.importorskip("transformers")
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
 
 SMALL = dict(vocab_size=37, n_positions=12, n_embd=16, n_layer=2, n_head=4)
 VARIANTS = {
@@ -45,6 +47,7 @@ VARIANTS = {
 def hf_gpt2(seed: int, **overrides):
     """A float64 GPT2LMHeadModel with eager attention, no dropout, and every parameter drawn
     at random (biases nonzero, gains away from one), so a dropped or misplaced tensor shows."""
+    transformers = _transformers()
     config = transformers.GPT2Config(**{**SMALL, **overrides}, resid_pdrop=0.0,
                                      embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None,
                                      eos_token_id=None, attn_implementation="eager")
@@ -83,6 +86,8 @@ def _arrays(rng):
 
 
 def test_safetensors_library_reads_our_files(impl, tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    safe_open = pytest.importorskip("safetensors").safe_open
     arrays = _arrays(np.random.default_rng(0))
     meta = {"config": json.dumps({"d_model": 4}), "note": "ünïcode ✓"}
     path = impl("weights.write_safetensors")(tmp_path / "ours.safetensors", arrays, meta)
@@ -96,6 +101,7 @@ def test_safetensors_library_reads_our_files(impl, tmp_path):
 
 
 def test_our_reader_reads_the_librarys_files(impl, tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
     arrays = _arrays(np.random.default_rng(1))
     meta = {"format": "np", "config": "{}"}
     path = tmp_path / "theirs.safetensors"
@@ -110,6 +116,7 @@ def test_our_reader_reads_the_librarys_files(impl, tmp_path):
 def test_bfloat16_both_ways_with_the_library(impl, tmp_path):
     """The library's BF16 (written from torch) read by us equals torch's float32 view; our
     BF16 read by the library holds the bits torch's float32 -> bfloat16 rounding gives."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
     rng = np.random.default_rng(2)
     x = (rng.standard_normal(2000) * 10.0 ** rng.integers(-20, 20, 2000)).astype(np.float32)
     x[:4] = [np.float32(1 + 2 ** -8), np.float32(1 + 3 * 2 ** -8), np.inf, 3.4e38]   # ties
@@ -204,7 +211,7 @@ def test_save_pretrained_checkpoints_load_into_ours_and_ours_into_from_pretraine
                                       {"format": "pt"})
     (tmp_path / "ours" / "config.json").write_text(json.dumps(
         {"model_type": "gpt2", **impl("convert.config_to_hf_gpt2")(config)}))
-    back = transformers.GPT2LMHeadModel.from_pretrained(
+    back = _transformers().GPT2LMHeadModel.from_pretrained(
         tmp_path / "ours", dtype=torch.float64, attn_implementation="eager").eval()
     got = back(ids).logits.detach().numpy()
     assert_close(got, want, F64, name="logits after from_pretrained")
