@@ -18,7 +18,8 @@ CHECKOUT = next((p for p in Path(__file__).resolve().parents[:2]
 EXAMPLES = {"cat_sat_mat": "the cat sat on the mat (lesson 001)",
             "word_calculator": "the word calculator, a tiny GPT doing arithmetic (lesson 002)",
             "reward_hacking": "reward hacking with and without a KL penalty (lesson 003)",
-            "benchmark_step": "one training step: our NumPy vs PyTorch eager"}
+            "benchmark_step": "one training step: our NumPy vs PyTorch eager",
+            "benchmark_tokenizer": "GPT-2 tokenizer encode speed: ours vs tokenizers"}
 
 
 def components() -> list:

@@ -19,7 +19,7 @@ from llmref.layers import (
     embedding, positional, sinusoidal, ffn,
 )
 from llmref.losses import cross_entropy, mse, preference, dpo
-from llmref.text import word_tokenizer, bpe
+from llmref.text import word_tokenizer, bpe, gpt2_tokenizer
 from llmref.transformer import attention, mha, block, gpt, generate, weights, convert
 from llmref.accounting import flops, memory
 from llmref.training import (

@@ -8,7 +8,8 @@ whole tokenizer.  Encoding applies the merges to new text by rank (earliest lear
 decoding expands each token back into its bytes.
 
 Unlike GPT-2 this version does not pre-split the text into words with a regular expression,
-so merges may cross spaces; it is meant for small corpora and for reading.
+so merges may cross spaces; it is meant for small corpora and for reading.  ``gpt2_tokenizer``
+is the version that gives GPT-2's ids: pre-split words, special tokens, its files.
 """
 
 from __future__ import annotations

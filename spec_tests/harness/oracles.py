@@ -1,4 +1,4 @@
-"""The two oracles the reference is checked against.
+"""The oracles the reference is checked against.
 
 1. PyTorch autograd in float64 (:func:`torch_vjp`): the same computation written with torch
    operations; its output and its vector-Jacobian product with a random upstream gradient.
@@ -6,6 +6,9 @@
    ``sum(upstream * f(inputs))`` by perturbing every element of every input, one at a time.
    It needs no torch twin, so it also checks functions torch lacks; it differentiates the
    implementation's own forward, which oracle 1 has already checked.
+3. For the GPT-2 tokenizer, the ``tokenizers`` library (:func:`tokenizers_gpt2`) loaded from
+   the same ``vocab.json`` and ``merges.txt``: a test-only dependency (the ``parity`` extra),
+   imported only when a parity test asks for it.
 """
 
 from __future__ import annotations
@@ -76,3 +79,16 @@ def numerical_vjp(fn: Callable, inputs: dict, upstream, wrt) -> dict:
             grad[i] = (plus - minus) / (2.0 * h)
         grads[name] = grad
     return grads
+
+
+def tokenizers_gpt2(vocab_path, merges_path, special_tokens=("<|endoftext|>",)):
+    """The ``tokenizers`` library set up as GPT-2's tokenizer from these files: byte-level BPE,
+    GPT-2's pre-tokenisation pattern (``ByteLevel(use_regex=True)``, no prefix space), the
+    byte-level decoder, ``special_tokens`` never split.  ``.encode(text).ids`` gives ids."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.BPE.from_file(str(vocab_path), str(merges_path)))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(list(special_tokens))
+    return tokenizer

@@ -50,3 +50,46 @@ def token_ids(draw, shape=None, vocab_size=None, max_side=7):
     if ids.size >= 2:
         ids.flat[-1] = ids.flat[0]
     return ids, vocab_size
+
+
+#: Unicode general categories that :func:`texts` draws characters from, by kind
+TEXT_CATEGORIES = {
+    "letters": ("Lu", "Ll", "Lt", "Lm", "Lo"),
+    "numbers": ("Nd", "Nl", "No"),
+    "marks": ("Mn", "Mc", "Me"),
+    "punctuation": ("Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po"),
+    "symbols": ("Sm", "Sc", "Sk", "So"),
+    "controls and formats": ("Cc", "Cf", "Co"),
+}
+
+#: whitespace as it comes in text: runs, newlines, the Unicode spaces, and the four ASCII
+#: information separators (which Python's str.isspace counts as space and Unicode does not)
+SPACES = (" ", "  ", "   ", "\n", "\n\n", " \n", "\n ", "\t", "\t\t", "\r\n", "\x0b", "\x0c",
+          "\x85", "\u00a0", "\u1680", "\u2003", "\u2028", "\u2029", "\u3000", "\x1c", "\x1f")
+
+#: emoji, single and in sequences (skin tone, zero-width joiner, variation selector, flag)
+EMOJI = ("😀", "👍🏽", "👨‍👩‍👧", "❤️", "🇫🇷", "🤖", "🫠")
+
+#: the apostrophe forms GPT-2's pattern treats specially, and near misses
+APOSTROPHES = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'", "''", "'x")
+
+
+def texts(words=(), specials=(), max_fragments: int = 24):
+    """Text made of fragments: runs of characters from each kind in :data:`TEXT_CATEGORIES`,
+    ASCII words and numbers, :data:`SPACES`, :data:`EMOJI`, :data:`APOSTROPHES`, and any
+    ``words`` (with or without a leading space, so that learned merges apply) and
+    ``specials`` given.  Characters come from the categories as Python's ``unicodedata``
+    assigns them (never unassigned code points or surrogates)."""
+    fragments = [st.text(st.characters(categories=cats), min_size=1, max_size=4)
+                 for cats in TEXT_CATEGORIES.values()]
+    fragments += [st.from_regex(r"[A-Za-z]{1,8}|[0-9]{1,5}", fullmatch=True),
+                  st.sampled_from(SPACES), st.sampled_from(EMOJI),
+                  st.sampled_from(APOSTROPHES),
+                  st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF,
+                                categories=("So",))]
+    if words:
+        fragments.append(st.sampled_from(list(words)))
+        fragments.append(st.sampled_from(list(words)).map(" ".__add__))
+    if specials:
+        fragments.append(st.sampled_from(list(specials)))
+    return st.lists(st.one_of(fragments), max_size=max_fragments).map("".join)

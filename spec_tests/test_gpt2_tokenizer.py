@@ -1,0 +1,381 @@
+"""GPT-2's tokenizer: pre-tokenisation, byte-level BPE merged by rank, special tokens, files.
+
+The fast tests check the rules with oracles written here (hand-derived splits, a slow
+merge-by-hand of each piece read from the written ``merges.txt``).  The tests marked
+``parity`` (``python -m pytest -m parity``; needs the ``parity`` extra) check that the ids are
+those of the ``tokenizers`` library loaded from the same ``vocab.json`` and ``merges.txt``, on
+random text from the Unicode categories in ``harness.strategies.TEXT_CATEGORIES``.
+"""
+
+import functools
+import json
+import unicodedata
+from collections import Counter
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmref.spec.harness import oracles, strategies
+
+EOT = "<|endoftext|>"
+SPECIALS = (EOT, "<|pad|>")
+
+
+def _made_up_corpus() -> tuple:
+    """``(text, words)``: made-up words drawn with Zipf-like frequencies, some non-Latin
+    words, numbers, punctuation and emoji, separated mostly by single spaces."""
+    rng = np.random.default_rng(0)
+    syllables = ["th", "e", "an", "in", "er", "on", "re", "at", "st", "ing", "ed", "ou", "ca",
+                 "ma", "lo", "ta", "s", "y", "qu", "ph", "A", "Th"]
+    made = sorted({"".join(rng.choice(syllables, size=rng.integers(1, 4))) for _ in range(400)})
+    words = made + ["It's", "don't", "we'll", "they're", "naïve", "café", "Ωμέγα", "привет",
+                    "東京", "नमस्ते", "2024", "3.14", "1000000", "...", "!?", "--", "«»",
+                    "😀", "👍🏽"]
+    order = rng.permutation(len(words))
+    weights = 1.0 / np.arange(1, len(words) + 1)
+    drawn = rng.choice(np.array(words, dtype=object)[order], size=6000, p=weights / weights.sum())
+    separators = [" "] * 30 + ["\n", "\n\n", "  ", "\t", ", ", ". ", f" {EOT} "]
+    seps = rng.choice(separators, size=len(drawn))
+    return "".join(w + s for w, s in zip(drawn, seps, strict=True)), tuple(words)
+
+
+CORPUS, WORDS = _made_up_corpus()
+VOCAB_SIZE = 800
+
+
+@functools.cache
+def _trained(impl):
+    """Train once per implementation: the hypothesis tests call this for every example."""
+    return impl("gpt2_tokenizer.train")(CORPUS, VOCAB_SIZE, SPECIALS)
+
+
+@pytest.fixture(scope="module")
+def files(impl, tmp_path_factory):
+    """The trained tokenizer written by ``save``: ``(vocab.json path, merges.txt path)``."""
+    folder = tmp_path_factory.mktemp("gpt2_tokenizer")
+    vocab, merges = folder / "vocab.json", folder / "merges.txt"
+    impl("gpt2_tokenizer.save")(_trained(impl), vocab, merges)
+    return vocab, merges
+
+
+def _read_files(vocab_path, merges_path) -> tuple:
+    """``(vocab, ranks)`` read here, independently of the implementation's loader."""
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+    lines = merges_path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("#version")
+    return vocab, {tuple(line.split(" ")): rank for rank, line in enumerate(lines[1:])}
+
+
+# --- bytes as characters ------------------------------------------------------------------
+
+def test_bytes_to_unicode_is_gpt2s_table(impl):
+    """Facts about GPT-2's vocabulary: token 0 is "!", 220 the space "Ġ", 198 the newline
+    "Ċ", 188 the byte 0 "Ā"; every byte has its own printable, non-space character."""
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    assert sorted(table) == list(range(256))
+    assert len(set(table.values())) == 256
+    assert all(len(c) == 1 and c.isprintable() and not c.isspace() for c in table.values())
+    in_id_order = list(table)
+    assert [in_id_order[i] for i in (0, 32, 64, 93, 94, 188, 198, 220)] == \
+        [ord("!"), ord("A"), ord("a"), ord("~"), ord("¡"), 0, ord("\n"), ord(" ")]
+    assert (table[32], table[10], table[9], table[0], table[127], table[173]) == \
+        ("Ġ", "Ċ", "ĉ", "Ā", "ġ", "Ń")
+    assert all(table[b] == chr(b) for b in b"Az09!~")
+
+
+# --- pre-tokenisation ---------------------------------------------------------------------
+
+SPLITS = {
+    "Hello world": ["Hello", " world"],
+    "I'm  here!\n": ["I", "'m", " ", " here", "!", "\n"],
+    "don't  stop!!  \n\n x": ["don", "'t", " ", " stop", "!!", "  \n\n", " x"],
+    "they're we'll I'd you've": ["they", "'re", " we", "'ll", " I", "'d", " you", "'ve"],
+    "'S ''s !'s": ["'", "S", " ''", "s", " !'", "s"],
+    "x 123abc 4.5": ["x", " 123", "abc", " 4", ".", "5"],
+    "naïve café Ωμέγα 東京": ["naïve", " café", " Ωμέγα", " 東京"],
+    "e\u0301 1½ ٣٤": ["e", "\u0301", " 1½", " ٣٤"],
+    "a\u00a0b c\u3000d": ["a", "\u00a0", "b", " c", "\u3000", "d"],
+    "a\x1cb \x1c": ["a", "\x1c", "b", " \x1c"],
+    "end  ": ["end", "  "],
+    "\n\nx": ["\n", "\n", "x"],
+    " 😀👍🏽 ok": [" 😀👍🏽", " ok"],
+    "": [],
+}
+
+
+@pytest.mark.parametrize("text", sorted(SPLITS))
+def test_pretokenize_splits_as_gpt2s_pattern(impl, text):
+    """Splits worked out by hand from the pattern: contractions are lower-case only; a space
+    joins the letters, numbers or other symbols after it; of a whitespace run before a word
+    the last space goes with the word; letters are L*, numbers N* (½, Arabic-Indic digits),
+    a combining mark is neither; U+00A0 and U+3000 are whitespace, U+001C is not."""
+    assert impl("gpt2_tokenizer.pretokenize")(text) == SPLITS[text]
+
+
+def _kind(c: str) -> str:
+    """Letter, number, space or other, worked out here: Python's str.isspace also counts the
+    information separators U+001C..U+001F, which Unicode's White_Space property does not."""
+    if c.isspace() and not "\x1c" <= c <= "\x1f":
+        return "space"
+    return {"L": "letter", "N": "number"}.get(unicodedata.category(c)[0], "other")
+
+
+@given(strategies.texts(WORDS, SPECIALS) | st.text(max_size=60))
+def test_pretokenize_pieces_concatenate_to_the_text_and_each_is_of_one_kind(impl, text):
+    """The pieces give back the text; each is a contraction, a run of whitespace, or an
+    optional space followed by a run of letters, of numbers or of other characters."""
+    pieces = impl("gpt2_tokenizer.pretokenize")(text)
+    assert "".join(pieces) == text
+    for piece in pieces:
+        body = piece[1:] if piece[0] == " " and len(piece) > 1 else piece
+        kinds = {_kind(c) for c in body}
+        assert piece in {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"} or \
+            (len(kinds) == 1 and (kinds != {"space"} or body == piece)), (piece, kinds)
+
+
+# --- encoding -----------------------------------------------------------------------------
+
+@given(strategies.texts(WORDS, SPECIALS) | st.text(max_size=60))
+def test_decode_of_encode_gives_the_text_back(impl, text):
+    """Any text (emoji, marks, control characters, special tokens) comes back unchanged."""
+    tokenizer = _trained(impl)
+    ids = impl("gpt2_tokenizer.encode")(text, tokenizer)
+    assert ids.dtype == np.int64 and ids.ndim == 1
+    assert impl("gpt2_tokenizer.decode")(ids, tokenizer) == text
+
+
+@given(strategies.texts(WORDS), strategies.texts(WORDS), st.sampled_from(SPECIALS))
+def test_special_tokens_are_kept_whole(impl, files, before, after, special):
+    """A special token becomes its one id, and the text either side is encoded on its own:
+    no merge crosses it, even when the text around it would merge with its characters."""
+    tokenizer = _trained(impl)
+    encode = impl("gpt2_tokenizer.encode")
+    special_id = _read_files(*files)[0][special]
+    ids = encode(before + special + after, tokenizer).tolist()
+    assert ids == [*encode(before, tokenizer).tolist(), special_id,
+                   *encode(after, tokenizer).tolist()]
+    assert encode(special + special, tokenizer).tolist() == [special_id, special_id]
+
+
+def test_a_special_token_is_ordinary_text_to_a_tokenizer_without_it(impl):
+    """Left out of the special tokens, ``<|pad|>`` is split like any text: "<|", "pad", "|>"
+    at least, so its pieces take several ids."""
+    tokenizer = impl("gpt2_tokenizer.train")(CORPUS, 300, (EOT,))
+    assert len(impl("gpt2_tokenizer.encode")("<|pad|>", tokenizer)) >= 3
+    assert impl("gpt2_tokenizer.pretokenize")("<|pad|>") == ["<|", "pad", "|>"]
+
+
+def _merge_by_hand(piece: str, ranks: dict, table: dict) -> list:
+    """The slow way: merge the lowest-ranked adjacent pair (the leftmost if it occurs more
+    than once), one occurrence at a time, until no pair has a merge."""
+    symbols = [table[b] for b in piece.encode("utf-8")]
+    while True:
+        found = [(ranks[pair], i) for i, pair in enumerate(pairwise(symbols)) if pair in ranks]
+        if not found:
+            return symbols
+        _, i = min(found)
+        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+
+
+@given(strategies.texts(WORDS))
+def test_each_piece_merges_lowest_rank_first(impl, files, text):
+    """The ids are those of merging each piece by hand with the ranks of ``merges.txt`` and
+    looking the tokens up in ``vocab.json`` (both read here)."""
+    vocab, ranks = _read_files(*files)
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    expected = [vocab[token] for piece in impl("gpt2_tokenizer.pretokenize")(text)
+                for token in _merge_by_hand(piece, ranks, table)]
+    assert impl("gpt2_tokenizer.encode")(text, _trained(impl)).tolist() == expected
+
+
+def test_the_word_cache_changes_no_id(impl):
+    """With the cache, without it, and again with it filled: the same ids."""
+    tokenizer = _trained(impl)
+    encode = impl("gpt2_tokenizer.encode")
+    text = CORPUS[:3000]
+    without = encode(text, tokenizer, use_cache=False).tolist()
+    assert encode(text, tokenizer).tolist() == without
+    assert encode(text, tokenizer).tolist() == without
+
+
+def test_training_learns_gpt2_ordered_ids_and_the_most_frequent_pair_first(impl, files):
+    """Ids 0..255 are the bytes in GPT-2's order, the special tokens come last, the first
+    merge is the most frequent adjacent byte pair within the pieces, and the tokenizer
+    compresses its training text."""
+    vocab, ranks = _read_files(*files)
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    assert [t for t, i in sorted(vocab.items(), key=lambda item: item[1])][:256] == \
+        list(table.values())
+    assert len(vocab) == VOCAB_SIZE and [vocab[s] for s in SPECIALS] == \
+        [VOCAB_SIZE - 2, VOCAB_SIZE - 1]
+    counts = Counter()
+    for chunk in CORPUS.split(EOT):
+        for piece in impl("gpt2_tokenizer.pretokenize")(chunk):
+            counts.update(pairwise(table[b] for b in piece.encode("utf-8")))
+    first = min(ranks, key=ranks.get)
+    assert counts[first] == max(counts.values())
+    ids = impl("gpt2_tokenizer.encode")(CORPUS, _trained(impl))
+    assert len(ids) < 0.4 * len(CORPUS.encode("utf-8"))
+
+
+def test_save_then_load_gives_the_same_ids(impl, files):
+    """Files written by ``save`` load back into a tokenizer with the same ids; a
+    ``merges.txt`` without the ``#version`` line and with blank lines reads the same."""
+    text = CORPUS[:2000] + EOT + "naïve 😀"
+    want = impl("gpt2_tokenizer.encode")(text, _trained(impl)).tolist()
+    loaded = impl("gpt2_tokenizer.load")(*files, SPECIALS)
+    assert impl("gpt2_tokenizer.encode")(text, loaded).tolist() == want
+    vocab_path, merges_path = files
+    bare = merges_path.with_name("bare_merges.txt")
+    bare.write_text("\n".join(merges_path.read_text(encoding="utf-8").splitlines()[1:]) + "\n\n",
+                    encoding="utf-8")
+    again = impl("gpt2_tokenizer.load")(vocab_path, bare, SPECIALS)
+    assert impl("gpt2_tokenizer.encode")(text, again).tolist() == want
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+def _bad_cases(impl, folder):
+    """(call, exception, substrings of the message) for each kind of bad input."""
+    tokenizer = _trained(impl)
+    m = impl
+    base = {c: i for i, c in enumerate(m("gpt2_tokenizer.bytes_to_unicode")().values())}
+    (folder / "list.json").write_text("[1, 2]", encoding="utf-8")
+    (folder / "vocab.json").write_text(json.dumps({**base, "ab": 256}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\na b\nab\n", encoding="utf-8")
+    build, load = m("gpt2_tokenizer.build"), m("gpt2_tokenizer.load")
+    enc, dec = m("gpt2_tokenizer.encode"), m("gpt2_tokenizer.decode")
+    return {
+        "encode bytes": (lambda: enc(b"abc", tokenizer), TypeError, ["encode", "'text'", "str"]),
+        "encode a lone surrogate": (lambda: enc("a\ud800b", tokenizer), ValueError,
+                                    ["encode", "'text'", "surrogate"]),
+        "encode without a tokenizer": (lambda: enc("abc", {"vocab": base}), TypeError,
+                                       ["encode", "'tokenizer'", "dict"]),
+        "decode floats": (lambda: dec([1.5], tokenizer), TypeError,
+                          ["decode", "'ids'", "float64"]),
+        "decode an unknown id": (lambda: dec([3, 10**6], tokenizer), ValueError,
+                                 ["decode", "'ids'", "1000000"]),
+        "decode a batch": (lambda: dec([[1, 2]], tokenizer), ValueError,
+                           ["decode", "'ids'", "(1, 2)"]),
+        "pretokenize None": (lambda: m("gpt2_tokenizer.pretokenize")(None), TypeError,
+                             ["pretokenize", "'text'", "NoneType"]),
+        "vocab without a byte": (lambda: build({c: i for c, i in base.items() if i}, []),
+                                 ValueError, ["build", "'vocab'", "256 byte tokens", "33"]),
+        "vocab with a repeated id": (lambda: build({**base, "xy": 5}, []), ValueError,
+                                     ["build", "'vocab'", "id 5"]),
+        "merge of unknown tokens": (lambda: build(base, [("a", "b")], ()), ValueError,
+                                    ["build", "'merges'", "'ab'", "rank 0"]),
+        "merge that is not a pair": (lambda: build({**base, "ab": 256}, ["ab"], ()), TypeError,
+                                     ["build", "'merges'", "rank 0"]),
+        "special token missing": (lambda: build(base, [], ("<|x|>",)), ValueError,
+                                  ["build", "'special_tokens'", "<|x|>"]),
+        "vocabulary smaller than the bytes": (lambda: m("gpt2_tokenizer.train")("abc", 100),
+                                              ValueError, ["train", "'vocab_size'", ">= 256"]),
+        "vocabulary size a float": (lambda: m("gpt2_tokenizer.train")("abc", 300.0),
+                                    TypeError, ["train", "'vocab_size'", "300.0"]),
+        "vocab.json not an object": (lambda: load(folder / "list.json", folder / "merges.txt"),
+                                     ValueError, ["load", "'vocab_path'", "list"]),
+        "merges.txt line of one token": (
+            lambda: load(folder / "vocab.json", folder / "merges.txt", ()), ValueError,
+            ["load", "'merges_path'", "line 3", "'ab'"]),
+        "path of the wrong type": (lambda: load(3, folder / "merges.txt"), TypeError,
+                                   ["load", "'vocab_path'", "int"]),
+    }
+
+
+BAD = ["encode bytes", "encode a lone surrogate", "encode without a tokenizer", "decode floats",
+       "decode an unknown id", "decode a batch", "pretokenize None", "vocab without a byte",
+       "vocab with a repeated id", "merge of unknown tokens", "merge that is not a pair",
+       "special token missing", "vocabulary smaller than the bytes", "vocabulary size a float",
+       "vocab.json not an object", "merges.txt line of one token", "path of the wrong type"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_rejected_clearly(impl, tmp_path, case):
+    call, exception, parts = _bad_cases(impl, tmp_path)[case]
+    with pytest.raises(exception) as info:
+        call()
+    for part in parts:
+        assert part in str(info.value), f"{part!r} not in: {info.value}"
+
+
+# --- parity with the tokenizers library ---------------------------------------------------
+
+PARITY_EXAMPLES = settings(max_examples=max(300, settings.default.max_examples))
+
+
+@pytest.fixture(scope="module")
+def hf_ours(files):
+    """``tokenizers`` loaded from the files our trainer wrote."""
+    pytest.importorskip("tokenizers")
+    return oracles.tokenizers_gpt2(*files, SPECIALS)
+
+
+@pytest.fixture(scope="module")
+def theirs(impl, tmp_path_factory):
+    """``(tokenizers' own trained tokenizer, ours loaded from the files it saved)``.  Its ids
+    are not in GPT-2's order (it puts the special tokens first), so ours must take them from
+    ``vocab.json``."""
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    hf = Tokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    hf.train_from_iterator([CORPUS], trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE, special_tokens=list(SPECIALS), show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    folder = tmp_path_factory.mktemp("tokenizers_trained")
+    vocab, merges = hf.model.save(str(folder))
+    hf = oracles.tokenizers_gpt2(vocab, merges, SPECIALS)
+    return hf, impl("gpt2_tokenizer.load")(vocab, merges, SPECIALS)
+
+
+@pytest.mark.parity
+@PARITY_EXAMPLES
+@given(strategies.texts(WORDS, SPECIALS))
+def test_pretokenize_matches_tokenizers(impl, hf_ours, text):
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    ours = ["".join(table[b] for b in piece.encode("utf-8"))
+            for piece in impl("gpt2_tokenizer.pretokenize")(text)]
+    assert ours == [piece for piece, _ in hf_ours.pre_tokenizer.pre_tokenize_str(text)]
+
+
+@pytest.mark.parity
+def test_pretokenize_matches_tokenizers_on_every_assigned_code_point(impl, hf_ours):
+    """Every code point that Python's unicodedata assigns (surrogates left out), between
+    letters, after a digit and a space, and doubled: the same pieces.  (Code points assigned
+    in later Unicode versions than Python's are unassigned to us, "other", and can differ.)
+    Strings of 1000 code points each: ``tokenizers`` slows down on one very long string."""
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    chars = [chr(c) for c in range(0x110000)
+             if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
+    for k in range(0, len(chars), 1000):
+        text = "".join(f"a{c}1 {c}{c}x" for c in chars[k:k + 1000])
+        ours = ["".join(table[b] for b in piece.encode("utf-8"))
+                for piece in impl("gpt2_tokenizer.pretokenize")(text)]
+        theirs = [piece for piece, _ in hf_ours.pre_tokenizer.pre_tokenize_str(text)]
+        if ours != theirs:
+            i = next(i for i, (a, b) in enumerate(zip(ours + [""], theirs + [""], strict=False))
+                     if a != b)
+            pytest.fail(f"code points U+{ord(chars[k]):04X}..: piece {i} differs: "
+                        f"ours {ours[i:i + 3]}, tokenizers {theirs[i:i + 3]}")
+
+
+@pytest.mark.parity
+@PARITY_EXAMPLES
+@given(strategies.texts(WORDS, SPECIALS))
+def test_ids_match_tokenizers_on_files_we_trained(impl, hf_ours, text):
+    ids = impl("gpt2_tokenizer.encode")(text, _trained(impl))
+    assert ids.tolist() == hf_ours.encode(text).ids
+    assert impl("gpt2_tokenizer.decode")(ids, _trained(impl)) == \
+        hf_ours.decode(ids.tolist(), skip_special_tokens=False)
+
+
+@pytest.mark.parity
+@PARITY_EXAMPLES
+@given(strategies.texts(WORDS, SPECIALS))
+def test_ids_match_tokenizers_on_files_it_trained(impl, theirs, text):
+    hf, ours = theirs
+    assert impl("gpt2_tokenizer.encode")(text, ours).tolist() == hf.encode(text).ids
