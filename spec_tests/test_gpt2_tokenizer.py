@@ -98,7 +98,7 @@ SPLITS = {
     "naïve café Ωμέγα 東京": ["naïve", " café", " Ωμέγα", " 東京"],
     "e\u0301 1½ ٣٤": ["e", "\u0301", " 1½", " ٣٤"],
     "a\u00a0b c\u3000d": ["a", "\u00a0", "b", " c", "\u3000", "d"],
-    "a\x1cb \x1c": ["a", "\x1c", "b", " \x1c"],
+    "a\x1c\x1cb \x1fx": ["a", "\x1c\x1c", "b", " \x1f", "x"],
     "end  ": ["end", "  "],
     "\n\nx": ["\n", "\n", "x"],
     " 😀👍🏽 ok": [" 😀👍🏽", " ok"],
@@ -111,7 +111,8 @@ def test_pretokenize_splits_as_gpt2s_pattern(impl, text):
     """Splits worked out by hand from the pattern: contractions are lower-case only; a space
     joins the letters, numbers or other symbols after it; of a whitespace run before a word
     the last space goes with the word; letters are L*, numbers N* (½, Arabic-Indic digits),
-    a combining mark is neither; U+00A0 and U+3000 are whitespace, U+001C is not."""
+    a combining mark is neither; U+00A0 and U+3000 are whitespace, U+001C and U+001F are not
+    (though Python's str.isspace says they are)."""
     assert impl("gpt2_tokenizer.pretokenize")(text) == SPLITS[text]
 
 
@@ -191,6 +192,42 @@ def test_each_piece_merges_lowest_rank_first(impl, files, text):
     assert impl("gpt2_tokenizer.encode")(text, _trained(impl)).tolist() == expected
 
 
+def _hand_made(impl, merges: list):
+    """A tokenizer from the byte tokens plus the given merges (letters stand for themselves)."""
+    vocab = {c: i for i, c in enumerate(impl("gpt2_tokenizer.bytes_to_unicode")().values())}
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    return impl("gpt2_tokenizer.build")(vocab, merges, ()), vocab
+
+
+# (merges in rank order, piece, tokens it becomes)
+BY_RANK = {
+    "the lowest rank first, not the leftmost pair": ([("b", "c"), ("a", "b")], "abc",
+                                                     ["a", "bc"]),
+    "equal pairs: the leftmost first": ([("a", "a")], "aaa", ["aa", "a"]),
+    "equal pairs, four in a row": ([("a", "a"), ("aa", "aa")], "aaaa", ["aaaa"]),
+    # GPT-2's first encoder would merge both "a"+"bc" before looking again: ["abc", "abc"]
+    "a merge that makes a pair ranked before itself": (
+        [("b", "c"), ("abc", "a"), ("a", "bc")], "abcabc", ["abca", "bc"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BY_RANK))
+def test_merges_apply_by_rank_then_from_the_left(impl, case):
+    merges, piece, tokens = BY_RANK[case]
+    tokenizer, vocab = _hand_made(impl, merges)
+    assert impl("gpt2_tokenizer.encode")(piece, tokenizer).tolist() == [vocab[t] for t in tokens]
+
+
+def test_decoding_a_broken_byte_sequence_gives_the_replacement_character(impl, files):
+    """The first byte of "é" alone (0xC3) is not valid UTF-8: it decodes to U+FFFD, and the
+    text after it is kept."""
+    vocab, _ = _read_files(*files)
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    ids = [vocab[table[0xC3]], vocab[table[ord("x")]]]
+    assert impl("gpt2_tokenizer.decode")(ids, _trained(impl)) == "\ufffdx"
+
+
 def test_the_word_cache_changes_no_id(impl):
     """With the cache, without it, and again with it filled: the same ids."""
     tokenizer = _trained(impl)
@@ -201,24 +238,52 @@ def test_the_word_cache_changes_no_id(impl):
     assert encode(text, tokenizer).tolist() == without
 
 
-def test_training_learns_gpt2_ordered_ids_and_the_most_frequent_pair_first(impl, files):
-    """Ids 0..255 are the bytes in GPT-2's order, the special tokens come last, the first
-    merge is the most frequent adjacent byte pair within the pieces, and the tokenizer
-    compresses its training text."""
+def test_training_gives_gpt2_ordered_ids_and_merges_the_most_frequent_pair(impl, files):
+    """Ids 0..255 are the bytes in GPT-2's order and the special tokens come last.  Replaying
+    the first merges on the training text's pieces, counted here: each merged pair was then
+    the most frequent adjacent pair (ties: the smallest ids).  The tokenizer compresses its
+    training text."""
     vocab, ranks = _read_files(*files)
     table = impl("gpt2_tokenizer.bytes_to_unicode")()
     assert [t for t, i in sorted(vocab.items(), key=lambda item: item[1])][:256] == \
         list(table.values())
     assert len(vocab) == VOCAB_SIZE and [vocab[s] for s in SPECIALS] == \
         [VOCAB_SIZE - 2, VOCAB_SIZE - 1]
-    counts = Counter()
-    for chunk in CORPUS.split(EOT):
-        for piece in impl("gpt2_tokenizer.pretokenize")(chunk):
-            counts.update(pairwise(table[b] for b in piece.encode("utf-8")))
-    first = min(ranks, key=ranks.get)
-    assert counts[first] == max(counts.values())
+    pieces = Counter(piece for chunk in CORPUS.split(EOT)
+                     for piece in impl("gpt2_tokenizer.pretokenize")(chunk))
+    seqs = {piece: [table[b] for b in piece.encode("utf-8")] for piece in pieces}
+    for left, right in sorted(ranks, key=ranks.get)[:60]:
+        counts = Counter()
+        for piece, seq in seqs.items():
+            for pair in pairwise(seq):
+                counts[pair] += pieces[piece]
+        best = max(counts.values())
+        assert counts[left, right] == best, (left, right, counts[left, right], best)
+        assert (vocab[left], vocab[right]) == min(
+            (vocab[a], vocab[b]) for (a, b), c in counts.items() if c == best)
+        for piece, seq in seqs.items():
+            merged, j = [], 0
+            while j < len(seq):
+                if j + 1 < len(seq) and (seq[j], seq[j + 1]) == (left, right):
+                    merged.append(left + right)
+                    j += 2
+                else:
+                    merged.append(seq[j])
+                    j += 1
+            seqs[piece] = merged
     ids = impl("gpt2_tokenizer.encode")(CORPUS, _trained(impl))
     assert len(ids) < 0.4 * len(CORPUS.encode("utf-8"))
+
+
+def test_the_longest_special_token_wins(impl):
+    """Where two special tokens start at the same place, the longer one is taken (as the
+    ``tokenizers`` library does), whichever order they are listed in."""
+    for specials in (("<x>", "<x>y"), ("<x>y", "<x>")):
+        tokenizer = impl("gpt2_tokenizer.train")("a b c", 300, specials)
+        encode = impl("gpt2_tokenizer.encode")
+        assert encode("<x>y<x>", tokenizer).tolist() == \
+            [*encode("<x>y", tokenizer).tolist(), *encode("<x>", tokenizer).tolist()]
+        assert len(encode("<x>y", tokenizer)) == 1 and len(encode("<x>", tokenizer)) == 1
 
 
 def test_save_then_load_gives_the_same_ids(impl, files):
@@ -379,3 +444,16 @@ def test_ids_match_tokenizers_on_files_we_trained(impl, hf_ours, text):
 def test_ids_match_tokenizers_on_files_it_trained(impl, theirs, text):
     hf, ours = theirs
     assert impl("gpt2_tokenizer.encode")(text, ours).tolist() == hf.encode(text).ids
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", sorted(BY_RANK))
+def test_merge_order_matches_tokenizers(impl, tmp_path, case):
+    """The hand-made merge tables above, written to files and loaded by ``tokenizers``."""
+    pytest.importorskip("tokenizers")
+    merges, piece, _ = BY_RANK[case]
+    tokenizer, _ = _hand_made(impl, merges)
+    vocab_path, merges_path = tmp_path / "vocab.json", tmp_path / "merges.txt"
+    impl("gpt2_tokenizer.save")(tokenizer, vocab_path, merges_path)
+    hf = oracles.tokenizers_gpt2(vocab_path, merges_path, ())
+    assert impl("gpt2_tokenizer.encode")(piece, tokenizer).tolist() == hf.encode(piece).ids

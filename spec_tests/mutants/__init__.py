@@ -11,4 +11,5 @@ MUTANTS = {
     "embedding_assigns": "llmref.spec.test_embedding",
     "layer_norm_unbiased": "llmref.spec.test_norms",
     "gelu_is_tanh": "llmref.spec.test_activations",
+    "pretokenize_isspace": "llmref.spec.test_gpt2_tokenizer",
 }
