@@ -337,6 +337,10 @@ def _bad_cases(impl, folder):
                                      ["build", "'merges'", "rank 0"]),
         "special token missing": (lambda: build(base, [], ("<|x|>",)), ValueError,
                                   ["build", "'special_tokens'", "<|x|>"]),
+        "special token empty": (lambda: build({**base, "": 256}, [], ("",)), ValueError,
+                                ["build", "'special_tokens'", "empty"]),
+        "special tokens as one string": (lambda: m("gpt2_tokenizer.train")("ab", 300, EOT),
+                                         TypeError, ["train", "'special_tokens'", EOT]),
         "vocabulary smaller than the bytes": (lambda: m("gpt2_tokenizer.train")("abc", 100),
                                               ValueError, ["train", "'vocab_size'", ">= 256"]),
         "vocabulary size a float": (lambda: m("gpt2_tokenizer.train")("abc", 300.0),
@@ -354,7 +358,8 @@ def _bad_cases(impl, folder):
 BAD = ["encode bytes", "encode a lone surrogate", "encode without a tokenizer", "decode floats",
        "decode an unknown id", "decode a batch", "pretokenize None", "vocab without a byte",
        "vocab with a repeated id", "merge of unknown tokens", "merge that is not a pair",
-       "special token missing", "vocabulary smaller than the bytes", "vocabulary size a float",
+       "special token missing", "special token empty", "special tokens as one string",
+       "vocabulary smaller than the bytes", "vocabulary size a float",
        "vocab.json not an object", "merges.txt line of one token", "path of the wrong type"]
 
 

@@ -11,8 +11,10 @@ its tokenizer files) does on top, so that the same text gives the same ids:
    of characters that are neither whitespace, letters nor numbers; a run of whitespace not
    followed by a non-space; a run of whitespace.  Letters are the Unicode categories ``L*``,
    numbers ``N*`` (read with ``unicodedata``: the ``re`` module has no ``\\p{L}``), whitespace
-   the Unicode ``White_Space`` property.  Merges never cross a piece boundary, so
-   ``" cat"`` and ``"cat"`` are different tokens and a space can never join two words.
+   the Unicode ``White_Space`` property (not ``str.isspace``, which adds U+001C..U+001F).
+   A character that Python's Unicode version does not know yet counts as neither.  Merges
+   never cross a piece boundary, so ``" cat"`` and ``"cat"`` are different tokens and a
+   space can never join two words.
 3. **Bytes as characters.**  Each piece is encoded as UTF-8 and each byte written as one
    printable character (:func:`bytes_to_unicode`), which is how ``vocab.json`` and
    ``merges.txt`` spell tokens: a space is ``"Ġ"``, a newline ``"Ċ"``.  The 256 byte tokens
@@ -21,9 +23,9 @@ its tokenizer files) does on top, so that the same text gives the same ids:
    ``merges.txt`` (lowest rank) is merged first, ties going to the leftmost pair; repeat
    until no adjacent pair has a merge.  A heap of candidate pairs makes each merge cost
    O(log n) for a piece of n bytes, however many merges the table holds, and a cache maps a
-   piece seen before straight to its ids.  This is the order of the
-   ``tokenizers`` library; GPT-2's first encoder (merge every occurrence of the best pair,
-   then look again) can differ only when a merge creates a pair ranked before itself.
+   piece seen before straight to its ids.  This is the order of the ``tokenizers`` library;
+   GPT-2's first encoder (merge every occurrence of the best pair, then look again) can
+   differ only when a merge creates a pair ranked before itself.
 
 ``decode`` maps ids back to bytes and the bytes to text (invalid UTF-8 becomes U+FFFD), so
 ``decode(encode(s)) == s`` for every string ``s``.
@@ -164,7 +166,7 @@ class Tokenizer:
     pair_merges: dict     # (left id, right id) -> (rank, id of left + right)
     token_bytes: dict     # id -> the bytes it stands for
     special_pattern: re.Pattern | None  # matches any special token, longest first
-    cache: dict = field(default_factory=dict)  # piece -> its ids
+    cache: dict = field(default_factory=dict, compare=False)  # piece -> its ids
 
     def __repr__(self) -> str:
         return (f"Tokenizer({len(self.vocab)} tokens, {len(self.merges)} merges, "
@@ -183,8 +185,8 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
     merges : list of (str, str)
         The merges in rank order; each side and their concatenation must be in ``vocab``.
     special_tokens : iterable of str
-        Texts that are never split (default ``("<|endoftext|>",)``); each must be in
-        ``vocab``.
+        Texts that are never split (default ``("<|endoftext|>",)``); each must be non-empty
+        and in ``vocab``.  Where two start at the same place, the longer is taken.
 
     Returns
     -------
@@ -195,8 +197,9 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
     TypeError
         If an argument or an entry has the wrong type.
     ValueError
-        If ids repeat or are negative, a byte token or special token is missing, or a merge
-        names a token that is not in the vocabulary or repeats an earlier merge.
+        If ids repeat or are negative, a byte token or special token is missing, a special
+        token is empty, or a merge names a token that is not in the vocabulary or repeats an
+        earlier merge.
     """
     where = "gpt2_tokenizer.build"
     if not isinstance(vocab, dict):
@@ -237,12 +240,8 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
             raise ValueError(f"{where}: argument 'merges' has ({left!r}, {right!r}) twice, at "
                              f"ranks {pair_merges[key][0]} and {rank}")
         pair_merges[key] = (rank, vocab[left + right])
-    if isinstance(special_tokens, str) or not all(
-            isinstance(t, str) for t in special_tokens):
-        raise TypeError(f"{where}: argument 'special_tokens' must be an iterable of str, "
-                        f"got {special_tokens!r}")
     special = {}
-    for token in special_tokens:
+    for token in _special_list(where, special_tokens):
         if token not in vocab:
             raise ValueError(f"{where}: argument 'special_tokens' has {token!r}, which is not "
                              f"in the vocabulary")
@@ -325,9 +324,9 @@ def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarra
     tokenizer : Tokenizer
         From :func:`build`, :func:`load` or :func:`train`.
     use_cache : bool
-        Look each piece up in (and add it to) ``tokenizer.cache`` before merging it (default
-        True).  The ids are the same either way; text repeats its words, so the cache saves
-        most of the merging.
+        Look each piece up in ``tokenizer.cache`` before merging it, and add it there (up to
+        ``CACHE_LIMIT`` pieces); default True.  The ids are the same either way; text repeats
+        its words, so the cache saves most of the merging.
 
     Returns
     -------
@@ -439,12 +438,7 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
     _check_text(where, text)
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
         raise TypeError(f"{where}: argument 'vocab_size' must be an int, got {vocab_size!r}")
-    if isinstance(special_tokens, str) or not all(isinstance(t, str) for t in special_tokens):
-        raise TypeError(f"{where}: argument 'special_tokens' must be an iterable of str, "
-                        f"got {special_tokens!r}")
-    special_tokens = list(dict.fromkeys(special_tokens))
-    if "" in special_tokens:
-        raise ValueError(f"{where}: argument 'special_tokens' must not hold an empty string")
+    special_tokens = _special_list(where, special_tokens)
     if vocab_size < 256 + len(special_tokens):
         raise ValueError(f"{where}: argument 'vocab_size' must be >= 256 + "
                          f"{len(special_tokens)} (the bytes and the special tokens), "
@@ -607,6 +601,21 @@ def save(tokenizer: Tokenizer, vocab_path, merges_path) -> None:
 def _check_text(where: str, text) -> None:
     if not isinstance(text, str):
         raise TypeError(f"{where}: argument 'text' must be a str, got {type(text).__name__}")
+
+
+def _special_list(where: str, special_tokens) -> list:
+    """The special tokens as a list without repeats, after checking they are non-empty str."""
+    try:
+        tokens = list(special_tokens)
+    except TypeError:
+        tokens = None
+    if isinstance(special_tokens, str) or tokens is None or \
+            not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"{where}: argument 'special_tokens' must be an iterable of str, "
+                        f"got {special_tokens!r}")
+    if "" in tokens:
+        raise ValueError(f"{where}: argument 'special_tokens' must not hold an empty string")
+    return list(dict.fromkeys(tokens))
 
 
 def _check_tokenizer(where: str, tokenizer) -> None:
