@@ -6,7 +6,7 @@
     python -m llmref.examples.benchmark_tokenizer --text my_corpus.txt
 
 The text is, by default, every Python and Markdown file of the package itself (code and its
-English docstrings, about 0.35 MB).  Our trainer learns ``--vocab-size`` tokens from it; the
+English docstrings, about 0.45 MB).  Our trainer learns ``--vocab-size`` tokens from it; the
 files it writes are loaded by our ``load`` and by ``tokenizers`` (byte-level BPE, GPT-2's
 pre-tokenisation), and the script checks that both give the same ids before timing.
 

@@ -37,12 +37,15 @@ import heapq
 import json
 import os
 import re
+import tempfile
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
+
+from llmref._contract import contract
 
 #: GPT-2's end-of-text marker, the default special token
 END_OF_TEXT = "<|endoftext|>"
@@ -61,6 +64,7 @@ CACHE_LIMIT = 100_000
 
 # --- bytes as printable characters --------------------------------------------------------
 
+@contract(example=lambda rng: {})
 def bytes_to_unicode() -> dict:
     """GPT-2's table from byte values to the characters that spell them in its files.
 
@@ -122,6 +126,7 @@ def _piece_end(text: str, classes: str, i: int) -> int:
     return end if end == len(text) or end - i == 1 else end - 1
 
 
+@contract(example=lambda rng: {"text": "It's  2 cats!\n"})
 def pretokenize(text: str) -> list:
     """Split text into GPT-2's pieces (words, numbers, punctuation runs, whitespace).
 
@@ -154,27 +159,12 @@ def pretokenize(text: str) -> list:
 
 # --- the tokenizer's tables ---------------------------------------------------------------
 
-@dataclass(frozen=True, repr=False)
+@contract(example=lambda rng: _example_tables(),
+          lenient={"merges": ("empty",), "special_tokens": ("empty",)})
 class Tokenizer:
-    """What ``vocab.json`` and ``merges.txt`` hold, plus the look-up tables derived from them.
-    Made by :func:`build`, :func:`load` or :func:`train`, which check it."""
-
-    vocab: dict           # token (spelled with bytes_to_unicode) -> id, special tokens included
-    merges: list          # [(left, right), ...], rank = position in the list
-    special_tokens: dict  # special token text -> id
-    byte_ids: tuple       # id of each byte value 0..255
-    pair_merges: dict     # (left id, right id) -> (rank, id of left + right)
-    token_bytes: dict     # id -> the bytes it stands for
-    special_pattern: re.Pattern | None  # matches any special token, longest first
-    cache: dict = field(default_factory=dict, compare=False)  # piece -> its ids
-
-    def __repr__(self) -> str:
-        return (f"Tokenizer({len(self.vocab)} tokens, {len(self.merges)} merges, "
-                f"special tokens {list(self.special_tokens)})")
-
-
-def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer:
-    """A tokenizer from a vocabulary and a merge list, as spelled in GPT-2's files.
+    """GPT-2's tokenizer tables: what ``vocab.json`` and ``merges.txt`` hold, checked, with the
+    look-up tables the encoder and decoder use and a word cache.  :func:`load` and
+    :func:`train` make one; so does calling it with the tables.
 
     Parameters
     ----------
@@ -188,9 +178,22 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
         Texts that are never split (default ``("<|endoftext|>",)``); each must be non-empty
         and in ``vocab``.  Where two start at the same place, the longer is taken.
 
-    Returns
-    -------
-    Tokenizer
+    Attributes
+    ----------
+    vocab, merges
+        Copies of the arguments (merges as tuples).
+    special_tokens : dict
+        ``{special token text: id}``.
+    byte_ids : tuple
+        The id of each byte value 0..255.
+    pair_merges : dict
+        ``{(left id, right id): (rank, id of left + right)}``.
+    token_bytes : dict
+        ``{id: the bytes it stands for}``.
+    special_pattern : re.Pattern or None
+        Matches any special token, the longest first.
+    cache : dict
+        ``{piece: its ids}``, filled by :func:`encode`.
 
     Raises
     ------
@@ -201,7 +204,36 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
         token is empty, or a merge names a token that is not in the vocabulary or repeats an
         earlier merge.
     """
-    where = "gpt2_tokenizer.build"
+
+    def __init__(self, vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)):
+        where = "gpt2_tokenizer.Tokenizer"
+        byte_chars = bytes_to_unicode()
+        _check_vocab(where, vocab, byte_chars)
+        self.vocab = dict(vocab)
+        self.merges = _checked_merges(where, merges, vocab)
+        self.special_tokens = {}
+        for token in _special_list(where, special_tokens):
+            if token not in vocab:
+                raise ValueError(f"{where}: argument 'special_tokens' has {token!r}, which is "
+                                 f"not in the vocabulary")
+            self.special_tokens[token] = vocab[token]
+        self.byte_ids = tuple(vocab[byte_chars[b]] for b in range(256))
+        self.pair_merges = {(vocab[left], vocab[right]): (rank, vocab[left + right])
+                            for rank, (left, right) in enumerate(self.merges)}
+        char_bytes = {c: bytes([b]) for b, c in byte_chars.items()}
+        self.token_bytes = {
+            i: (t.encode("utf-8") if t in self.special_tokens
+                else b"".join(char_bytes.get(c, c.encode("utf-8")) for c in t))
+            for t, i in vocab.items()}
+        self.special_pattern = _special_pattern(self.special_tokens)
+        self.cache = {}
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer({len(self.vocab)} tokens, {len(self.merges)} merges, "
+                f"special tokens {list(self.special_tokens)})")
+
+
+def _check_vocab(where: str, vocab, byte_chars: dict) -> None:
     if not isinstance(vocab, dict):
         raise TypeError(f"{where}: argument 'vocab' must be a dict {{token: id}}, "
                         f"got {type(vocab).__name__}")
@@ -215,16 +247,20 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
         twice = next(i for i, n in Counter(vocab.values()).items() if n > 1)
         raise ValueError(f"{where}: argument 'vocab' must give each token its own id, "
                          f"got id {twice} for {[t for t, i in vocab.items() if i == twice]}")
-    byte_chars = bytes_to_unicode()
     missing = [b for b, c in byte_chars.items() if c not in vocab]
     if missing:
         raise ValueError(f"{where}: argument 'vocab' must hold the 256 byte tokens, got none "
                          f"for {len(missing)} byte(s), first byte {missing[0]} "
                          f"({byte_chars[missing[0]]!r})")
+
+
+def _checked_merges(where: str, merges, vocab: dict) -> list:
+    """``merges`` as a list of tuples, after checking each names tokens of ``vocab`` and none
+    repeats."""
     if not isinstance(merges, (list, tuple)):
         raise TypeError(f"{where}: argument 'merges' must be a list of (left, right) pairs, "
                         f"got {type(merges).__name__}")
-    pair_merges = {}
+    seen = {}
     for rank, pair in enumerate(merges):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2
                 and all(isinstance(t, str) for t in pair)):
@@ -235,26 +271,11 @@ def build(vocab: dict, merges: list, special_tokens=(END_OF_TEXT,)) -> Tokenizer
             if token not in vocab:
                 raise ValueError(f"{where}: argument 'merges' has ({left!r}, {right!r}) at "
                                  f"rank {rank}, but {token!r} is not in the vocabulary")
-        key = (vocab[left], vocab[right])
-        if key in pair_merges:
+        if (left, right) in seen:
             raise ValueError(f"{where}: argument 'merges' has ({left!r}, {right!r}) twice, at "
-                             f"ranks {pair_merges[key][0]} and {rank}")
-        pair_merges[key] = (rank, vocab[left + right])
-    special = {}
-    for token in _special_list(where, special_tokens):
-        if token not in vocab:
-            raise ValueError(f"{where}: argument 'special_tokens' has {token!r}, which is not "
-                             f"in the vocabulary")
-        special[token] = vocab[token]
-    char_bytes = {c: bytes([b]) for b, c in byte_chars.items()}
-    token_bytes = {i: (t.encode("utf-8") if t in special
-                       else b"".join(char_bytes.get(c, c.encode("utf-8")) for c in t))
-                   for t, i in vocab.items()}
-    return Tokenizer(vocab=dict(vocab), merges=[tuple(p) for p in merges],
-                     special_tokens=special,
-                     byte_ids=tuple(vocab[byte_chars[b]] for b in range(256)),
-                     pair_merges=pair_merges, token_bytes=token_bytes,
-                     special_pattern=_special_pattern(special))
+                             f"ranks {seen[left, right]} and {rank}")
+        seen[left, right] = rank
+    return list(seen)
 
 
 def _special_pattern(special: dict):
@@ -314,6 +335,8 @@ def _chunks(text: str, pattern):
         yield text[start:], False
 
 
+@contract(example=lambda rng: {"text": "ab c<|endoftext|>",
+                               "tokenizer": Tokenizer(**_example_tables()), "use_cache": True})
 def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarray:
     """Token ids of ``text``, the same as GPT-2's tokenizer gives with the same files.
 
@@ -322,7 +345,7 @@ def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarra
     text : str
         Any text that can be written as UTF-8 (no lone surrogates).
     tokenizer : Tokenizer
-        From :func:`build`, :func:`load` or :func:`train`.
+        From :func:`load`, :func:`train` or ``Tokenizer``.
     use_cache : bool
         Look each piece up in ``tokenizer.cache`` before merging it, and add it there (up to
         ``CACHE_LIMIT`` pieces); default True.  The ids are the same either way; text repeats
@@ -336,13 +359,15 @@ def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarra
     Raises
     ------
     TypeError
-        If ``text`` is not a str or ``tokenizer`` not a Tokenizer.
+        If ``text`` is not a str, ``tokenizer`` not a Tokenizer or ``use_cache`` not a bool.
     ValueError
         If ``text`` holds a lone surrogate (it has no UTF-8 bytes).
     """
     where = "gpt2_tokenizer.encode"
     _check_text(where, text)
     _check_tokenizer(where, tokenizer)
+    if not isinstance(use_cache, (bool, np.bool_)):
+        raise TypeError(f"{where}: argument 'use_cache' must be a bool, got {use_cache!r}")
     byte_ids, pair_merges = tokenizer.byte_ids, tokenizer.pair_merges
     cache = tokenizer.cache if use_cache else {}
     out = []
@@ -366,6 +391,9 @@ def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarra
     return np.array(out, dtype=np.int64)
 
 
+@contract(example=lambda rng: {"ids": np.array([256, 257, 258]),
+                               "tokenizer": Tokenizer(**_example_tables())},
+          lenient={"ids": ("list", "empty")})
 def decode(ids, tokenizer: Tokenizer) -> str:
     """The text of token ids; bytes that do not form valid UTF-8 become U+FFFD.
 
@@ -403,6 +431,9 @@ def decode(ids, tokenizer: Tokenizer) -> str:
 
 # --- training -----------------------------------------------------------------------------
 
+@contract(example=lambda rng: {"text": "the cat sat on the mat", "vocab_size": 270,
+                               "special_tokens": (END_OF_TEXT,)},
+          lenient={"special_tokens": ("empty",)})
 def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenizer:
     """Learn GPT-2-style merges from ``text``: byte-level BPE within pre-tokenised pieces.
 
@@ -497,7 +528,7 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
         if token not in ids:
             ids[token] = len(tokens)
             tokens.append(token)
-    return build(ids, merges, special_tokens)
+    return Tokenizer(ids, merges, special_tokens)
 
 
 def _merge_all(seq: list, pair: tuple, new: int) -> list:
@@ -515,6 +546,8 @@ def _merge_all(seq: list, pair: tuple, new: int) -> list:
 
 # --- files --------------------------------------------------------------------------------
 
+@contract(example=lambda rng: {**_example_files(write=True), "special_tokens": (END_OF_TEXT,)},
+          lenient={"special_tokens": ("empty",)})
 def load(vocab_path, merges_path, special_tokens=(END_OF_TEXT,)) -> Tokenizer:
     """Read GPT-2's ``vocab.json`` and ``merges.txt`` (or files written by :func:`save`).
 
@@ -534,16 +567,17 @@ def load(vocab_path, merges_path, special_tokens=(END_OF_TEXT,)) -> Tokenizer:
     Raises
     ------
     TypeError
-        If a path is not a str or path.
+        If a path is not a str or path, or an entry of ``vocab.json`` not a str and an int.
     ValueError
         If ``vocab.json`` is not a JSON object, a line of ``merges.txt`` is not two tokens,
-        or the tables are inconsistent (see :func:`build`).
+        or the tables are inconsistent (see ``Tokenizer``).
     OSError
         If a file cannot be read.
     """
     where = "gpt2_tokenizer.load"
     _check_path(where, "vocab_path", vocab_path)
     _check_path(where, "merges_path", merges_path)
+    special_tokens = _special_list(where, special_tokens)
     with open(vocab_path, encoding="utf-8") as f:
         try:
             vocab = json.load(f)
@@ -565,9 +599,15 @@ def load(vocab_path, merges_path, special_tokens=(END_OF_TEXT,)) -> Tokenizer:
                                  f"separated by one space on each line, got {line!r} on "
                                  f"line {number}")
             merges.append(tuple(pair))
-    return build(vocab, merges, special_tokens)
+    try:
+        return Tokenizer(vocab, merges, special_tokens)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: the files named by 'vocab_path' and 'merges_path' (and "
+                        f"'special_tokens') do not make a tokenizer: {exc}") from None
 
 
+@contract(example=lambda rng: {"tokenizer": Tokenizer(**_example_tables()),
+                               **_example_files(write=False)})
 def save(tokenizer: Tokenizer, vocab_path, merges_path) -> None:
     """Write ``vocab.json`` and ``merges.txt`` in GPT-2's format (UTF-8).
 
@@ -621,10 +661,30 @@ def _special_list(where: str, special_tokens) -> list:
 def _check_tokenizer(where: str, tokenizer) -> None:
     if not isinstance(tokenizer, Tokenizer):
         raise TypeError(f"{where}: argument 'tokenizer' must be a gpt2_tokenizer.Tokenizer "
-                        f"(from build, load or train), got {type(tokenizer).__name__}")
+                        f"(from load, train or Tokenizer), got {type(tokenizer).__name__}")
 
 
 def _check_path(where: str, name: str, path) -> None:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{where}: argument '{name}' must be a str or path, "
                         f"got {type(path).__name__}")
+
+
+# --- the examples of the input-contract declarations --------------------------------------
+
+def _example_tables() -> dict:
+    """The tables of a small valid tokenizer: the bytes, two merges, the end-of-text token."""
+    vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
+    vocab.update({"ab": 256, "Ġc": 257, END_OF_TEXT: 258})
+    return {"vocab": vocab, "merges": [("a", "b"), ("Ġ", "c")], "special_tokens": (END_OF_TEXT,)}
+
+
+def _example_files(write: bool) -> dict:
+    """Paths for that tokenizer's files in a temporary folder of this process (written there
+    when ``write``)."""
+    folder = Path(tempfile.gettempdir()) / f"llmref-gpt2_tokenizer-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    paths = {"vocab_path": str(folder / "vocab.json"), "merges_path": str(folder / "merges.txt")}
+    if write:
+        save(Tokenizer(**_example_tables()), **paths)
+    return paths
