@@ -140,3 +140,117 @@ def dout_like(where: str, dout, shape: tuple, name: str = "dout") -> np.ndarray:
     dout = float_array(where, name, dout, allow_empty=True)
     same_shape(where, name, dout, shape)
     return dout
+
+
+# Scalars, choices, callables and parameter trees (the training and accounting stages).
+
+def integer(where: str, name: str, value, low: int = 0) -> int:
+    """Return ``value`` as a Python int after checking it is an int (Python or NumPy, not a
+    bool) and ``>= low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: argument {_label(name)} must be an int, got {_describe(value)}")
+    if value < low:
+        raise ValueError(f"{where}: argument {_label(name)} must be an int >= {low}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def real(where: str, name: str, value, low: float = -np.inf, high: float = np.inf,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a Python float after checking it is a finite real number (int or
+    float, Python or NumPy, not a bool) in the interval from ``low`` to ``high`` (closed
+    unless ``low_open`` / ``high_open``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: argument {_label(name)} must be a real number, "
+                        f"got {_describe(value)}")
+    try:
+        value = float(value)
+    except OverflowError:                   # an int beyond float range
+        value = float("inf") if value > 0 else float("-inf")
+    if not np.isfinite(value):
+        raise ValueError(f"{where}: argument {_label(name)} must be a finite number, "
+                         f"got {value!r}")
+    if not ((low < value if low_open else low <= value)
+            and (value < high if high_open else value <= high)):
+        if high == np.inf:
+            rule = f"{'>' if low_open else '>='} {low:g}"
+        elif low == -np.inf:
+            rule = f"{'<' if high_open else '<='} {high:g}"
+        else:
+            rule = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{where}: argument {_label(name)} must be {rule}, got {value!r}")
+    return value
+
+
+def boolean(where: str, name: str, value) -> bool:
+    """Return ``value`` as a Python bool after checking it is one (or a NumPy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: argument {_label(name)} must be True or False, "
+                        f"got {_describe(value)}")
+    return bool(value)
+
+
+def choice(where: str, name: str, value, choices) -> str:
+    """Check that ``value`` is one of the strings ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: argument {_label(name)} must be a string, one of "
+                        f"{list(choices)}, got {_describe(value)}")
+    if value not in choices:
+        raise ValueError(f"{where}: argument {_label(name)} must be one of {list(choices)}, "
+                         f"got {value!r}")
+    return value
+
+
+def function(where: str, name: str, value):
+    """Check that ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"{where}: argument {_label(name)} must be a function, "
+                        f"got {_describe(value)}")
+    return value
+
+
+def float_tree(where: str, name: str, tree, finite: bool = True) -> dict:
+    """Check a parameter tree (a dict at the top, then dicts and lists, with floating-point
+    arrays as leaves) and return its flat view ``{"blocks.0.W": leaf}``, paths as in
+    ``llmref.params.flatten``.  Leaves must be finite unless ``finite`` is False."""
+    if not isinstance(tree, dict):
+        raise TypeError(f"{where}: argument {_label(name)} must be a dict of arrays (a "
+                        f"parameter tree), got {_describe(tree)}")
+    flat, stack = {}, [("", tree)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, np.ndarray):
+            float_array(where, f"{name}[{path!r}]", node, allow_empty=True)
+            if not finite or not node.size or np.isfinite(node.min()) and np.isfinite(node.max()):
+                flat[path] = node
+                continue
+            bad = int(node.size - np.count_nonzero(np.isfinite(node)))
+            raise ValueError(f"{where}: argument {name}[{path!r}] holds NaN or inf values "
+                             f"({bad} of {node.size})")
+        elif isinstance(node, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(node))
+        else:
+            raise TypeError(f"{where}: argument {name}[{path!r}] must be an array, a dict or "
+                            f"a list, got {_describe(node)}")
+    return dict(sorted(flat.items()))
+
+
+def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict) -> None:
+    """Check that the flat tree ``flat`` (from :func:`float_tree`) has the leaves of ``like``,
+    each with the same shape and dtype."""
+    missing, unknown = sorted(set(like) - set(flat)), sorted(set(flat) - set(like))
+    if missing or unknown:
+        found = "; ".join(f"{what} leaves {paths}" for what, paths in
+                          (("missing", missing), ("unknown", unknown)) if paths)
+        raise ValueError(f"{where}: argument {_label(name)} must have the structure of "
+                         f"{_label(like_name)}, got {found}")
+    for path, leaf in like.items():
+        if flat[path].shape != leaf.shape:
+            raise ValueError(f"{where}: argument {name}[{path!r}] must have shape {leaf.shape} "
+                             f"like {like_name}[{path!r}], got {flat[path].shape}")
+        if flat[path].dtype != leaf.dtype:
+            raise TypeError(f"{where}: argument {name}[{path!r}] must have dtype {leaf.dtype} "
+                            f"like {like_name}[{path!r}], got {flat[path].dtype}")

@@ -158,8 +158,8 @@ def test_schedules_match_torch(impl, base_lr, warmup, extra, min_frac):
 
 @pytest.mark.parametrize(("call", "args", "kwargs", "needle"), [
     ("sgd.step", "lr=0", {"lr": 0.0}, "'lr' must be > 0"),
-    ("adam.step", "beta1=1", {"betas": (1.0, 0.9)}, "'betas[0]' must be in [0, 1), got 1.0"),
-    ("adamw.step", "beta2<0", {"betas": (0.9, -0.1)}, "'betas[1]' must be in [0, 1)"),
+    ("adam.step", "beta1=1", {"betas": (1.0, 0.9)}, "betas[0] must be in [0, 1), got 1.0"),
+    ("adamw.step", "beta2<0", {"betas": (0.9, -0.1)}, "betas[1] must be in [0, 1)"),
     ("adam.step", "eps=0", {"eps": 0.0}, "'eps' must be > 0"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_optimizers_reject_bad_hyperparameters(impl, call, args, kwargs, needle):
@@ -175,7 +175,7 @@ def test_optimizers_reject_mismatched_or_nan_gradients(impl, module):
     params = {"W": np.ones((2, 2)), "b": np.ones(2)}
     state = impl(f"{module}.init")(params)
     step = impl(f"{module}.step")
-    with pytest.raises(ValueError, match=r"keys \['W', 'b'\], got \['W'\]"):
+    with pytest.raises(ValueError, match=r"structure of 'params', got missing leaves \['b'\]"):
         step(params, {"W": np.ones((2, 2))}, state, lr=0.1)
     with pytest.raises(ValueError, match=r"grads\['b'\] must have shape \(2,\).*got \(3,\)"):
         step(params, {"W": np.ones((2, 2)), "b": np.ones(3)}, state, lr=0.1)
