@@ -221,13 +221,12 @@ def float_tree(where: str, name: str, tree, finite: bool = True) -> dict:
     while stack:
         path, node = stack.pop()
         if isinstance(node, np.ndarray):
-            float_array(where, f"{name}[{path!r}]", node, allow_empty=True)
-            if not finite or not node.size or np.isfinite(node.min()) and np.isfinite(node.max()):
-                flat[path] = node
-                continue
-            bad = int(node.size - np.count_nonzero(np.isfinite(node)))
-            raise ValueError(f"{where}: argument {name}[{path!r}] holds NaN or inf values "
-                             f"({bad} of {node.size})")
+            if not np.issubdtype(node.dtype, np.floating):
+                raise TypeError(f"{where}: argument {name}[{path!r}] must have a "
+                                f"floating-point dtype, got dtype {node.dtype}")
+            if finite:
+                float_array(where, f"{name}[{path!r}]", node, allow_empty=True)
+            flat[path] = node
         elif isinstance(node, dict):
             stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in node.items())
         elif isinstance(node, (list, tuple)):
