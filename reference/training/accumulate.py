@@ -84,8 +84,8 @@ def _loss_and_grads(where: str, fn_name: str, fn, batches_name: str, micro_batch
 
 
 def _result(where: str, fn_name: str, result, j: int, first: dict | None):
-    """``(loss as a float, grads, flat grads)`` from one call of ``fn``, checked: a finite loss, finite
-    floating-point gradients shaped like the first micro-batch's (``first``, flat)."""
+    """``(loss as a float, grads, flat grads)`` from one call of ``fn``, checked: a finite
+    loss, finite floating-point gradients shaped like the first micro-batch's (``first``)."""
     if not isinstance(result, tuple) or len(result) != 2:
         raise TypeError(f"{where}: argument {fn_name!r} must return a pair (loss, grads), "
                         f"got {_checks._describe(result)} for micro-batch {j}")
