@@ -1,6 +1,8 @@
 """Optimizers against torch.optim, clipping against clip_grad_norm_, schedules against
 torch.optim.lr_scheduler: same parameters after every step, in float64."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -198,3 +200,75 @@ def test_optimizers_reject_mismatched_or_nan_gradients(impl, module):
         step(params, {"W": np.ones((2, 2)), "b": np.ones(3)}, state, lr=0.1)
     with pytest.raises(ValueError, match=r"grads\['W'\] must be finite"):
         step(params, {"W": np.full((2, 2), np.nan), "b": np.ones(2)}, state, lr=0.1)
+
+
+@pytest.mark.parametrize("dampening", [-0.5, 1.5, np.nan])
+def test_sgd_refuses_dampening_outside_0_1(impl, dampening):
+    """dampening was not checked: 1.5 flipped the sign of every later gradient in the buffer
+    (1 - 1.5 = -0.5), a negative one amplified it."""
+    params = {"W": np.ones((2, 2))}
+    with pytest.raises(ValueError, match=r"sgd\.step: argument 'dampening'"):
+        impl("sgd.step")(params, {"W": np.ones((2, 2))}, impl("sgd.init")(params), lr=0.1,
+                         momentum=0.9, dampening=dampening)
+
+
+@pytest.mark.parametrize("module", ["sgd", "adam", "adamw"])
+def test_optimizers_refuse_nan_in_params_and_state(impl, module):
+    """NaN in the parameters or in the optimizer state used to spread silently into every
+    later step; now the step names the leaf."""
+    params = {"W": np.ones((2, 2)), "b": np.ones(2)}
+    grads = {"W": np.full((2, 2), 0.5), "b": np.full(2, 0.5)}
+    step = impl(f"{module}.step")
+    hyper = {"lr": 0.1, "momentum": 0.9} if module == "sgd" else {"lr": 0.1}
+    _, state = step(params, grads, impl(f"{module}.init")(params), **hyper)
+    bad = {**params, "b": np.array([1.0, np.nan])}
+    with pytest.raises(ValueError, match=r"params\['b'\] must be finite"):
+        step(bad, grads, state, **hyper)
+    key = "buffer" if module == "sgd" else "m"
+    state_bad = {**state, key: {**state[key], "W": np.full((2, 2), np.inf)}}
+    with pytest.raises(ValueError, match=rf"state\['{key}'\]\['W'\] must be finite"):
+        step(params, grads, state_bad, **hyper)
+
+
+@pytest.mark.parametrize("module", ["adam", "adamw"])
+def test_adam_refuses_a_negative_second_moment(impl, module):
+    """v is a running mean of squares; a negative entry would make sqrt(v) NaN."""
+    params = {"W": np.ones(3)}
+    state = impl(f"{module}.init")(params)
+    state = {**state, "v": {"W": np.array([0.0, -1e-3, 0.0])}}
+    with pytest.raises(ValueError, match=r"state\['v'\]\['W'\] must be >= 0"):
+        impl(f"{module}.step")(params, {"W": np.ones(3)}, state, lr=0.1)
+
+
+def test_optimizers_keep_the_parameters_dtype(impl):
+    """A float64 gradient for a float32 parameter is refused (as torch does) instead of
+    silently turning the parameter into float64."""
+    params = {"W": np.ones(2, np.float32)}
+    with pytest.raises(TypeError, match=r"grads\['W'\] must have dtype float32"):
+        impl("adam.step")(params, {"W": np.ones(2)}, impl("adam.init")(params), lr=0.1)
+    new, _ = impl("adam.step")(params, {"W": np.ones(2, np.float32)},
+                               impl("adam.init")(params), lr=0.1)
+    assert new["W"].dtype == np.float32
+
+
+@pytest.mark.parametrize(("call", "args", "error", "needle"), [
+    ("schedules.warmup_cosine", (0, 0.1, -5, 10), ValueError, "'warmup_steps' must be an int >= 0"),
+    ("schedules.linear_warmup", (0, 0.1, 0), ValueError, "'warmup_steps' must be an int >= 1"),
+    ("schedules.cosine", (1.0, 0.1, 10), TypeError, "'t' must be an int"),
+    ("schedules.cosine", (-1, 0.1, 10), ValueError, "'t' must be an int >= 0"),
+    ("schedules.cosine", (0, 0.1, 10, 0.2), ValueError, "'min_lr' must be in [0, 0.1]"),
+    ("schedules.warmup_cosine", (0, np.inf, 2, 10), ValueError, "'base_lr' must be a finite"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_schedules_refuse_bad_arguments(impl, call, args, error, needle):
+    """A negative warm-up used to stretch the cosine silently (t - W > t); each argument is
+    now checked by the function the caller called."""
+    with pytest.raises(error, match=re.escape(needle)):
+        impl(call)(*args)
+
+
+def test_schedules_accept_numpy_steps(impl):
+    """np.int64 step numbers (from np.arange, say) give the same rate as Python ints."""
+    for t in range(12):
+        assert impl("schedules.warmup_cosine")(np.int64(t), 0.1, np.int64(3), 10) == \
+            impl("schedules.warmup_cosine")(t, 0.1, 3, 10)
+    assert impl("schedules.warmup_cosine")(5, 0.1, 0, 10) == impl("schedules.cosine")(5, 0.1, 10)
