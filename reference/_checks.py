@@ -48,9 +48,11 @@ def float_array(where: str, name: str, x, ndim_min: int = 0, ndim: int | None = 
     """Return ``x`` as a floating-point ndarray after checking dtype, rank, emptiness, finiteness.
 
     Raises ``TypeError`` for a non-array or non-float dtype and ``ValueError`` for a wrong
-    rank, an empty array or NaN/inf values.
+    rank, an empty array or NaN/inf values.  A NumPy scalar (``np.float64(1.5)``, what
+    indexing a 1-D array gives) counts as a 0-d array, so a missing axis is a ``ValueError``
+    about the rank, not a ``TypeError``.
     """
-    if not isinstance(x, np.ndarray):
+    if not isinstance(x, (np.ndarray, np.generic)):
         raise TypeError(f"{where}: argument {_label(name)} must be a NumPy array, "
                         f"got {_describe(x)}")
     if not np.issubdtype(x.dtype, np.floating):
@@ -97,6 +99,24 @@ def int_array(where: str, name: str, ids, low: int, high: int, allowed=()) -> np
                          f"got {first} (and {int(outside.sum())} out-of-range value(s) in all)")
     return ids
 
+
+
+def id_list(where: str, name: str, ids) -> list:
+    """Token ids as a list of Python ints, from an integer array (any shape, read in order)
+    or a list/tuple of ints; floats and bools are refused, the range is the caller's to
+    check.  An empty array of any dtype is an empty list."""
+    if isinstance(ids, np.ndarray):
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"{where}: argument {_label(name)} must have an integer dtype, "
+                            f"got dtype {ids.dtype}")
+        return [int(i) for i in ids.ravel().tolist()]
+    if not isinstance(ids, (list, tuple)):
+        raise TypeError(f"{where}: argument {_label(name)} must be an integer array or a list "
+                        f"of ints, got {_describe(ids)}")
+    for i in ids:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"{where}: argument {_label(name)} must hold ints, got {i!r}")
+    return [int(i) for i in ids]
 
 def same_shape(where: str, name: str, x: np.ndarray, shape: tuple) -> None:
     """Check that ``x`` has exactly ``shape``."""

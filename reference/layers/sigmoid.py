@@ -46,12 +46,7 @@ def forward(x: np.ndarray):
     ValueError
         If `x` is empty or holds NaN or inf.
     """
-    _checks.float_array("sigmoid.forward", "x", x)
-    e = np.exp(-np.abs(x))                       # in (0, 1], never overflows
-    out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
-    local = 1.0 - out
-    local *= out                                 # sigma (1 - sigma)
-    return out, local
+    return _forward(_checks.float_array("sigmoid.forward", "x", x))
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 3)),
@@ -83,3 +78,11 @@ def backward(dout: np.ndarray, cache) -> dict:
     local = _checks.unguard("sigmoid.backward", cache)
     dout = _checks.dout_like("sigmoid.backward", dout, local.shape)
     return {"x": dout * local}
+
+
+def _forward(x: np.ndarray):                 # unchecked: for callers that checked ``x``
+    e = np.exp(-np.abs(x))                       # in (0, 1], never overflows
+    out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    local = 1.0 - out
+    local *= out                                 # sigma (1 - sigma)
+    return out, local
