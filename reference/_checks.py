@@ -21,7 +21,7 @@ it from being corrupted by the caller:
    optimizer step does, never between the two calls.
 
 Set the environment variable ``LLMREF_DEBUG_CACHE=1`` (read at import), or call
-:func:`debug_caches` with ``True``, to have every public forward record a checksum of the
+`debug_caches` with ``True``, to have every public forward record a checksum of the
 inputs its cache holds by reference and every backward verify it: a changed input then raises
 ``ValueError`` naming the backward, ``'cache'`` and the input.  The switch is the only
 module-level state; it costs one hash of each held input per call, so it is off by default.
