@@ -82,7 +82,8 @@ def forward(ids: np.ndarray, params: dict):
 
     Cache
     -----
-    A private copy of `ids` and the table's shape and dtype: nothing the caller holds.
+    The caller's `ids` by reference, and the table's shape and dtype: do not change `ids`
+    in place before the backward (`LLMREF_DEBUG_CACHE=1` verifies it).
 
     Raises
     ------
@@ -95,7 +96,8 @@ def forward(ids: np.ndarray, params: dict):
     _checks.params("embedding.forward", params, {"W": (None, None)})
     W = params["W"]
     _checks.int_array("embedding.forward", "ids", ids, 0, W.shape[0])
-    return _forward(ids.copy(), W)
+    out, cache = _forward(ids, W)
+    return out, _checks.guard("embedding.forward", cache, ids=ids)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 4)),
@@ -125,7 +127,8 @@ def backward(dout: np.ndarray, cache) -> dict:
     TypeError
         If `dout` is not a NumPy floating-point array.
     ValueError
-        If `dout` does not have the output's shape or holds NaN or inf.
+        If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
+        `ids` changed since the forward.
     """
     cache = _checks.unguard("embedding.backward", cache)
     ids, w_shape, _ = cache

@@ -46,7 +46,11 @@ def forward(x: np.ndarray):
     """
     _checks.float_array("tanh.forward", "x", x)
     out = np.tanh(x)
-    local = 1.0 - out * out                      # tanh'(x) = 1 - tanh^2
+    local = np.square(out)
+    if isinstance(local, np.ndarray):
+        np.subtract(1.0, local, out=local)       # tanh'(x) = 1 - tanh^2, in place
+    else:                                        # a 0-d input gives NumPy scalars
+        local = 1.0 - local
     return out, local
 
 

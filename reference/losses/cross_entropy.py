@@ -56,8 +56,9 @@ def forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
 
     Cache
     -----
-    The probabilities `softmax(z)` (a new array), the target column of each row and the
-    mask of kept rows (new arrays, not the caller's `targets`): nothing the caller holds.
+    The probabilities `softmax(z)` and the mask of kept rows (new arrays), and the caller's
+    `targets` by reference: do not change `targets` in place before the backward
+    (`LLMREF_DEBUG_CACHE=1` verifies it).
 
     Raises
     ------
@@ -102,7 +103,7 @@ def forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
     log_p_target = shifted_target - np.log1p(rest)
     loss = -log_p_target[keep].sum() / n
     probs *= (1.0 / total)[:, None]                            # softmax(z)
-    return loss, (probs, picked, keep, n, logits.shape)
+    return loss, _checks.guard(where, (probs, targets, keep, n, logits.shape), targets=targets)
 
 
 @contract(example=lambda rng: {"dloss": 1.5, "cache": forward(**_example(rng))[1]},
@@ -131,13 +132,14 @@ def backward(dloss, cache) -> dict:
     TypeError
         If `dloss` is not a number or a floating-point array.
     ValueError
-        If `dloss` is not a scalar or is NaN or inf.
+        If `dloss` is not a scalar or is NaN or inf, or (debug mode) if `targets` changed
+        since the forward.
     """
-    probs, picked, keep, n, shape = _checks.unguard("cross_entropy.backward", cache)
+    probs, targets, keep, n, shape = _checks.unguard("cross_entropy.backward", cache)
     dloss = _checks.dout_like("cross_entropy.backward", dloss, (), name="dloss")
     scale = float(dloss) / n
     grad = probs * scale                                       # (softmax(z) - onehot) / N
-    grad[np.arange(grad.shape[0]), picked] -= scale
+    grad[np.arange(grad.shape[0]), np.where(keep, targets.reshape(-1), 0)] -= scale
     if not keep.all():
         grad[~keep] = 0.0                                      # ignored rows: no gradient
     return {"logits": grad.reshape(shape)}

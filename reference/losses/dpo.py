@@ -86,7 +86,7 @@ def forward(policy_chosen: np.ndarray, policy_rejected: np.ndarray, ref_chosen: 
                              f"got shape {arr.shape}")
     r_chosen = beta * (policy_chosen - ref_chosen)          # the implicit rewards
     r_rejected = beta * (policy_rejected - ref_rejected)
-    loss, cache = preference.forward(r_chosen, r_rejected)
+    loss, cache = preference._forward(r_chosen, r_rejected)
     return loss, (cache, beta)
 
 

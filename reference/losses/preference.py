@@ -119,6 +119,10 @@ def forward(r_chosen: np.ndarray, r_rejected: np.ndarray):
         raise ValueError(f"preference.forward: argument 'r_rejected' must have shape "
                          f"{r_chosen.shape} (the shape of 'r_chosen'), "
                          f"got shape {r_rejected.shape}")
+    return _forward(r_chosen, r_rejected)
+
+
+def _forward(r_chosen, r_rejected):             # unchecked: DPO calls it with its own checks
     margin = r_chosen - r_rejected
     return float(np.mean(_softplus(-margin))), margin
 
