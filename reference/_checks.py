@@ -274,7 +274,7 @@ def float_dtype(where: str, name: str, dtype) -> np.dtype:
     """Check a floating-point dtype (``np.float32``, ``"float64"``, ...); return it."""
     try:
         resolved = np.dtype(dtype) if dtype is not None else None
-    except TypeError:
+    except (TypeError, ValueError):                 # not something NumPy reads as a dtype
         resolved = None
     if resolved is None or not np.issubdtype(resolved, np.floating):
         raise TypeError(f"{where}: argument {_label(name)} must be a floating-point dtype, "
@@ -334,16 +334,26 @@ def guard(where: str, cache, **held):
                                    for label, a in _leaves(name, value)])
 
 
-def unguard(where: str, cache):
-    """The cache a public backward works on; in debug mode, first verify that no input the
-    forward's cache holds by reference has changed since the forward."""
-    if not isinstance(cache, _Guarded):
-        return cache
-    for label, a, digest in cache.held:
-        if _checksum(a) != digest:
-            shown = _label(label)
-            raise ValueError(
-                f"{where}: argument 'cache' no longer matches its forward: the input {shown} "
-                f"given to {cache.forward} was changed in place between forward and backward "
-                f"(inputs must not change before the backward; found by the cache debug mode)")
-    return cache.cache
+def unguard(where: str, cache, length: int | None = None):
+    """The cache a public backward works on.  In debug mode, first verify that no input the
+    forward's cache holds by reference has changed since the forward.  Then check the cache
+    is of the forward's kind: a tuple of ``length`` items, or an array when ``length`` is
+    None (a ``TypeError`` for anything else, such as None or another component's cache)."""
+    if isinstance(cache, _Guarded):
+        for label, a, digest in cache.held:
+            if _checksum(a) != digest:
+                shown = _label(label)
+                raise ValueError(
+                    f"{where}: argument 'cache' no longer matches its forward: the input "
+                    f"{shown} given to {cache.forward} was changed in place between forward "
+                    f"and backward (inputs must not change before the backward; found by the "
+                    f"cache debug mode)")
+        cache = cache.cache
+    forward = where.rsplit(".", 1)[0] + ".forward"
+    if length is None and not isinstance(cache, (np.ndarray, np.generic)):
+        raise TypeError(f"{where}: argument 'cache' must be the cache {forward} returned (an "
+                        f"array), got {_describe(cache)}")
+    if length is not None and not (isinstance(cache, tuple) and len(cache) == length):
+        raise TypeError(f"{where}: argument 'cache' must be the cache {forward} returned (a "
+                        f"tuple of {length}), got {_describe(cache)[:80]}")
+    return cache

@@ -186,3 +186,17 @@ def test_the_debug_mode_follows_the_environment_variable(value, expected):
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(expected)
+
+
+@pytest.mark.parametrize("component", PAIRS)
+def test_a_backward_refuses_what_is_not_its_forwards_cache(graded, component):
+    """None, a number or a string as ``cache`` raises ``TypeError`` naming the backward and
+    ``'cache'`` (not an AttributeError from deep inside)."""
+    backward = graded(f"{component}.backward")
+    example = getattr(llmref, component).backward.__contract__.example(
+        np.random.default_rng(0))
+    for bad in (None, 3, "cache"):
+        with pytest.raises(TypeError) as info:
+            backward(example["dout" if "dout" in example else "dloss"], bad)
+        assert f"{component}.backward" in str(info.value) and "'cache'" in str(info.value), \
+            str(info.value)

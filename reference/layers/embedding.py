@@ -130,7 +130,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `ids` changed since the forward.
     """
-    cache = _checks.unguard("embedding.backward", cache)
+    cache = _checks.unguard("embedding.backward", cache, 3)
     ids, w_shape, _ = cache
     return _backward(_checks.dout_like("embedding.backward", dout, ids.shape + (w_shape[1],)),
                      cache)

@@ -184,7 +184,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `x` or a weight changed since the forward.
     """
-    cache = _checks.unguard("ffn.backward", cache)
+    cache = _checks.unguard("ffn.backward", cache, 4)
     x = cache[0][0]                                     # the input, kept by the first layer
     return _backward(_checks.dout_like("ffn.backward", dout, x.shape), cache)
 

@@ -94,7 +94,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `x` changed since the forward.
     """
-    cache = _checks.unguard("gelu.backward", cache)
+    cache = _checks.unguard("gelu.backward", cache, 2)
     return _backward(_checks.dout_like("gelu.backward", dout, cache[0].shape), cache)
 
 

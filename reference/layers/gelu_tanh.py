@@ -99,7 +99,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `x` changed since the forward.
     """
-    cache = _checks.unguard("gelu_tanh.backward", cache)
+    cache = _checks.unguard("gelu_tanh.backward", cache, 3)
     return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[0].shape), cache)
 
 

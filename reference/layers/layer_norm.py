@@ -135,7 +135,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `gamma` changed since the forward.
     """
-    cache = _checks.unguard("layer_norm.backward", cache)
+    cache = _checks.unguard("layer_norm.backward", cache, 3)
     x_hat = cache[0]
     return _backward(_checks.dout_like("layer_norm.backward", dout, x_hat.shape), cache)
 

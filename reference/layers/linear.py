@@ -145,7 +145,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `x` or `W` changed since the forward.
     """
-    cache = _checks.unguard("linear.backward", cache)
+    cache = _checks.unguard("linear.backward", cache, 3)
     x, W, _ = cache
     return _backward(_checks.dout_like("linear.backward", dout, x.shape[:-1] + (W.shape[1],)),
                      cache)

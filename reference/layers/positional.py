@@ -115,7 +115,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     ValueError
         If `dout` does not have the output's shape or holds NaN or inf.
     """
-    cache = _checks.unguard("positional.backward", cache)
+    cache = _checks.unguard("positional.backward", cache, 3)
     ids, w_shape, _ = cache
     dout = _checks.dout_like("positional.backward", dout, ids.shape + (w_shape[1],))
     return embedding._backward(dout, cache)

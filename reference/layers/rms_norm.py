@@ -125,7 +125,7 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `gamma` changed since the forward.
     """
-    cache = _checks.unguard("rms_norm.backward", cache)
+    cache = _checks.unguard("rms_norm.backward", cache, 3)
     return _backward(_checks.dout_like("rms_norm.backward", dout, cache[0].shape), cache)
 
 

@@ -104,7 +104,7 @@ def forward(x: np.ndarray, base: float = 10000.0):
     _checks.float_array("sinusoidal.forward", "x", x, ndim_min=2)
     base = _checks.number("sinusoidal.forward", "base", base, low=0.0, strict=True)
     seq_len, d_model = x.shape[-2:]
-    return x + _table(seq_len, d_model, base, x.dtype), x.shape
+    return x + _table(seq_len, d_model, base, x.dtype), (x.shape,)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 4)),
@@ -131,6 +131,9 @@ def backward(dout: np.ndarray, cache) -> dict:
     ValueError
         If `dout` does not have the input's shape or holds NaN or inf.
     """
-    shape = _checks.unguard("sinusoidal.backward", cache)
+    (shape,) = _checks.unguard("sinusoidal.backward", cache, 1)
+    if not isinstance(shape, tuple):
+        raise TypeError(f"sinusoidal.backward: argument 'cache' must be the cache "
+                        f"sinusoidal.forward returned (the input's shape), got {cache!r}")
     dout = _checks.dout_like("sinusoidal.backward", dout, shape)
     return {"x": dout.copy()}

@@ -135,7 +135,7 @@ def backward(dloss, cache) -> dict:
         If `dloss` is not a scalar or is NaN or inf, or (debug mode) if `targets` changed
         since the forward.
     """
-    probs, targets, keep, n, shape = _checks.unguard("cross_entropy.backward", cache)
+    probs, targets, keep, n, shape = _checks.unguard("cross_entropy.backward", cache, 5)
     dloss = _checks.dout_like("cross_entropy.backward", dloss, (), name="dloss")
     scale = float(dloss) / n
     grad = probs * scale                                       # (softmax(z) - onehot) / N

@@ -120,7 +120,7 @@ def backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not a scalar or is NaN or inf.
     """
-    pref_cache, beta = _checks.unguard("dpo.backward", cache)
+    pref_cache, beta = _checks.unguard("dpo.backward", cache, 2)
     dloss = _checks.dout_like("dpo.backward", dloss, (), name="dloss")
     g = preference._backward(dloss, pref_cache)
     return {"policy_chosen": beta * g["r_chosen"], "policy_rejected": beta * g["r_rejected"]}
