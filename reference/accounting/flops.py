@@ -68,7 +68,7 @@ class Cost:
     def __post_init__(self):
         for name in ("forward", "backward"):
             object.__setattr__(self, name,
-                               _checks.integer("flops.Cost", name, getattr(self, name)))
+                               _checks.integer("flops.Cost", name, getattr(self, name), low=0))
 
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):

@@ -135,7 +135,7 @@ def _check_betas(where: str, betas, eps) -> tuple:
 def _check_state(where: str, state, flat_params: dict) -> dict:
     """``{"step", "m", "v"}``: a step count, finite moments like params, ``v >= 0``."""
     _checks.keys(where, state, ("step", "m", "v"), "state")
-    _checks.integer(where, "state['step']", state["step"])
+    _checks.integer(where, "state['step']", state["step"], low=0)
     sgd._check_like(where, "state['m']", state["m"], flat_params)
     for path, v in sgd._check_like(where, "state['v']", state["v"], flat_params).items():
         if v.size and v.min() < 0:

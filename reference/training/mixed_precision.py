@@ -359,7 +359,7 @@ def _check_scaler(where: str, name: str, state) -> None:
                  low_open=True, high_open=True)
     interval = _checks.integer(where, f"{name}['growth_interval']", state["growth_interval"],
                                low=1)
-    tracker = _checks.integer(where, f"{name}['growth_tracker']", state["growth_tracker"])
+    tracker = _checks.integer(where, f"{name}['growth_tracker']", state["growth_tracker"], low=0)
     if tracker >= interval:
         raise ValueError(f"{where}: argument {name}['growth_tracker'] must be < "
                          f"growth_interval = {interval}, got {tracker}")

@@ -53,7 +53,7 @@ def linear_warmup(t: int, base_lr: float, warmup_steps: int) -> float:
         If ``t < 0``, ``warmup_steps < 1`` or ``base_lr`` is not a finite number > 0.
     """
     where = "schedules.linear_warmup"
-    t = _checks.integer(where, "t", t)
+    t = _checks.integer(where, "t", t, low=0)
     base_lr = _checks.real(where, "base_lr", base_lr, 0.0, low_open=True)
     warmup_steps = _checks.integer(where, "warmup_steps", warmup_steps, low=1)
     return _linear_warmup(t, base_lr, warmup_steps)
@@ -91,7 +91,7 @@ def cosine(t: int, base_lr: float, total_steps: int, min_lr: float = 0.0) -> flo
         If ``t < 0``, ``total_steps < 1`` or a rate is not finite or out of its range.
     """
     where = "schedules.cosine"
-    t = _checks.integer(where, "t", t)
+    t = _checks.integer(where, "t", t, low=0)
     base_lr = _checks.real(where, "base_lr", base_lr, 0.0, low_open=True)
     total_steps = _checks.integer(where, "total_steps", total_steps, low=1)
     min_lr = _checks.real(where, "min_lr", min_lr, 0.0, base_lr)
@@ -137,9 +137,9 @@ def warmup_cosine(t: int, base_lr: float, warmup_steps: int, total_steps: int,
         finite or out of its range.
     """
     where = "schedules.warmup_cosine"
-    t = _checks.integer(where, "t", t)
+    t = _checks.integer(where, "t", t, low=0)
     base_lr = _checks.real(where, "base_lr", base_lr, 0.0, low_open=True)
-    warmup_steps = _checks.integer(where, "warmup_steps", warmup_steps)
+    warmup_steps = _checks.integer(where, "warmup_steps", warmup_steps, low=0)
     total_steps = _checks.integer(where, "total_steps", total_steps, low=1)
     if total_steps <= warmup_steps:
         raise ValueError(f"{where}: argument 'total_steps' must be > warmup_steps = "

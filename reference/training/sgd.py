@@ -118,7 +118,7 @@ def step(params, grads, state: dict, lr: float, momentum: float = 0.0,
         raise ValueError(f"{where}: argument 'nesterov' needs momentum > 0 and dampening 0, "
                          f"got momentum={momentum!r}, dampening={dampening!r}")
     _checks.keys(where, state, ("step", "buffer"), "state")
-    t = _checks.integer(where, "state['step']", state["step"])
+    t = _checks.integer(where, "state['step']", state["step"], low=0)
     if state["buffer"] is not None:
         _check_like(where, "state['buffer']", state["buffer"], flat)
     g = map_trees(where, lambda p, g: g + weight_decay * p if weight_decay else g, params, grads)

@@ -177,8 +177,8 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
     if max_grad_norm is not None:
         max_grad_norm = _checks.real(where, "max_grad_norm", max_grad_norm, 0.0,
                                      low_open=True)
-    seed = _checks.integer(where, "seed", seed)
-    log_every = _checks.integer(where, "log_every", log_every)
+    seed = _checks.integer(where, "seed", seed, low=0)
+    log_every = _checks.integer(where, "log_every", log_every, low=0)
     _checks.function(where, "log", log)
 
     rng = np.random.default_rng(seed)
