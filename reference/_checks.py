@@ -234,6 +234,7 @@ def number(where: str, name: str, value, low: float | None = None,
     if low is not None and (value <= low if strict else value < low):
         raise ValueError(f"{where}: argument {_label(name)} must be {'>' if strict else '>='} "
                          f"{low}, got {value!r}")
+    return value
 
 
 def real(where: str, name: str, value, low: float = -np.inf, high: float = np.inf,
