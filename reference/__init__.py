@@ -17,7 +17,7 @@ from llmref import (  # noqa: I001  (stage order is teaching order)
 )
 from llmref.layers import (
     linear, relu, gelu, gelu_tanh, sigmoid, tanh, softmax, log_softmax, layer_norm, rms_norm,
-    embedding, positional, sinusoidal, ffn,
+    embedding, positional, sinusoidal, ffn, silu, swiglu, rope,
 )
 from llmref.losses import cross_entropy, mse, preference, dpo
 from llmref.text import word_tokenizer, bpe, gpt2_tokenizer

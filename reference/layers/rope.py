@@ -1,0 +1,98 @@
+r"""Rotary position embedding (RoPE, Su et al. 2021), as Llama uses it: queries and keys are
+rotated by an angle proportional to their position, so that the score of query ``i`` and key
+``j`` depends on their positions only through ``i - j``.
+
+Head dimension ``D`` (even) is split into ``D/2`` pairs; pair ``j`` turns at the frequency
+``f_j = theta^{-2j/D}`` (``theta = 10000`` in Llama 2), so position ``p`` rotates it by the
+angle ``p f_j``:
+
+$$
+\mathrm{rope}(x)_p = x_p \odot \cos_p + \mathrm{rotate\_half}(x_p) \odot \sin_p, \qquad
+\cos_p = \cos([p f, p f]), \quad \sin_p = \sin([p f, p f])
+$$
+
+with ``rotate_half([x_1, x_2]) = [-x_2, x_1]`` on the two halves of the last axis.
+
+Layout: this is Hugging Face's **split-half** layout: dimension ``j`` is paired with
+``j + D/2`` (the two halves), not with its neighbour ``2j + 1`` as in the paper and Meta's
+original code.  Hugging Face's Llama checkpoints already have their query and key weights
+permuted for this layout, so :mod:`reference.convert_llama` copies them unchanged.
+
+Backward: a rotation's transpose rotates the other way.  As a matrix, ``rotate_half`` is
+``R`` with ``R^T = -R``, so
+
+$$
+\frac{\partial L}{\partial x} = g \odot \cos + R^\top (g \odot \sin)
+                              = g \odot \cos - \mathrm{rotate\_half}(g \odot \sin)
+$$
+
+Shapes: ``x`` (B, H, T, D), ``positions`` (T,) or (B, T) non-negative ints -> (B, H, T, D).
+Each row of a batch can have its own positions (left-padded prompts start later).  The angles
+are computed in float64 and the result has the input's dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmref import _checks
+
+
+def angles(positions: np.ndarray, head_dim: int, theta: float = 10000.0):
+    """``positions`` (...) ints -> ``(cos, sin)``, each (..., D), float64: ``cos([p f, p f])``
+    and ``sin([p f, p f])`` with ``f_j = theta^{-2j/D}``, ``j = 0 .. D/2 - 1``."""
+    inv_freq = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    a = positions[..., None].astype(np.float64) * inv_freq            # (..., D/2)
+    a = np.concatenate([a, a], axis=-1)                                # (..., D)
+    return np.cos(a), np.sin(a)
+
+
+def rotate_half(x: np.ndarray) -> np.ndarray:
+    """``[x_1, x_2] -> [-x_2, x_1]`` on the two halves of the last axis."""
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def forward(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0):
+    """``x`` (B, H, T, D), ``positions`` (T,) or (B, T) -> rotated ``x`` (B, H, T, D), cache."""
+    where = "rope.forward"
+    _checks.float_array(where, "x", x, ndim=4)
+    B, _, T, D = x.shape
+    if D % 2:
+        raise ValueError(f"{where}: argument 'x' must have an even last dimension (pairs of "
+                         f"coordinates are rotated), got shape {x.shape}")
+    _checks.int_array(where, "positions", positions, 0, np.iinfo(np.int64).max)
+    if positions.shape not in ((T,), (B, T)):
+        raise ValueError(f"{where}: argument 'positions' must have shape (T,) = ({T},) or "
+                         f"(B, T) = ({B}, {T}), got shape {positions.shape}")
+    _checks.positive(where, "theta", theta)
+    cos, sin = tables(positions, D, theta, x.dtype)
+    return _forward(x, cos, sin)
+
+
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (B, H, T, D) -> ``{"x": (B, H, T, D)}``."""
+    return _backward(_checks.dout_like("rope.backward", dout, cache[2]), cache)
+
+
+def tables(positions: np.ndarray, head_dim: int, theta: float, dtype=np.float64):
+    """``cos`` and ``sin`` of :func:`angles` shaped (B or 1, 1, T, D) to broadcast over the
+    heads of a (B, H, T, D) array, in ``dtype``."""
+    cos, sin = angles(positions if positions.ndim == 2 else positions[None], head_dim, theta)
+    return cos[:, None].astype(dtype, copy=False), sin[:, None].astype(dtype, copy=False)
+
+
+# Unchecked arithmetic, called by multi-head attention with tables computed once per model
+# forward pass and shared by every layer.
+
+def _forward(x: np.ndarray, cos: np.ndarray, sin: np.ndarray):
+    out = x * cos
+    out += rotate_half(x) * sin
+    return out, (cos, sin, x.shape)
+
+
+def _backward(dout: np.ndarray, cache) -> dict:
+    cos, sin, _ = cache
+    dx = dout * cos
+    dx -= rotate_half(dout * sin)
+    return {"x": dx}
