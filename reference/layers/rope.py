@@ -75,7 +75,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     return _backward(_checks.dout_like("rope.backward", dout, cache[2]), cache)
 
 
-def tables(positions: np.ndarray, head_dim: int, theta: float, dtype=np.float64):
+def _tables(positions: np.ndarray, head_dim: int, theta: float, dtype=np.float64):
     """``cos`` and ``sin`` of :func:`angles` shaped (B or 1, 1, T, D) to broadcast over the
     heads of a (B, H, T, D) array, in ``dtype``."""
     cos, sin = angles(positions if positions.ndim == 2 else positions[None], head_dim, theta)

@@ -52,7 +52,7 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig, lengths: np.ndarra
         _checks.same_shape(where, "lengths", lengths, (B,))
         last = lengths - 1
     elif attention_mask is not None:
-        gpt.check_attention_mask(where, attention_mask, (B, T))
+        gpt._check_attention_mask(where, attention_mask, (B, T))
         if not attention_mask.any(axis=1).all():
             raise ValueError(f"{where}: argument 'attention_mask' has a row without any real "
                              f"token")

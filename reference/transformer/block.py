@@ -44,14 +44,14 @@ def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: f
             "ffn": ffn.init(d_model, d_ff, rng, std, proj_std)}
 
 
-def norm_module(where: str, norm: str):
+def _norm_module(where: str, norm: str):
     if norm not in NORMS:
         raise ValueError(f"{where}: argument 'norm' must be one of {sorted(NORMS)}, "
                          f"got {norm!r}")
     return NORMS[norm]
 
 
-def feed_forward_module(where: str, activation: str):
+def _feed_forward_module(where: str, activation: str):
     """:mod:`reference.swiglu` for ``"swiglu"``, else :mod:`reference.ffn` (checking the
     activation's name)."""
     if activation == "swiglu":
@@ -69,8 +69,8 @@ def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
     where = "block.forward"
     _checks.float_array(where, "x", x, ndim=3)
     mha.check_heads(where, x.shape[-1], n_heads, n_kv_heads)
-    feed_forward_module(where, activation)
-    norm_module(where, norm)
+    _feed_forward_module(where, activation)
+    _norm_module(where, norm)
     _check_params(where, params, x.shape[-1], n_heads, norm=norm, activation=activation,
                   n_kv_heads=n_kv_heads)
     attention._check_mask(where, key_padding_mask, x.shape[0], x.shape[1])
@@ -80,7 +80,7 @@ def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
         _checks.positive(where, "rope_theta", rope_theta)
         head_dim = mha._inner_width(params["attn"], n_heads, n_kv_heads) // n_heads
         positions = np.arange(x.shape[1]) if positions is None else positions
-        tables = mha.check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
+        tables = mha._check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
                                      rope_theta, x.dtype)
     return _forward(x, params, n_heads, norm_first, activation, causal, key_padding_mask, eps,
                     residual, norm, n_kv_heads, tables)
@@ -181,6 +181,6 @@ def _backward(dout, cache) -> dict:
     return {"x": dx, "ln1": d_ln1, "attn": d_attn, "ln2": d_ln2, "ffn": d_ffn}
 
 
-def present(cache) -> tuple:
+def _present(cache) -> tuple:
     """The attention's keys and values of every position so far (for a KV cache)."""
-    return mha.present(cache[-1])
+    return mha._present(cache[-1])

@@ -218,7 +218,7 @@ def _prompt_batch(where: str, prompt, attention_mask, pad_id, V: int):
         if prompt.ndim == 1:
             raise ValueError(f"{where}: argument 'attention_mask' goes with a (B, T0) prompt; "
                              f"a single prompt has no padding")
-        mask = gpt.check_attention_mask(where, attention_mask, ids.shape)
+        mask = gpt._check_attention_mask(where, attention_mask, ids.shape)
         if not mask.any(axis=1).all():
             raise ValueError(f"{where}: argument 'attention_mask' has a row without any real "
                              f"token")

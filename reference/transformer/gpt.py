@@ -85,8 +85,8 @@ class GPTConfig:
         if self.d_ff is not None:
             _checks.positive("GPTConfig", "d_ff", self.d_ff, integer=True)
         mha.check_heads("GPTConfig", self.d_model, self.n_heads, self.n_kv_heads)
-        block.feed_forward_module("GPTConfig", self.activation)
-        block.norm_module("GPTConfig", self.norm)
+        block._feed_forward_module("GPTConfig", self.activation)
+        block._norm_module("GPTConfig", self.norm)
         if self.position not in POSITIONS:
             raise ValueError(f"GPTConfig: argument 'position' must be one of "
                              f"{list(POSITIONS)}, got {self.position!r}")
@@ -242,7 +242,7 @@ def positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
     return np.maximum(np.cumsum(attention_mask, axis=1) - 1, 0)
 
 
-def check_attention_mask(where: str, attention_mask, shape: tuple,
+def _check_attention_mask(where: str, attention_mask, shape: tuple,
                          name: str = "attention_mask") -> np.ndarray:
     """A boolean array of ``shape``, ``True`` for real tokens.  Integer masks are refused:
     ``~`` of an integer 1 is -2, which would silently keep every padding token."""
@@ -268,7 +268,7 @@ def _check_inputs(where: str, ids, config: GPTConfig, attention_mask=None, posit
     _check_ids(where, ids, config)
     B, T = ids.shape
     if attention_mask is not None:
-        check_attention_mask(where, attention_mask, (B, T))
+        _check_attention_mask(where, attention_mask, (B, T))
     if position_ids is not None:
         _checks.int_array(where, "position_ids", position_ids, 0, config.context_len)
         _checks.same_shape(where, "position_ids", position_ids, (B, T))
@@ -325,7 +325,7 @@ def _attention_inputs(config, T: int, key_mask, positions, dtype) -> dict:
     positions)."""
     tables = None
     if config.position == "rope":
-        tables = rope.tables(np.arange(T) if positions is None else positions,
+        tables = rope._tables(np.arange(T) if positions is None else positions,
                              config.head_dim, config.rope_theta, dtype)
     padding = None if key_mask is None or key_mask.all() else ~key_mask
     return {"key_padding_mask": padding, "tables": tables}
@@ -458,7 +458,7 @@ def decode(ids: np.ndarray, params: dict, config: GPTConfig, kv_cache: dict | No
     _check_ids(where, ids, config)
     B, T = ids.shape
     new = np.ones((B, T), bool) if attention_mask is None else \
-        check_attention_mask(where, attention_mask, (B, T))
+        _check_attention_mask(where, attention_mask, (B, T))
     start = np.zeros(B, np.int64) if kv_cache is None else \
         _check_kv_cache(where, kv_cache, config, B)
     longest = int((start + new.sum(axis=1)).max())
@@ -472,7 +472,7 @@ def _check_kv_cache(where: str, kv_cache, config: GPTConfig, B: int) -> np.ndarr
     """The structure :func:`decode` returns, for batch size ``B``; returns ``next_position``."""
     _checks.keys(where, kv_cache, ("k", "v", "mask", "next_position"), "kv_cache")
     mask = kv_cache["mask"]
-    check_attention_mask(where, mask, getattr(mask, "shape", ()), "kv_cache['mask']")
+    _check_attention_mask(where, mask, getattr(mask, "shape", ()), "kv_cache['mask']")
     if mask.ndim != 2 or mask.shape[0] != B:
         raise ValueError(f"{where}: argument kv_cache['mask'] must have shape (B, S) with "
                          f"B = {B} (the batch of 'ids'), got shape {mask.shape}")
@@ -510,7 +510,7 @@ def _decode(ids, params, config, kv_cache, attention_mask):
     presents = []
     for p, layer_past in zip(params["blocks"], past, strict=True):
         h, c = _block_forward(h, p, config, past=layer_past, **extra)
-        presents.append(block.present(c))
+        presents.append(block._present(c))
     h, _ = NORMS[config.norm]._forward(h, params["ln_f"], config.eps)
     logits = h @ head(params, config)
     return logits, {"k": [k for k, _ in presents], "v": [v for _, v in presents],

@@ -71,7 +71,7 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
         _checks.positive(where, "rope_theta", rope_theta)
         head_dim = _inner_width(params, n_heads, n_kv_heads) // n_heads
         positions = np.arange(x.shape[1]) if positions is None else positions
-        tables = check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
+        tables = _check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
                                  rope_theta, x.dtype)
     return _forward(x, params, n_heads, causal, key_padding_mask, n_kv_heads, tables)
 
@@ -84,10 +84,10 @@ def backward(dout: np.ndarray, cache) -> dict:
                      cache)
 
 
-def check_positions(where: str, positions, B: int, T: int, head_dim: int, theta: float,
+def _check_positions(where: str, positions, B: int, T: int, head_dim: int, theta: float,
                     dtype):
     """Check rotary ``positions`` ((T,) or (B, T) ints >= 0, an even head dimension) and
-    return the cos/sin tables of :func:`reference.rope.tables`."""
+    return the cos/sin tables of the rotary embedding."""
     _checks.int_array(where, "positions", positions, 0, np.iinfo(np.int64).max)
     if positions.shape not in ((T,), (B, T)):
         raise ValueError(f"{where}: argument 'positions' must have shape (T,) = ({T},) or "
@@ -95,7 +95,7 @@ def check_positions(where: str, positions, B: int, T: int, head_dim: int, theta:
     if head_dim % 2:
         raise ValueError(f"{where}: rotary embeddings need an even head dimension, got "
                          f"{head_dim}")
-    return rope.tables(positions, head_dim, theta, dtype)
+    return rope._tables(positions, head_dim, theta, dtype)
 
 
 def _inner_width(params: dict, n_heads: int, n_kv_heads: int | None) -> int:
@@ -177,7 +177,7 @@ def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
 # Unchecked arithmetic, called by the transformer block after it checks its input.
 # ``tables``: the rotary (cos, sin) or None; ``past``: cached (k, v) of earlier positions
 # (B, H_kv, P, D) each, or None.  The cache ends with the keys and values of every position
-# so far (after rotation): what a KV cache keeps, see :func:`present`.
+# so far (after rotation): what a KV cache keeps, see :func:`_present`.
 
 def _forward(x, params, n_heads, causal=True, key_padding_mask=None, n_kv_heads=None,
              tables=None, past=None):
@@ -224,7 +224,7 @@ def _backward(dout, cache) -> dict:
     return {"x": dx, **grads, "proj": d_proj}
 
 
-def present(cache) -> tuple:
+def _present(cache) -> tuple:
     """The keys and values (B, H_kv, S, D) of every position so far, from a forward cache:
     the next step's ``past``."""
     return cache[-1]
