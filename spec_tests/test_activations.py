@@ -1,4 +1,4 @@
-"""Element-wise activations: ReLU, exact GELU, tanh-approximate GELU, sigmoid, tanh."""
+"""Element-wise activations: ReLU, exact GELU, tanh-approximate GELU, sigmoid, tanh, SiLU."""
 
 import numpy as np
 import pytest
@@ -19,6 +19,7 @@ ORACLES = {
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
+    "silu": lambda x: F.silu(x),
 }
 NAMES = sorted(ORACLES)
 
@@ -90,7 +91,7 @@ def test_gelu_keeps_relative_accuracy_in_the_far_negative_tail(impl):
     np.testing.assert_allclose(out, [-10.0 * 7.619853024160527e-24], rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh", "silu"])
 def test_activation_extreme_inputs_are_finite(impl, name):
     """No overflow warning or NaN at +-1e4 (sigmoid is written to avoid exp overflow)."""
     x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])

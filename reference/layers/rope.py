@@ -66,7 +66,7 @@ def forward(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0):
         raise ValueError(f"{where}: argument 'positions' must have shape (T,) = ({T},) or "
                          f"(B, T) = ({B}, {T}), got shape {positions.shape}")
     _checks.positive(where, "theta", theta)
-    cos, sin = tables(positions, D, theta, x.dtype)
+    cos, sin = _tables(positions, D, theta, x.dtype)
     return _forward(x, cos, sin)
 
 

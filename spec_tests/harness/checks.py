@@ -79,14 +79,15 @@ def check_float32_forward(impl, component: str, inputs: dict, to_args: Callable,
     assert_close(out, expected, F32, name=f"{component}.forward float32 output")
 
 
-def flatten(tree, prefix: str = "") -> dict:
-    """``{"a": {"b": x}, "c": [y]}`` -> ``{"a.b": x, "c.0": y}``: compare nested gradients."""
-    if not isinstance(tree, (dict, list, tuple)):
+def flatten(tree, prefix: str = "", keep_tuples: bool = False) -> dict:
+    """``{"a": {"b": x}, "c": [y]}`` -> ``{"a.b": x, "c.0": y}``: compare nested gradients.
+    ``keep_tuples``: tuples are leaves (a tree of shapes)."""
+    if not isinstance(tree, (dict, list) if keep_tuples else (dict, list, tuple)):
         return {prefix: tree}
     items = tree.items() if isinstance(tree, dict) else enumerate(tree)
     flat = {}
     for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key), keep_tuples))
     return flat
 
 
