@@ -21,7 +21,9 @@ from llmref.layers import (
 )
 from llmref.losses import cross_entropy, mse, preference, dpo
 from llmref.text import word_tokenizer, bpe, gpt2_tokenizer
-from llmref.transformer import attention, mha, block, gpt, generate, weights, convert
+from llmref.transformer import (
+    attention, mha, block, gpt, generate, weights, convert, convert_llama,
+)
 from llmref.accounting import flops, memory
 from llmref.training import (
     sgd, adam, adamw, clip, schedules, accumulate, mixed_precision, checkpoint, train,
