@@ -348,3 +348,30 @@ def test_llama_2_70b_shapes_allocate_nothing(impl):
                    for k in flat)
     assert flat["lm_head.W"] == (8192, 32000)
     assert impl("params.count")(tree) == 68_976_648_192
+
+
+@given(any_config(), st.integers(1, 3), hs.seeds)
+def test_memory_calculator_matches_measurement_for_any_options(impl, config, B, seed):
+    """Parameter count from the shapes and activation bytes from the formula equal, for any
+    configuration, the leaves of a real tree and the bytes the caches hold (measured)."""
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    assert impl("memory.param_count")(config) == sum(v.size for v in flatten(params).values())
+    T = config.context_len
+    ids = rng.integers(0, config.vocab_size, size=(B, T))
+    targets = rng.integers(0, config.vocab_size, size=(B, T))
+    measured = impl("checkpoint.plain_activation_bytes")(ids, targets, params, config)
+    assert impl("memory.activation_bytes")(config, B, T, itemsize=8) == measured
+
+
+@pytest.mark.parametrize("segment", [1, 2])
+def test_checkpointing_a_llama_gives_the_same_gradients(impl, segment):
+    """Gradient checkpointing with rotary positions, RMSNorm and SwiGLU: bit-identical."""
+    rng = np.random.default_rng(0)
+    params = hp.random_gpt(LLAMA, rng)
+    ids, targets = rng.integers(0, 11, size=(2, 8)), rng.integers(0, 11, size=(2, 8))
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, LLAMA)
+    c_loss, c_grads, _ = impl("checkpoint.loss_and_grads")(ids, targets, params, LLAMA, segment)
+    assert c_loss == loss
+    for name, g in flatten(grads).items():
+        np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)

@@ -144,8 +144,10 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
 
 
 def _split(t: np.ndarray, n_heads: int) -> np.ndarray:
-    B, T, C = t.shape                                   # (B, T, C) -> (B, H, T, D)
-    return np.ascontiguousarray(t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3))
+    """(B, T, C) -> (B, H, T, D), always a fresh array (never a view that would keep the
+    whole fused projection alive)."""
+    B, T, C = t.shape
+    return t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3).copy()
 
 
 def _merge(t: np.ndarray) -> np.ndarray:
