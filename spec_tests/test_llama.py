@@ -242,7 +242,6 @@ def test_mha_options_match_torch(impl, h, B, T, fused, bias, rotary, seed):
         lambda x, p: tw.attention_layer(x, p, H, H_kv, allowed, pos_t, theta), seed, kwargs)
 
 
-@pytest.mark.claim("L003-add-and-norm")
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 @given(h=heads(), B=hs.sides(2), T=hs.sides(4), d_ff=hs.sides(5), seed=hs.seeds)
 def test_llama_block_matches_torch(impl, norm_first, h, B, T, d_ff, seed):
