@@ -19,7 +19,8 @@ EXAMPLES = {"cat_sat_mat": "the cat sat on the mat (lesson 001)",
             "word_calculator": "the word calculator, a tiny GPT doing arithmetic (lesson 002)",
             "reward_hacking": "reward hacking with and without a KL penalty (lesson 003)",
             "benchmark_step": "one training step: our NumPy vs PyTorch eager",
-            "benchmark_tokenizer": "GPT-2 tokenizer encode speed: ours vs tokenizers"}
+            "benchmark_tokenizer": "GPT-2 tokenizer encode speed: ours vs tokenizers",
+            "benchmark_decode": "generation tokens/s: KV cache, no cache, Hugging Face"}
 
 
 def components() -> list:

@@ -54,16 +54,18 @@ def tune_glibc_malloc() -> str:
         "mallopt refused: allocator left as it is"
 
 
-def restart_with_blas_threads(threads: int, argv: list) -> None:
+def restart_with_blas_threads(threads: int, argv: list,
+                              module: str = "llmref.examples.benchmark_step") -> None:
     """NumPy's BLAS fixes its thread count when NumPy is imported, so a different count
-    needs a fresh interpreter: re-run this script with the environment variables set (once)."""
+    needs a fresh interpreter: re-run ``module`` (this script by default) with the
+    environment variables set (once)."""
     wanted = str(threads)
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     if all(os.environ.get(name) == wanted for name in names):
         return
     env = {**os.environ, **{name: wanted for name in names}}
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", __name__, *argv], env)
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
 
 
 def nanogpt_style_module(config, torch):

@@ -6,7 +6,7 @@ import pytest
 
 from llmref.transformer.gpt import GPTConfig
 
-ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax"]
+ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax", "silu"]
 X = np.zeros((2, 3))
 W = np.zeros((5, 3))
 LN = {"gamma": np.ones(3), "beta": np.zeros(3)}
@@ -116,6 +116,47 @@ CASES.update({
         "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
             {**BLOCK, "ffn": {**FFN, "proj": {"W": np.full((8, 6), np.nan), "b": np.zeros(6)}}}]},
             CONFIG), {}, ValueError, ["params['blocks'][0]['ffn']['proj']['W']", "finite", "NaN"]),
+    "key/value heads that do not divide the heads": (
+        "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"n_kv_heads": 4}, ValueError,
+        ["'n_kv_heads'", "divide n_heads = 2", "4"]),
+    "a fused projection too narrow for grouped-query heads": (
+        "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"n_kv_heads": 1}, ValueError,
+        ["params['qkv']['W']", "n_heads + 2 * n_kv_heads = 4", "(6, 18)"]),
+    "rotary positions of the wrong length": (
+        "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"rope_theta": 1e4,
+                                                      "positions": np.arange(3)},
+        ValueError, ["'positions'", "(T,) = (2,)", "(3,)"]),
+    "rotary embedding of an odd head width": (
+        "rope.forward", (np.zeros((1, 1, 2, 3)), np.arange(2)), {}, ValueError,
+        ["'x'", "even last dimension", "(1, 1, 2, 3)"]),
+    "rotary embedding at a negative position": (
+        "rope.forward", (np.zeros((1, 1, 2, 4)), np.array([0, -1])), {}, ValueError,
+        ["'positions'", "got -1"]),
+    "swiglu without its up projection": (
+        "swiglu.forward", (np.zeros((1, 2, 6)), {"gate": {"W": np.zeros((6, 4))},
+                                                 "down": {"W": np.zeros((4, 6))}}), {},
+        ValueError, ["'params'", "missing", "up"]),
+    "an unknown norm": ("block.forward", (np.zeros((1, 2, 6)), BLOCK, 2), {"norm": "batch"},
+                        ValueError, ["'norm'", "['layer', 'rms']", "'batch'"]),
+    "a layer-norm block run as an RMSNorm block": (
+        "block.forward", (np.zeros((1, 2, 6)), BLOCK, 2), {"norm": "rms"}, ValueError,
+        ["params['ln1']", "unknown", "beta"]),
+    "a bias-free GPT given biases": (
+        "gpt.forward", (np.array([[1, 2]]), GPT,
+                        GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2,
+                                  n_layers=1, bias=False)), {}, ValueError,
+        ["params['blocks'][0]['ln1']", "unknown", "beta"]),
+    "a GPT with biases missing one": (
+        "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
+            {**BLOCK, "ffn": {**FFN, "fc": {"W": np.zeros((6, 8))}}}]}, CONFIG), {},
+        ValueError, ["params['blocks'][0]['ffn']['fc']", "missing", "b"]),
+    "an integer attention mask": (
+        "gpt.forward", (np.array([[1, 2]]), GPT, CONFIG), {"attention_mask": np.ones((1, 2),
+                                                                                     int)},
+        TypeError, ["'attention_mask'", "boolean", "int64", "astype(bool)"]),
+    "position ids past the context": (
+        "gpt.forward", (np.array([[1, 2]]), GPT, CONFIG), {"position_ids": np.array([[3, 4]])},
+        ValueError, ["'position_ids'", "[0, 4)", "got 4"]),
     "a block without its second layer norm": (
         "block.forward", (np.zeros((1, 2, 6)), {k: v for k, v in BLOCK.items() if k != "ln2"}, 2),
         {}, ValueError, ["'params'", "missing", "ln2"]),
@@ -151,6 +192,11 @@ FORWARDS = {
     "attention": ((Q, Q, Q), {"causal": True}),
     "mha": ((np.zeros((1, 2, 6)), MHA, 2), {}),
     "ffn": ((np.zeros((1, 2, 6)), FFN), {}),
+    "silu": ((X,), {}),
+    "swiglu": ((np.zeros((1, 2, 6)), {"gate": {"W": np.zeros((6, 4))},
+                                      "up": {"W": np.zeros((6, 4))},
+                                      "down": {"W": np.zeros((4, 6))}}), {}),
+    "rope": ((np.zeros((1, 2, 3, 4)), np.arange(3)), {}),
     "block": ((np.zeros((1, 2, 6)), BLOCK, 2), {}),
     "gpt": ((np.array([[1, 2, 3]]), GPT, CONFIG), {}),
 }
@@ -179,3 +225,21 @@ def test_backward_rejects_nan_upstream(impl, component):
 def test_gpt_config_rejects_heads_that_do_not_divide_d_model():
     with pytest.raises(ValueError, match=r"'n_heads' must divide d_model = 6, got n_heads = 4"):
         GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=4, n_layers=1)
+
+
+@pytest.mark.parametrize(("fields", "error", "needle"), [
+    ({"n_kv_heads": 4}, ValueError, "'n_kv_heads' must divide n_heads = 6"),
+    ({"n_kv_heads": 0}, ValueError, "'n_kv_heads' must be > 0"),
+    ({"norm": "batch"}, ValueError, "'norm' must be one of ['layer', 'rms']"),
+    ({"position": "alibi"}, ValueError, "'position' must be one of ['learned', 'rope']"),
+    ({"activation": "swish"}, ValueError, "'activation' must be one of"),
+    ({"rope_theta": 0.0}, ValueError, "'rope_theta' must be > 0"),
+    ({"bias": 1}, TypeError, "'bias' must be a bool"),
+    ({"fused_qkv": "no"}, TypeError, "'fused_qkv' must be a bool"),
+    ({"d_model": 18, "position": "rope"}, ValueError, "even head dimension, got"),
+], ids=lambda v: str(v)[:30])
+def test_gpt_config_rejects_bad_llama_options(fields, error, needle):
+    base = {"vocab_size": 7, "context_len": 4, "d_model": 12, "n_heads": 6, "n_layers": 1}
+    with pytest.raises(error) as info:
+        GPTConfig(**{**base, **fields})
+    assert "GPTConfig" in str(info.value) and needle in str(info.value), str(info.value)
