@@ -16,14 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.layers import sigmoid
 
 
+@contract(example=lambda rng: {"x": rng.standard_normal((2, 5))},
+          lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray):
     """``x`` (...) -> ``x * sigma(x)`` (...), cache."""
     return _forward(_checks.float_array("silu.forward", "x", x))
 
 
+@contract(example=lambda rng: {"dout": rng.standard_normal((2, 5)),
+                               "cache": forward(rng.standard_normal((2, 5)))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (...) -> ``{"x": dout * sigma(x) (1 + x (1 - sigma(x)))}``."""
     return _backward(_checks.dout_like("silu.backward", dout, cache[0].shape), cache)

@@ -25,17 +25,30 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.layers import linear, silu
 
 
+def _example_params(rng, C=4, F=6):
+    return {"gate": {"W": rng.standard_normal((C, F))}, "up": {"W": rng.standard_normal((C, F))},
+            "down": {"W": rng.standard_normal((F, C))}}
+
+
+@contract(example=lambda rng: {"d_model": 4, "d_ff": 6, "rng": rng},
+          opaque=("rng",))
 def init(d_model: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
          proj_std: float | None = None, bias: bool = False) -> dict:
     """Weights ~ N(0, std^2) (``proj_std`` for ``down``), no biases unless ``bias``."""
+    _checks.positive("swiglu.init", "d_model", d_model, integer=True)
+    _checks.positive("swiglu.init", "d_ff", d_ff, integer=True)
     return {"gate": linear.init(d_model, d_ff, rng, bias, std),
             "up": linear.init(d_model, d_ff, rng, bias, std),
             "down": linear.init(d_ff, d_model, rng, bias, std if proj_std is None else proj_std)}
 
 
+@contract(example=lambda rng: {"x": rng.standard_normal((2, 3, 4)),
+                               "params": _example_params(rng)},
+          lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray, params: dict):
     """``x`` (..., C) -> ``y`` (..., C), cache."""
     _checks.float_array("swiglu.forward", "x", x, ndim_min=1)
@@ -43,6 +56,9 @@ def forward(x: np.ndarray, params: dict):
     return _forward(x, params)
 
 
+@contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 4)),
+                               "cache": forward(rng.standard_normal((2, 3, 4)),
+                                                _example_params(rng))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (..., C) -> ``{"x": (..., C), "gate", "up", "down": their grads}``."""
     x = cache[0][0]                                     # the input, kept by the gate layer

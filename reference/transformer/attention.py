@@ -132,7 +132,8 @@ def forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
 
 
 def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (B, H, T, D) -> ``{"q": (B, H, T, D), "k": (B, H_kv, S, D), "v": (B, H_kv, S, D)}``."""
+    """``dout`` (B, H, T, D) -> ``{"q": (B, H, T, D), "k": (B, H_kv, S, D),
+    "v": (B, H_kv, S, D)}``."""
     q, _, v, _, _ = cache
     return _backward(_checks.dout_like("attention.backward", dout, q.shape[:3] + (v.shape[-1],)),
                      cache)

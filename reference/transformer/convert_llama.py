@@ -11,7 +11,7 @@ Per block ``i`` (Hugging Face's names start with ``model.layers.{i}.``):
 | ``attn.q.W``, ``attn.k.W``, ``attn.v.W`` | ``self_attn.q_proj.weight``, ``k_proj``, ``v_proj`` |
 | ``attn.proj.W`` | ``self_attn.o_proj.weight`` |
 | ``ln2.gamma`` | ``post_attention_layernorm.weight`` |
-| ``ffn.gate.W``, ``ffn.up.W``, ``ffn.down.W`` | ``mlp.gate_proj.weight``, ``up_proj``, ``down_proj`` |
+| ``ffn.gate.W``, ``ffn.up.W``, ``ffn.down.W`` | ``mlp.gate_proj.weight``, ``up_proj``, ... |
 
 and around them ``wte.W`` = ``model.embed_tokens.weight``, ``ln_f.gamma`` =
 ``model.norm.weight``, ``lm_head.W`` = ``lm_head.weight`` transposed.  With biases
@@ -40,6 +40,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from llmref._contract import contract
 from llmref.params import flatten
 from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
@@ -64,6 +65,14 @@ LLAMA_OPTIONS = {"activation": "swiglu", "norm": "rms", "position": "rope",
 
 # --- configurations -----------------------------------------------------------------------
 
+def _example_config():
+    return GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=4, n_layers=2, d_ff=12,
+                     activation="swiglu", tie_weights=False, norm="rms", position="rope",
+                     n_kv_heads=2, bias=False, fused_qkv=False)
+
+
+@contract(example=lambda rng: {"hf_config": config_to_hf_llama(_example_config())},
+          lenient={"hf_config": ("extra_key",)})
 def config_from_hf_llama(hf_config: Mapping) -> GPTConfig:
     """Our configuration of a Hugging Face Llama (the fields of ``LlamaConfig.to_dict()`` or a
     ``config.json``).
@@ -136,6 +145,7 @@ def config_from_hf_llama(hf_config: Mapping) -> GPTConfig:
                         f"{exc}") from exc
 
 
+@contract(example=lambda rng: {"config": _example_config()})
 def config_to_hf_llama(config: GPTConfig) -> dict:
     """The ``LlamaConfig`` fields of our configuration (``LlamaConfig(**fields)`` builds it).
 
@@ -170,6 +180,9 @@ def config_to_hf_llama(config: GPTConfig) -> dict:
 
 # --- weights ------------------------------------------------------------------------------
 
+@contract(example=lambda rng: {"state_dict": to_hf_llama(gpt.init(_example_config(), rng),
+                                                          _example_config()),
+                               "config": _example_config()})
 def from_hf_llama(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     """Our parameter tree from a ``LlamaForCausalLM`` state dict of NumPy arrays.
 
@@ -234,6 +247,8 @@ def from_hf_llama(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     return _map_paths(take, gpt.shapes(config))
 
 
+@contract(example=lambda rng: {"params": gpt.init(_example_config(), rng),
+                               "config": _example_config()})
 def to_hf_llama(params: dict, config: GPTConfig) -> dict:
     """A ``LlamaForCausalLM`` state dict of NumPy arrays from our parameter tree.
 

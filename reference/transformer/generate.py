@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.transformer import gpt
 
 
@@ -81,11 +82,29 @@ def _next_token_probs(logits, temperature, top_k, top_p):
     return p
 
 
+@contract(example=lambda rng: {"logits": rng.standard_normal((2, 7)),
+                               "ids": rng.integers(0, 7, size=(2, 4)),
+                               "mask": rng.random((2, 4)) < 0.8, "penalty": 1.3})
 def penalize_repeats(logits: np.ndarray, ids: np.ndarray, mask: np.ndarray,
                      penalty: float) -> np.ndarray:
     """``logits`` (B, V): for every token among the real tokens (``mask``) of row ``b`` of
     ``ids`` (B, T), a positive logit is divided by ``penalty`` and a negative one multiplied
     by it.  Returns a new array."""
+    where = "generate.penalize_repeats"
+    _checks.float_array(where, "logits", logits, ndim=2)
+    B, V = logits.shape
+    _checks.int_array(where, "ids", ids, 0, V)
+    if ids.ndim != 2 or ids.shape[0] != B:
+        raise ValueError(f"{where}: argument 'ids' must have shape (B, T) with B = {B}, got "
+                         f"shape {ids.shape}")
+    gpt._check_attention_mask(where, mask, ids.shape, "mask")
+    _checks.positive(where, "penalty", penalty)
+    if not np.isfinite(penalty):
+        raise ValueError(f"{where}: argument 'penalty' must be finite, got {penalty!r}")
+    return _penalize_repeats(logits, ids, mask, penalty)
+
+
+def _penalize_repeats(logits, ids, mask, penalty):
     B, V = logits.shape
     seen = np.zeros((B, V), dtype=bool)
     rows = np.broadcast_to(np.arange(B)[:, None], ids.shape)
@@ -138,10 +157,10 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
         else:                                           # the last P tokens, recomputed
             window = mask[:, -P:]
             logits, _ = gpt._forward(ids[:, -P:], params, config, window,
-                                     gpt.positions_from_mask(window))
+                                     gpt._positions_from_mask(window))
         z = logits[:, -1]
         if repetition_penalty != 1.0:
-            z = penalize_repeats(z, ids, mask, repetition_penalty)
+            z = _penalize_repeats(z, ids, mask, repetition_penalty)
         if greedy:
             nxt = z.argmax(axis=-1)
         else:

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.layers import embedding, positional, rope
 from llmref.losses import cross_entropy
 from llmref.transformer import block, mha
@@ -166,6 +167,13 @@ def _map_layout(fn, tree):
     return [_map_layout(fn, v) for v in tree]
 
 
+def _example_config():
+    return GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=4, n_layers=2, d_ff=12,
+                     activation="swiglu", tie_weights=False, norm="rms", position="rope",
+                     n_kv_heads=2, bias=False, fused_qkv=False)
+
+
+@contract(example=lambda rng: {"config": _example_config(), "flat": True})
 def shapes(config: GPTConfig, flat: bool = False) -> dict:
     """The parameter tree with the shape tuple of every parameter in place of its array:
     nothing is allocated, so a 70B-parameter configuration costs a few kilobytes
@@ -236,9 +244,20 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
 
 # ----------------------------------------------------------------- inputs
 
+@contract(example=lambda rng: {"attention_mask": rng.random((2, 5)) < 0.7},
+          lenient={})
 def positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
     """(B, T) boolean mask -> (B, T) positions: each real token's index among the real tokens
     of its row, 0 on padding (Hugging Face's rule)."""
+    _check_attention_mask("gpt.positions_from_mask", attention_mask,
+                          getattr(attention_mask, "shape", ()))
+    if attention_mask.ndim != 2:
+        raise ValueError(f"gpt.positions_from_mask: argument 'attention_mask' must have shape "
+                         f"(B, T), got shape {attention_mask.shape}")
+    return _positions_from_mask(attention_mask)
+
+
+def _positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
     return np.maximum(np.cumsum(attention_mask, axis=1) - 1, 0)
 
 
@@ -278,7 +297,7 @@ def _check_inputs(where: str, ids, config: GPTConfig, attention_mask=None, posit
         if longest > config.context_len:
             raise ValueError(f"{where}: argument 'attention_mask' has a row of {longest} real "
                              f"tokens, longer than the context length {config.context_len}")
-        return positions_from_mask(attention_mask)
+        return _positions_from_mask(attention_mask)
     if T > config.context_len:
         raise ValueError(f"{where}: argument 'ids' has sequence length {T}, longer than "
                          f"the context length {config.context_len}")
@@ -437,6 +456,11 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
 
 # ----------------------------------------------------------------- decoding with a KV cache
 
+@contract(example=lambda rng: {"ids": rng.integers(0, 11, size=(2, 3)),
+                               "params": init(_example_config(), rng),
+                               "config": _example_config(), "kv_cache": None,
+                               "attention_mask": np.array([[False, True, True]] * 2)},
+          lenient={"attention_mask": ("none",)})
 def decode(ids: np.ndarray, params: dict, config: GPTConfig, kv_cache: dict | None = None,
            attention_mask: np.ndarray | None = None):
     """Inference forward with a KV cache: ``ids`` (B, T) new tokens -> ``(logits (B, T, V),
@@ -503,7 +527,7 @@ def _decode(ids, params, config, kv_cache, attention_mask):
         seen, start = kv_cache["mask"], kv_cache["next_position"]
         past = list(zip(kv_cache["k"], kv_cache["v"], strict=True))
     # the new real tokens continue each row's count; padding takes the next row position
-    positions = start[:, None] + positions_from_mask(new)
+    positions = start[:, None] + _positions_from_mask(new)
     keys = np.concatenate([seen, new], axis=1)                      # (B, S): every key so far
     h, _ = _embed(ids, params, config, positions)
     extra = _attention_inputs(config, T, keys, positions, h.dtype)
