@@ -19,8 +19,8 @@ produced the same tokens (float32 rounding can flip a near-tie between ours and 
 and then times each in turn, ``--repeats`` times, reporting medians.
 
 Hugging Face's model is ``LlamaForCausalLM`` (or ``GPT2LMHeadModel``) built from the same
-configuration and loaded with our weights (:mod:`llmref.transformer.convert_llama`, or the
-GPT-2 name table below), run with its default attention and its own KV cache.  This is a
+configuration and loaded with our weights (:mod:`llmref.transformer.convert_llama` or
+:mod:`llmref.transformer.convert`), run with its default attention and its own KV cache.  This is a
 speed benchmark, not a test: it asserts nothing about time.
 """
 
@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from llmref.examples.benchmark_step import restart_with_blas_threads
-from llmref.transformer import convert_llama, generate, gpt
+from llmref.transformer import convert, convert_llama, generate, gpt
 from llmref.transformer.gpt import GPTConfig
 
 
@@ -50,27 +50,6 @@ def configuration(args) -> GPTConfig:
                      n_heads=args.heads, n_layers=args.layers, d_ff=args.d_ff)
 
 
-def gpt2_state(params: dict, torch) -> dict:
-    """Our GPT-2 tree under GPT2LMHeadModel's names (its Conv1D weights are (in, out) as
-    ours; the head is the tied token table)."""
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
-    state = {"transformer.wte.weight": t(params["wte"]["W"]),
-             "transformer.wpe.weight": t(params["wpe"]["W"]),
-             "transformer.ln_f.weight": t(params["ln_f"]["gamma"]),
-             "transformer.ln_f.bias": t(params["ln_f"]["beta"]),
-             "lm_head.weight": t(params["wte"]["W"])}
-    parts = {"ln_1": ("ln1",), "ln_2": ("ln2",), "attn.c_attn": ("attn", "qkv"),
-             "attn.c_proj": ("attn", "proj"), "mlp.c_fc": ("ffn", "fc"),
-             "mlp.c_proj": ("ffn", "proj")}
-    for i, block in enumerate(params["blocks"]):
-        for theirs, path in parts.items():
-            p = block[path[0]] if len(path) == 1 else block[path[0]][path[1]]
-            weight, bias = (p["gamma"], p["beta"]) if "gamma" in p else (p["W"], p["b"])
-            state[f"transformer.h.{i}.{theirs}.weight"] = t(weight)
-            state[f"transformer.h.{i}.{theirs}.bias"] = t(bias)
-    return state
-
-
 def hugging_face_model(config: GPTConfig, params: dict):
     import torch
     import transformers
@@ -83,14 +62,12 @@ def hugging_face_model(config: GPTConfig, params: dict):
         state = {k: torch.from_numpy(v)
                  for k, v in convert_llama.to_hf_llama(params, config).items()}
     else:
-        hf_config = transformers.GPT2Config(
-            vocab_size=config.vocab_size, n_positions=config.context_len,
-            n_embd=config.d_model, n_head=config.n_heads, n_layer=config.n_layers,
-            n_inner=config.d_ff, activation_function="gelu_new", resid_pdrop=0.0,
-            embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=0, bos_token_id=None,
-            eos_token_id=None)
+        hf_config = transformers.GPT2Config(**convert.config_to_hf_gpt2(config),
+                                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                            pad_token_id=0, bos_token_id=None,
+                                            eos_token_id=None)
         model = transformers.GPT2LMHeadModel(hf_config)
-        state = gpt2_state(params, torch)
+        state = {k: torch.from_numpy(v) for k, v in convert.to_hf_gpt2(params, config).items()}
     model.load_state_dict(state)
     return model.to(torch.float32).eval()
 
