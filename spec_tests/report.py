@@ -118,6 +118,11 @@ def failure_details(item, excinfo, impl) -> dict:
     else:
         message = ""
     lines = message.splitlines()
+    # pytest appends its own "assert ..." explanation to an assert's message: the message is
+    # what the test's author wrote for the reader, the rest repeats it
+    cut = next((i for i, ln in enumerate(lines) if i and ln.startswith("assert ")), None)
+    if cut is not None and isinstance(exc, AssertionError):
+        lines = lines[:cut]
     hints = [ln[len("hint: "):] for ln in lines if ln.startswith("hint: ")]
     body = [ln for ln in lines if not ln.startswith("hint: ")]
     function = raised_in

@@ -7,7 +7,6 @@ and torch are never imported in an unrelated project's test run.
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 import os
@@ -45,8 +44,12 @@ def _profiles(config) -> None:
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     database = DirectoryBasedExampleDatabase(str(plugin.status_dir() / "hypothesis"))
+    # no "explain" phase: it reruns a failing test hundreds of times to annotate the shrunk
+    # example ("# or any other generated value"), most of the time a learner waits for a
+    # failure report, for a note the report does not use
+    phases = [p for p in Phase if p is not Phase.explain]
     common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                  database=database)
+                  database=database, phases=phases)
     settings.register_profile("dev", max_examples=8, **common)
     settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True,
                               **{**common, "database": None})
@@ -54,7 +57,8 @@ def _profiles(config) -> None:
     # used by the meta-tests: fail fast and deterministically, skip shrinking
     settings.register_profile("catch", max_examples=8, derandomize=True, database=None,
                               phases=[Phase.explicit, Phase.generate],
-                              **{k: v for k, v in common.items() if k != "database"})
+                              **{k: v for k, v in common.items()
+                                 if k not in ("database", "phases")})
     if config.getoption("hypothesis_profile", None) is None:
         settings.load_profile(config.getoption("--llmspec-profile")
                               or os.environ.get(PROFILE_ENV) or "dev")
@@ -211,17 +215,13 @@ def selected_components(config):
 def _checks_errors(item) -> bool:
     """Whether the test's own source asserts that something raises (``pytest.raises``)."""
     from llmref.spec.harness import components
-    function = getattr(item, "function", None)
-    if function is None:
+    if getattr(item, "function", None) is None:
         return False
     try:
         path = inspect.getsourcefile(item.module)
     except (TypeError, AttributeError):
         return False
-    node = components._module_functions(path).get(getattr(item, "originalname", item.name))
-    return node is not None and any(
-        isinstance(n, ast.Attribute) and n.attr == "raises" and isinstance(n.value, ast.Name)
-        and n.value.id == "pytest" for n in ast.walk(node))
+    return components.raises_checked(path, getattr(item, "originalname", item.name))
 
 
 def _map_problem(item, graded, calls) -> str | None:

@@ -131,13 +131,22 @@ def inferred(path: str, function: str, params: dict, fixtures=()) -> tuple:
 
     ``params`` are the test's parametrized values; ``fixtures`` the names of the fixtures it
     uses (those defined in its module are read too)."""
+    text = tuple(sorted((k, v) for k, v in params.items() if isinstance(v, str)))
+    return _inferred(path, function, text, tuple(fixtures))
+
+
+@functools.cache
+def _inferred(path: str, function: str, params: tuple, fixtures: tuple) -> tuple:
     functions = _module_functions(path)
     node = functions.get(function)
     if node is None:
         return ()
-    env = {k: {v} for k, v in params.items() if isinstance(v, str)}
+    params = dict(params)
+    env = {k: {v} for k, v in params.items()}
     # the test's own fixture arguments may be called like impl (a fixture returning impl)
     callers = frozenset({IMPL, *(p for p in _params(node) if p not in params)})
+    # (non-string parameters are not in ``params`` here, so they count as callers too:
+    # harmless, a parameter value is never called with a component name)
     found = _strings(node, env, functions, callers, frozenset({function}))
     for name in fixtures:
         fixture = functions.get(name)
@@ -176,13 +185,30 @@ def of_item(item) -> tuple:
                     dict(callspec.params) if callspec else {}, item.fixturenames)
 
 
+#: test modules whose tests are generated for every component from ``llmref`` itself (so
+#: their source names none): always candidates
+EVERY_COMPONENT = ("test_contract",)
+
+
 def modules_for(selected) -> list:
     """Test modules (``llmref.spec.test_x``) whose source names one of ``selected`` in a
-    string: a cheap pre-selection (no import) before the exact one at collection."""
+    string, plus :data:`EVERY_COMPONENT`: a cheap pre-selection (no import) before the exact
+    one at collection."""
     from llmref.spec import plugin
     out = []
     for path in sorted(plugin.SPEC_DIR.glob("test_*.py")):
         text = path.read_text()
-        if any(f'"{n}' in text or f"'{n}" in text for n in selected):
+        if path.stem in EVERY_COMPONENT or any(f'"{n}' in text or f"'{n}" in text
+                                              for n in selected):
             out.append(plugin.module_name(path))
     return out
+
+
+@functools.cache
+def raises_checked(path: str, function: str) -> bool:
+    """Whether a test function's own source asserts that something raises
+    (``pytest.raises``)."""
+    node = _module_functions(path).get(function)
+    return node is not None and any(
+        isinstance(n, ast.Attribute) and n.attr == "raises" and isinstance(n.value, ast.Name)
+        and n.value.id == "pytest" for n in ast.walk(node))
