@@ -102,6 +102,7 @@ def main(argv=None) -> int:
                 "components/softmax/ has the anchors #softmax.forward and #softmax.backward")
 
         # filters on the claims page
+        page.goto(f"{base}/claims/")
         page.select_option("#f-verdict", "does not hold")
         shown = page.locator("div.claim:visible").count()
         expected = sum(1 for v in claims_json.get("claims", {}).values()

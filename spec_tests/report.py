@@ -256,14 +256,15 @@ class Report:
             if status == "failing":
                 what = f"{len(r.failed)} of {len(r.failed) + r.passed} tests fail"
             elif status == "started":
-                what = f"{r.passed} pass; to write: {', '.join(r.to_write)}"
+                what = f"{r.passed} pass; {_todo(name, r.to_write)}"
             elif status == "done":
-                what = f"{r.passed} tests pass"
+                what = f"{r.passed} tests pass" if r.passed != 1 else "1 test passes"
             elif status == "to do":
-                what = f"to write: {', '.join(r.to_write)}"
+                what = _todo(name, r.to_write)
             else:
                 what = "no test ran"
-            lesson = f"  (lesson {lessons[name]})" if name in lessons else ""
+            lesson = (f"  (lesson{'s' if ' ' in lessons[name] else ''} {lessons[name]})"
+                      if name in lessons else "")
             out.append(f"  {MARKS[status]} {name:<16} {status:<8} {what}{lesson}")
         return out
 
@@ -293,6 +294,21 @@ class Report:
             n += 1
             out += block(n, details, base)
         return out
+
+
+def _todo(name: str, functions: list, shown: int = 3) -> str:
+    """``to write: a, b, c +2 more; needs x.y`` (its own functions, then what its tests need
+    from other components)."""
+    own = [f for f in functions if f.startswith(name + ".")]
+    other = [f for f in functions if not f.startswith(name + ".")]
+    text = ""
+    if own:
+        text = "to write: " + ", ".join(own[:shown]) + (
+            f" +{len(own) - shown} more" if len(own) > shown else "")
+    if other:
+        text += ("; " if text else "") + "needs " + ", ".join(other[:shown]) + (
+            f" +{len(other) - shown} more" if len(other) > shown else "")
+    return text
 
 
 def _wrap(label: str, text: str, width: int = 100) -> list:
