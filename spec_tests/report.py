@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmref.spec import anchors
+from llmref.spec import anchors, plugin
 from llmref.spec.harness import components as comp
 from llmref.spec.harness.impl import NOT_IMPLEMENTED, RAISED_IN, where
 
@@ -112,7 +112,9 @@ def failure_details(item, excinfo, impl) -> dict:
         message = str(exc)
     elif exc is not None:
         place = where(exc, None if impl.is_reference else impl.name)
-        message = f"{type(exc).__name__}: {exc}\n  raised at {place}"
+        message = f"{type(exc).__name__}: {exc}"
+        if not plugin.in_spec(place.rpartition(":")[0]):      # not inside the suite's own code
+            message += f"\n  raised at {place}"
         if raised_in:
             message = f"{raised_in} raised {message}"
     else:
@@ -132,10 +134,13 @@ def failure_details(item, excinfo, impl) -> dict:
         if m and comp.component_of(m.group(1)):
             function = m.group(1)
     if function is None:
-        called = sorted(getattr(impl, "calls", ()))
+        # the one function of the test's component it called, or, of several, the backward
+        # for a gradient's failure and the forward otherwise
         owner = comp.owner(graded)
-        mine = [c for c in called if owner and c.startswith(owner + ".")]
-        function = mine[-1] if len(mine) == 1 else None
+        mine = sorted(c for c in getattr(impl, "calls", ()) if owner and c.startswith(owner + "."))
+        wants = "backward" if "gradient" in message.lower() else "forward"
+        pick = mine if len(mine) == 1 else [c for c in mine if c.endswith(wants)]
+        function = pick[0] if len(pick) == 1 else None
     owner = comp.owner(graded)
     claims = [m.args[0] for m in item.iter_markers("claim")]
     links = [anchors.function_page(function) if function else

@@ -270,8 +270,11 @@ def assert_same_tree(got, want, path: str = "params") -> None:
 
 def check_model_against_torch(impl, component: str, x, params, torch_fn: Callable, seed: int,
                               forward_kwargs=None, rounding_scale: float = 0.0) -> None:
-    """A component with a parameter tree: output, input gradient (float ``x`` only) and every
-    parameter gradient against float64 autograd of ``torch_fn(x_tensor, param_tensors)``.
+    """The forward output, the input gradient and every parameter gradient agree with float64
+    PyTorch autograd (a component with a parameter tree).
+
+    The oracle is ``torch_fn(x_tensor, param_tensors)``; ``x`` gets a gradient when it is a
+    float array.
 
     ``forward_kwargs`` go to the implementation's forward; ``torch_fn`` must apply the same
     options itself.
