@@ -13,6 +13,9 @@ selection can be made before anything runs:
   (``@pytest.mark.parametrize("name", ["softmax", "log_softmax"])``: each parametrized test
   grades its own), and through the arguments of the module's own helpers that receive
   ``impl`` (``_run_both(impl, "sgd", ...)`` follows into ``impl(f"{module}.init")``);
+- a name the test takes from its data resolves too: a loop over literal strings
+  (``for fn in ("weights.load", "weights.read_safetensors")``) and a row of a module-level
+  table of cases picked by a parameter (``function, args = CASES[case]``);
 - a fixture of the module that the test uses is read the same way;
 - ``@pytest.mark.component("a", "b")`` (also on a ``pytest.param``) states the set by hand
   where the source cannot tell (a table of cases), and replaces the inferred one.
@@ -126,27 +129,92 @@ def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset
     return found
 
 
-def inferred(path: str, function: str, params: dict, fixtures=()) -> tuple:
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _table_value(expr, raw: dict, module):
+    """``TABLE[param]`` or ``TABLE[param][0]``: the module's table entry for this test's
+    parameter value (None when the expression is not of that form)."""
+    if not isinstance(expr, ast.Subscript):
+        return None
+    if isinstance(expr.slice, ast.Constant) and isinstance(expr.value, ast.Subscript):
+        row = _table_value(expr.value, raw, module)
+        try:
+            return None if row is None else row[expr.slice.value]
+        except (IndexError, KeyError, TypeError):
+            return None
+    if isinstance(expr.value, ast.Name) and isinstance(expr.slice, ast.Name) \
+            and expr.slice.id in raw and module is not None:
+        table = getattr(module, expr.value.id, None)
+        try:
+            return table[raw[expr.slice.id]]
+        except (IndexError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _strings_of(value) -> set:
+    return {value} if isinstance(value, str) else set()
+
+
+def _bind(fn, env: dict, raw: dict, module) -> None:
+    """Bind names a test takes from its data: ``for fn in ("a.f", "a.g")`` and rows of a
+    module-level table of cases, ``function, args = CASES[case]``."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            it = node.iter
+            items = it.elts if isinstance(it, (ast.Tuple, ast.List)) else []
+            values = {e.value for e in items if isinstance(e, ast.Constant)
+                      and isinstance(e.value, str)}
+            if isinstance(it, ast.Name) and module is not None:
+                seq = getattr(module, it.id, None)
+                if isinstance(seq, (tuple, list)):
+                    values |= {v for v in seq if isinstance(v, str)}
+            if values:
+                env.setdefault(node.target.id, set()).update(values)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            row = _table_value(node.value, raw, module)
+            if row is None:
+                continue
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                env.setdefault(target.id, set()).update(_strings_of(row))
+            elif isinstance(target, ast.Tuple) and isinstance(row, (tuple, list)):
+                for t, v in zip(target.elts, row, strict=False):
+                    if isinstance(t, ast.Name):
+                        env.setdefault(t.id, set()).update(_strings_of(v))
+
+
+def inferred(path: str, function: str, params: dict, fixtures=(), module=None) -> tuple:
     """The components a test function grades, read from its source (teaching order).
 
     ``params`` are the test's parametrized values; ``fixtures`` the names of the fixtures it
-    uses (those defined in its module are read too)."""
-    text = tuple(sorted((k, v) for k, v in params.items() if isinstance(v, str)))
-    return _inferred(path, function, text, tuple(fixtures))
+    uses (those defined in its module are read too); ``module``, the test's module, lets a
+    row of a table of cases be looked up (``CASES[case]``)."""
+    raw = tuple(sorted(((k, v) for k, v in params.items() if _hashable(v)), key=lambda kv: kv[0]))
+    return _inferred(path, function, raw, tuple(fixtures),
+                     getattr(module, "__name__", None))
 
 
 @functools.cache
-def _inferred(path: str, function: str, params: tuple, fixtures: tuple) -> tuple:
+def _inferred(path: str, function: str, raw: tuple, fixtures: tuple,
+              module_name: str | None) -> tuple:
+    import sys
     functions = _module_functions(path)
     node = functions.get(function)
     if node is None:
         return ()
-    params = dict(params)
+    raw = dict(raw)
+    params = {k: v for k, v in raw.items() if isinstance(v, str)}
     env = {k: {v} for k, v in params.items()}
+    _bind(node, env, raw, sys.modules.get(module_name) if module_name else None)
     # the test's own fixture arguments may be called like impl (a fixture returning impl)
-    callers = frozenset({IMPL, *(p for p in _params(node) if p not in params)})
-    # (non-string parameters are not in ``params`` here, so they count as callers too:
-    # harmless, a parameter value is never called with a component name)
+    callers = frozenset({IMPL, *(p for p in _params(node) if p not in raw)})
     found = _strings(node, env, functions, callers, frozenset({function}))
     for name in fixtures:
         fixture = functions.get(name)
@@ -182,7 +250,8 @@ def of_item(item) -> tuple:
         return ()
     callspec = getattr(item, "callspec", None)
     return inferred(path, getattr(item, "originalname", function.__name__),
-                    dict(callspec.params) if callspec else {}, item.fixturenames)
+                    dict(callspec.params) if callspec else {}, item.fixturenames,
+                    getattr(item, "module", None))
 
 
 #: test modules whose tests are generated for every component from ``llmref`` itself (so
