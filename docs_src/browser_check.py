@@ -91,7 +91,18 @@ def main(argv=None) -> int:
         c.check(not missing and len(targets) > 40,
                 f"all {len(targets)} badge links resolve on the claims page (missing {missing})")
 
+        # the anchors llmspec check links to (llmref.spec.anchors): a claim inside its lesson
+        # paragraph and a component function's heading
+        page.goto(f"{base}/lessons/001/")
+        c.check(page.locator("[id='claim-L001-five-words']").count() == 1,
+                "lessons/001/#claim-L001-five-words marks the claim in its paragraph")
+        page.goto(f"{base}/components/softmax/")
+        c.check(page.locator("[id='softmax.forward']").count() == 1
+                and page.locator("[id='softmax.backward']").count() == 1,
+                "components/softmax/ has the anchors #softmax.forward and #softmax.backward")
+
         # filters on the claims page
+        page.goto(f"{base}/claims/")
         page.select_option("#f-verdict", "does not hold")
         shown = page.locator("div.claim:visible").count()
         expected = sum(1 for v in claims_json.get("claims", {}).values()

@@ -15,6 +15,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from llmref.spec import anchors  # the ids llmspec check links to: one scheme for both
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SRC = ROOT / "docs_src"
@@ -48,14 +50,13 @@ def _status() -> dict:
     return merged
 
 
-def _slug(cid: str) -> str:
-    return cid.lower()
-
-
-def badge(cid: str, entry: dict, status: dict, prefix: str) -> str:
+def badge(cid: str, entry: dict, status: dict, prefix: str, anchor: bool = False) -> str:
+    """A claim's badge, linking to its entry in the index; ``anchor``: the badge carries the
+    claim's id (on a lesson page, where ``lessons/NNN.md#claim-ID`` points at it)."""
     state = status["claims"].get(cid, {}).get("status", "not run")
-    return (f'[{cid}: {entry["verdict"]}, test {state}]({prefix}claims.md#{_slug(cid)})'
-            f'{{ .claim-badge .verdict-{VERDICT_CLASS[entry["verdict"]]} '
+    own_id = f"#{anchors.claim_id(cid)} " if anchor else ""
+    return (f'[{cid}: {entry["verdict"]}, test {state}]({prefix}{anchors.claim_page(cid)})'
+            f'{{ {own_id}.claim-badge .verdict-{VERDICT_CLASS[entry["verdict"]]} '
             f'.status-{state.replace(" ", "-")} }}')
 
 
@@ -104,7 +105,8 @@ def lesson_pages(claims: dict, status: dict) -> list:
             raise ValueError(f"docs_src/lessons/{src.name}: claims not placed {missing}, "
                              f"unknown {unknown}")
         text = re.sub(r"\{\{claim:([\w-]+)\}\}",
-                      lambda m: badge(m.group(1), claims[m.group(1)], status, "../"), text)
+                      lambda m: badge(m.group(1), claims[m.group(1)], status, "../",
+                                      anchor=True), text)
         counts = Counter(claims[c]["verdict"] for c in used)
         summary = ", ".join(f"{n} {v}" for v, n in counts.items())
         text += (f"\n\n---\n\nThis page retells lesson `{claims[used[0]]['lesson']}` in our own "
@@ -135,7 +137,7 @@ def claims_page(claims: dict, status: dict) -> None:
         st = status["claims"].get(cid, {})
         out += [f'<div class="claim" markdown="1" data-lesson="{e["lesson"][:3]}" '
                 f'data-verdict="{e["verdict"]}" data-components="{" ".join(e["components"])}">',
-                "", f"### {cid} {{ #{_slug(cid)} }}", "",
+                "", f"### {cid} {{ #{anchors.claim_id(cid)} }}", "",
                 f"{badge(cid, e, status, '')}", "",
                 f"**Lesson** [{e['lesson'][:3]}](lessons/{e['lesson'][:3]}.md), "
                 f"{e['where']}.", "", f"**Claim.** {e['claim']}", "",
@@ -166,7 +168,8 @@ def component_pages(claims: dict) -> list:
         for fname, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ != module.__name__ or fname.startswith("_"):
                 continue
-            out += [f"### `{fname}{inspect.signature(fn)}`", "",
+            out += [f"### `{fname}{inspect.signature(fn)}` "
+                    f"{{ #{anchors.function_id(f'{name}.{fname}')} }}", "",
                     rst_to_md(inspect.getdoc(fn) or ""), ""]
         users = sorted(f for f, text in tests_text.items()
                        if f'impl("{name}.' in text or f'"{name}"' in text)
@@ -174,7 +177,7 @@ def component_pages(claims: dict) -> list:
         out += ["## Tests", "", *(f"- `spec_tests/{f}`" for f in users), ""]
         if backed:
             out += ["## Claims it backs", "",
-                    *(f"- [{c}](../claims.md#{_slug(c)}): {claims[c]['verdict']}"
+                    *(f"- [{c}](../{anchors.claim_page(c)}): {claims[c]['verdict']}"
                       for c in backed), ""]
         out += ["## Source", "", '??? note "reference/' + name + '.py"', "", "    ```python",
                 *["    " + ln for ln in inspect.getsource(module).splitlines()], "    ```", ""]

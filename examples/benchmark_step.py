@@ -28,7 +28,6 @@ This is a speed benchmark, not a test: it asserts nothing about time.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import statistics
@@ -37,6 +36,7 @@ import time
 
 import numpy as np
 
+from llmref.examples import common
 from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
@@ -121,7 +121,7 @@ def nanogpt_state(params, torch) -> dict:
 
 
 def main(argv=None) -> float:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)

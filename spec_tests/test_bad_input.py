@@ -1,10 +1,18 @@
-"""Bad input gets a clear error: the right exception type, and a message that names the
-argument, what was expected and what was given."""
+"""The reference's own error messages: the right exception type, and a message that names
+the argument, what was expected and what was given, in the reference's exact words.
+
+This is the reference's test, not a learner's spec: the wording is ours to keep, and another
+implementation is graded only on the input contract (exception type, function and argument
+named) by ``test_contract.py`` with ``--llmspec-contract``.  So these tests skip for any
+implementation other than the reference (the ``reference_only`` marker).
+"""
 
 import numpy as np
 import pytest
 
 from llmref.transformer.gpt import GPTConfig
+
+pytestmark = [pytest.mark.contract, pytest.mark.reference_only]
 
 ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax", "silu"]
 X = np.zeros((2, 3))
