@@ -68,7 +68,22 @@ CASES = {
                            ValueError, ["'target'", "(2, 3)", "(3, 2)"]),
     "sinusoidal of a vector": ("sinusoidal.forward", (np.zeros(4),), {},
                                ValueError, ["'x'", "at least 2", "(4,)"]),
+    "sinusoidal table of no positions": ("sinusoidal.table", (0, 4), {},
+                                         ValueError, ["'seq_len'", "> 0", "0"]),
+    "sinusoidal table of a float width": ("sinusoidal.table", (3, 4.0), {},
+                                          TypeError, ["'d_model'", "an int", "4.0"]),
+    "sinusoidal table of a float length": ("sinusoidal.table", (3.0, 4), {},
+                                           TypeError, ["'seq_len'", "an int", "3.0"]),
+    "sinusoidal base zero": ("sinusoidal.table", (3, 4), {"base": 0.0},
+                             ValueError, ["'base'", "> 0", "0.0"]),
+    "positions without a table": ("positional.forward", (2, {}), {},
+                                  ValueError, ["'params'", "missing", "W"]),
 }
+for _name, _call in (("softmax", "softmax.forward"), ("log_softmax", "log_softmax.forward"),
+                     ("rms norm", "rms_norm.forward")):
+    CASES[f"{_name} of a 0-d array"] = (
+        _call, (np.array(1.0),) + (({"gamma": np.ones(1)},) if "rms" in _call else ()), {},
+        ValueError, ["'x'", "at least 1", "()"])
 
 RNG = np.random.default_rng(0)
 Q = RNG.standard_normal((2, 1, 3, 4))
@@ -133,6 +148,7 @@ def test_bad_input_is_rejected_clearly(impl, case):
     with pytest.raises(error) as info:
         impl(function)(*args, **kwargs)
     message = str(info.value)
+    assert message.startswith(f"{function}: "), f"{message!r} does not start with {function}:"
     missing = [n for n in needles if n not in message]
     assert not missing, f"the {error.__name__} message {message!r} does not mention {missing}"
 
@@ -164,6 +180,7 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
     with pytest.raises(ValueError) as info:
         impl(f"{component}.backward")(wrong, cache)
     message = str(info.value)
+    assert message.startswith(f"{component}.backward: "), message
     assert any(f"'{name}'" in message for name in ("dout", "dloss", "dlogits")), message
     assert str(np.shape(out)) in message and str(wrong.shape) in message, message
 
@@ -172,7 +189,7 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
 def test_backward_rejects_nan_upstream(impl, component):
     args, kwargs = FORWARDS[component]
     out, cache = impl(f"{component}.forward")(*args, **kwargs)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=rf"^{component}\.backward: .*NaN"):
         impl(f"{component}.backward")(np.full(np.shape(out), np.nan), cache)
 
 

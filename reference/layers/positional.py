@@ -34,4 +34,6 @@ def forward(seq_len: int, params: dict):
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (T, C) -> ``{"W": dW (T_max, C)}``; rows past T get zero gradient."""
+    positions, w_shape, _ = cache
+    _checks.dout_like("positional.backward", dout, positions.shape + (w_shape[1],))
     return embedding.backward(dout, cache)

@@ -6,6 +6,8 @@ r"""Gradient clipping by global norm (``torch.nn.utils.clip_grad_norm_``).
 
 Every gradient is scaled by the same factor, so the update keeps its direction and only its
 length is capped at ``max_norm`` (the 1e-6 guards against a zero norm, as in PyTorch).
+At the edges: all-zero gradients come back unchanged (factor 1, norm 0); a norm equal to
+``max_norm`` is scaled by ``max_norm / (max_norm + 1e-6)``, just under 1, as in PyTorch.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ batches of ``batch_size`` (the last one may be smaller).  Each batch is split in
 ``micro_batches`` parts whose gradients are accumulated (:mod:`reference.accumulate`), then
 optionally clipped (:mod:`reference.clip`), then handed to the optimizer with the learning
 rate of the schedule at that step.
+
+At the edges: parts differ in size by at most one example when ``micro_batches`` does not
+divide a batch, and each part weighs the same in the mean (as in :mod:`reference.accumulate`);
+a last batch with fewer examples than ``micro_batches`` is split into one-example parts (no
+part is ever empty).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
     history, step, start = [], 0, time.perf_counter()
     for epoch in range(epochs):
         for batch in epoch_batches(len(inputs), batch_size, rng):
-            parts = np.array_split(batch, micro_batches)
+            parts = np.array_split(batch, min(micro_batches, len(batch)))
             loss, grads = accumulate.loss_and_grads(
                 lambda idx, p=params: loss_and_grads(inputs[idx], targets[idx], p), parts)
             if max_grad_norm is None:

@@ -9,6 +9,9 @@ next one.  Greedy decoding takes ``argmax z``.  Sampling draws from
 A temperature ``tau < 1`` sharpens the distribution (as ``tau -> 0`` it puts all its mass on
 the argmax); ``tau > 1`` flattens it.  The generator is seeded, so the same seed gives the
 same text.
+
+Ties: top-k keeps exactly ``k`` tokens; among logits equal to the ``k``-th largest it keeps the
+lowest token ids.  Greedy decoding takes the lowest id among tied maxima (``np.argmax``).
 """
 
 from __future__ import annotations
