@@ -135,6 +135,44 @@ CASES.update({
         "block.forward", (np.zeros((1, 2, 6)), {k: v for k, v in BLOCK.items() if k != "ln2"}, 2),
         {}, ValueError, ["'params'", "missing", "ln2"]),
 })
+_RNG = np.random.default_rng(0)
+_IDS = np.zeros((4, 3), dtype=np.int64)
+
+
+def _lg(x, y, p):
+    return 0.0, {"w": np.zeros(2)}
+
+
+CASES.update({
+    "an epoch of no examples": ("train.epoch_batches", (0, 4, _RNG), {},
+                                ValueError, ["'n_examples'", "> 0", "0"]),
+    "a batch size that is not an int": ("train.epoch_batches", (10, 2.0, _RNG), {},
+                                        TypeError, ["'batch_size'", "an int", "2.0"]),
+    "inputs and targets of different lengths": (
+        "train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(3)),
+        {"epochs": 1, "batch_size": 2, "optimizer": None, "lr": 0.1},
+        ValueError, ["'inputs' and 'targets'", "same number", "4 and 3"]),
+    "fewer examples per batch than micro-batches": (
+        "train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+        {"epochs": 1, "batch_size": 2, "micro_batches": 3, "optimizer": None, "lr": 0.1},
+        ValueError, ["'batch_size'", ">= micro_batches = 3", "got 2"]),
+    "zero epochs": ("train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+                    {"epochs": 0, "batch_size": 2, "optimizer": None, "lr": 0.1},
+                    ValueError, ["'epochs'", "> 0", "0"]),
+    "micro-batches not an int": ("train.train",
+                                 ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+                                 {"epochs": 1, "batch_size": 2, "micro_batches": 1.5,
+                                  "optimizer": None, "lr": 0.1},
+                                 TypeError, ["'micro_batches'", "an int", "1.5"]),
+    "no micro-batches to accumulate": ("accumulate.loss_and_grads", (_lg, []), {},
+                                       ValueError, ["'micro_batches'", "must not be empty"]),
+    "checkpoint segments of size 0": ("checkpoint.loss_and_grads",
+                                      (_IDS, _IDS, GPT, CONFIG, 0), {},
+                                      ValueError, ["'segment_size'", "> 0", "0"]),
+    "checkpoint segments of a float size": ("checkpoint.loss_and_grads",
+                                            (_IDS, _IDS, GPT, CONFIG, 2.0), {},
+                                            TypeError, ["'segment_size'", "an int", "2.0"]),
+})
 for _name in ACTIVATIONS:
     CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
                                      TypeError, ["'x'", "floating-point", "int64"])

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
-from llmref.transformer.gpt import GPTConfig
 from llmref.spec.harness.tolerances import F64, assert_close
+from llmref.transformer.gpt import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=17, context_len=6, d_model=8, n_heads=2, n_layers=2)
 #: a context of two tokens: the window slides from the second new token on

@@ -377,7 +377,7 @@ def test_ppo_train_adapts_beta_towards_the_kl_target(impl):
     r = np.array([1.0, -1.0, 0.5, 0.0])
     kwargs = dict(iterations=6, batch_size=32, beta=0.05, kl_target=1e-3, kl_horizon=50,
                   lr=0.1, epochs=2, minibatch_size=32, seed=0)
-    _, history = impl("rlhf.ppo_train")({"Z": ref["Z"].copy()}, ref,
+    _, history = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref,
                                         lambda tokens: r[tokens[:, 0]], **kwargs)
     update = impl("ppo.adaptive_kl_update")
     for before, after in zip(history[:-1], history[1:], strict=True):
@@ -401,11 +401,11 @@ def test_ppo_train_options(impl):
     kwargs = dict(iterations=8, batch_size=50, length=3, beta=0.01, epochs=3,
                   minibatch_size=16, clip_eps=0.1, lr=0.05, value_lr=0.5, gamma=0.9,
                   lam=0.5, seed=2)
-    policy, history = impl("rlhf.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
+    policy, history = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
                                              log=lines.append, log_every=2, **kwargs)
     assert len(history) == 8 and len(lines) == 4
     assert np.mean([h["score"] for h in history[-3:]]) > history[0]["score"]
-    stopped, _ = impl("rlhf.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
+    stopped, _ = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
                                         early_stop_kl=1e-9, **kwargs)
     moved = np.abs(policy["Z"] - ref["Z"]).sum()
     assert 0 < np.abs(stopped["Z"] - ref["Z"]).sum() < moved

@@ -134,6 +134,32 @@ def test_training_loop_follows_the_schedule_and_clips(impl):
     assert_close(params["w"], w, F64, name="parameters after two epochs")
 
 
+def test_defaults_of_the_loop_and_the_memory_calculator(impl):
+    """The documented defaults: train runs one micro-batch per batch (the whole batch goes to
+    loss_and_grads), never logs, does not clip (the norm is still reported) and accepts a
+    batch exactly as large as micro_batches; training_bytes counts AdamW, 4-byte parameters,
+    activations at the parameters' item size and no master copy."""
+    calls, lines = [], []
+
+    def lg(x, y, p):
+        calls.append(len(x))
+        return 0.5 * float(np.sum(p["w"] ** 2)), {"w": p["w"] * 100.0}
+
+    _, history = impl("train.train")({"w": np.ones(2)}, lg, np.zeros((6, 1)), np.zeros(6),
+                                     epochs=1, batch_size=3, optimizer=_module(impl, "sgd"),
+                                     lr=0.01, log=lines.append)
+    assert calls == [3, 3] and lines == []
+    assert history[0]["grad_norm"] == np.sqrt(2) * 100.0           # not clipped
+    _, history = impl("train.train")({"w": np.ones(2)}, lg, np.zeros((6, 1)), np.zeros(6),
+                                     epochs=1, batch_size=2, micro_batches=2,
+                                     optimizer=_module(impl, "sgd"), lr=0.01)
+    assert len(history) == 3
+    config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=3)
+    assert impl("memory.training_bytes")(config, 2, 16) == impl("memory.training_bytes")(
+        config, 2, 16, optimizer="adamw", param_bytes=4, activation_itemsize=4,
+        master_weights=False)
+
+
 def test_training_bytes_options(impl):
     """Every option of the memory calculator against its closed form: bytes per parameter
     for the compute copy and the gradients, 0/1/2 float32 optimizer states per parameter,

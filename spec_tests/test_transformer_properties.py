@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import check_model_against_torch
 from llmref.spec.harness.oracles import numerical_vjp
 from llmref.spec.harness.tolerances import F64, FD, assert_close, assert_grads_close
 from llmref.transformer.gpt import GPTConfig
-from llmref.spec.harness.checks import check_model_against_torch
 
 
 def _input_gradient_at(impl, component, x, params, position, seed, **kwargs):

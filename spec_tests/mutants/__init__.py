@@ -5,8 +5,8 @@ Every entry of :data:`CATALOGUE` is one bug in one component: a wrong sign, a mi
 a backward pass, an off-by-one, a wrong axis, a wrong constant, a step in the wrong order, a
 flag that is ignored.  Most are written as exact text edits of the reference's source
 (:mod:`llmref.spec.mutants.build` applies them); a few are hand-written modules in this
-package.  Each names the test (a pytest node id relative to the suite's folder, ``spec_tests/``) that
-fails on it.
+package.  Each names the test (a pytest node id relative to the suite's folder,
+``spec_tests/``) that fails on it.
 
 ``python -m llmref.spec.mutants`` runs each mutant's test against it and reports survivors;
 ``llmref.spec.test_meta`` fails if any survives, and checks that every edit still applies
@@ -378,7 +378,7 @@ CATALOGUE = {
         "test_rlhf.py::test_bigram_policy_samples_follow_its_probabilities",
         ("        prev = tokens[:, t]\n", "")),
     "rlhf_beta_never_adapted": _m(
-        "rlhf", "rlhf", "with a KL target, the adapted beta is computed and thrown away",
+        "rlhf", "rlhf_loop", "with a KL target, the adapted beta is computed and thrown away",
         "test_rlhf.py::test_ppo_train_adapts_beta_towards_the_kl_target",
         ("beta = ppo.adaptive_kl_update(", "ppo.adaptive_kl_update(")),
 }

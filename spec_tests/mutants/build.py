@@ -56,7 +56,7 @@ def mutated_source(name: str, mutant) -> str:
 
 
 def install(name: str, mutant) -> str:
-    """Build the mutant's implementation and return the module name to pass to ``--llmspec-impl``."""
+    """Build the mutant's implementation; returns the module name for ``--llmspec-impl``."""
     if mutant.module is not None:
         return mutant.module
     impl_name = PREFIX + name

@@ -45,10 +45,12 @@ GROUPS = {
     "training": (["accumulate", "checkpoint", "train", "memory"], ["test_training.py"]),
     "mixed_precision": (["mixed_precision"], ["test_mixed_precision.py"]),
     "rlhf": (["preference", "dpo", "reward_model", "kl", "gae", "ppo", "bigram_policy",
-              "rlhf"], ["test_rlhf.py", "test_params.py"]),
+              "rlhf_loop"], ["test_rlhf.py", "test_params.py"]),
     "accounting": (["flops"], ["test_flops.py"]),
     "tokenizers": (["bpe", "word_tokenizer"], ["test_tokenizers.py"]),
     "params": (["params"], ["test_params.py"]),
+    "weights": (["weights", "convert"], ["test_weights.py", "test_convert.py"]),
+    "gpt2_tokenizer": (["gpt2_tokenizer"], ["test_gpt2_tokenizer.py"]),
 }
 
 
@@ -162,7 +164,7 @@ def survivors(group: str) -> list:
     out = []
     for block in text.split("\n## ")[1:]:
         name = block.split()[0]
-        component = name.split(".")[1]
+        component = name.rsplit(".", 1)[0].split(".")[-1]      # llmref.layers.gelu.x_f...
         body = [line for line in block.splitlines() if line[:1] in (" ", "-", "+")
                 and not line.startswith(("---", "+++"))]
         first = next(i for i, line in enumerate(body) if line[0] in "-+")
