@@ -216,8 +216,9 @@ def test_checkpointed_gradients_are_identical(impl, segment):
 def test_checkpoint_memory_follows_boundaries_plus_one_segment(impl):
     """Measured peak activation bytes for 16 blocks and segment sizes 1..16 fit
     peak(k) = top + (16/k - 1) * b + k * c exactly, with b the bytes of one boundary
-    (B * T * C * 8) and c, top fitted from k = 16 and k = 8.  Each block caches
-    r = c / b ~ 22 times its input, so the best k is sqrt(16 / r) < 1, i.e. k = 1 (not
+    (B * T * C * 8) and c, top fitted from k = 16 and k = 8; with k = 16 the peak is the
+    plain run's activations (measured by plain_activation_bytes) plus one boundary.  Each
+    block caches r = c / b ~ 22 times its input, so the best k is sqrt(16 / r) < 1, i.e. k = 1 (not
     sqrt(16) = 4, which needs r = 1); the FLOP cost is one extra forward of every block."""
     L = 16
     config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=L)
@@ -226,6 +227,9 @@ def test_checkpoint_memory_follows_boundaries_plus_one_segment(impl):
     peaks = {k: impl("checkpoint.loss_and_grads")(ids, targets, params, config, k)[2]
              for k in (1, 2, 4, 8, 16)}
     b = 4 * 16 * 16 * 8
+    # one segment of all 16 blocks holds what the plain run holds, plus its one boundary
+    plain = impl("checkpoint.plain_activation_bytes")(ids, targets, params, config)
+    assert peaks[16]["peak_activation_bytes"] == plain + b
     c = (peaks[16]["peak_activation_bytes"] - peaks[8]["peak_activation_bytes"] + b) // 8
     top = peaks[16]["peak_activation_bytes"] - 16 * c
     for k, stats in peaks.items():
