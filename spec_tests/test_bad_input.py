@@ -178,6 +178,10 @@ CASES.update({
     "a training step in an unknown format": ("mixed_precision.train_step",
                                              ({}, None, None, None, None), {"dtype": "int8"},
                                              ValueError, ["'dtype'", "bfloat16", "'int8'"]),
+    "micro-batch gradients of different structures": (
+        "accumulate.loss_and_grads",
+        (lambda batch: (0.0, {"w": np.zeros(2)} if batch else {"w": np.zeros(2), "b": np.zeros(1)}),
+         [0, 1]), {}, ValueError, ["keys", "'b'", "'w'"]),
     "no micro-batches to accumulate": ("accumulate.loss_and_grads", (_lg, []), {},
                                        ValueError, ["'micro_batches'", "must not be empty"]),
     "checkpoint segments of size 0": ("checkpoint.loss_and_grads",

@@ -88,13 +88,23 @@ def test_training_loop_sees_every_example_once_per_epoch_in_a_seeded_order(impl)
 
 
 def test_training_loop_logs_progress(impl):
+    """A line after every log_every-th step (steps 2 and 4 of 4, then 2, 4, 6, 8 over two
+    epochs), naming the epoch out of all, the step, the loss and the learning rate of that
+    step, and a positive speed in steps per second."""
+    import re
+
     ids, targets = _data(2, 8)
     lines = []
-    impl("train.train")(hp.random_gpt(TINY, np.random.default_rng(2)),
-                        lambda x, y, p: impl("gpt.loss_and_grads")(x, y, p, TINY), ids, targets,
-                        epochs=1, batch_size=2, optimizer=_module(impl, "sgd"), lr=0.1,
-                        log_every=2, log=lines.append)
-    assert len(lines) == 2 and "loss" in lines[0] and "steps/s" in lines[0]
+    _, history = impl("train.train")(
+        hp.random_gpt(TINY, np.random.default_rng(2)),
+        lambda x, y, p: impl("gpt.loss_and_grads")(x, y, p, TINY), ids, targets, epochs=2,
+        batch_size=2, optimizer=_module(impl, "sgd"), lr=0.1, log_every=2, log=lines.append)
+    assert len(lines) == 4
+    for line, step, epoch in zip(lines, (2, 4, 6, 8), (1, 1, 2, 2), strict=True):
+        assert line.startswith(f"epoch {epoch}/2  step {step}  "), line
+        assert f"loss {history[step - 1]['loss']:.4f}" in line, line
+        speed = float(re.search(r"([0-9.]+) steps/s", line).group(1))
+        assert speed > 0, line
 
 
 def test_training_loop_follows_the_schedule_and_clips(impl):
