@@ -101,3 +101,26 @@ def test_tree_helpers(impl):
     with pytest.raises(ValueError, match=r"test: grads\['blocks\.1\.g'\] holds NaN or inf"):
         impl("params.check_finite")("test", "grads", bad)
     impl("params.check_finite")("test", "grads", tree)        # finite: no error
+
+
+def test_documented_defaults(impl):
+    """Defaults the docstrings state: learned positions and token embeddings N(0, 0.02^2),
+    the sinusoidal base 10000 (table and forward), linear layers with a bias."""
+    rng = np.random.default_rng(4)
+    _std_close(impl("positional.init")(400, 64, rng)["W"], 0.02, "positions default")
+    _std_close(impl("embedding.init")(400, 64, rng)["W"], 0.02, "embedding default")
+    table = impl("sinusoidal.table")(12, 8)
+    np.testing.assert_array_equal(table, impl("sinusoidal.table")(12, 8, 10000.0))
+    x = np.zeros((1, 12, 8))
+    np.testing.assert_array_equal(impl("sinusoidal.forward")(x)[0][0], table)
+    assert "b" in impl("linear.init")(3, 2, rng)
+
+
+def test_held_bytes_walks_dicts_lists_and_views(impl):
+    """Distinct buffers reachable through dicts, lists and tuples count once each (a view
+    counts with the array it views), and buffers behind the excluded arrays not at all."""
+    x, y = np.zeros((4, 8)), np.ones(16)
+    held = impl("checkpoint.held_bytes")({"a": x, "b": [x[:2], (y, y.reshape(4, 4))]},
+                                         exclude=[y[:3]])
+    assert held == x.nbytes
+    assert impl("checkpoint.held_bytes")({"a": x}, [y]) == x.nbytes + y.nbytes
