@@ -2,7 +2,8 @@
 file and the reference's own docstrings, and vendor MathJax, before every build.
 
 Generated (not committed): docs/index.md, docs/claims.md, docs/lessons/*.md,
-docs/components/*.md, docs/javascripts/mathjax/.  Hand-written sources live in docs_src/.
+docs/components/*.md, docs/mutation.md, docs/javascripts/mathjax/.  Hand-written sources
+live in docs_src/.
 """
 
 from __future__ import annotations
@@ -207,6 +208,15 @@ def index_page(claims: dict, status: dict) -> None:
     (DOCS / "index.md").write_text(text.replace("{{last_run}}", run))
 
 
+def mutation_page() -> None:
+    """docs/mutation.md: the hand-written record of the last mutation run, with the current
+    catalogue of mutants (and the test that catches each) filled in."""
+    from llmref.spec.mutants.__main__ import table
+
+    text = (SRC / "mutation.md").read_text()
+    (DOCS / "mutation.md").write_text(text.replace("{{mutant_catalogue}}", table()))
+
+
 def vendor_mathjax() -> None:
     source = SRC / "node_modules" / "mathjax" / "es5"
     target = DOCS / "javascripts" / "mathjax"
@@ -239,3 +249,4 @@ def on_pre_build(config, **kwargs):
     component_pages(claims)
     claims_page(claims, status)
     index_page(claims, status)
+    mutation_page()

@@ -76,7 +76,22 @@ CASES = {
                            ValueError, ["'target'", "(2, 3)", "(3, 2)"]),
     "sinusoidal of a vector": ("sinusoidal.forward", (np.zeros(4),), {},
                                ValueError, ["'x'", "at least 2", "(4,)"]),
+    "sinusoidal table of no positions": ("sinusoidal.table", (0, 4), {},
+                                         ValueError, ["'seq_len'", "> 0", "0"]),
+    "sinusoidal table of a float width": ("sinusoidal.table", (3, 4.0), {},
+                                          TypeError, ["'d_model'", "an int", "4.0"]),
+    "sinusoidal table of a float length": ("sinusoidal.table", (3.0, 4), {},
+                                           TypeError, ["'seq_len'", "an int", "3.0"]),
+    "sinusoidal base zero": ("sinusoidal.table", (3, 4), {"base": 0.0},
+                             ValueError, ["'base'", "> 0", "0.0"]),
+    "positions without a table": ("positional.forward", (2, {}), {},
+                                  ValueError, ["'params'", "missing", "W"]),
 }
+for _name, _call in (("softmax", "softmax.forward"), ("log_softmax", "log_softmax.forward"),
+                     ("rms norm", "rms_norm.forward")):
+    CASES[f"{_name} of a 0-d array"] = (
+        _call, (np.array(1.0),) + (({"gamma": np.ones(1)},) if "rms" in _call else ()), {},
+        ValueError, ["'x'", "at least 1", "()"])
 
 RNG = np.random.default_rng(0)
 Q = RNG.standard_normal((2, 1, 3, 4))
@@ -169,6 +184,75 @@ CASES.update({
         "block.forward", (np.zeros((1, 2, 6)), {k: v for k, v in BLOCK.items() if k != "ln2"}, 2),
         {}, ValueError, ["'params'", "missing", "ln2"]),
 })
+_RNG = np.random.default_rng(0)
+_IDS = np.zeros((4, 3), dtype=np.int64)
+
+
+def _lg(x, y, p):
+    return 0.0, {"w": np.zeros(2)}
+
+
+CASES.update({
+    "an epoch of no examples": ("train.epoch_batches", (0, 4, _RNG), {},
+                                ValueError, ["'n_examples'", "> 0", "0"]),
+    "a batch size that is not an int": ("train.epoch_batches", (10, 2.0, _RNG), {},
+                                        TypeError, ["'batch_size'", "an int", "2.0"]),
+    "inputs and targets of different lengths": (
+        "train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(3)),
+        {"epochs": 1, "batch_size": 2, "optimizer": None, "lr": 0.1},
+        ValueError, ["'inputs' and 'targets'", "same number", "4 and 3"]),
+    "fewer examples per batch than micro-batches": (
+        "train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+        {"epochs": 1, "batch_size": 2, "micro_batches": 3, "optimizer": None, "lr": 0.1},
+        ValueError, ["'batch_size'", ">= micro_batches = 3", "got 2"]),
+    "zero epochs": ("train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+                    {"epochs": 0, "batch_size": 2, "optimizer": None, "lr": 0.1},
+                    ValueError, ["'epochs'", "> 0", "0"]),
+    "micro-batches not an int": ("train.train",
+                                 ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+                                 {"epochs": 1, "batch_size": 2, "micro_batches": 1.5,
+                                  "optimizer": None, "lr": 0.1},
+                                 TypeError, ["'micro_batches'", "an int", "1.5"]),
+    "a loss scale that cannot grow": ("mixed_precision.scaler_init", (), {"growth_factor": 1.0},
+                                      ValueError, ["'growth_factor'", "> 1", "1.0"]),
+    "a back-off of 0": ("mixed_precision.scaler_init", (), {"backoff_factor": 0.0},
+                        ValueError, ["'backoff_factor'", "(0, 1)", "0.0"]),
+    "a back-off of 1": ("mixed_precision.scaler_init", (), {"backoff_factor": 1.0},
+                        ValueError, ["'backoff_factor'", "(0, 1)", "1.0"]),
+    "a growth interval that is not an int": ("mixed_precision.scaler_init", (),
+                                             {"growth_interval": 2.5},
+                                             TypeError, ["'growth_interval'", "an int", "2.5"]),
+    "an unknown compute format": ("mixed_precision.cast", (np.zeros(2), "float8"), {},
+                                  ValueError, ["'dtype'", "float16", "'float8'"]),
+    "a training step in an unknown format": ("mixed_precision.train_step",
+                                             ({}, None, None, None, None), {"dtype": "int8"},
+                                             ValueError, ["'dtype'", "bfloat16", "'int8'"]),
+    "micro-batch gradients of different structures": (
+        "accumulate.loss_and_grads",
+        (lambda batch: (0.0, {"w": np.zeros(2)} if batch else {"w": np.zeros(2), "b": np.zeros(1)}),
+         [0, 1]), {}, ValueError, ["keys", "'b'", "'w'"]),
+    "an embedding table of no rows": ("embedding.init", (0, 4, _RNG), {},
+                                      ValueError, ["'vocab_size'", "> 0", "0"]),
+    "an embedding width that is not an int": ("embedding.init", (5, 2.5, _RNG), {},
+                                              TypeError, ["'d_model'", "an int", "2.5"]),
+    "a linear layer of no inputs": ("linear.init", (0, 3, _RNG), {},
+                                    ValueError, ["'d_in'", "> 0", "0"]),
+    "a linear layer of no outputs": ("linear.init", (3, 0, _RNG), {},
+                                     ValueError, ["'d_out'", "> 0", "0"]),
+    "a layer norm of width 0": ("layer_norm.init", (0,), {}, ValueError,
+                                ["'d_model'", "> 0", "0"]),
+    "an RMSNorm of width 0": ("rms_norm.init", (0,), {}, ValueError, ["'d_model'", "> 0", "0"]),
+    "a bigram policy of no tokens": ("bigram_policy.init", (0, _RNG), {},
+                                     ValueError, ["'vocab_size'", "> 0", "0"]),
+    "no micro-batches to accumulate": ("accumulate.loss_and_grads", (_lg, []), {},
+                                       ValueError, ["'micro_batches'", "must not be empty"]),
+    "checkpoint segments of size 0": ("checkpoint.loss_and_grads",
+                                      (_IDS, _IDS, GPT, CONFIG, 0), {},
+                                      ValueError, ["'segment_size'", "> 0", "0"]),
+    "checkpoint segments of a float size": ("checkpoint.loss_and_grads",
+                                            (_IDS, _IDS, GPT, CONFIG, 2.0), {},
+                                            TypeError, ["'segment_size'", "an int", "2.0"]),
+})
 for _name in ACTIVATIONS:
     CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
                                      TypeError, ["'x'", "floating-point", "int64"])
@@ -182,6 +266,7 @@ def test_bad_input_is_rejected_clearly(impl, case):
     with pytest.raises(error) as info:
         impl(function)(*args, **kwargs)
     message = str(info.value)
+    assert message.startswith(f"{function}: "), f"{message!r} does not start with {function}:"
     missing = [n for n in needles if n not in message]
     assert not missing, f"the {error.__name__} message {message!r} does not mention {missing}"
 
@@ -218,6 +303,7 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
     with pytest.raises(ValueError) as info:
         impl(f"{component}.backward")(wrong, cache)
     message = str(info.value)
+    assert message.startswith(f"{component}.backward: "), message
     assert any(f"'{name}'" in message for name in ("dout", "dloss", "dlogits")), message
     assert str(np.shape(out)) in message and str(wrong.shape) in message, message
 
@@ -226,7 +312,7 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
 def test_backward_rejects_nan_upstream(impl, component):
     args, kwargs = FORWARDS[component]
     out, cache = impl(f"{component}.forward")(*args, **kwargs)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=rf"^{component}\.backward: .*NaN"):
         impl(f"{component}.backward")(np.full(np.shape(out), np.nan), cache)
 
 

@@ -44,3 +44,4 @@ def test_map_tree_keeps_the_structure(impl, widths, seed):
     for key in flat:
         np.testing.assert_array_equal(flat_doubled[key], 2 * flat[key])
     assert isinstance(doubled["blocks"], list) and len(doubled["blocks"]) == len(widths)
+

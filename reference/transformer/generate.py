@@ -27,6 +27,8 @@ The rest can be skipped on a first reading.
   position (:func:`reference.gpt.decode`); the tokens are the same as without the cache.
   Past the context length the window slides, which changes every position, so those steps
   rerun the whole window.
+- Ties: top-k keeps exactly `k` tokens; among logits equal to the `k`-th largest it keeps the
+  lowest token ids.  Greedy decoding takes the lowest id among tied maxima (`np.argmax`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from llmref.spec.harness.tolerances import (
     FD,
     FD_STEP,
     assert_close,
+    assert_grads_close,
     compare,
     grad_errors,
     grads_message,
@@ -224,19 +225,31 @@ def _finite_difference_hint(component, inputs, to_args, upstream, grads, numeric
 
 
 def check_float32_forward(impl, component: str, inputs: dict, to_args: Callable,
-                          torch_fn: Callable) -> None:
-    """On float32 inputs the forward stays float32 and agrees with the float64 oracle run on
-    the same (float32-rounded) inputs, so only float32 arithmetic is measured."""
+                          torch_fn: Callable, rounding_scale: float = 0.0) -> None:
+    """On float32 inputs the forward's output and, for a float32 upstream gradient, every
+    gradient stay float32 and agree with the float64 oracle run on the same (float32-rounded)
+    inputs and upstream, so only float32 arithmetic is measured.  ``rounding_scale`` raises
+    the tolerance floor for an ill-conditioned input, as in :func:`check_against_torch`."""
     inputs32 = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64
                 else v for k, v in inputs.items()}
     expected, _ = oracles.torch_vjp(torch_fn, inputs32, None)
     args, kwargs = to_args(inputs32)
-    out, _ = _fn(impl, component, "forward")(*args, **kwargs)
+    out, cache = _fn(impl, component, "forward")(*args, **kwargs)
     assert np.asarray(out).dtype == np.float32, (
         f"{_name(component, 'forward')}: float32 input gave a {np.asarray(out).dtype} output\n"
         f"hint: the dtype rule is float32 in, float32 out (compute in the input's dtype; a "
         f"float64 constant array or np.float64 scalar in the formula upcasts)")
-    assert_close(out, expected, F32, name=f"{_name(component, 'forward')}: float32 output")
+    assert_close(out, expected, F32, name=f"{_name(component, 'forward')}: float32 output",
+                 reference_scale=rounding_scale)
+    upstream = oracles.random_upstream(np.random.default_rng(0), expected.shape)
+    upstream = upstream.astype(np.float32)
+    _, expected_grads = oracles.torch_vjp(torch_fn, inputs32, upstream.astype(np.float64))
+    grads = _fn(impl, component, "backward")(upstream, cache)
+    for name, g in grads.items():
+        assert np.asarray(g).dtype == np.float32, (
+            f"{component}.backward on float32 input and upstream returned gradient {name!r} "
+            f"of dtype {np.asarray(g).dtype}")
+    assert_grads_close(grads, expected_grads, F32, upstream * max(1.0, rounding_scale))
 
 
 def flatten(tree, prefix: str = "", keep_tuples: bool = False) -> dict:
