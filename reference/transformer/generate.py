@@ -38,10 +38,42 @@ from llmref._contract import contract
 from llmref.transformer import gpt
 
 
+@contract(example=lambda rng: {"logits": rng.standard_normal((2, 7)), "temperature": 0.7,
+                               "top_k": 5, "top_p": 0.9},
+          lenient={"top_k": ("none",), "top_p": ("none",)})
 def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                      top_p: float | None = None) -> np.ndarray:
-    """``logits`` (B, V) -> sampling probabilities (B, V), exactly 0 outside the top k and
-    outside the top-p nucleus."""
+    r"""Sampling probabilities with temperature, top-k and top-p (nucleus) filtering.
+
+    $$ p_i \propto \exp\big((z_i - \max_j z_j) / \tau\big) \quad \text{for } i
+       \text{ among the top } k \text{ and in the nucleus} $$
+
+    The maximum is subtracted before dividing by the temperature, so a tiny temperature
+    gives (nearly) greedy probabilities, never NaN.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (B, V), floating
+        Next-token logits.
+    temperature : float
+        Temperature (> 0, finite).
+    top_k : int, optional
+        Keep the k likeliest tokens (1 <= k <= V).
+    top_p : float, optional
+        Keep the smallest set of likeliest tokens whose mass reaches p (0 < p <= 1).
+
+    Returns
+    -------
+    p : ndarray, shape (B, V)
+        Probabilities, each row summing to 1, exactly 0 outside the top k and the nucleus.
+
+    Raises
+    ------
+    TypeError
+        If `logits` is not a floating-point array or a number has the wrong type.
+    ValueError
+        If `logits` is not (B, V), empty or not finite, or a number is out of range.
+    """
     where = "generate.next_token_probs"
     _checks.float_array(where, "logits", logits, ndim=2)
     V = logits.shape[-1]
@@ -63,7 +95,9 @@ def _check_sampling(where, V, temperature, top_k, top_p) -> None:
 
 
 def _next_token_probs(logits, temperature, top_k, top_p):
-    z = logits / temperature
+    # subtract the row maximum first: (z - max) / tau <= 0 cannot overflow to inf, so a
+    # tiny temperature gives exp(0) = 1 at the maximum and 0 elsewhere, never inf / inf
+    z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None:
         keep = np.argsort(-z, axis=-1, kind="stable")[:, :top_k]      # exactly k per row
         masked = np.full_like(z, -np.inf)
@@ -112,6 +146,19 @@ def _penalize_repeats(logits, ids, mask, penalty):
     return np.where(seen, np.where(logits > 0, logits / penalty, logits * penalty), logits)
 
 
+def _generate_example(rng):
+    config = gpt._example_config()
+    return {"params": gpt.init(config, rng), "config": config,
+            "prompt": rng.integers(0, 11, (2, 3)), "max_new_tokens": 2, "greedy": False,
+            "temperature": 0.8, "top_k": 5, "top_p": 0.9, "repetition_penalty": 1.2,
+            "stop_tokens": [3], "attention_mask": np.array([[False, True, True]] + [[True] * 3]),
+            "pad_id": 1, "seed": 3, "use_cache": True}
+
+
+@contract(example=_generate_example,
+          lenient={"prompt": ("list",), "max_new_tokens": ("zero",), "top_k": ("none",),
+                   "top_p": ("none",), "stop_tokens": ("none", "empty"),
+                   "attention_mask": ("none",), "pad_id": ("zero",), "seed": ("zero", "none")})
 def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *,
              greedy: bool = False, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, repetition_penalty: float = 1.0,
@@ -124,6 +171,45 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
     sequences of any lengths -> a list of 1-D arrays, each its prompt and its new tokens.
     ``stop_tokens``: an id or a sequence of ids.  ``n <= max_new_tokens`` is the number of
     steps run (fewer when every row has stopped).
+
+    Parameters
+    ----------
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+    prompt : ndarray of int, shape (T0,) or (B, T0), or list of 1-D id sequences
+        The prompt(s).
+    max_new_tokens : int
+        Most tokens to add (>= 0).
+    greedy : bool
+        Take the likeliest token instead of sampling.
+    temperature, top_k, top_p : float, int, float
+        Sampling options, as in `next_token_probs`.
+    repetition_penalty : float
+        > 0; 1 leaves the logits alone (see `penalize_repeats`).
+    stop_tokens : int or sequence of int, optional
+        Ids that end a row.
+    attention_mask : ndarray of bool, shape (B, T0), optional
+        True for a real token (left padding only).
+    pad_id : int
+        Id written after a row stops, in [0, V).
+    seed : int, optional
+        Seed of the sampler (>= 0).
+    use_cache : bool
+        Decode with a KV cache.
+
+    Returns
+    -------
+    ids : ndarray or list of ndarray
+        The prompt(s) followed by the new tokens, in the prompt's form.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If an id, a size or a sampling option is out of range or the mask is invalid.
     """
     where = "generate.generate"
     if not isinstance(config, gpt.GPTConfig):
