@@ -18,9 +18,9 @@ Backward: a residual sum sends its upstream gradient unchanged down both branche
 gradient of a block's input is the upstream gradient *plus* what comes back through the branch.
 
 The same block is a Llama block with these options (skip them on a first reading):
-``norm="rms"`` (:mod:`reference.rms_norm`, whose parameters are ``{"gamma"}`` only),
-``activation="swiglu"`` (:mod:`reference.swiglu` as the feed-forward), and the attention
-options of :mod:`reference.mha`: ``n_kv_heads``, ``rope_theta`` and ``positions``, separate
+``norm="rms"`` (`llmref.rms_norm`, whose parameters are ``{"gamma"}`` only),
+``activation="swiglu"`` (`llmref.swiglu` as the feed-forward), and the attention
+options of `llmref.mha`: ``n_kv_heads``, ``rope_theta`` and ``positions``, separate
 q/k/v projections, no biases.
 """
 
@@ -102,7 +102,7 @@ def _norm_module(where: str, norm: str):
 
 
 def _feed_forward_module(where: str, activation: str):
-    """:mod:`reference.swiglu` for ``"swiglu"``, else :mod:`reference.ffn` (checking the
+    """`llmref.swiglu` for ``"swiglu"``, else `llmref.ffn` (checking the
     activation's name)."""
     if activation == "swiglu":
         return swiglu
@@ -226,7 +226,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
                   n_kv_heads: int | None = None, bias: bool | None = None,
                   fused: bool | None = None) -> dict:
     """``activation``: ``"swiglu"`` expects SwiGLU parameters, anything else the plain
-    feed-forward's; ``bias`` and ``fused`` as in :func:`reference.mha._check_params`."""
+    feed-forward's; ``bias`` and ``fused`` as in `llmref.mha._check_params`."""
     _checks.keys(where, params, ("ln1", "attn", "ln2", "ffn"), name)
     norm_mod = NORMS[norm]
     norm_mod._check_params(where, params["ln1"], d_model, f"{name}['ln1']", bias)
@@ -243,7 +243,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
 # Unchecked arithmetic, called by the GPT after it checks its input.  The residual sums are
 # done in place on the branch outputs, which are fresh arrays nothing else holds.  ``tables``
 # (rotary cos/sin) and ``past`` (cached keys and values) go to the attention, see
-# :func:`reference.mha._forward`.
+# `llmref.mha._forward`.
 
 def _forward(x, params, n_heads, norm_first=True, activation="gelu_tanh", causal=True,
              key_padding_mask=None, eps=1e-5, residual=True, norm="layer", n_kv_heads=None,

@@ -4,8 +4,8 @@ a repetition penalty, stop tokens, batches of prompts of unequal length, and a K
 At each step the model sees the last ``context_len`` tokens and gives logits ``z`` for the
 next one.  Greedy decoding takes ``argmax z``.  Sampling draws from
 
-.. math::  p_i \propto \exp(z_i / \tau) \quad \text{for } i \text{ among the } k
-           \text{ largest logits}, \qquad p_i = 0 \text{ otherwise}
+$$ p_i \propto \exp(z_i / \tau) \quad \text{for } i \text{ among the } k
+   \text{ largest logits}, \qquad p_i = 0 \text{ otherwise} $$
 
 A temperature ``tau < 1`` sharpens the distribution (as ``tau -> 0`` it puts all its mass on
 the argmax); ``tau > 1`` flattens it.  The generator is seeded, so the same seed gives the
@@ -21,10 +21,10 @@ The rest can be skipped on a first reading.
 - Stop tokens end a row (the stop token is kept); once every row has stopped, generation
   ends early.  The rows of a 2-D result are then padded with ``pad_id`` after their stop.
 - Prompts of unequal length are left-padded, with an attention mask that hides the padding
-  and positions that count real tokens only (see :mod:`reference.gpt`), so each row is
+  and positions that count real tokens only (see `llmref.gpt`), so each row is
   continued exactly as it would be alone.
 - With ``use_cache=True`` (the default) the prompt is run once and each new token costs one
-  position (:func:`reference.gpt.decode`); the tokens are the same as without the cache.
+  position (`llmref.gpt.decode`); the tokens are the same as without the cache.
   Past the context length the window slides, which changes every position, so those steps
   rerun the whole window.
 """

@@ -23,7 +23,7 @@ attention), ``fused_qkv=False`` (separate ``"q"``, ``"k"``, ``"v"`` projections)
 ``bias=False`` (no ``"b"`` anywhere, no layer-norm ``beta``) and ``tie_weights=False``.
 Llama 2 70B, for example, is ``GPTConfig(vocab_size=32000, context_len=4096, d_model=8192,
 n_heads=64, n_layers=80, d_ff=28672, activation="swiglu", tie_weights=False, norm="rms",
-position="rope", n_kv_heads=8, bias=False, fused_qkv=False)``.  :func:`shapes` gives its
+position="rope", n_kv_heads=8, bias=False, fused_qkv=False)``.  `shapes` gives its
 parameter tree's shapes without allocating a single parameter.
 
 **Padded batches.**  ``attention_mask`` (B, T) is a *boolean* array, ``True`` for a real token
@@ -34,11 +34,11 @@ get the same logits as the prompt alone.  Explicit ``position_ids`` (B, T) overr
 The outputs at padding positions mean nothing (a left-padding query has no key it may see,
 and attention defines its output as 0).
 
-**Decoding with a KV cache** (:func:`decode`): the prompt is run once ("prefill") and every
+**Decoding with a KV cache** (`decode`): the prompt is run once ("prefill") and every
 layer's keys and values are kept; each new token then costs one position's work, attending
 to the cached keys with the causal mask aligned bottom-right (see
-:mod:`reference.attention`) at position ``n_real_tokens_so_far``.  Its logits equal those of
-:func:`forward` on the whole sequence.
+`llmref.attention`) at position ``n_real_tokens_so_far``.  Its logits equal those of
+`forward` on the whole sequence.
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ class GPTConfig:
 
 def _layout(config: GPTConfig) -> dict:
     """The parameter tree with ``(shape, fill)`` leaves: ``fill`` is the standard deviation of
-    a N(0, std^2) weight, or ``"zeros"`` (biases) or ``"ones"`` (norm gains).  :func:`init`
-    and :func:`shapes` both read it, so the shapes always describe what ``init`` makes."""
+    a N(0, std^2) weight, or ``"zeros"`` (biases) or ``"ones"`` (norm gains).  `init`
+    and `shapes` both read it, so the shapes always describe what ``init`` makes."""
     C, V, F = config.d_model, config.vocab_size, config.hidden
     H, H_kv, D = config.n_heads, config.kv_heads, config.head_dim
     proj_std = 0.02 / math.sqrt(2 * config.n_layers)     # residual projections (GPT-2)
@@ -531,7 +531,7 @@ def _attention_inputs(config, T: int, key_mask, positions, dtype) -> dict:
 
 def _block_forward(h, params, config, key_padding_mask=None, tables=None, past=None):
     """One causal block with the configuration's options; unchecked (the callers check the
-    whole parameter tree once with :func:`_check_params`)."""
+    whole parameter tree once with `_check_params`)."""
     return block._forward(h, params, config.n_heads, config.norm_first, config.activation,
                           True, key_padding_mask, config.eps, config.residual, config.norm,
                           config.n_kv_heads, tables, past)
@@ -907,7 +907,7 @@ def decode(ids: np.ndarray, params: dict, config: GPTConfig, kv_cache: dict | No
 
 
 def _check_kv_cache(where: str, kv_cache, config: GPTConfig, B: int) -> np.ndarray:
-    """The structure :func:`decode` returns, for batch size ``B``; returns ``next_position``."""
+    """The structure `decode` returns, for batch size ``B``; returns ``next_position``."""
     _checks.keys(where, kv_cache, ("k", "v", "mask", "next_position"), "kv_cache")
     mask = kv_cache["mask"]
     _check_attention_mask(where, mask, getattr(mask, "shape", ()), "kv_cache['mask']")

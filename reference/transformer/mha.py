@@ -21,7 +21,7 @@ Options a Llama-style model uses (each can be skipped on a first reading):
 - ``n_kv_heads`` (``H_kv``, dividing ``H``): grouped-query attention, fewer key/value heads
   than query heads (with a fused ``"qkv"`` its columns are ``H D`` queries, ``H_kv D`` keys,
   ``H_kv D`` values);
-- ``rope_theta``: queries and keys are rotated by :mod:`reference.rope` at their ``positions``
+- ``rope_theta``: queries and keys are rotated by `llmref.rope` at their ``positions``
   (default ``0 .. T-1``) before the scores; the backward rotates their gradients back;
 - no ``"b"`` in a projection: no bias.
 """
@@ -250,7 +250,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
     """Fused Q/K/V projection (C, (H + 2 H_kv) D) or separate ones (C, H D), (C, H_kv D),
     (C, H_kv D); output projection (H D, C_out) (usually C_inner = H D = C).  ``fused``: True
     or False requires that layout, None accepts either; ``bias`` as in
-    :func:`reference.linear._check_params`."""
+    `llmref.linear._check_params`."""
     n_kv = n_heads if n_kv_heads is None else n_kv_heads
     if fused is None:
         fused = isinstance(params, dict) and "qkv" in params
@@ -302,7 +302,7 @@ def _split_qkv(qkv: np.ndarray, n_heads: int, n_kv: int):
 
 
 def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_split_qkv`, written into one new (B, T, (H + 2 H_kv) D) array."""
+    """The inverse of `_split_qkv`, written into one new (B, T, (H + 2 H_kv) D) array."""
     B, H, T, D = dq.shape
     n_kv = dk.shape[1]
     out = np.empty((B, T, (H + 2 * n_kv) * D), dtype=np.result_type(dq, dk, dv))
@@ -317,7 +317,7 @@ def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
 # Unchecked arithmetic, called by the transformer block after it checks its input.
 # ``tables``: the rotary (cos, sin) or None; ``past``: cached (k, v) of earlier positions
 # (B, H_kv, P, D) each, or None.  The cache ends with the keys and values of every position
-# so far (after rotation): what a KV cache keeps, see :func:`_present`.
+# so far (after rotation): what a KV cache keeps, see `_present`.
 
 def _forward(x, params, n_heads, causal=True, key_padding_mask=None, n_kv_heads=None,
              tables=None, past=None):
