@@ -97,7 +97,8 @@ def _check_sampling(where, V, temperature, top_k, top_p) -> None:
 def _next_token_probs(logits, temperature, top_k, top_p):
     # subtract the row maximum first: (z - max) / tau <= 0 cannot overflow to inf, so a
     # tiny temperature gives exp(0) = 1 at the maximum and 0 elsewhere, never inf / inf
-    z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+    with np.errstate(over="ignore"):                  # a large gap / tiny tau -> -inf: fine
+        z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None:
         keep = np.argsort(-z, axis=-1, kind="stable")[:, :top_k]      # exactly k per row
         masked = np.full_like(z, -np.inf)
