@@ -122,9 +122,34 @@ def _next_token_probs(logits, temperature, top_k, top_p):
                                "mask": rng.random((2, 4)) < 0.8, "penalty": 1.3})
 def penalize_repeats(logits: np.ndarray, ids: np.ndarray, mask: np.ndarray,
                      penalty: float) -> np.ndarray:
-    """``logits`` (B, V): for every token among the real tokens (``mask``) of row ``b`` of
-    ``ids`` (B, T), a positive logit is divided by ``penalty`` and a negative one multiplied
-    by it.  Returns a new array."""
+    r"""The repetition penalty: logits of the tokens already in each row, pushed down.
+
+    $$ z'_i = z_i / r \ \text{if } z_i > 0, \quad z_i\, r \ \text{otherwise},
+       \quad \text{for every token } i \text{ seen in the row} $$
+
+    Parameters
+    ----------
+    logits : ndarray, shape (B, V), floating
+        Next-token logits (not modified).
+    ids : ndarray of int, shape (B, T)
+        Tokens so far, in [0, V).
+    mask : ndarray of bool, shape (B, T)
+        True for a real token of `ids` (padding does not count).
+    penalty : float
+        `r` (> 0, finite); 1 changes nothing.
+
+    Returns
+    -------
+    logits : ndarray, shape (B, V)
+        A new array.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If a shape or value is invalid.
+    """
     where = "generate.penalize_repeats"
     _checks.float_array(where, "logits", logits, ndim=2)
     B, V = logits.shape

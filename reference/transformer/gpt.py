@@ -361,8 +361,27 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
 @contract(example=lambda rng: {"attention_mask": rng.random((2, 5)) < 0.7},
           lenient={})
 def positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
-    """(B, T) boolean mask -> (B, T) positions: each real token's index among the real tokens
-    of its row, 0 on padding (Hugging Face's rule)."""
+    r"""Positions that count real tokens only (Hugging Face's rule).
+
+    $$ \mathrm{pos}_{bt} = \max\Big(\sum_{t' \le t} m_{bt'} - 1,\ 0\Big) $$
+
+    Parameters
+    ----------
+    attention_mask : ndarray of bool, shape (B, T)
+        True for a real token (an int mask is refused).
+
+    Returns
+    -------
+    positions : ndarray of int, shape (B, T)
+        Each real token's index among the real tokens of its row, 0 on padding.
+
+    Raises
+    ------
+    TypeError
+        If `attention_mask` is not a boolean array.
+    ValueError
+        If it is not 2-D.
+    """
     _check_attention_mask("gpt.positions_from_mask", attention_mask,
                           getattr(attention_mask, "shape", ()))
     if attention_mask.ndim != 2:
