@@ -131,6 +131,18 @@ def test_attention_weights_are_distributions(impl, case):
     np.testing.assert_allclose(att.sum(axis=-1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["weights", "allowed_mask"])
+def test_an_integer_padding_mask_is_refused(impl, name):
+    """``~1`` is -2 (truthy), so an int 0/1 mask would silently keep every padding key."""
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((2, 2, 3, 4)), rng.standard_normal((2, 2, 3, 4))
+    mask = np.array([[0, 0, 1], [0, 0, 0]])
+    call = {"weights": lambda: impl("attention.weights")(q, k, True, mask),
+            "allowed_mask": lambda: impl("attention.allowed_mask")(3, 3, True, mask)}[name]
+    with pytest.raises(TypeError, match=f"attention.{name}.*'key_padding_mask'"):
+        call()
+
+
 @pytest.mark.claim("L003-scaling-sqrt-dk")
 def test_sqrt_dk_scaling_keeps_score_variance_near_one(impl):
     """For queries and keys with unit-variance entries, q . k has variance D; dividing by
