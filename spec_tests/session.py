@@ -69,6 +69,7 @@ def configure(config) -> None:
     config._llmspec_impl = Implementation(chosen_name(config.getoption("--llmspec-impl")))
     from llmref.spec import fixtures
     config.pluginmanager.register(fixtures, "llmref-fixtures")
+    config.pluginmanager.register(fixtures.ClaimUse(), "llmref-claim-use")
     config.pluginmanager.register(StatusFile(config), "llmref-status")
     config.pluginmanager.register(Summary(), "llmref-summary")
 
@@ -102,6 +103,9 @@ class Summary:
         figures = getattr(item, "_llmspec_figures", None)
         if figures and report.when == "call":
             report.user_properties.append(("figures", figures))
+        used = getattr(item, "_llmspec_used", None)
+        if used and report.when == "call" and claim_ids(item):
+            report.user_properties.append(("uses", used))
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         from llmref.spec.harness.impl import NOT_IMPLEMENTED
@@ -176,7 +180,8 @@ class StatusFile:
                 isinstance(report.longrepr, tuple) else ""
             props = dict(report.user_properties)
             self.results.append((test_id(report.nodeid), report.when, report.outcome,
-                                 props.get("claims", []), reason, props.get("figures")))
+                                 props.get("claims", []), reason, props.get("figures"),
+                                 props.get("uses")))
 
     def _docs_status(self, exitstatus) -> Path | None:
         config = self.config
@@ -203,7 +208,7 @@ class StatusFile:
             return
         from llmref.spec.harness import registry
         tests: dict = {}
-        for nodeid, when, outcome, claims, reason, figures in self.results:
+        for nodeid, when, outcome, claims, reason, figures, uses in self.results:
             entry = tests.setdefault(nodeid, {"outcome": "passed", "claims": claims})
             if outcome == "failed":
                 entry["outcome"] = "failed" if when == "call" else "error"
@@ -211,6 +216,8 @@ class StatusFile:
                 entry["outcome"], entry["reason"] = "skipped", reason
             if figures:
                 entry["figures"] = figures
+            if uses:
+                entry["uses"] = uses
         root = Path(str(config.rootpath))
         text = json.dumps({
             "commit": _commit(root), "date": datetime.now(timezone.utc).isoformat(),

@@ -9,6 +9,9 @@ object with ``forward``/``backward``) or as the submodule ``<impl>.softmax``.
 A function the implementation does not have, or one whose body raises
 ``NotImplementedError``, makes the test that needs it skip with ``not implemented: <name>``
 instead of failing, so a learner can work through the components one at a time.
+
+Every call of a function reached this way is recorded (:attr:`Implementation.calls`), so the
+suite can check that a claim test computed what it judges from the implementation under test.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Implementation:
 
     def __init__(self, name: str):
         self.name = name
+        #: dotted names of the functions called since the last :meth:`reset_calls`
+        self.calls: set = set()
         try:
             self.module = importlib.import_module(name)
         except ImportError as exc:
@@ -47,6 +52,15 @@ class Implementation:
     @property
     def is_reference(self) -> bool:
         return self.name == DEFAULT
+
+    def reset_calls(self) -> None:
+        self.calls = set()
+
+    @property
+    def lib(self) -> Library:
+        """The implementation as a module-like object, ``impl.lib.softmax.forward(x)``, for
+        code written against a module of components (the examples take one as ``lib``)."""
+        return Library(self)
 
     def _component(self, component: str):
         found = getattr(self.module, component, None)
@@ -69,9 +83,33 @@ class Implementation:
 
         @functools.wraps(fn)
         def call(*args, **kwargs):
+            self.calls.add(dotted)
             try:
                 return fn(*args, **kwargs)
             except NotImplementedError:
                 pytest.skip(NOT_IMPLEMENTED + dotted)
 
         return call
+
+
+class Library:
+    """``lib.softmax.forward``: attribute access that goes through :class:`Implementation`
+    (so missing functions skip and calls are recorded)."""
+
+    def __init__(self, impl: Implementation):
+        self._impl = impl
+
+    def __getattr__(self, component: str) -> _Component:
+        if component.startswith("__"):
+            raise AttributeError(component)
+        return _Component(self._impl, component)
+
+
+class _Component:
+    def __init__(self, impl: Implementation, name: str):
+        self._impl, self._name = impl, name
+
+    def __getattr__(self, function: str):
+        if function.startswith("__"):
+            raise AttributeError(function)
+        return self._impl(f"{self._name}.{function}")
