@@ -16,6 +16,7 @@ def _params(seed=0):
     return hp.random_gpt(CONFIG, np.random.default_rng(seed))
 
 
+@pytest.mark.claim("L001-one-token-at-a-time")
 @pytest.mark.claim("L003-answers-token-by-token")
 def test_greedy_picks_the_argmax_every_step(impl):
     params = _params()

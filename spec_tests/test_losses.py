@@ -31,6 +31,7 @@ def _ce_torch(logits, targets):
                            ignore_index=-100)
 
 
+@pytest.mark.claim("L004-ce-for-lm")
 @given(hs.shapes(1, 2), hs.sides(9), hs.scales, st.booleans(), hs.seeds)
 def test_cross_entropy_matches_torch(impl, lead, vocab, scale, ignore_some, seed):
     check_against_torch(impl, "cross_entropy", _ce_inputs(lead, vocab, scale, seed, ignore_some),
