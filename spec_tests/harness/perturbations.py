@@ -549,6 +549,8 @@ _PERTURBATIONS = [
     ("attention: weights x1.01", "attention.weights", scale_output(1.01),
      "rows that sum to 1.01"),
     ("attention: output x1.01", "attention.forward", scale_output(1.01), "a 1% error"),
+    ("attention: weights without the causal mask", "attention.weights",
+     force_kwargs(causal=False), "the causal flag ignored"),
     ("mha: always causal", "mha.forward", force_kwargs(causal=True),
      "the causal mask applied whatever was asked"),
     ("mha: output x1.01", "mha.forward", scale_output(1.01), "a 1% error"),
@@ -686,7 +688,8 @@ _kills("test_claims.py", {
                                              "value:L003-chain-of-thought-steps"],
 })
 _kills("test_claims_architecture.py", {
-    "test_attention_connections_depend_on_the_input": ["linear: bias added twice"],
+    "test_attention_connections_depend_on_the_input": [
+        "attention: weights without the causal mask"],
     "test_attention_cost_is_quadratic_in_length_and_the_ffn_linear": [
         "flops: attention over 64 keys"],
     "test_attention_has_four_weight_matrices_and_the_ffn_two": ["ffn: hidden width 2C"],
