@@ -213,19 +213,6 @@ def _linear_bias_twice(f):
     return g
 
 
-def _linear_backward_float32(f):
-    @functools.wraps(f)
-    def g(dout, cache):
-        x = cache[0] if isinstance(cache, tuple) else None
-        grads = f(dout, cache)
-        if isinstance(x, np.ndarray):
-            x2 = x.reshape(-1, x.shape[-1]).astype(np.float32)
-            d2 = np.asarray(dout).reshape(-1, np.asarray(dout).shape[-1]).astype(np.float32)
-            grads = {**grads, "W": x2.T @ d2}
-        return grads
-    return g
-
-
 def _embedding_assigns(f):
     @functools.wraps(f)
     def g(dout, cache):
@@ -540,8 +527,8 @@ _PERTURBATIONS = [
     ("linear: bias added twice", "linear.forward", _linear_bias_twice, "x W + 2 b"),
     ("linear: input gradient halved", "linear.backward", scale_grads(0.5, only="x"),
      "dx = 0.5 dout W^T"),
-    ("linear: weight gradient in float32", "linear.backward", _linear_backward_float32,
-     "dW computed in float32 whatever the input's precision"),
+    ("linear: weight gradient x1.05", "linear.backward", scale_grads(1.05, only="W"),
+     "a 5% error in dW"),
     ("embedding: assigns instead of accumulating", "embedding.backward", _embedding_assigns,
      "a repeated id keeps only one position's gradient"),
     ("attention: scores over d", "attention.scores", _scores_over_d,
@@ -819,7 +806,7 @@ _kills("test_losses.py", {
 })
 _kills("test_mixed_precision.py", {
     "test_small_gradients_underflow_in_fp16_without_loss_scaling": [
-        "linear: weight gradient in float32"],
+        "linear: weight gradient x1.05"],
     "test_tiny_update_is_lost_in_fp16_weights_but_kept_by_fp32_master": [
         "mixed_precision: master rounded to float16"],
 })
