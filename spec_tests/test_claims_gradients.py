@@ -54,7 +54,7 @@ def test_gradient_is_the_local_slope_and_only_first_order(impl, claim_figures):
     loss along it (central differences, relative error < 1e-7): backprop gives the exact
     partial derivatives.  But 'how much each weight contributed' is first order only: the
     change the gradient predicts for a step (g . dw) matches the real change for a tiny step
-    and misses it by tens of percent for a step the size of a training update."""
+    and misses it by more than the change itself (115%) at a learning rate of 1."""
     params = hp.random_gpt(SMALL, np.random.default_rng(0))
     ids, targets = _batch(0)
 
@@ -216,11 +216,11 @@ def _torch_weight_grad_norms(blocks, x, upstream, norm_first, H=4):
 @pytest.mark.claim("L004-layer-structure")
 def test_transformer_weight_gradients_do_not_fade_with_depth(impl, claim_figures):
     """24 blocks at GPT-2 initialisation. With residual connections (pre- and post-norm) every
-    block's weight gradient is within 10% of every other's (measured: 5%; the norms are the ones
+    block's weight gradient is within 10% of every other's (measured: 7%; the norms are the ones
     torch autograd finds, checked on 4 blocks); nothing is ordered from a strong top to a weak
     bottom. Without residual connections the layer norms still keep them from fading: the lowest
-    block's weight gradient is 0.88 (pre-norm) and 1.1 (post-norm) of the top one's, though they
-    vary by up to 5x in between."""
+    block's weight gradient is 1.65 (pre-norm) and 0.92 (post-norm) times the top one's, though
+    they vary by up to 7x in between."""
     found = {}
     for norm_first in (True, False):
         name = "pre" if norm_first else "post"
