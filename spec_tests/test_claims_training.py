@@ -136,9 +136,10 @@ def test_on_a_quadratic_gradient_descent_diverges_exactly_above_two_over_lambda_
 @pytest.mark.claim("L004-multiple-epochs")
 def test_cat_network_over_a_sweep_of_learning_rates(impl, claim_figures):
     """The cat network, plain SGD, 400 epochs, over learning rates 0.01..50.  Up to 2 the
-    loss falls at every epoch; from 5 on it rises at hundreds of epochs, and from 10 it ends
+    loss falls at every epoch, and 'cat -> sat' reaches 99% at epoch 66 at the earliest; from
+    5 on it gets there sooner but the loss rises at hundreds of epochs, and from 10 it ends
     above where it started.  At 0.01 it crawls (loss 0.92 after 400 epochs, against the
-    floor 0.277).  No rate gets 'cat -> sat' to 99% in under 50 epochs."""
+    floor 0.277).  No rate both falls smoothly and converges by epoch 30."""
     found = {}
     for lr in (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 50.0):
         result = cat_sat_mat.train(epochs=400, lr=lr, log=None, lib=impl.lib)
@@ -150,11 +151,11 @@ def test_cat_network_over_a_sweep_of_learning_rates(impl, claim_figures):
                              "first_epoch_p_sat_99": int(hit[0]) if hit.size else None}
         if lr <= 2.0:
             assert rises == 0, lr
+            assert not hit.size or hit[0] > 50, lr
         else:
             assert rises > 100, lr
         if lr >= 10.0:
             assert loss[-1] > loss[0], lr
-        assert not hit.size or hit[0] >= 5, lr
     assert found["lr_0.01"]["final_loss"] > 3 * 2 * math.log(2) / 5
     assert found["lr_0.5"]["first_epoch_p_sat_99"] > 100
     claim_figures.record(**found)
