@@ -44,6 +44,11 @@ def marked_tests() -> dict:
     return found
 
 
+def _component_names() -> list:
+    import llmref
+    return llmref.__all__
+
+
 def problems() -> list:
     """Every way the registry and the tests disagree, as sentences."""
     out = []
@@ -56,6 +61,9 @@ def problems() -> list:
             continue
         if entry["verdict"] not in VERDICTS:
             out.append(f"claim {cid}: verdict {entry['verdict']!r} is not one of {VERDICTS}")
+        unknown = sorted(set(entry["components"]) - set(_component_names()))
+        if unknown:
+            out.append(f"claim {cid}: unknown component(s) {unknown}")
         if not (HERE.parent.parent / "shared" / "lessons" / entry["lesson"]).exists() and \
                 not entry["lesson"][:3].isdigit():
             out.append(f"claim {cid}: unknown lesson file {entry['lesson']!r}")
