@@ -61,6 +61,33 @@ def badge(cid: str, entry: dict, status: dict, prefix: str, anchor: bool = False
             f'.status-{state.replace(" ", "-")} }}')
 
 
+def _number(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def _figure(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_figure(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_figure(v) for v in value) + "]"
+    return _number(value)
+
+
+def _figures(status: dict, node: str) -> str:
+    """The figures the last run's test recorded (claim_figures), as one Markdown line."""
+    from llmref.spec.harness import registry
+
+    parts = []
+    for result in registry.test_results(status.get("tests", {}), node):
+        for name, value in (result.get("figures") or {}).items():
+            parts.append(f"{name.replace('_', ' ')} = `{_figure(value)}`")
+    return "; ".join(parts)
+
+
 def _test_source(node_id: str) -> str:
     path, name = node_id.split("::")
     text = (ROOT / path).read_text()
@@ -150,6 +177,9 @@ def claims_page(claims: dict, status: dict) -> None:
                 f"[{c}](components/{c}.md)" for c in e["components"]), ""]
         for node in e["tests"]:
             outcome = st.get("tests", {}).get(node, "not run")
+            found = _figures(status, node)
+            if found:
+                out += [f"**Found by `{node.split('::')[1]}`:** {found}", ""]
             out += [f'??? note "Test `{node.split("::")[1]}`: {outcome}"', "",
                     f"    `{node}`", "", "    ```python",
                     *["    " + ln for ln in _test_source(node).splitlines()], "    ```", ""]

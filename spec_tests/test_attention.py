@@ -59,6 +59,7 @@ def _sdpa(causal, padding):
     return fn
 
 
+@pytest.mark.claim("L004-attention-calc")
 @given(attention_case(), hs.seeds)
 def test_attention_matches_sdpa(impl, case, seed):
     """Output and the gradients of q, k and v against F.scaled_dot_product_attention."""
@@ -118,6 +119,7 @@ def test_fully_masked_rows_finite_differences(impl):
                                      ["q", "k", "v"], seed=3)
 
 
+@pytest.mark.claim("L003-attention-weights-example")
 @given(attention_case())
 def test_attention_weights_are_distributions(impl, case):
     """Weights are >= 0, exactly 0 where masked, and each row sums to 1."""

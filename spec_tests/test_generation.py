@@ -20,6 +20,7 @@ def _params(seed=0, config=CONFIG):
     return hp.random_gpt(config, np.random.default_rng(seed))
 
 
+@pytest.mark.claim("L001-one-token-at-a-time")
 @pytest.mark.claim("L003-answers-token-by-token")
 @pytest.mark.parametrize("config", [CONFIG, SHORT], ids=["context-6", "context-2"])
 def test_greedy_picks_the_argmax_every_step(impl, config):
