@@ -33,6 +33,8 @@ def test_cat_sentence_has_five_distinct_words(impl, claim):
     assert len(vocab) == claim["value"]
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-sat-reaches-99")
 def test_cat_loss_floor_is_two_ln2_over_five(impl, claim):
     """The best possible model gives 'the' 1/2 -> cat and 1/2 -> mat and is certain about the
@@ -51,6 +53,8 @@ def test_cat_loss_floor_is_two_ln2_over_five(impl, claim):
     assert result["history"]["p_correct"][-1][1] >= claim["value"]
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-8-percent-near-random")
 def test_chance_level_is_one_over_vocabulary(impl, claim, claim_figures):
     """Equal logits over five words give each 1/5: 8% is below that, not above it.  Our cat
@@ -66,6 +70,8 @@ def test_chance_level_is_one_over_vocabulary(impl, claim, claim_figures):
                          p_right_words_at_start=start)
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-lr-001-converges-by-30")
 def test_cat_network_at_lr_001_is_far_from_converged_at_epoch_30(impl, claim, claim_figures):
     from llmref.examples import cat_sat_mat

@@ -167,6 +167,8 @@ def _sentence_loss(impl, result, sentence):
     return float(impl("cross_entropy.forward")(logits, ids[1:])[0])
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-overfitting")
 def test_one_sentence_is_memorised_not_generalised(impl, claim_figures):
     """Trained on 'the cat sat on the mat', the network reaches the training sentence's loss
@@ -185,6 +187,8 @@ def test_one_sentence_is_memorised_not_generalised(impl, claim_figures):
                          reordered_sentence_loss=other, chance_loss=math.log(5))
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-loss-down-better")
 def test_falling_loss_and_improving_predictions(impl, claim_figures):
     """The cat network at lr 0.5: over 100 epochs the loss falls every epoch, and at all but
@@ -204,6 +208,8 @@ def test_falling_loss_and_improving_predictions(impl, claim_figures):
                              np.sum(falls & some_worse)), p_start=p[0], p_end=p[-1])
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-embeddings-learned")
 def test_embeddings_start_random_and_are_learned(impl, claim_figures):
     """The cat network's embeddings start as random numbers (std 0.5) and training moves the
@@ -254,6 +260,7 @@ def _context_similarity(impl, seed, std, weight_decay, epochs=2000):
     return float(cos[cat, dog]), float(cos[cat, others].max())
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "tanh", "word_tokenizer")
 @pytest.mark.claim("L001-similar-words")
 def test_words_used_in_the_same_contexts_end_with_similar_vectors(impl, claim_figures):
     """'cat' and 'dog' are followed by the same words in the corpus; from a small random

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 
+@pytest.mark.component("adam", "bigram_policy", "preference", "rlhf_loop")
 @pytest.mark.claim("L003-kl-prevents-hacking")
 @pytest.mark.claim("L003-rl-raises-reward")
 def test_reward_hacking_without_penalty_and_its_prevention_with_one(impl, claim_figures):
@@ -35,6 +36,8 @@ def test_reward_hacking_without_penalty_and_its_prevention_with_one(impl, claim_
                          beta_0_sample=free["sample"], beta_0_5_sample=penalised["sample"])
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-about-100-parameters")
 @pytest.mark.claim("L001-sat-reaches-99")
 @pytest.mark.claim("L001-next-token")
@@ -146,6 +149,7 @@ def _held_out_number_fit(W):
         (values[rest] - values[rest].mean()) ** 2)
 
 
+@pytest.mark.component("adamw", "gpt", "schedules")
 def test_word_calculator_short_run_learns_something(impl):
     """A 60-step run is far from done but already beats chance (1/202) on held-out data
     (measured: 3.7%)."""
