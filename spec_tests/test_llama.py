@@ -285,7 +285,7 @@ def any_config(draw, max_layers=2):
     return GPTConfig(vocab_size=draw(st.integers(2, 9)), context_len=draw(st.integers(1, 6)),
                      d_model=H * 2 * draw(st.integers(1, 2)), n_heads=H,
                      n_layers=draw(st.integers(1, max_layers)), d_ff=draw(st.integers(1, 6)),
-                     activation=draw(st.sampled_from(["relu", "gelu_tanh", "swiglu"])),
+                     activation=draw(st.sampled_from(["relu", "gelu", "gelu_tanh", "swiglu"])),
                      norm_first=draw(st.booleans()), tie_weights=draw(st.booleans()),
                      norm=draw(st.sampled_from(["layer", "rms"])),
                      position=draw(st.sampled_from(["learned", "rope"])),
@@ -318,15 +318,15 @@ def test_gpt_with_any_options_matches_torch(impl, config, seed):
 @given(any_config())
 def test_shapes_describe_the_parameter_tree(impl, config):
     """gpt.shapes gives the tree of shapes that gpt.init fills (same paths, same shapes, in
-    the harness' independent layout too), and params.count counts it."""
+    the harness' independent layout too), flat=True the same as a dict of dotted paths, and
+    memory.param_count counts it."""
     shapes = flatten(impl("gpt.shapes")(config), keep_tuples=True)
     made = {k: v.shape for k, v in flatten(impl("gpt.init")(config,
                                                             np.random.default_rng(0))).items()}
     harness = {k: v.shape for k, v in flatten(hp.random_gpt(config,
                                                             np.random.default_rng(0))).items()}
-    assert shapes == made == harness
-    assert impl("params.count")(impl("gpt.shapes")(config)) == \
-        sum(int(np.prod(s)) for s in shapes.values())
+    assert shapes == made == harness == impl("gpt.shapes")(config, flat=True)
+    assert impl("memory.param_count")(config) == sum(int(np.prod(s)) for s in shapes.values())
 
 
 def test_llama_2_70b_shapes_allocate_nothing(impl):
@@ -346,7 +346,8 @@ def test_llama_2_70b_shapes_allocate_nothing(impl):
     assert not any(k.endswith(".b") or k.endswith("beta") or k.startswith("wpe")
                    for k in flat)
     assert flat["lm_head.W"] == (8192, 32000)
-    assert impl("params.count")(tree) == 68_976_648_192
+    assert sum(int(np.prod(s)) for s in flat.values()) == 68_976_648_192
+    assert impl("memory.param_count")(config) == 68_976_648_192
 
 
 @given(any_config(), st.integers(1, 3), hs.seeds)

@@ -1,5 +1,5 @@
 r"""SiLU ("swish"): the input times its own sigmoid.  Llama uses it inside SwiGLU
-(:mod:`reference.swiglu`).
+(`swiglu`).
 
 $$
 \mathrm{silu}(x) = x\,\sigma(x), \qquad
@@ -7,8 +7,8 @@ $$
                   = \sigma(x)\,\big(1 + x\,(1 - \sigma(x))\big)
 $$
 
-Shapes: any -> same.  The sigmoid is the overflow-free one of :mod:`reference.sigmoid`, so
-large negative inputs give ``-0.0``-sized outputs, never NaN.  PyTorch: ``F.silu``.
+Shapes: any -> same.  The sigmoid is the overflow-free one of `sigmoid`, so large negative
+inputs give outputs near -0, never NaN.  PyTorch: `F.silu`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,33 @@ from llmref.layers import sigmoid
 @contract(example=lambda rng: {"x": rng.standard_normal((2, 5))},
           lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray):
-    """``x`` (...) -> ``x * sigma(x)`` (...), cache.
+    r"""Elementwise `x * sigmoid(x)`.
+
+    $$ \mathrm{silu}(x) = x\,\sigma(x) $$
+
+    Parameters
+    ----------
+    x : ndarray, any shape, floating
+        Input. The computation runs in x's dtype (float32 in, float32 out).
+
+    Returns
+    -------
+    out : ndarray, the shape of x
+        A new array.
+    cache : object
+        What `backward` needs (see Cache).
 
     Cache
     -----
-    The input `x` (held by reference: do not change it before `backward`; the cache debug
-    mode detects such a change) and the sigmoid of `x` (a private array).
+    The caller's `x` by reference and `sigmoid(x)` (a new array): do not change `x` in place
+    before the backward (`LLMREF_DEBUG_CACHE=1` verifies it).
+
+    Raises
+    ------
+    TypeError
+        If `x` is not a NumPy floating-point array.
+    ValueError
+        If `x` is empty or holds NaN or inf.
     """
     x = _checks.float_array("silu.forward", "x", x)
     out, cache = _forward(x)
@@ -38,7 +59,30 @@ def forward(x: np.ndarray):
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 5)),
                                "cache": forward(rng.standard_normal((2, 5)))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (...) -> ``{"x": dout * sigma(x) (1 + x (1 - sigma(x)))}``."""
+    r"""Gradient of SiLU.
+
+    $$ \frac{\partial L}{\partial x} = g\,\sigma(x)\,\big(1 + x\,(1 - \sigma(x))\big) $$
+
+    Parameters
+    ----------
+    dout : ndarray, the shape of the output, floating
+        Upstream gradient `g` = dL/d out.
+    cache : object
+        The cache returned by `forward`.
+
+    Returns
+    -------
+    grads : dict
+        `{"x": ndarray}` of the input's shape.
+
+    Raises
+    ------
+    TypeError
+        If `dout` is not a NumPy floating-point array.
+    ValueError
+        If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
+        `x` changed since the forward.
+    """
     cache = _checks.unguard("silu.backward", cache, 2)
     return _backward(_checks.dout_like("silu.backward", dout, cache[0].shape), cache)
 
