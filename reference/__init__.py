@@ -28,7 +28,9 @@ from llmref.accounting import flops, memory
 from llmref.training import (
     sgd, adam, adamw, clip, schedules, accumulate, mixed_precision, checkpoint, train,
 )
-from llmref.rlhf import reward_model, kl, gae, ppo, bigram_policy, rlhf_loop
+from llmref.rlhf import (
+    reward_model, kl, gae, ppo, rlhf_loop, bigram_policy, gpt_policy, value_model,
+)
 
 try:
     __version__ = version("llm-reference-spec")

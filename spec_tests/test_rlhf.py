@@ -154,13 +154,14 @@ def test_gae_limits_and_done_flags(impl, B, T, gamma, seed):
     r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
     dones = np.zeros((B, T), bool)
     dones[:, -1] = True
-    adv1, ret1 = impl("gae.advantages")(r, v, dones, gamma, 1.0)
+    end = np.zeros(B)
+    adv1, ret1 = impl("gae.advantages")(r, v, dones, gamma, 1.0, next_value=end)
     disc = np.zeros((B, T))
     for t in range(T):
         disc[:, t] = sum(gamma ** (j - t) * r[:, j] for j in range(t, T))
     assert_close(adv1, disc - v, F64, name="lambda=1", reference_scale=1.0)
     assert_close(ret1, disc, F64, name="returns", reference_scale=1.0)
-    adv0, _ = impl("gae.advantages")(r, v, dones, gamma, 0.0)
+    adv0, _ = impl("gae.advantages")(r, v, dones, gamma, 0.0, next_value=end)
     v_next = np.concatenate([v[:, 1:], np.zeros((B, 1))], axis=1)
     assert_close(adv0, r + gamma * v_next - v, F64, name="lambda=0", reference_scale=1.0)
     if T >= 2:
@@ -168,8 +169,8 @@ def test_gae_limits_and_done_flags(impl, B, T, gamma, seed):
         cut[:, 0] = True                               # episode boundary after step 0
         changed = r.copy()
         changed[:, 1:] += 100.0
-        a, _ = impl("gae.advantages")(r, v, cut, gamma, 0.9)
-        b, _ = impl("gae.advantages")(changed, v, cut, gamma, 0.9)
+        a, _ = impl("gae.advantages")(r, v, cut, gamma, 0.9, next_value=end)
+        b, _ = impl("gae.advantages")(changed, v, cut, gamma, 0.9, next_value=end)
         np.testing.assert_array_equal(a[:, 0], b[:, 0])
 
 
@@ -196,16 +197,15 @@ def _gae_by_sums(r, v, dones, gamma, lam, next_value):
        st.booleans(), hs.seeds)
 def test_gae_matches_its_sum_form(impl, B, T, gamma, lam, bootstrap, seed):
     """Advantages and returns against the sum form, with done flags anywhere in the
-    trajectory (in the middle too) and a bootstrap value after the last step or none."""
+    trajectory (in the middle too) and a bootstrap value after the last step, or zero."""
     rng = np.random.default_rng(seed)
     r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
     dones = rng.random((B, T)) < 0.3
     if T >= 3:
         dones[0, T // 2] = True                          # at least one episode ends mid-way
-    next_value = rng.standard_normal(B) if bootstrap else None
-    adv, ret = impl("gae.advantages")(r, v, dones, gamma, lam, next_value)
-    expected = _gae_by_sums(r, v, dones, gamma, lam,
-                            np.zeros(B) if next_value is None else next_value)
+    next_value = rng.standard_normal(B) if bootstrap else np.zeros(B)
+    adv, ret = impl("gae.advantages")(r, v, dones, gamma, lam, next_value=next_value)
+    expected = _gae_by_sums(r, v, dones, gamma, lam, next_value)
     assert_close(adv, expected, F64, name="advantages", reference_scale=1.0)
     assert_close(ret, expected + v, F64, name="returns", reference_scale=1.0)
 
@@ -226,21 +226,26 @@ def test_whiten_uses_the_masked_entries_only(impl, n, eps, seed):
                  F64, name="whitened (no mask)")
 
 
-@given(st.integers(2, 20), st.sampled_from([0.1, 0.2, 0.3]), hs.seeds)
-def test_ppo_policy_loss_matches_torch(impl, n, eps, seed):
+@given(st.integers(2, 20), st.sampled_from([0.1, 0.2, 0.3]), st.booleans(), hs.seeds)
+def test_ppo_policy_loss_matches_torch(impl, n, eps, masked, seed):
+    """The clipped surrogate as TRL computes it: the token-level masked mean of
+    max(-A rho, -A clip(rho)), here with and without a mask."""
     rng = np.random.default_rng(seed)
+    mask = rng.random(n) < 0.7 if masked else np.ones(n, bool)
+    mask[0] = True
     inputs = {"logp_new": rng.standard_normal(n) * 0.3 - 1, "logp_old": rng.standard_normal(n)
-              * 0.3 - 1, "advantages": rng.standard_normal(n)}
+              * 0.3 - 1, "advantages": rng.standard_normal(n), "mask": mask}
 
-    def torch_loss(logp_new, logp_old, advantages):
+    def torch_loss(logp_new, logp_old, advantages, mask):
         ratio = torch.exp(logp_new - logp_old)
-        return -torch.min(ratio * advantages,
-                          torch.clamp(ratio, 1 - eps, 1 + eps) * advantages).mean()
+        losses = torch.max(-advantages * ratio,
+                           -advantages * torch.clamp(ratio, 1 - eps, 1 + eps))
+        return (losses * mask).sum() / mask.sum()
 
     check_against_torch(impl, "ppo.policy", inputs,
                         lambda a: ((a["logp_new"], a["logp_old"], a["advantages"]),
-                                   {"clip_eps": eps}), torch_loss, seed,
-                        differentiable={"logp_new"})
+                                   {"clip_eps": eps, "mask": a["mask"] if masked else None}),
+                        torch_loss, seed, differentiable={"logp_new"})
 
 
 def test_ppo_clipping_properties(impl):
@@ -292,14 +297,56 @@ def test_value_loss_matches_torch(impl, n, eps, seed):
         differentiable={"values"})
 
 
-@given(st.integers(1, 4), st.integers(2, 7), hs.scales, hs.seeds)
-def test_entropy_matches_torch(impl, n, V, scale, seed):
-    logits = np.random.default_rng(seed).standard_normal((n, V)) * scale
+@given(st.integers(2, 12), st.sampled_from([0.1, 0.5]), hs.seeds)
+def test_clipped_value_loss_with_a_mask_matches_torch(impl, n, eps, seed):
+    """TRL's value loss: 0.5 masked_mean(max((V - R)^2, (V_old + clip(V - V_old) - R)^2))."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random(n) < 0.7
+    mask[0] = True
+    inputs = {"values": rng.standard_normal(n), "returns": rng.standard_normal(n),
+              "old_values": rng.standard_normal(n), "mask": mask}
+
+    def torch_loss(values, returns, old_values, mask):
+        clipped = old_values + torch.clamp(values - old_values, -eps, eps)
+        worst = torch.max((values - returns) ** 2, (clipped - returns) ** 2)
+        return 0.5 * (worst * mask).sum() / mask.sum()
+
+    check_against_torch(impl, "ppo.value", inputs,
+                        lambda a: ((a["values"], a["returns"]),
+                                   {"old_values": a["old_values"], "clip_eps": eps,
+                                    "mask": a["mask"]}),
+                        torch_loss, seed, differentiable={"values"})
+
+
+@given(st.integers(1, 4), st.integers(2, 7), hs.scales, st.booleans(), hs.seeds)
+def test_entropy_matches_torch(impl, n, V, scale, masked, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, 3, V)) * scale
+    mask = rng.random((n, 3)) < 0.6 if masked else np.ones((n, 3), bool)
+    mask[0, 0] = True
+
+    def torch_entropy(logits, mask):
+        H = torch.distributions.Categorical(logits=logits).entropy()
+        return (H * mask).sum() / mask.sum()
+
     # Entropy is a sum of p log p terms of size up to ~1: for a nearly certain distribution
     # (logits at scale 1e3) the result is ~1e-7 but rounding acts at the scale of the terms.
-    check_against_torch(impl, "ppo.entropy", {"logits": logits}, lambda a: ((a["logits"],), {}),
-                        lambda logits: torch.distributions.Categorical(logits=logits)
-                        .entropy().mean(), seed, rounding_scale=1.0)
+    check_against_torch(impl, "ppo.entropy", {"logits": logits, "mask": mask},
+                        lambda a: ((a["logits"],), {"mask": a["mask"] if masked else None}),
+                        torch_entropy, seed, rounding_scale=1.0, differentiable={"logits"})
+
+
+@given(st.integers(1, 4), st.integers(2, 7), hs.scales, hs.seeds)
+def test_token_logprobs_match_torch(impl, n, V, scale, seed):
+    """log pi(a_t) from the logits that chose a_t: log_softmax, then the taken token's entry."""
+    rng = np.random.default_rng(seed)
+    inputs = {"logits": rng.standard_normal((n, 3, V)) * scale,
+              "tokens": rng.integers(0, V, (n, 3))}
+    check_against_torch(impl, "ppo.logprobs", inputs,
+                        lambda a: ((a["logits"], a["tokens"]), {}),
+                        lambda logits, tokens: torch.log_softmax(logits, -1)
+                        .gather(-1, tokens[..., None])[..., 0], seed,
+                        differentiable={"logits"}, rounding_scale=scale)
 
 
 def test_adaptive_kl_controller_raises_beta_only_above_target(impl):
@@ -331,28 +378,34 @@ def test_dpo_matches_torch_and_is_log2_at_the_reference(impl, n, beta, seed):
 
 
 def test_bigram_policy_gradient_matches_torch(impl):
+    """The bigram policy's response logits (the prompt's last token, then each previous
+    token, picks a row of Z) and the table's gradient, with repeated contexts adding up."""
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((5, 4))
-    tokens = rng.integers(0, 4, size=(3, 5))
-    up = rng.standard_normal((3, 5))
-    logp, cache = impl("bigram_policy.logprobs")({"Z": Z}, tokens)
-    grads = impl("bigram_policy.logprobs_backward")(up, cache)
+    batch = impl("rlhf_loop.batch")([np.array([4]), np.array([1, 2]), np.array([0])],
+                                    list(rng.integers(0, 4, size=(3, 5))))
+    up = rng.standard_normal((3, 5, 4))
+    z, cache = impl("bigram_policy.logits")({"Z": Z}, batch)
+    grads = impl("bigram_policy.logits_backward")(up, cache)
     Zt = torch.tensor(Z, requires_grad=True)
-    prev = torch.from_numpy(np.concatenate([np.full((3, 1), 4), tokens[:, :-1]], axis=1))
-    lp = torch.log_softmax(Zt[prev], -1).gather(-1, torch.from_numpy(tokens)[..., None])[..., 0]
-    lp.backward(torch.from_numpy(up))
-    assert_close(logp, lp.detach().numpy(), F64, name="log-probs")
+    prev = torch.from_numpy(np.concatenate([batch["prompts"][:, -1:],
+                                            batch["responses"][:, :-1]], axis=1))
+    Zt[prev].backward(torch.from_numpy(up))
+    assert_close(z, Zt[prev].detach().numpy(), F64, name="logits")
     assert_close(grads["Z"], Zt.grad.numpy(), F64, name="dZ", reference_scale=1.0)
 
 
 def test_bigram_policy_samples_follow_its_probabilities(impl):
-    """8000 two-token samples: the first token's frequencies match softmax(Z[BOS]) and the
-    second token's, given the first, match softmax(Z[first]), each within 5 binomial
-    standard deviations."""
+    """8000 two-token samples after the BOS prompt: the first token's frequencies match
+    softmax(Z[BOS]) and the second token's, given the first, match softmax(Z[first]), each
+    within 5 binomial standard deviations; every response token is real (mask all True)."""
     rng = np.random.default_rng(0)
     params = impl("bigram_policy.init")(3, rng, std=1.5)
-    tokens = impl("bigram_policy.sample")(params, 8000, 2, np.random.default_rng(1))
+    batch = impl("bigram_policy.sample")(params, [np.array([3])] * 8000, 2,
+                                         np.random.default_rng(1))
+    tokens = batch["responses"]
     assert tokens.shape == (8000, 2) and tokens.min() >= 0 and tokens.max() < 3
+    assert batch["mask"].all()
 
     def softmax(z):
         e = np.exp(z - z.max())
@@ -368,16 +421,24 @@ def test_bigram_policy_samples_follow_its_probabilities(impl):
         check(tokens[tokens[:, 0] == first, 1], softmax(params["Z"][first]))
 
 
+def _bigram_loop(impl, ref, reward, length, **kwargs):
+    """The loop on the bigram policy, from the reference, reward a function of the tokens."""
+    return impl("rlhf_loop.ppo_train")(
+        impl("bigram_policy.policy")(length), {"Z": ref["Z"].copy()}, ref,
+        lambda batch: reward(batch["responses"]), [np.array([ref["Z"].shape[1]])],
+        critic=impl("bigram_policy.critic")(),
+        critic_params=impl("bigram_policy.critic_init")(length, ref["Z"].shape[1]), **kwargs)
+
+
 def test_ppo_train_adapts_beta_towards_the_kl_target(impl):
     """With kl_target set, beta after each iteration is the adaptive controller's update of
     the previous beta from that iteration's KL (kl_horizon and the batch size as its step
     count); with a target far below the KL reached, beta only rises."""
     ref = impl("bigram_policy.init")(4, np.random.default_rng(0))
     r = np.array([1.0, -1.0, 0.5, 0.0])
-    kwargs = dict(iterations=6, batch_size=32, beta=0.05, kl_target=1e-3, kl_horizon=50,
-                  lr=0.1, epochs=2, minibatch_size=32, seed=0)
-    _, history = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref,
-                                        lambda tokens: r[tokens[:, 0]], **kwargs)
+    _, _, history = _bigram_loop(impl, ref, lambda tokens: r[tokens[:, 0]], 1, iterations=6,
+                                 batch_size=32, beta=0.05, kl_target=1e-3, kl_horizon=50,
+                                 lr=0.1, epochs=2, minibatch_size=32, seed=0)
     update = impl("ppo.adaptive_kl_update")
     for before, after in zip(history[:-1], history[1:], strict=True):
         expected = update(before["beta"], before["kl"], 1e-3, 50, 32)
@@ -387,25 +448,24 @@ def test_ppo_train_adapts_beta_towards_the_kl_target(impl):
 
 def test_ppo_train_options(impl):
     """Non-default settings together: three-token responses, gamma and lambda below 1, a
-    tighter clip, a value step size, minibatches that do not divide the batch (50 in 16s),
-    an early stop on the approximate KL, and a log every 2 iterations.  The score rises
-    towards the rewarded token, and an early stop at a tiny KL moves the policy less than
-    the same run without it."""
+    tighter clip, an entropy bonus, critic step size, gradient clipping, minibatches that do
+    not divide the batch (50 in 16s), an early stop on the approximate KL, and a log every 2
+    iterations.  The score rises towards the rewarded token, and an early stop at a tiny KL
+    moves the policy less than the same run without it."""
     ref = impl("bigram_policy.init")(3, np.random.default_rng(0))
 
     def reward(tokens):
         return (tokens == 2).mean(axis=1)
 
     lines = []
-    kwargs = dict(iterations=8, batch_size=50, length=3, beta=0.01, epochs=3,
-                  minibatch_size=16, clip_eps=0.1, lr=0.05, value_lr=0.5, gamma=0.9,
-                  lam=0.5, seed=2)
-    policy, history = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
-                                             log=lines.append, log_every=2, **kwargs)
+    kwargs = dict(iterations=8, batch_size=50, beta=0.01, epochs=3, minibatch_size=16,
+                  clip_eps=0.1, ent_coef=0.01, lr=0.05, critic_lr=0.1, gamma=0.9, lam=0.5,
+                  max_grad_norm=5.0, seed=2)
+    policy, _, history = _bigram_loop(impl, ref, reward, 3, log=lines.append, log_every=2,
+                                      **kwargs)
     assert len(history) == 8 and len(lines) == 4
     assert np.mean([h["score"] for h in history[-3:]]) > history[0]["score"]
-    stopped, _ = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
-                                        early_stop_kl=1e-9, **kwargs)
+    stopped, _, _ = _bigram_loop(impl, ref, reward, 3, target_kl=1e-9, **kwargs)
     moved = np.abs(policy["Z"] - ref["Z"]).sum()
     assert 0 < np.abs(stopped["Z"] - ref["Z"]).sum() < moved
 
@@ -413,15 +473,20 @@ def test_ppo_train_options(impl):
 @pytest.mark.claim("L003-kl-objective")
 def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
     """Five one-token responses with rewards r: the best policy under a KL penalty of weight
-    beta is pi*(y) ~ pi_ref(y) exp(r(y) / beta).  PPO starting from pi_ref (total-variation
-    distance 0.39 from pi*) ends within 0.08 of it (measured: 0.04 at seed 1)."""
+    beta is pi*(y) ~ pi_ref(y) exp(r(y) / beta).  PPO (the loop every policy shares, here the
+    bigram policy with its value table) starting from pi_ref (total-variation distance 0.39
+    from pi*) ends within 0.08 of it (measured: 0.04 at seed 1)."""
     rng = np.random.default_rng(0)
     ref = impl("bigram_policy.init")(5, rng)
     r = np.array([1.0, 0.2, -0.5, 0.8, 0.0])
     beta = 0.5
-    policy, history = impl("rlhf_loop.ppo_train")(
-        {"Z": ref["Z"].copy()}, ref, lambda tokens: r[tokens[:, 0]], iterations=300,
-        batch_size=128, beta=beta, lr=0.01, epochs=4, minibatch_size=32, seed=1)
+    policy, _, history = impl("rlhf_loop.ppo_train")(
+        impl("bigram_policy.policy")(1), {"Z": ref["Z"].copy()}, ref,
+        lambda batch: r[batch["responses"][:, 0]], [np.array([5])],
+        critic=impl("bigram_policy.critic")(),
+        critic_params=impl("bigram_policy.critic_init")(1, 5),
+        iterations=300, batch_size=128, beta=beta, lr=0.01, critic_lr=0.05, epochs=4,
+        minibatch_size=32, seed=1)
     p_ref = impl("bigram_policy.distribution")(ref)
     star = p_ref * np.exp(r / beta)
     star /= star.sum()
@@ -436,13 +501,9 @@ def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
     ("preference.forward", (np.array([np.nan]), np.zeros(1)), ValueError, "'r_chosen' must be"),
     ("ppo.policy_forward", (np.zeros(2), np.zeros(2), np.zeros(2), 0.0), ValueError,
      "'clip_eps' must be > 0"),
-    ("gae.advantages", (np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2), bool), 1.5, 0.9),
-     ValueError, "'gamma' must be in [0, 1]"),
-    ("gae.advantages", (np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2), bool), 0.9, -0.1),
-     ValueError, "'lam' must be in [0, 1]"),
     ("dpo.forward", (np.zeros(2), np.zeros(3), np.zeros(2), np.zeros(2)), ValueError,
      "'policy_rejected' must have shape"),
-], ids=["pair lengths", "NaN reward", "eps 0", "gamma", "lambda", "dpo lengths"])
+], ids=["pair lengths", "NaN reward", "eps 0", "dpo lengths"])
 def test_rlhf_bad_input(impl, call, args, error, needle):
     with pytest.raises(error) as info:
         impl(call)(*args)
@@ -477,3 +538,176 @@ def test_reward_model_learns_preferences_with_the_bradley_terry_loss(impl):
     assert losses[-1] < losses[0] / 3
     r, _ = impl("reward_model.forward")(ids, params, config, np.concatenate([lengths, lengths]))
     assert np.all(r[:24] > r[24:])
+
+
+# ------------------------------------------------------------------ conventions (SB3 / TRL)
+
+def _sb3_gae(rewards, values, episode_starts, last_values, last_dones, gamma, lam):
+    """stable-baselines3's rollout-buffer recursion, restated from its definition for one
+    environment per row: episode_starts[t] is True when step t begins a new episode, and the
+    step after the buffer is bootstrapped with last_values unless last_dones."""
+    B, T = rewards.shape
+    adv = np.zeros((B, T))
+    last = np.zeros(B)
+    for t in reversed(range(T)):
+        if t == T - 1:
+            non_terminal, next_values = 1.0 - last_dones, last_values
+        else:
+            non_terminal, next_values = 1.0 - episode_starts[:, t + 1], values[:, t + 1]
+        delta = rewards[:, t] + gamma * next_values * non_terminal - values[:, t]
+        last = delta + gamma * lam * non_terminal * last
+        adv[:, t] = last
+    return adv
+
+
+@given(st.integers(1, 3), st.integers(1, 8), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+       hs.seeds)
+def test_gae_equals_sb3_with_dones_shifted_to_episode_starts(impl, B, T, gamma, lam, seed):
+    """Our dones[t] ("terminated after step t") is SB3's episode_starts[t + 1]; the bootstrap
+    of the last step is explicit (next_value) and cut by that step's done flag."""
+    rng = np.random.default_rng(seed)
+    r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
+    dones = rng.random((B, T)) < 0.3
+    next_value = rng.standard_normal(B)
+    adv, ret = impl("gae.advantages")(r, v, dones, gamma, lam, next_value=next_value)
+    starts = np.concatenate([np.zeros((B, 1), bool), dones[:, :-1]], axis=1)
+    expected = _sb3_gae(r, v, starts, next_value, dones[:, -1], gamma, lam)
+    assert_close(adv, expected, F64, name="advantages", reference_scale=1.0)
+    assert_close(ret, expected + v, F64, name="returns", reference_scale=1.0)
+
+
+def test_gae_bootstrap_is_explicit(impl):
+    """No silent zero: leaving out next_value is an error, and a row that does not end at the
+    last step bootstraps from it (gamma * next_value enters the last TD error)."""
+    r, v = np.zeros((1, 2)), np.zeros((1, 2))
+    open_end = np.zeros((1, 2), bool)
+    with pytest.raises(TypeError, match="next_value"):
+        impl("gae.advantages")(r, v, open_end, 0.9, 1.0)
+    adv, _ = impl("gae.advantages")(r, v, open_end, 0.9, 1.0, next_value=np.array([2.0]))
+    np.testing.assert_allclose(adv, [[0.9 * 0.9 * 2.0, 0.9 * 2.0]], rtol=1e-15)
+    ended = np.array([[False, True]])
+    adv, _ = impl("gae.advantages")(r, v, ended, 0.9, 1.0, next_value=np.array([2.0]))
+    assert np.all(adv == 0.0)
+
+
+@given(st.integers(1, 3), st.integers(2, 8), st.floats(0.0, 1.0), hs.seeds)
+def test_gae_time_limit_truncation_is_sb3s_bootstrap(impl, B, T, gamma, seed):
+    """A truncation after step t stops the recursion like a termination, but its TD error
+    bootstraps from the value of the state it was cut at: the same as SB3's trick of adding
+    gamma * V(that state) to r_t and marking the step done."""
+    rng = np.random.default_rng(seed)
+    r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
+    dones = rng.random((B, T)) < 0.2
+    truncated = rng.random((B, T)) < 0.3
+    cut_value = rng.standard_normal((B, T))
+    nv = rng.standard_normal(B)
+    adv, _ = impl("gae.advantages")(r, v, dones, gamma, 0.9, next_value=nv,
+                                    truncated=truncated, truncated_value=cut_value)
+    only_cut = truncated & ~dones
+    sb3_r = r + np.where(only_cut, gamma * cut_value, 0.0)
+    expected, _ = impl("gae.advantages")(sb3_r, v, dones | truncated, gamma, 0.9,
+                                         next_value=nv)
+    assert_close(adv, expected, F64, name="advantages", reference_scale=1.0)
+
+
+@given(st.integers(1, 3), st.integers(2, 8), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+       hs.seeds)
+def test_gae_with_a_mask_is_gae_over_the_selected_steps_only(impl, B, T, gamma, lam, seed):
+    """Steps outside the mask (prompt, padding) are skipped: the result on the selected steps
+    equals GAE on each row with its unselected steps removed, and is 0 elsewhere."""
+    rng = np.random.default_rng(seed)
+    r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
+    mask = rng.random((B, T)) < 0.6
+    mask[:, 0] = True
+    dones = rng.random((B, T)) < 0.2
+    nv = rng.standard_normal(B)
+    adv, ret = impl("gae.advantages")(r, v, dones & mask, gamma, lam, next_value=nv, mask=mask)
+    assert np.all(adv[~mask] == 0.0) and np.all(ret[~mask] == 0.0)
+    for b in range(B):
+        sel = mask[b]
+        a, rr = impl("gae.advantages")(r[b:b + 1, sel], v[b:b + 1, sel],
+                                       dones[b:b + 1, sel], gamma, lam, next_value=nv[b:b + 1])
+        assert_close(adv[b, sel], a[0], F64, name=f"row {b}", reference_scale=1.0)
+        assert_close(ret[b, sel], rr[0], F64, name=f"row {b} returns", reference_scale=1.0)
+
+
+@given(st.integers(2, 30), hs.seeds)
+def test_whiten_uses_the_population_variance(impl, n, seed):
+    """Mean 0 and (population) variance 1 over the mask; SB3 and TRL divide by the sample
+    standard deviation instead, which is ours times sqrt((n - 1) / n)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, n)) * 3 + 1
+    mask = rng.random((2, n)) < 0.7
+    mask[0, :2] = True
+    w = impl("gae.whiten")(x, mask, eps=0.0)
+    assert abs(w[mask].mean()) < 1e-12 and abs(w[mask].var() - 1) < 1e-12
+    sel = torch.from_numpy(x[mask])
+    libraries = ((sel - sel.mean()) / sel.std()).numpy()       # torch.std: n - 1
+    k = int(mask.sum())
+    assert_close(w[mask] * np.sqrt((k - 1) / k), libraries, F64, name="converted")
+
+
+def test_ppo_stats_are_sb3s(impl):
+    """approx_kl = mean((rho - 1) - log rho) and clip_fraction = mean(|rho - 1| > eps), both
+    masked means (SB3's definitions; TRL's differ: see the conventions table)."""
+    rng = np.random.default_rng(4)
+    new, old = rng.normal(-1, 0.3, (3, 5)), rng.normal(-1, 0.3, (3, 5))
+    mask = rng.random((3, 5)) < 0.6
+    mask[0, 0] = True
+    s = impl("ppo.stats")(new, old, 0.2, mask)
+    log_ratio = (new - old)[mask]
+    assert abs(s["approx_kl"] - np.mean(np.expm1(log_ratio) - log_ratio)) < 1e-15
+    assert s["clip_fraction"] == np.mean(np.abs(np.exp(log_ratio) - 1) > 0.2)
+
+
+def _bigram_run(impl, **kwargs):
+    rng = np.random.default_rng(0)
+    ref = impl("bigram_policy.init")(4, rng)
+    r = np.array([1.0, 0.0, -1.0, 0.5])
+    settings = {"iterations": 3, "batch_size": 32, "beta": 0.1, "lr": 0.05, "epochs": 3,
+                "minibatch_size": 8, "seed": 3, **kwargs}
+    return impl("rlhf_loop.ppo_train")(
+        impl("bigram_policy.policy")(2), ref, ref,
+        lambda batch: r[batch["responses"]].sum(axis=1), [np.array([4]), np.array([2])],
+        critic=impl("bigram_policy.critic")(),
+        critic_params=impl("bigram_policy.critic_init")(2, 4),
+        **settings)
+
+
+def test_early_stop_is_checked_per_minibatch_before_the_optimiser_step(impl):
+    """The first minibatch of an iteration always steps (the policy is the rollout policy, so
+    its approximate KL is 0); with a tiny target_kl the next one measures a KL above 1.5 x
+    target and stops the iteration before stepping: one step per iteration.  Without a
+    target every minibatch of every epoch steps (3 epochs x 4 minibatches)."""
+    _, _, stopped = _bigram_run(impl, target_kl=1e-12)
+    assert [h["steps"] for h in stopped] == [1, 1, 1]
+    assert all(h["stopped_early"] for h in stopped)
+    _, _, free = _bigram_run(impl)
+    assert [h["steps"] for h in free] == [12, 12, 12]
+    assert not any(h["stopped_early"] for h in free)
+
+
+def test_the_loop_is_reproducible_from_its_seed(impl):
+    a, ca, ha = _bigram_run(impl)
+    b, cb, hb = _bigram_run(impl)
+    c, _, _ = _bigram_run(impl, seed=4)
+    np.testing.assert_array_equal(a["Z"], b["Z"])
+    np.testing.assert_array_equal(ca["table"], cb["table"])
+    assert ha == hb
+    assert not np.array_equal(a["Z"], c["Z"])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "needle"), [
+    ({"gamma": 1.5}, ValueError, "'gamma' must be <= 1"),
+    ({"lam": -0.1}, ValueError, "'lam' must be >= 0"),
+    ({"next_value": np.zeros(2)}, ValueError, "'next_value' must have shape (B,) = (1,)"),
+    ({"dones": np.zeros((1, 2))}, TypeError, "'dones' must be a boolean NumPy array"),
+    ({"truncated": np.ones((1, 2), bool)}, ValueError, "'truncated_value' is needed"),
+], ids=["gamma", "lambda", "bootstrap shape", "float dones", "truncation without values"])
+def test_gae_bad_input(impl, kwargs, error, needle):
+    call = {"rewards": np.zeros((1, 2)), "values": np.zeros((1, 2)),
+            "dones": np.zeros((1, 2), bool), "gamma": 0.9, "lam": 0.9,
+            "next_value": np.zeros(1), **kwargs}
+    with pytest.raises(error) as info:
+        impl("gae.advantages")(**call)
+    assert "gae.advantages" in str(info.value) and needle in str(info.value)

@@ -7,10 +7,13 @@ from llmref.rlhf import (
     kl,
     gae,
     ppo,
-    bigram_policy,
     rlhf_loop,
+    bigram_policy,
+    gpt_policy,
+    value_model,
 )
 
 __all__ = [
-    "reward_model", "kl", "gae", "ppo", "bigram_policy", "rlhf_loop",
+    "reward_model", "kl", "gae", "ppo", "rlhf_loop", "bigram_policy", "gpt_policy",
+    "value_model",
 ]

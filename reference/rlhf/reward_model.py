@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
@@ -80,3 +81,59 @@ def backward(drewards: np.ndarray, cache) -> dict:
     grads = gpt.hidden_backward(dh, trunk_c)
     grads["reward_head"] = {"W": h_last.T @ drewards[:, None], "b": np.array([drewards.sum()])}
     return grads
+
+
+def _from_gpt_example(rng):
+    config = GPTConfig(vocab_size=7, context_len=8, d_model=8, n_heads=2, n_layers=1)
+    return {"params": gpt.init(config, rng), "config": config, "rng": rng}
+
+
+@contract(example=_from_gpt_example, opaque=("params",))
+def init_from_gpt(params: dict, config: GPTConfig, rng: np.random.Generator) -> dict:
+    r"""A reward model that starts from a language model: a copy of the GPT's trunk (its LM
+    head dropped) and a new scalar head $w \sim N(0, 0.02^2)$, $c = 0$.
+
+    InstructGPT initialises its reward model from the supervised fine-tuned model, so the
+    features that model learned (here: which answer a question wants) are there from the
+    start; only the head and a fine-tuning of the trunk are learned from the rankings.
+
+    Parameters
+    ----------
+    params : dict
+        The GPT's parameters (checked as :func:`gpt.forward` checks them).
+    config : GPTConfig
+    rng : numpy.random.Generator
+        Draws the head.
+
+    Returns
+    -------
+    params : dict
+        The reward model's parameters, new arrays.
+
+    Raises
+    ------
+    TypeError
+        If `config` is not a GPTConfig or `rng` not a Generator.
+    ValueError
+        If `params` does not match `config`.
+    """
+    where = "reward_model.init_from_gpt"
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, got "
+                        f"{type(config).__name__}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{where}: argument 'rng' must be a NumPy random Generator, got "
+                        f"{type(rng).__name__}")
+    gpt._check_params(params, config, where)
+
+    def copy(tree):
+        if isinstance(tree, dict):
+            return {k: copy(v) for k, v in tree.items()}
+        if isinstance(tree, list):
+            return [copy(v) for v in tree]
+        return np.array(tree, copy=True)
+
+    out = copy({k: v for k, v in params.items() if k != "lm_head"})
+    out["reward_head"] = {"W": rng.normal(0.0, 0.02, size=(config.d_model, 1)),
+                          "b": np.zeros(1)}
+    return out
