@@ -46,35 +46,36 @@ def random_batch(impl, rng, vocab_size, B=None):
     return impl("rlhf_loop.batch")(prompts, responses, pad_id=int(rng.integers(vocab_size)))
 
 
-def torch_response_logits(batch, p_t, config):
+def torch_response_logits(batch, p_t, config, temperature=1.0):
     """The twin of gpt_policy.logits: the torch GPT on prompt + response with the attention
-    mask, read at the columns before each response token."""
+    mask, read at the columns before each response token, over the temperature."""
     ids = np.concatenate([batch["prompts"], batch["responses"]], axis=1)
     mask = np.concatenate([batch["prompt_mask"], batch["mask"]], axis=1)
     full = tw.gpt_any_logits(torch.from_numpy(ids), p_t, config, torch.from_numpy(mask))
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
-    return full[:, P - 1:P + L - 1]
+    return full[:, P - 1:P + L - 1] / temperature
 
 
-def torch_logprobs(batch, p_t, config):
-    z = torch_response_logits(batch, p_t, config)
+def torch_logprobs(batch, p_t, config, temperature=1.0):
+    z = torch_response_logits(batch, p_t, config, temperature)
     logp = torch.log_softmax(z, -1).gather(-1, torch.from_numpy(batch["responses"])[..., None])
     return z, logp[..., 0]
 
 
-@given(rlhf_configs(), hs.seeds)
-def test_response_logprobs_and_their_gradient_match_torch(impl, config, seed):
+@given(rlhf_configs(), st.sampled_from([1.0, 0.7, 1.5]), hs.seeds)
+def test_response_logprobs_and_their_gradient_match_torch(impl, config, temperature, seed):
     """Per-token log-probabilities of right-padded responses after left-padded prompts of
-    different lengths (0 outside the response mask), and every parameter's gradient under a
-    random upstream gradient, against the torch GPT with the same attention mask."""
+    different lengths (0 outside the response mask), at a sampling temperature, and every
+    parameter's gradient under a random upstream gradient, against the torch GPT with the
+    same attention mask."""
     rng = np.random.default_rng(seed)
     params = hp.random_gpt(config, rng)
     batch = random_batch(impl, rng, config.vocab_size)
     p_t = tw.tensors(params)
-    _, logp_t = torch_logprobs(batch, p_t, config)
+    _, logp_t = torch_logprobs(batch, p_t, config, temperature)
     upstream = rng.standard_normal(batch["mask"].shape)
     (logp_t * torch.from_numpy(batch["mask"])).backward(torch.from_numpy(upstream))
-    logp, cache = impl("gpt_policy.logprobs")(batch, params, config)
+    logp, cache = impl("gpt_policy.logprobs")(batch, params, config, temperature)
     expected = np.where(batch["mask"], logp_t.detach().numpy(), 0.0)
     assert_close(logp, expected, F64, name="response log-probs",
                  reference_scale=_rounding(config))
@@ -94,18 +95,20 @@ def torch_ppo_objective(logp, logp_old, adv, z, mask, clip_eps, ent_coef):
     return -(surrogate * m).sum() / m.sum() - ent_coef * (entropy * m).sum() / m.sum()
 
 
-@given(rlhf_configs(), st.sampled_from([0.0, 0.01, 0.3]), hs.seeds)
-def test_ppo_objective_gradient_through_the_gpt_matches_torch(impl, config, ent_coef, seed):
+@given(rlhf_configs(), st.sampled_from([0.0, 0.01, 0.3]), st.sampled_from([1.0, 0.8]),
+       hs.seeds)
+def test_ppo_objective_gradient_through_the_gpt_matches_torch(impl, config, ent_coef,
+                                                              temperature, seed):
     """The loop's PPO objective (clipped surrogate + entropy bonus, masked token mean) on a
-    GPT policy: the loss and the gradient of every GPT parameter, for a random upstream
-    gradient of the loss, with old log-probabilities far enough from the new ones that some
-    ratios are clipped and some are not."""
+    GPT policy sampling at a temperature: the loss and the gradient of every GPT parameter,
+    for a random upstream gradient of the loss, with old log-probabilities far enough from
+    the new ones that some ratios are clipped and some are not."""
     rng = np.random.default_rng(seed)
     params = hp.random_gpt(config, rng)
     batch = random_batch(impl, rng, config.vocab_size, B=4)
-    policy = impl("gpt_policy.policy")(config, 2)
+    policy = impl("gpt_policy.policy")(config, 2, temperature=temperature)
     p_t = tw.tensors(params)
-    z_t, logp_t = torch_logprobs(batch, p_t, config)
+    z_t, logp_t = torch_logprobs(batch, p_t, config, temperature)
     shape = batch["mask"].shape
     logp_old = logp_t.detach().numpy() + rng.normal(0.0, 0.4, shape)
     adv = rng.standard_normal(shape)

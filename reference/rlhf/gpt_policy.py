@@ -18,6 +18,14 @@ Only these L columns of logits receive a gradient; the response mask then drops 
 Sampling uses the reference's generation (:func:`llmref.transformer.generate.generate`, KV
 cache, temperature, top-k, stop tokens, prompts of unequal length), seeded, so a rollout is
 reproducible.  A response ends after a stop token (kept) or after `max_new_tokens`.
+
+**The policy PPO trains is the distribution it samples from.**  With a temperature
+$\tau$ that is $\operatorname{softmax}(z / \tau)$, so :func:`logits` divides by $\tau$ (as
+TRL does) and the ratio $\pi / \pi_{old}$, the KL to the reference and the entropy are all
+those of the sampling distribution.  Top-k sampling is offered for collecting and showing
+answers (:func:`sample`), not for the PPO policy (:func:`policy`): its distribution is 0
+outside the k likeliest tokens, so its log-probabilities are not those of the logits'
+softmax, and a ratio computed from the latter would be wrong.
 """
 
 from __future__ import annotations
@@ -50,10 +58,11 @@ def _logits_example(rng):
 
 
 @contract(example=_logits_example, opaque=("params",))
-def logits(batch: dict, params: dict, config: GPTConfig):
-    r"""The logits that chose each response token.
+def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.0):
+    r"""The logits that chose each response token, divided by the sampling temperature.
 
-    $$ z_{b,t} = \operatorname{GPT}(\text{prompt}_b \,\|\, \text{response}_b)_{P + t - 1} $$
+    $$ z_{b,t} = \operatorname{GPT}(\text{prompt}_b \,\|\, \text{response}_b)_{P + t - 1}
+       \,/\, \tau $$
 
     Parameters
     ----------
@@ -63,6 +72,8 @@ def logits(batch: dict, params: dict, config: GPTConfig):
     params : dict
         The GPT's parameters (checked as :func:`gpt.forward` checks them).
     config : GPTConfig
+    temperature : float
+        The sampling temperature $\tau$ (> 0) the responses were drawn with.
 
     Returns
     -------
@@ -73,7 +84,8 @@ def logits(batch: dict, params: dict, config: GPTConfig):
 
     Cache
     -----
-    The GPT's cache (its own arrays), the prompt width P and the full logits' shape.
+    The GPT's cache (its own arrays), the prompt width P, the full logits' shape and the
+    temperature.
 
     Raises
     ------
@@ -82,16 +94,17 @@ def logits(batch: dict, params: dict, config: GPTConfig):
     ValueError
         If `batch` or `params` is malformed or a row is longer than the context.
     """
-    return _logits("gpt_policy.logits", batch, params, config)
+    return _logits("gpt_policy.logits", batch, params, config, temperature)
 
 
-def _logits(where, batch, params, config):
+def _logits(where, batch, params, config, temperature):
     _check_config(where, config)
+    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
     rlhf_loop._check_batch(where, batch, config.vocab_size)
     ids, attention_mask = rlhf_loop.sequences(batch)
     full, cache = gpt.forward(ids, params, config, attention_mask=attention_mask)
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
-    return full[:, P - 1:P + L - 1].copy(), (cache, P, full.shape)
+    return full[:, P - 1:P + L - 1] / temperature, (cache, P, full.shape, temperature)
 
 
 @contract(example=lambda rng: {"dz": rng.standard_normal((2, 4, 7)),
@@ -99,7 +112,7 @@ def _logits(where, batch, params, config):
 def logits_backward(dz: np.ndarray, cache) -> dict:
     r"""Gradient of every GPT parameter from the gradient of the response logits.
 
-    The full sequence's logit gradient is `dz` in columns `P - 1 .. P + L - 2` and 0
+    The full sequence's logit gradient is `dz / tau` in columns `P - 1 .. P + L - 2` and 0
     elsewhere; the GPT's backward takes it from there.
 
     Parameters
@@ -120,21 +133,22 @@ def logits_backward(dz: np.ndarray, cache) -> dict:
     ValueError
         If `dz` has the wrong shape or is not finite.
     """
-    gpt_cache, P, shape = cache
+    gpt_cache, P, shape, temperature = cache
     B, T, V = shape
     dz = _checks.dout_like("gpt_policy.logits_backward", dz, (B, T - P, V), name="dz")
     _, _, h, _ = gpt_cache
     dfull = np.zeros(shape, dtype=np.result_type(dz.dtype, h.dtype))
-    dfull[:, P - 1:T - 1] = dz
+    dfull[:, P - 1:T - 1] = dz / temperature
     return gpt.backward(dfull, gpt_cache)
 
 
 @contract(example=_logits_example, opaque=("params",))
-def logprobs(batch: dict, params: dict, config: GPTConfig):
+def logprobs(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.0):
     r"""Per-token log-probabilities of the responses under the GPT, 0 outside the response
     mask.
 
-    $$ \ell_{b,t} = m_{b,t} \log\pi(a_{b,t} \mid \text{prompt}_b, a_{b,<t}) $$
+    $$ \ell_{b,t} = m_{b,t} \log\pi(a_{b,t} \mid \text{prompt}_b, a_{b,<t}), \qquad
+       \pi = \operatorname{softmax}(z / \tau) $$
 
     A response's log-probability is the sum of its row.
 
@@ -145,6 +159,8 @@ def logprobs(batch: dict, params: dict, config: GPTConfig):
     params : dict
         The GPT's parameters.
     config : GPTConfig
+    temperature : float
+        The sampling temperature (> 0); 1 for the model's own distribution.
 
     Returns
     -------
@@ -159,7 +175,7 @@ def logprobs(batch: dict, params: dict, config: GPTConfig):
     ValueError
         If `batch` or `params` is malformed or a row is longer than the context.
     """
-    z, z_cache = _logits("gpt_policy.logprobs", batch, params, config)
+    z, z_cache = _logits("gpt_policy.logprobs", batch, params, config, temperature)
     logp, lp_cache = ppo.logprobs_forward(z, batch["responses"])
     mask = batch["mask"]
     return np.where(mask, logp, 0.0), (z_cache, lp_cache, mask.copy())
@@ -268,13 +284,15 @@ def sample(params: dict, config: GPTConfig, prompts: list, max_new_tokens: int, 
                                                                      strict=True)], pad_id)
 
 
-@contract(example=lambda rng: {"config": _CONFIG, "max_new_tokens": 3, "temperature": 1.0,
-                               "top_k": 5, "stop_tokens": [6], "pad_id": 0},
-          lenient={"top_k": ("none",), "stop_tokens": ("none", "empty"), "pad_id": ("zero",)})
+@contract(example=lambda rng: {"config": _CONFIG, "max_new_tokens": 3, "temperature": 0.8,
+                               "stop_tokens": [6], "pad_id": 0},
+          lenient={"stop_tokens": ("none", "empty"), "pad_id": ("zero",)})
 def policy(config: GPTConfig, max_new_tokens: int, *, temperature: float = 1.0,
-           top_k: int | None = None, stop_tokens=None, pad_id: int = 0) -> rlhf_loop.Policy:
-    r"""The GPT as a :class:`llmref.rlhf.rlhf_loop.Policy`: `sample` draws each rollout's
-    generation seed from the loop's generator, so a run is reproducible from its seed.
+           stop_tokens=None, pad_id: int = 0) -> rlhf_loop.Policy:
+    r"""The GPT as a :class:`llmref.rlhf.rlhf_loop.Policy`, the distribution
+    $\operatorname{softmax}(z / \tau)$: `sample` draws each rollout's generation seed from
+    the loop's generator, so a run is reproducible from its seed, and `logits` divides by
+    the same temperature.  (No top-k: see the module docstring.)
 
     Parameters
     ----------
@@ -283,8 +301,6 @@ def policy(config: GPTConfig, max_new_tokens: int, *, temperature: float = 1.0,
         Most tokens per response, >= 1.
     temperature : float
         Sampling temperature, > 0.
-    top_k : int, optional
-        Sample among the k likeliest tokens only.
     stop_tokens : int or list of int, optional
         A response ends after one of these.
     pad_id : int
@@ -305,15 +321,13 @@ def policy(config: GPTConfig, max_new_tokens: int, *, temperature: float = 1.0,
     _check_config(where, config)
     max_new_tokens = _validate.integer(where, "max_new_tokens", max_new_tokens, low=1)
     temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
-    generate._check_sampling(where, config.vocab_size, temperature, top_k, None)
     generate._stop_ids(where, stop_tokens, config.vocab_size)
     generate._check_count(where, "pad_id", pad_id)
 
     def sample_fn(params, prompts, rng):
         return sample(params, config, prompts, max_new_tokens, temperature=temperature,
-                      top_k=top_k, stop_tokens=stop_tokens, pad_id=pad_id,
-                      seed=int(rng.integers(2**31)))
+                      stop_tokens=stop_tokens, pad_id=pad_id, seed=int(rng.integers(2**31)))
 
-    return rlhf_loop.Policy(sample=sample_fn,
-                            logits=lambda params, batch: logits(batch, params, config),
-                            logits_backward=logits_backward)
+    return rlhf_loop.Policy(
+        sample=sample_fn, logits=lambda params, batch: logits(batch, params, config, temperature),
+        logits_backward=logits_backward)
