@@ -5,15 +5,36 @@
 
 from pathlib import Path
 
-from llmref.examples import cat_sat_mat, reward_hacking, word_calculator
+import json
+import shutil
+
+from llmref.examples import cat_sat_mat, rlhf_pipeline, word_calculator
 
 ROOT = Path(__file__).resolve().parents[1]
 
 ASSETS = ROOT / "docs" / "assets"
 
+#: the slow test of the RLHF pipeline leaves one run's results and plots here; the docs reuse
+#: them instead of paying for the pipeline again
+ARTEFACTS = ROOT / ".llmspec" / "artefacts" / "rlhf_pipeline"
+
+
+def rlhf_plots() -> None:
+    """The RLHF page's plots from the saved run (run the pipeline first if there is none:
+    ``python -m pytest -m slow --pyargs llmref.spec.test_examples -k rlhf``)."""
+    saved = ARTEFACTS / "rlhf_pipeline.json"
+    if not saved.is_file():
+        print(f"no saved RLHF run at {saved}: run the slow test first; RLHF plots not updated")
+        return
+    results = json.loads(saved.read_text())
+    rlhf_pipeline.plot_overoptimisation(results, ASSETS / "rlhf_overoptimisation.png")
+    rlhf_pipeline.plot_reward_model(results, ASSETS / "rlhf_reward_model.png")
+    shutil.copy(ARTEFACTS / "rlhf_pipeline_table.md", ASSETS / "rlhf_pipeline_table.md")
+
+
 if __name__ == "__main__":
     cat_sat_mat.plot(cat_sat_mat.train(epochs=400, log=None), ASSETS / "cat_sat_mat.png")
-    reward_hacking.plot(reward_hacking.run(log=lambda s: None), ASSETS / "reward_hacking.png")
+    rlhf_plots()
     result = word_calculator.train(steps=4000, log=None)
     word_calculator.plot(result, ASSETS / "word_calculator.png")
     print("held-out accuracy", result["test_acc"])

@@ -39,11 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+import llmref
 from llmref.examples import common
-from llmref.losses import dpo, preference
-from llmref.rlhf import gpt_policy, reward_model, rlhf_loop, value_model
-from llmref.training import adamw
-from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"]
@@ -150,10 +147,10 @@ class Progress:
 
 # ------------------------------------------------------------------ training helpers
 
-def _lm_step(params, state, ids, targets, lr):
-    loss, grads = gpt.loss_and_grads(ids, targets, params, CONFIG)
-    params, state = adamw.step(params, grads, state, lr=lr, weight_decay=0.01,
-                               decay=adamw.matrices_only)
+def _lm_step(params, state, ids, targets, lr, lib):
+    loss, grads = lib.gpt.loss_and_grads(ids, targets, params, CONFIG)
+    params, state = lib.adamw.step(params, grads, state, lr=lr, weight_decay=0.01,
+                               decay=lib.adamw.matrices_only)
     return params, state, loss
 
 
@@ -164,26 +161,26 @@ def _pad(rows, width):
     return ids
 
 
-def pretrain(rng, steps: int, batch_size: int = 64, lr: float = 3e-3, bar=None):
+def pretrain(rng, steps: int, batch_size: int = 64, lr: float = 3e-3, bar=None, lib=llmref):
     corpus = pretraining_corpus(rng)
-    params = gpt.init(CONFIG, rng)
-    state = adamw.init(params)
+    params = lib.gpt.init(CONFIG, rng)
+    state = lib.adamw.init(params)
     for step in range(steps):
         rows = [corpus[i] for i in rng.integers(0, len(corpus), batch_size)]
         ids = _pad(rows, max(map(len, rows)))
         targets = np.where(np.arange(ids.shape[1])[None] < np.array([len(r) for r in rows])
                            [:, None] - 1, np.roll(ids, -1, axis=1), -100)
-        params, state, loss = _lm_step(params, state, ids, targets, lr)
+        params, state, loss = _lm_step(params, state, ids, targets, lr, lib)
         if bar:
             bar(step + 1, f"loss {loss:.3f}")
     return params
 
 
 def supervised_finetune(params, rng, steps: int, batch_size: int = 64, lr: float = 1e-3,
-                        bar=None):
+                        bar=None, lib=llmref):
     """Next-token loss on the answers only (the prompt tokens are not targets)."""
     demos = demonstrations(rng)
-    state = adamw.init(params)
+    state = lib.adamw.init(params)
     for step in range(steps):
         pairs = [demos[i] for i in rng.integers(0, len(demos), batch_size)]
         rows = [np.concatenate([p, r]) for p, r in pairs]
@@ -191,17 +188,17 @@ def supervised_finetune(params, rng, steps: int, batch_size: int = 64, lr: float
         targets = np.full(ids.shape, -100)
         for i, (p, r) in enumerate(pairs):
             targets[i, len(p) - 1:len(p) + len(r) - 1] = r
-        params, state, loss = _lm_step(params, state, ids, targets, lr)
+        params, state, loss = _lm_step(params, state, ids, targets, lr, lib)
         if bar:
             bar(step + 1, f"loss {loss:.3f}")
     return params
 
 
-def sample_answers(params, prompts_ab, n_per_prompt, seed, temperature=1.0):
+def sample_answers(params, prompts_ab, n_per_prompt, seed, temperature=1.0, lib=llmref):
     """n_per_prompt answers to each (a, b); returns the batch and the (a, b) of each row."""
     ab = [q for q in prompts_ab for _ in range(n_per_prompt)]
     prompts = [encode(question(a, b)) for a, b in ab]
-    batch = gpt_policy.sample(params, CONFIG, prompts, MAX_NEW, temperature=temperature,
+    batch = lib.gpt_policy.sample(params, CONFIG, prompts, MAX_NEW, temperature=temperature,
                               stop_tokens=[STOP], pad_id=PAD, seed=seed)
     return batch, ab
 
@@ -215,12 +212,12 @@ def gold_of(batch, ab) -> np.ndarray:
                                                                 strict=True)])
 
 
-def preference_pairs(params, rng, rounds: int, k: int = 4, seed: int = 0):
+def preference_pairs(params, rng, rounds: int, k: int = 4, seed: int = 0, lib=llmref):
     """Each round: k answers per question, ranked by the hidden human (distinct answers
     only; equal gold scores are ties, and tied pairs are dropped)."""
     pairs = []                      # (prompt, chosen, rejected, round)
     for rnd in range(rounds):
-        batch, ab = sample_answers(params, QUESTIONS, k, seed + rnd)
+        batch, ab = sample_answers(params, QUESTIONS, k, seed + rnd, lib=lib)
         answers, gold = responses(batch), gold_of(batch, ab)
         for q in range(len(QUESTIONS)):
             rows = range(q * k, (q + 1) * k)
@@ -228,53 +225,53 @@ def preference_pairs(params, rng, rounds: int, k: int = 4, seed: int = 0):
             for i in rows:
                 unique.setdefault(tuple(answers[i]), i)
             ranking = sorted(unique.values(), key=lambda i: (-gold[i], rng.random()))
-            for c, r in preference.pairs_from_ranking(ranking):
+            for c, r in lib.preference.pairs_from_ranking(ranking):
                 if gold[c] > gold[r]:
                     prompt = encode(question(*ab[c]))
                     pairs.append((prompt, answers[c], answers[r], rnd))
     return pairs
 
 
-def _pair_batches(pairs):
+def _pair_batches(pairs, lib):
     prompts = [p for p, _, _, _ in pairs]
-    chosen = rlhf_loop.batch(prompts, [c for _, c, _, _ in pairs], PAD)
-    rejected = rlhf_loop.batch(prompts, [r for _, _, r, _ in pairs], PAD)
+    chosen = lib.rlhf_loop.batch(prompts, [c for _, c, _, _ in pairs], PAD)
+    rejected = lib.rlhf_loop.batch(prompts, [r for _, _, r, _ in pairs], PAD)
     return chosen, rejected
 
 
-def rm_scores(rm, batch):
-    ids, mask = rlhf_loop.sequences(batch)
-    return reward_model.forward(ids, rm, CONFIG, attention_mask=mask)
+def rm_scores(rm, batch, lib):
+    ids, mask = lib.rlhf_loop.sequences(batch)
+    return lib.reward_model.forward(ids, rm, CONFIG, attention_mask=mask)
 
 
-def pair_accuracy(rm, pairs) -> float:
-    chosen, rejected = _pair_batches(pairs)
-    return float(np.mean(rm_scores(rm, chosen)[0] > rm_scores(rm, rejected)[0]))
+def pair_accuracy(rm, pairs, lib) -> float:
+    chosen, rejected = _pair_batches(pairs, lib)
+    return float(np.mean(rm_scores(rm, chosen, lib)[0] > rm_scores(rm, rejected, lib)[0]))
 
 
 def train_reward_model(sft, train_pairs, test_pairs, rng, epochs: int, batch_size: int = 64,
-                       lr: float = 1e-3, bar=None):
-    rm = reward_model.init_from_gpt(sft, CONFIG, rng)
-    state = adamw.init(rm)
-    curve = [(0, pair_accuracy(rm, train_pairs), pair_accuracy(rm, test_pairs))]
+                       lr: float = 1e-3, bar=None, lib=llmref):
+    rm = lib.reward_model.init_from_gpt(sft, CONFIG, rng)
+    state = lib.adamw.init(rm)
+    curve = [(0, pair_accuracy(rm, train_pairs, lib), pair_accuracy(rm, test_pairs, lib))]
     step = 0
     for epoch in range(epochs):
         order = rng.permutation(len(train_pairs))
         for start in range(0, len(order), batch_size):
             chosen, rejected = _pair_batches([train_pairs[i] for i in
-                                              order[start:start + batch_size]])
-            rc, cc = rm_scores(rm, chosen)
-            rr, cr = rm_scores(rm, rejected)
-            loss, pc = preference.forward(rc, rr)
-            g = preference.backward(1.0, pc)
-            gc, gr = reward_model.backward(g["r_chosen"], cc), \
-                reward_model.backward(g["r_rejected"], cr)
+                                              order[start:start + batch_size]], lib)
+            rc, cc = rm_scores(rm, chosen, lib)
+            rr, cr = rm_scores(rm, rejected, lib)
+            loss, pc = lib.preference.forward(rc, rr)
+            g = lib.preference.backward(1.0, pc)
+            gc, gr = lib.reward_model.backward(g["r_chosen"], cc), \
+                lib.reward_model.backward(g["r_rejected"], cr)
             grads = _tree_add(gc, gr)
-            rm, state = adamw.step(rm, grads, state, lr=lr, weight_decay=0.01,
-                                   decay=adamw.matrices_only)
+            rm, state = lib.adamw.step(rm, grads, state, lr=lr, weight_decay=0.01,
+                                   decay=lib.adamw.matrices_only)
             step += 1
-        curve.append((epoch + 1, pair_accuracy(rm, train_pairs),
-                      pair_accuracy(rm, test_pairs)))
+        curve.append((epoch + 1, pair_accuracy(rm, train_pairs, lib),
+                      pair_accuracy(rm, test_pairs, lib)))
         if bar:
             bar(epoch + 1, f"held-out pair accuracy {curve[-1][2]:.3f}")
     return rm, curve
@@ -294,17 +291,17 @@ EVAL_PER_PROMPT = 8
 SHOW = (2, 2)                         # the question whose answers the table shows
 
 
-def evaluate(params, sft, rm, seed: int) -> dict:
+def evaluate(params, sft, rm, seed: int, lib=llmref) -> dict:
     """Answers to every question, sampled with a fixed seed: the proxy (reward model) and
     gold (hidden human) rewards, the KL to the SFT model (the mean over answers of the summed
     log-ratio), the distinct-token ratio (distinct tokens / tokens, per answer) and three
     answers to "what is two plus two ?"."""
-    batch, ab = sample_answers(params, QUESTIONS, EVAL_PER_PROMPT, seed)
-    logp, _ = gpt_policy.logprobs(batch, params, CONFIG)
-    logp_sft, _ = gpt_policy.logprobs(batch, sft, CONFIG)
+    batch, ab = sample_answers(params, QUESTIONS, EVAL_PER_PROMPT, seed, lib=lib)
+    logp, _ = lib.gpt_policy.logprobs(batch, params, CONFIG)
+    logp_sft, _ = lib.gpt_policy.logprobs(batch, sft, CONFIG)
     answers = responses(batch)
     show = [decode(r) for q, r in zip(ab, answers, strict=True) if q == SHOW][:3]
-    return {"proxy": float(rm_scores(rm, batch)[0].mean()),
+    return {"proxy": float(rm_scores(rm, batch, lib)[0].mean()),
             "gold": float(gold_of(batch, ab).mean()),
             "kl": float((logp - logp_sft).sum(axis=1).mean()),
             "distinct": float(np.mean([len(set(r.tolist())) / len(r) for r in answers])),
@@ -313,14 +310,14 @@ def evaluate(params, sft, rm, seed: int) -> dict:
 
 # ------------------------------------------------------------------ RLHF
 
-def ppo(sft, rm, beta: float, seed: int, iterations: int, bar=None) -> dict:
+def ppo(sft, rm, beta: float, seed: int, iterations: int, bar=None, lib=llmref) -> dict:
     """PPO against the reward model with a KL penalty of weight beta to the SFT model; the
     critic starts as the reward model.  Returns the policy and, per iteration, the mean
     proxy and gold reward and the KL of the rollout."""
     curve = []
 
     def reward_fn(batch):
-        scores, _ = rm_scores(rm, batch)
+        scores, _ = rm_scores(rm, batch, lib)
         gold = gold_of(batch, [_ab_of(p) for p in batch["prompts"]])
         curve.append({"proxy": float(scores.mean()), "gold": float(gold.mean())})
         if bar:
@@ -328,10 +325,10 @@ def ppo(sft, rm, beta: float, seed: int, iterations: int, bar=None) -> dict:
         return scores
 
     prompts = [encode(question(a, b)) for a, b in QUESTIONS]
-    params, _, history = rlhf_loop.ppo_train(
-        gpt_policy.policy(CONFIG, MAX_NEW, stop_tokens=[STOP], pad_id=PAD), sft, sft,
-        reward_fn, prompts, critic=value_model.critic(CONFIG),
-        critic_params=value_model.init_from_reward_model(rm, CONFIG), iterations=iterations,
+    params, _, history = lib.rlhf_loop.ppo_train(
+        lib.gpt_policy.policy(CONFIG, MAX_NEW, stop_tokens=[STOP], pad_id=PAD), sft, sft,
+        reward_fn, prompts, critic=lib.value_model.critic(CONFIG),
+        critic_params=lib.value_model.init_from_reward_model(rm, CONFIG), iterations=iterations,
         batch_size=64, epochs=2, minibatch_size=32, beta=beta, lr=1e-3, critic_lr=1e-3,
         seed=seed)
     for point, h in zip(curve, history, strict=True):
@@ -345,30 +342,30 @@ def _ab_of(prompt_row) -> tuple:
 
 
 def dpo_train(sft, pairs, rng, epochs: int, beta: float = 0.1, batch_size: int = 64,
-              lr: float = 3e-4, bar=None):
+              lr: float = 3e-4, bar=None, lib=llmref):
     """DPO from the SFT model on the same preference pairs: the log-probability of a whole
     answer is the sum of its tokens' (`gpt_policy.logprobs`), and its gradient goes back
     through the GPT with `gpt_policy.logprobs_backward`."""
-    params, state = sft, adamw.init(sft)
-    chosen_all, rejected_all = _pair_batches(pairs)
-    ref_c = gpt_policy.logprobs(chosen_all, sft, CONFIG)[0].sum(axis=1)
-    ref_r = gpt_policy.logprobs(rejected_all, sft, CONFIG)[0].sum(axis=1)
+    params, state = sft, lib.adamw.init(sft)
+    chosen_all, rejected_all = _pair_batches(pairs, lib)
+    ref_c = lib.gpt_policy.logprobs(chosen_all, sft, CONFIG)[0].sum(axis=1)
+    ref_r = lib.gpt_policy.logprobs(rejected_all, sft, CONFIG)[0].sum(axis=1)
     for epoch in range(epochs):
         order = rng.permutation(len(pairs))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            chosen, rejected = _pair_batches([pairs[i] for i in idx])
-            lp_c, cache_c = gpt_policy.logprobs(chosen, params, CONFIG)
-            lp_r, cache_r = gpt_policy.logprobs(rejected, params, CONFIG)
-            loss, cache = dpo.forward(lp_c.sum(axis=1), lp_r.sum(axis=1), ref_c[idx],
+            chosen, rejected = _pair_batches([pairs[i] for i in idx], lib)
+            lp_c, cache_c = lib.gpt_policy.logprobs(chosen, params, CONFIG)
+            lp_r, cache_r = lib.gpt_policy.logprobs(rejected, params, CONFIG)
+            loss, cache = lib.dpo.forward(lp_c.sum(axis=1), lp_r.sum(axis=1), ref_c[idx],
                                       ref_r[idx], beta)
-            g = dpo.backward(1.0, cache)
+            g = lib.dpo.backward(1.0, cache)
             grads = _tree_add(   # d(sum over tokens)/d(token) = 1: every token gets the row's
-                gpt_policy.logprobs_backward(np.broadcast_to(
+                lib.gpt_policy.logprobs_backward(np.broadcast_to(
                     g["policy_chosen"][:, None], lp_c.shape).copy(), cache_c),
-                gpt_policy.logprobs_backward(np.broadcast_to(
+                lib.gpt_policy.logprobs_backward(np.broadcast_to(
                     g["policy_rejected"][:, None], lp_r.shape).copy(), cache_r))
-            params, state = adamw.step(params, grads, state, lr=lr, weight_decay=0.0)
+            params, state = lib.adamw.step(params, grads, state, lr=lr, weight_decay=0.0)
         if bar:
             bar(epoch + 1, f"loss {loss:.3f}")
     return params
@@ -376,7 +373,7 @@ def dpo_train(sft, pairs, rng, epochs: int, beta: float = 0.1, batch_size: int =
 
 # ------------------------------------------------------------------ the pipeline
 
-DEFAULT_BETA = inspect.signature(rlhf_loop.ppo_train).parameters["beta"].default
+DEFAULT_BETA = inspect.signature(llmref.rlhf_loop.ppo_train).parameters["beta"].default
 BETAS = (0.0, 0.01, DEFAULT_BETA)
 GOLD_MARGIN = 1.0           # beta = 0: gold at least this far below the SFT model's
 DEFAULT_MARGIN = 0.25       # the default beta: gold no more than this below the SFT model's
@@ -384,8 +381,9 @@ DEFAULT_MARGIN = 0.25       # the default beta: gold no more than this below the
 
 def run(seed: int = 0, seeds=(0, 1, 2), betas=BETAS, pretrain_steps: int = 1500,
         sft_steps: int = 600, rounds: int = 8, rm_epochs: int = 6, ppo_iterations: int = 100,
-        dpo_epochs: int = 2, stream=sys.stderr) -> dict:
-    """The whole pipeline; returns its results (JSON-ready: no arrays)."""
+        dpo_epochs: int = 2, stream=sys.stderr, lib=llmref) -> dict:
+    """The whole pipeline; returns its results (JSON-ready: no arrays).  ``lib`` is the
+    module of components it is built from (default: the reference)."""
     start, cpu = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(seed)
     seconds = {}
@@ -394,39 +392,49 @@ def run(seed: int = 0, seeds=(0, 1, 2), betas=BETAS, pretrain_steps: int = 1500,
         return Progress(name, total, stream)
 
     t = time.perf_counter()
-    base = pretrain(rng, pretrain_steps, bar=stage("pre-training", pretrain_steps))
-    sft = supervised_finetune(base, rng, sft_steps, bar=stage("fine-tuning (SFT)", sft_steps))
+    base = pretrain(rng, pretrain_steps, bar=stage("pre-training", pretrain_steps), lib=lib)
+    sft = supervised_finetune(base, rng, sft_steps, bar=stage("fine-tuning (SFT)", sft_steps),
+                              lib=lib)
     seconds["pre-training and SFT"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pairs = preference_pairs(sft, rng, rounds, seed=seed + 100)
+    pairs = preference_pairs(sft, rng, rounds, seed=seed + 100, lib=lib)
     train_pairs = [p for p in pairs if p[3] < rounds - 2]           # the last two rounds'
     test_pairs = [p for p in pairs if p[3] >= rounds - 2]           # pairs are held out
     rm, rm_curve = train_reward_model(sft, train_pairs, test_pairs, rng, rm_epochs,
-                                      bar=stage("reward model", rm_epochs))
+                                      bar=stage("reward model", rm_epochs), lib=lib)
     seconds["preferences and reward model"] = time.perf_counter() - t
 
     eval_seed = seed + 1000
+    sft_batch, _ = sample_answers(sft, QUESTIONS, EVAL_PER_PROMPT, eval_seed, lib=lib)
+    sft_scores = rm_scores(rm, sft_batch, lib)[0]
     results = {"seed": seed, "seeds": list(seeds), "betas": list(betas),
                "default_beta": DEFAULT_BETA, "config": dict(CONFIG.__dict__),
                "pairs": {"train": len(train_pairs), "held_out": len(test_pairs)},
                "rm_curve": [{"epoch": e, "train": a, "held_out": b} for e, a, b in rm_curve],
-               "rm_accuracy": rm_curve[-1][2], "sft": evaluate(sft, sft, rm, eval_seed),
-               "ppo": {}}
+               "rm_accuracy": rm_curve[-1][2],
+               "rm_score_range": [float(sft_scores.min()), float(sft_scores.max())],
+               "sft": evaluate(sft, sft, rm, eval_seed, lib=lib), "ppo": {}}
     t = time.perf_counter()
     for beta in betas:
         results["ppo"][str(beta)] = []
         for s in seeds:
             out = ppo(sft, rm, beta, s, ppo_iterations,
-                      bar=stage(f"PPO beta={beta} seed={s}", ppo_iterations))
+                      bar=stage(f"PPO beta={beta} seed={s}", ppo_iterations), lib=lib)
             results["ppo"][str(beta)].append(
                 {"seed": s, "curve": out["curve"], **evaluate(out["params"], sft, rm,
-                                                               eval_seed)})
+                                                               eval_seed, lib=lib)})
+    # the order of the stages: the same RLHF from the pre-trained model, without SFT
+    out = ppo(base, rm, DEFAULT_BETA, seeds[0], ppo_iterations,
+              bar=stage(f"PPO without SFT, beta={DEFAULT_BETA}", ppo_iterations), lib=lib)
+    results["no_sft"] = {"pretrained": evaluate(base, base, rm, eval_seed, lib=lib),
+                         "ppo": evaluate(out["params"], base, rm, eval_seed, lib=lib)}
     seconds["PPO"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    dpo_params = dpo_train(sft, train_pairs, rng, dpo_epochs, bar=stage("DPO", dpo_epochs))
-    results["dpo"] = evaluate(dpo_params, sft, rm, eval_seed)
+    dpo_params = dpo_train(sft, train_pairs, rng, dpo_epochs, bar=stage("DPO", dpo_epochs),
+                           lib=lib)
+    results["dpo"] = evaluate(dpo_params, sft, rm, eval_seed, lib=lib)
     seconds["DPO"] = time.perf_counter() - t
     results["seconds"] = {**seconds, "total": time.perf_counter() - start,
                           "cpu": time.process_time() - cpu}
@@ -444,13 +452,17 @@ def checks(results) -> dict:
             "beta0_gold_falls_by_margin_every_seed": all(
                 r["gold"] < sft["gold"] - GOLD_MARGIN for r in free),
             "default_gold_within_margin_every_seed": all(
-                r["gold"] > sft["gold"] - DEFAULT_MARGIN for r in default)}
+                r["gold"] > sft["gold"] - DEFAULT_MARGIN for r in default),
+            "rm_scores_outside_0_1": not (0 <= results["rm_score_range"][0]
+                                          and results["rm_score_range"][1] <= 1),
+            "sft_first_beats_rlhf_on_the_pretrained_model":
+                default[0]["gold"] > results["no_sft"]["ppo"]["gold"]}
 
 
 def table(results) -> str:
     """Markdown: one row per method (PPO rows are means over the seeds; their answers are
     from the first seed)."""
-    head = (f"| method | proxy | gold | KL to SFT | distinct | answers to "
+    head = (f"| method | proxy | gold | KL to start | distinct | answers to "
             f"\"{question(*SHOW)}\" |\n|---|---|---|---|---|---|")
     rows = [head]
 
@@ -464,6 +476,8 @@ def table(results) -> str:
                                                                    "distinct")}
         row(f"PPO, beta = {beta}", {**mean, "answers": runs[0]["answers"]})
     row("DPO, beta = 0.1", results["dpo"])
+    row("pre-trained model (no SFT)", results["no_sft"]["pretrained"])
+    row(f"PPO on it, beta = {results['default_beta']}", results["no_sft"]["ppo"])
     return "\n".join(rows)
 
 

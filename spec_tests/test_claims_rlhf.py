@@ -73,12 +73,14 @@ def test_the_policy_update_is_gradient_ascent_on_the_expected_reward(impl, claim
     J = (torch.softmax(Z[-1], dim=0) * torch.from_numpy(reward)).sum()
     J.backward()
     exact = Z.grad.numpy()
-    tokens = impl("bigram_policy.sample")(policy, 20_000, 1, rng)
-    logp, cache = impl("bigram_policy.logprobs")(policy, tokens)
-    adv = reward[tokens[:, 0]]
+    batch = impl("bigram_policy.sample")(policy, [np.array([5])] * 20_000, 1, rng)
+    z, cache = impl("bigram_policy.logits")(policy, batch)
+    logp, lp_cache = impl("ppo.logprobs_forward")(z, batch["responses"])
+    adv = reward[batch["responses"][:, 0]]
     _, pcache = impl("ppo.policy_forward")(logp[:, 0], logp[:, 0].copy(), adv, 0.2)
     dlogp = impl("ppo.policy_backward")(1.0, pcache)["logp_new"]
-    dZ = impl("bigram_policy.logprobs_backward")(dlogp[:, None], cache)["Z"]
+    dz = impl("ppo.logprobs_backward")(dlogp[:, None], lp_cache)["logits"]
+    dZ = impl("bigram_policy.logits_backward")(dz, cache)["Z"]
     cos = -float(np.sum(dZ * exact) / np.linalg.norm(dZ) / np.linalg.norm(exact))
     assert cos > 0.99
     before = float(J)

@@ -2,38 +2,72 @@
 is built from (``lib``); these tests pass the implementation under test (``impl.lib``), so a
 learner's run trains the examples with the learner's components."""
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-@pytest.mark.component("adam", "bigram_policy", "preference", "rlhf_loop")
+#: where the slow RLHF pipeline test leaves its results and plots, in the checkout, for the
+#: docs to show without running the pipeline again (docs_src/make_plots.py copies them)
+ARTEFACTS = Path(".llmspec") / "artefacts" / "rlhf_pipeline"
+
+
+@pytest.mark.slow
+@pytest.mark.component("adamw", "dpo", "gpt", "gpt_policy", "preference", "reward_model",
+                       "rlhf_loop", "value_model")
 @pytest.mark.claim("L003-kl-prevents-hacking")
 @pytest.mark.claim("L003-rl-raises-reward")
-def test_reward_hacking_without_penalty_and_its_prevention_with_one(impl, claim_figures):
-    """beta = 0: the proxy rises, the gold reward falls below the reference's and most
-    outputs repeat a word ('.' aside) 3+ times in 6.  beta = 0.5: KL to the reference stays
-    small and the gold reward does not collapse (it ends above the reference's)."""
-    from llmref.examples import reward_hacking
+@pytest.mark.claim("L003-rlhf-after-sft")
+@pytest.mark.claim("L003-ranking-pairs")
+@pytest.mark.claim("L003-reward-learns-preferences")
+@pytest.mark.claim("L003-reward-0-to-1")
+def test_rlhf_pipeline_finds_the_exploit_without_kl_and_not_with_it(impl, claim_figures,
+                                                                    request):
+    """The whole pipeline of examples/rlhf_pipeline.py on seed 0 (pre-training, SFT,
+    rankings by a hidden human, pairs, a GPT reward model, PPO for beta 0 / 0.01 / 0.1 with
+    three seeds each, DPO), about 2 minutes of CPU.  The reward model ranks at least 75% of
+    held-out pairs as the human did, and its scores are not confined to 0-1.  beta = 0: in
+    every seed the proxy rises above the SFT model's and the gold reward falls at least 1.0
+    below it.  The default beta (0.1): in every seed the gold reward is no more than 0.25
+    below the SFT model's.  The same RLHF started from the pre-trained model instead of the
+    SFT model ends with a lower gold reward.  Results and plots go to .llmspec/artefacts/
+    rlhf_pipeline/ in the checkout, for the docs."""
+    from llmref.examples import rlhf_pipeline as rp
 
-    results = reward_hacking.run(betas=(0.0, 0.5), iterations=120, seed=0, log=lambda s: None,
-                                 lib=impl.lib)
-    ref, free, penalised = results["reference"], results[0.0], results[0.5]
-    assert free["proxy"] > ref["proxy"] + 2.0
-    assert free["gold"] < ref["gold"] - 2.0
-    assert free["repetitive"] > 0.5
-    assert penalised["kl"] < 0.2 * free["kl"]
-    assert penalised["gold"] > ref["gold"]
-    assert penalised["repetitive"] < 0.2
-    assert penalised["proxy"] > ref["proxy"]
-    claim_figures.record(**{f"{name}_{key}": r[key]
-                            for name, r in (("reference", ref), ("beta_0", free),
-                                            ("beta_0_5", penalised))
-                            for key in ("proxy", "gold", "kl") },
-                         beta_0_repetitive=free["repetitive"],
-                         beta_0_5_repetitive=penalised["repetitive"],
-                         beta_0_sample=free["sample"], beta_0_5_sample=penalised["sample"])
+    results = rp.run(seed=0, stream=None, lib=impl.lib)
+    sft, free = results["sft"], results["ppo"]["0.0"]
+    default = results["ppo"][str(rp.DEFAULT_BETA)]
+    assert results["rm_accuracy"] >= 0.75
+    assert not (0 <= results["rm_score_range"][0] and results["rm_score_range"][1] <= 1)
+    for r in free:
+        assert r["proxy"] > sft["proxy"], r["seed"]
+        assert r["gold"] < sft["gold"] - rp.GOLD_MARGIN, r["seed"]
+    for r in default:
+        assert r["gold"] > sft["gold"] - rp.DEFAULT_MARGIN, r["seed"]
+    assert default[0]["gold"] > results["no_sft"]["ppo"]["gold"]
+    assert all(results["checks"].values())
+    if impl.is_reference:
+        folder = request.config.rootpath / ARTEFACTS
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rlhf_pipeline.json").write_text(json.dumps(results, indent=1))
+        (folder / "rlhf_pipeline_table.md").write_text(rp.table(results) + "\n")
+        try:
+            rp.plot_overoptimisation(results, folder / "rlhf_overoptimisation.png")
+            rp.plot_reward_model(results, folder / "rlhf_reward_model.png")
+        except ImportError:
+            pass
+    claim_figures.record(
+        rm_held_out_accuracy=results["rm_accuracy"], rm_score_range=results["rm_score_range"],
+        sft_proxy=sft["proxy"], sft_gold=sft["gold"],
+        **{f"beta_{b}_{k}": [r[k] for r in runs] for b, runs in results["ppo"].items()
+           for k in ("proxy", "gold", "kl", "distinct")},
+        beta_0_answers=free[0]["answers"], default_answers=default[0]["answers"],
+        dpo_gold=results["dpo"]["gold"], dpo_kl=results["dpo"]["kl"],
+        no_sft_ppo_gold=results["no_sft"]["ppo"]["gold"],
+        cpu_seconds=results["seconds"]["cpu"])
 
 
 @pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",

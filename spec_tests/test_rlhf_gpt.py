@@ -8,6 +8,7 @@ controller holds the KL near its target."""
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -258,7 +259,9 @@ def test_sampling_is_reproducible_and_is_the_reference_generation(impl):
         np.testing.assert_array_equal(a["prompts"][i, a["prompt_mask"][i]], p)
 
 
-def test_ppo_on_the_gpt_raises_a_simple_reward_with_the_kl_near_its_target(impl):
+@pytest.mark.claim("L003-rl-raises-reward")
+def test_ppo_on_the_gpt_raises_a_simple_reward_with_the_kl_near_its_target(impl,
+                                                                           claim_figures):
     """Thirty PPO iterations on a tiny GPT against a fixed reward (how many of the 4 response
     tokens are token 3; a random policy scores about 4/6), through the same loop as the
     bigram policy: the mean reward rises well above the start, and the adaptive controller
@@ -286,3 +289,5 @@ def test_ppo_on_the_gpt_raises_a_simple_reward_with_the_kl_near_its_target(impl)
     assert target / 2 < kl_end < 2 * target, kl_end
     assert max(h["kl"] for h in history) > 2 * target       # it overshot, and was pulled back
     assert history[-1]["beta"] > 0.45
+    claim_figures.record(reward_start=start, reward_end=end, kl_last_10=kl_end,
+                         beta_end=history[-1]["beta"])

@@ -57,7 +57,7 @@ def init(vocab_size: int, rng: np.random.Generator, std: float = 1.0) -> dict:
         If `vocab_size` < 1 or `std` is not > 0 and finite.
     """
     where = "bigram_policy.init"
-    vocab_size = _validate.integer(where, "vocab_size", vocab_size, low=1)
+    vocab_size = int(_checks.positive(where, "vocab_size", vocab_size, integer=True))
     _validate.generator(where, "rng", rng)
     std = _validate.number(where, "std", std, low=0.0, strict=True)
     return {"Z": rng.normal(0.0, std, size=(vocab_size + 1, vocab_size))}

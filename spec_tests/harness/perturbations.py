@@ -787,7 +787,7 @@ _kills("test_embedding.py", {
 })
 _kills("test_examples.py", {
     "test_cat_sat_on_the_mat": ["sgd: ascent"],
-    "test_reward_hacking_without_penalty_and_its_prevention_with_one": [
+    "test_rlhf_pipeline_finds_the_exploit_without_kl_and_not_with_it": [
         "rlhf: KL penalty ignored"],
     "test_word_calculator_generalises_to_held_out_problems": ["adamw: lr x0.01"],
 })
@@ -820,6 +820,10 @@ _kills("test_rlhf.py", {
         "rlhf: KL penalty ignored"],
     "test_reward_model_learns_preferences_with_the_bradley_terry_loss": [
         "reward_model: gradient sign flipped"],
+})
+_kills("test_rlhf_gpt.py", {
+    "test_ppo_on_the_gpt_raises_a_simple_reward_with_the_kl_near_its_target": [
+        "rlhf: KL penalty ignored"],
 })
 _kills("test_softmax.py", {"test_softmax_rows_are_distributions": ["softmax: not normalised"]})
 _kills("test_training.py", {

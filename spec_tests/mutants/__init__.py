@@ -337,21 +337,21 @@ CATALOGUE = {
     "kl_score_on_first_response_token": _m(
         "rlhf", "kl", "the reward model's score goes on the first response token, not the last",
         "test_rlhf.py::test_penalized_rewards",
-        ("last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)",
-         "last = np.argmax(mask, axis=1)")),
+        ("return mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)",
+         "return np.argmax(mask, axis=1)")),
     "gae_bootstraps_across_done": _m(
         "rlhf", "gae", "the TD error bootstraps from the next value across an episode end",
         "test_rlhf.py::test_gae_matches_its_sum_form",
-        ("gamma * v_next * keep - values[:, t]", "gamma * v_next - values[:, t]")),
+        ("gamma * keep * bootstrap - values[:, t]", "gamma * bootstrap - values[:, t]")),
     "gae_advantage_crosses_done": _m(
         "rlhf", "gae", "the advantage recursion carries on across an episode end",
         "test_rlhf.py::test_gae_matches_its_sum_form",
-        ("running = delta + gamma * lam * keep * running",
-         "running = delta + gamma * lam * running")),
+        ("a = delta + gamma * lam * keep * (1.0 - cut) * running",
+         "a = delta + gamma * lam * (1.0 - cut) * running")),
     "gae_whiten_ignores_mask": _m(
         "rlhf", "gae", "whitening takes mean and variance over every entry, masked ones too",
         "test_rlhf.py::test_whiten_uses_the_masked_entries_only",
-        ("sel = x if mask is None else x[mask]", "sel = x")),
+        ("sel = x[mask]", "sel = x.ravel()")),
     "ppo_ties_stop_gradient": _m(
         "rlhf", "ppo", "where clipped and unclipped terms are equal the gradient is dropped",
         "test_rlhf.py::test_ppo_policy_loss_matches_torch",
@@ -360,8 +360,8 @@ CATALOGUE = {
         "rlhf", "ppo", "the clipped value loss takes the smaller of the two errors",
         "test_rlhf.py::test_value_loss_matches_torch",
         ("use_plain = err**2 >= clipped_err**2", "use_plain = err**2 <= clipped_err**2"),
-        ("np.mean(np.maximum(err**2, clipped_err**2))",
-         "np.mean(np.minimum(err**2, clipped_err**2))")),
+        ("np.maximum(err**2, clipped_err**2), mask)",
+         "np.minimum(err**2, clipped_err**2), mask)")),
     "ppo_entropy_backward_sign": _m(
         "rlhf", "ppo", "the entropy gradient uses log p - H instead of log p + H",
         "test_rlhf.py::test_entropy_matches_torch",
@@ -373,8 +373,7 @@ CATALOGUE = {
     "bigram_contexts_shifted_wrong_way": _m(
         "rlhf", "bigram_policy", "each token is conditioned on the next token, not the previous",
         "test_rlhf.py::test_bigram_policy_gradient_matches_torch",
-        ("np.concatenate([bos, tokens[:, :-1]], axis=1)",
-         "np.concatenate([bos, tokens[:, 1:]], axis=1)")),
+        ('batch["responses"][:, :-1]], axis=1)', 'batch["responses"][:, 1:]], axis=1)')),
     "bigram_sample_forgets_previous": _m(
         "rlhf", "bigram_policy", "sampling conditions every token on BOS",
         "test_rlhf.py::test_bigram_policy_samples_follow_its_probabilities",
