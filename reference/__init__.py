@@ -29,7 +29,7 @@ from llmref.training import (
     sgd, adam, adamw, clip, schedules, accumulate, mixed_precision, checkpoint, train,
 )
 from llmref.rlhf import (
-    reward_model, kl, gae, ppo, rlhf_loop, bigram_policy, gpt_policy, value_model,
+    reward_model, kl, gae, ppo, bigram_policy, gpt_policy, value_model, rlhf_loop,
 )
 
 try:

@@ -19,6 +19,7 @@ from llmref.spec.harness import torch_twins as tw
 from llmref.spec.harness.checks import flatten
 from llmref.spec.harness.tolerances import F64, assert_close, assert_grads_close
 from llmref.spec.test_llama import any_config
+from llmref.rlhf import rlhf_loop
 from llmref.transformer.gpt import GPTConfig
 
 CONTEXT = 7
@@ -36,7 +37,8 @@ def _rounding(config):
 
 def random_batch(impl, rng, vocab_size, B=None):
     """Prompts of 1..3 tokens (left-padded) and responses of 1..4 tokens (right-padded),
-    with at least two different lengths of each when B >= 2."""
+    with at least two different lengths of each when B >= 2; packed by the implementation
+    under test, or by the reference when ``impl`` is None (a test of another component)."""
     B = B or int(rng.integers(2, 5))
     p_len = rng.integers(1, 4, size=B)
     r_len = rng.integers(1, 5, size=B)
@@ -44,7 +46,8 @@ def random_batch(impl, rng, vocab_size, B=None):
     r_len[0], r_len[1] = 4, 1
     prompts = [rng.integers(0, vocab_size, n) for n in p_len]
     responses = [rng.integers(0, vocab_size, n) for n in r_len]
-    return impl("rlhf_loop.batch")(prompts, responses, pad_id=int(rng.integers(vocab_size)))
+    pack = rlhf_loop.batch if impl is None else impl("rlhf_loop.batch")
+    return pack(prompts, responses, pad_id=int(rng.integers(vocab_size)))
 
 
 def torch_response_logits(batch, p_t, config, temperature=1.0):
@@ -182,7 +185,7 @@ def test_the_critic_starts_as_the_reward_model_of_each_prefix(impl):
     rm = impl("reward_model.init_from_gpt")(hp.random_gpt(config, rng), config, rng)
     rm["reward_head"] = hp.random_linear(8, 1, rng)
     critic_params = impl("value_model.init_from_reward_model")(rm, config)
-    batch = random_batch(impl, rng, 9, B=3)
+    batch = random_batch(None, rng, 9, B=3)
     values, _ = impl("value_model.forward")(batch, critic_params, config)
     for b in range(3):
         prompt = batch["prompts"][b, batch["prompt_mask"][b]]

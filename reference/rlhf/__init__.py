@@ -7,13 +7,13 @@ from llmref.rlhf import (
     kl,
     gae,
     ppo,
-    rlhf_loop,
     bigram_policy,
     gpt_policy,
     value_model,
+    rlhf_loop,
 )
 
 __all__ = [
-    "reward_model", "kl", "gae", "ppo", "rlhf_loop", "bigram_policy", "gpt_policy",
-    "value_model",
+    "reward_model", "kl", "gae", "ppo", "bigram_policy", "gpt_policy", "value_model",
+    "rlhf_loop",
 ]
