@@ -288,19 +288,19 @@ def _tree_add(a, b):
 # ------------------------------------------------------------------ evaluation
 
 EVAL_PER_PROMPT = 8
-SHOW = (2, 2)                         # the question whose answers the table shows
+SHOW = ((2, 2), (1, 2), (3, 4))       # the questions whose answers the table shows
 
 
 def evaluate(params, sft, rm, seed: int, lib=llmref) -> dict:
     """Answers to every question, sampled with a fixed seed: the proxy (reward model) and
     gold (hidden human) rewards, the KL to the SFT model (the mean over answers of the summed
-    log-ratio), the distinct-token ratio (distinct tokens / tokens, per answer) and three
-    answers to "what is two plus two ?"."""
+    log-ratio), the distinct-token ratio (distinct tokens / tokens, per answer) and the
+    first answer to each question of `SHOW`."""
     batch, ab = sample_answers(params, QUESTIONS, EVAL_PER_PROMPT, seed, lib=lib)
     logp, _ = lib.gpt_policy.logprobs(batch, params, CONFIG)
     logp_sft, _ = lib.gpt_policy.logprobs(batch, sft, CONFIG)
     answers = responses(batch)
-    show = [decode(r) for q, r in zip(ab, answers, strict=True) if q == SHOW][:3]
+    show = [decode(answers[ab.index(q)]) for q in SHOW]
     return {"proxy": float(rm_scores(rm, batch, lib)[0].mean()),
             "gold": float(gold_of(batch, ab).mean()),
             "kl": float((logp - logp_sft).sum(axis=1).mean()),
@@ -462,8 +462,9 @@ def checks(results) -> dict:
 def table(results) -> str:
     """Markdown: one row per method (PPO rows are means over the seeds; their answers are
     from the first seed)."""
-    head = (f"| method | proxy | gold | KL to start | distinct | answers to "
-            f"\"{question(*SHOW)}\" |\n|---|---|---|---|---|---|")
+    asked = " / ".join(f"{a} + {b}" for a, b in SHOW)
+    head = (f"| method | proxy | gold | KL to start | distinct | answers to {asked} |\n"
+            f"|---|---|---|---|---|---|")
     rows = [head]
 
     def row(name, r):
