@@ -3,10 +3,8 @@
     python docs_src/make_plots.py            # about 5 minutes: the calculator trains fully
 """
 
-from pathlib import Path
-
 import json
-import shutil
+from pathlib import Path
 
 from llmref.examples import cat_sat_mat, rlhf_pipeline, word_calculator
 
@@ -21,7 +19,8 @@ ARTEFACTS = ROOT / ".llmspec" / "artefacts" / "rlhf_pipeline"
 
 def rlhf_plots() -> None:
     """The RLHF page's plots from the saved run (run the pipeline first if there is none:
-    ``python -m pytest -m slow --pyargs llmref.spec.test_examples -k rlhf``)."""
+    ``python -m pytest -m slow --pyargs llmref.spec.test_examples -k rlhf``).  The page's
+    table is rlhf_pipeline_table.md of the same run, pasted in."""
     saved = ARTEFACTS / "rlhf_pipeline.json"
     if not saved.is_file():
         print(f"no saved RLHF run at {saved}: run the slow test first; RLHF plots not updated")
@@ -29,7 +28,6 @@ def rlhf_plots() -> None:
     results = json.loads(saved.read_text())
     rlhf_pipeline.plot_overoptimisation(results, ASSETS / "rlhf_overoptimisation.png")
     rlhf_pipeline.plot_reward_model(results, ASSETS / "rlhf_reward_model.png")
-    shutil.copy(ARTEFACTS / "rlhf_pipeline_table.md", ASSETS / "rlhf_pipeline_table.md")
 
 
 if __name__ == "__main__":

@@ -529,8 +529,8 @@ def plot_overoptimisation(results, path: Path) -> Path:
         ax.set_title(title)
     axes[0].set_ylabel("mean reward of the answers")
     axes[1].legend(fontsize=8, loc="lower left")
-    fig.suptitle("Optimising a learned reward: the proxy keeps rising, the gold reward falls "
-                 "once the policy moves far from the SFT model")
+    fig.suptitle("Optimising a learned reward: the proxy rises and stays up; the gold reward "
+                 "falls once the policy moves far from the SFT model")
     fig.tight_layout()
     return common.save(fig, path)
 
