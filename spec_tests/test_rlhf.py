@@ -475,7 +475,7 @@ def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
     """Five one-token responses with rewards r: the best policy under a KL penalty of weight
     beta is pi*(y) ~ pi_ref(y) exp(r(y) / beta).  PPO (the loop every policy shares, here the
     bigram policy with its value table) starting from pi_ref (total-variation distance 0.39
-    from pi*) ends within 0.08 of it (measured: 0.04 at seed 1)."""
+    from pi*) ends within 0.08 of it (measured: 0.01 at seed 1, after 120 iterations)."""
     rng = np.random.default_rng(0)
     ref = impl("bigram_policy.init")(5, rng)
     r = np.array([1.0, 0.2, -0.5, 0.8, 0.0])
@@ -485,8 +485,8 @@ def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
         lambda batch: r[batch["responses"][:, 0]], [np.array([5])],
         critic=impl("bigram_policy.critic")(),
         critic_params=impl("bigram_policy.critic_init")(1, 5),
-        iterations=300, batch_size=128, beta=beta, lr=0.01, critic_lr=0.05, epochs=4,
-        minibatch_size=32, seed=1)
+        iterations=120, batch_size=128, beta=beta, lr=0.02, critic_lr=0.05, epochs=2,
+        minibatch_size=64, seed=1)
     p_ref = impl("bigram_policy.distribution")(ref)
     star = p_ref * np.exp(r / beta)
     star /= star.sum()
