@@ -20,7 +20,7 @@ CHECKOUT = next((p for p in Path(__file__).resolve().parents[:2]
                  if (p / "mkdocs.yml").is_file() and (p / "spec_tests").is_dir()), None)
 EXAMPLES = {"cat_sat_mat": "the cat sat on the mat (lesson 001)",
             "word_calculator": "the word calculator, a tiny GPT doing arithmetic (lesson 002)",
-            "rlhf_pipeline": "RLHF end to end on a tiny GPT: SFT, reward model, PPO, DPO (lesson 003)",
+            "rlhf_pipeline": "RLHF on a tiny GPT: SFT, reward model, PPO, DPO (lesson 003)",
             "benchmark_step": "one training step: our NumPy vs PyTorch eager",
             "benchmark_tokenizer": "GPT-2 tokenizer encode speed: ours vs tokenizers",
             "benchmark_decode": "generation tokens/s: KV cache, no cache, Hugging Face"}

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 #: where the slow RLHF pipeline test leaves its results and plots, in the checkout, for the
 #: docs to show without running the pipeline again (docs_src/make_plots.py copies them)
 ARTEFACTS = Path(".llmspec") / "artefacts" / "rlhf_pipeline"

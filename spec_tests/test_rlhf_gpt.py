@@ -13,13 +13,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llmref.rlhf import rlhf_loop
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness import torch_twins as tw
 from llmref.spec.harness.checks import flatten
 from llmref.spec.harness.tolerances import F64, assert_close, assert_grads_close
 from llmref.spec.test_llama import any_config
-from llmref.rlhf import rlhf_loop
 from llmref.transformer.gpt import GPTConfig
 
 CONTEXT = 7
