@@ -95,7 +95,11 @@ def _parameters(item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if not callspec:
         return None
-    return ", ".join(f"{k}={v!r}" for k, v in callspec.params.items())
+    def short(value) -> str:
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    return ", ".join(f"{k}={short(v)}" for k, v in callspec.params.items())
 
 
 _FUNCTION_AT_START = re.compile(r"^([A-Za-z_]\w*\.[A-Za-z_]\w*)[: ]")
@@ -169,7 +173,6 @@ class ComponentResult:
     failed: list = field(default_factory=list)          # failure details
     missing: dict = field(default_factory=dict)         # function -> tests skipped for it
     other_skips: int = 0
-
     unwritten: list = field(default_factory=list)      # functions still raising (by source)
 
     @property
