@@ -290,12 +290,22 @@ class Report:
         out = []
         n = 0
         for name in sorted(self.selected, key=comp.position):
-            failures = self.results[name].failed
-            for details in failures[:limit_per_component]:
+            # one block per distinct failure (a module that does not import fails every test
+            # the same way: one block says it)
+            groups: dict = {}
+            for details in self.results[name].failed:
+                key = (details.get("function"), tuple(details.get("message") or ()))
+                groups.setdefault(key, []).append(details)
+            shown = list(groups.values())[:limit_per_component]
+            for same in shown:
                 n += 1
-                out += block(n, details, base)
-            if len(failures) > limit_per_component:
-                rest = failures[limit_per_component:]
+                out += block(n, same[0], base)
+                if len(same) > 1:
+                    out[-1:] = [f"  (the same failure in {len(same) - 1} more test(s): "
+                                + ", ".join(d["test"].split("::")[-1] for d in same[1:4])
+                                + (", ..." if len(same) > 4 else "") + ")", ""]
+            rest = [d for same in list(groups.values())[limit_per_component:] for d in same]
+            if rest:
                 out += [f"  ... and {len(rest)} more failing test(s) of {name}: "
                         + ", ".join(d["test"].split("::")[-1] for d in rest), ""]
         for details in self.unowned_failures:

@@ -179,7 +179,9 @@ def _broken_component_file(root, code, out, err):
     assert code == cli.FAILED, out + err
     assert "[!] softmax" in out
     path = root / "impl_e" / "layers" / "softmax.py"
-    assert f"cannot import impl_e.layers.softmax: syntax error at {path}:" in out, out
+    joined = " ".join(ln.strip() for ln in out.splitlines())
+    assert f"cannot import impl_e.layers.softmax: syntax error at {path}:" in joined, out
+    assert out.count("--- ") == 1 and "the same failure in 8 more test(s)" in joined, out
 
 
 def _nothing_written(code, out, err):
