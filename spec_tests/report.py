@@ -301,9 +301,10 @@ class Report:
                 n += 1
                 out += block(n, same[0], base)
                 if len(same) > 1:
-                    out[-1:] = [f"  (the same failure in {len(same) - 1} more test(s): "
-                                + ", ".join(d["test"].split("::")[-1] for d in same[1:4])
-                                + (", ..." if len(same) > 4 else "") + ")", ""]
+                    out[-1:] = [*_wrap_line(
+                        f"  (the same failure in {len(same) - 1} more test(s): "
+                        + ", ".join(d["test"].split("::")[-1] for d in same[1:4])
+                        + (", ..." if len(same) > 4 else "") + ")"), ""]
             rest = [d for same in list(groups.values())[limit_per_component:] for d in same]
             if rest:
                 out += [f"  ... and {len(rest)} more failing test(s) of {name}: "

@@ -11,6 +11,7 @@ reference get their own processes.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -181,7 +182,7 @@ def _broken_component_file(root, code, out, err):
     path = root / "impl_e" / "layers" / "softmax.py"
     joined = " ".join(ln.strip() for ln in out.splitlines())
     assert f"cannot import impl_e.layers.softmax: syntax error at {path}:" in joined, out
-    assert out.count("--- ") == 1 and "the same failure in 8 more test(s)" in joined, out
+    assert out.count("--- ") == 1 and re.search(r"the same failure in \d+ more test", joined)
 
 
 def _nothing_written(code, out, err):
