@@ -12,7 +12,8 @@ selection can be made before anything runs:
 - a name in those places resolves through the test's parameters
   (``@pytest.mark.parametrize("name", ["softmax", "log_softmax"])``: each parametrized test
   grades its own), and through the arguments of the module's own helpers that receive
-  ``impl`` (``_run_both(impl, "sgd", ...)`` follows into ``impl(f"{module}.init")``);
+  ``impl`` (``_run_both(impl, "sgd", ...)`` follows into ``impl(f"{module}.init")``), their
+  string defaults included;
 - a name the test takes from its data resolves too: a loop over literal strings
   (``for fn in ("weights.load", "weights.read_safetensors")``) and a row of a module-level
   table of cases picked by a parameter (``function, args = CASES[case]``);
@@ -102,6 +103,16 @@ def _params(fn: ast.FunctionDef) -> list:
     return [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
 
 
+def _defaults(fn) -> dict:
+    """A helper's string defaults (``optimizer="adam"``), used where a call leaves them out."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+    return {p.arg: {d.value} for p, d in pairs
+            if isinstance(d, ast.Constant) and isinstance(d.value, str)}
+
+
 def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset) -> set:
     """Component-like strings reaching the implementation from ``fn`` (and the module's
     helpers it passes ``impl`` to)."""
@@ -117,7 +128,7 @@ def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset
             found |= _values(a, env)
         helper = functions.get(node.func.id) if isinstance(node.func, ast.Name) else None
         if passes_impl and helper is not None and helper.name not in seen:
-            bound: dict = {}
+            bound = _defaults(helper)
             params = _params(helper)
             for name, a in zip(params, node.args, strict=False):
                 bound[name] = _values(a, env)
