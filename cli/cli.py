@@ -249,7 +249,7 @@ def check(args) -> int:
         raise UsageFailure("no test matches this selection" + (
             f" (lesson {lesson}'s claims name none of: {', '.join(selected)})" if lesson
             else ""))
-    return print_report(args, selected, collector, impl_name, named)
+    return print_report(args, selected, collector, impl_name, named or bool(lesson))
 
 
 def _raises_not_implemented(fn) -> bool:
@@ -307,7 +307,7 @@ def print_report(args, selected, collector, impl_name, named) -> int:
             details = {"test": nodeid.split("/")[-1], "message": [reason or "(error)"],
                        "links": []}
         report.add(owner, outcome, reason, details)
-    if not named and not args.lesson:
+    if not named:
         print("\nprogress through the lessons (teaching order):")
     else:
         print()

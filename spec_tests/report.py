@@ -95,7 +95,11 @@ def _parameters(item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if not callspec:
         return None
-    return ", ".join(f"{k}={v!r}" for k, v in callspec.params.items())
+    def short(value) -> str:
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    return ", ".join(f"{k}={short(v)}" for k, v in callspec.params.items())
 
 
 _FUNCTION_AT_START = re.compile(r"^([A-Za-z_]\w*\.[A-Za-z_]\w*)[: ]")
@@ -169,7 +173,6 @@ class ComponentResult:
     failed: list = field(default_factory=list)          # failure details
     missing: dict = field(default_factory=dict)         # function -> tests skipped for it
     other_skips: int = 0
-
     unwritten: list = field(default_factory=list)      # functions still raising (by source)
 
     @property
@@ -287,12 +290,23 @@ class Report:
         out = []
         n = 0
         for name in sorted(self.selected, key=comp.position):
-            failures = self.results[name].failed
-            for details in failures[:limit_per_component]:
+            # one block per distinct failure (a module that does not import fails every test
+            # the same way: one block says it)
+            groups: dict = {}
+            for details in self.results[name].failed:
+                key = (details.get("function"), tuple(details.get("message") or ()))
+                groups.setdefault(key, []).append(details)
+            shown = list(groups.values())[:limit_per_component]
+            for same in shown:
                 n += 1
-                out += block(n, details, base)
-            if len(failures) > limit_per_component:
-                rest = failures[limit_per_component:]
+                out += block(n, same[0], base)
+                if len(same) > 1:
+                    out[-1:] = [*_wrap_line(
+                        f"  (the same failure in {len(same) - 1} more test(s): "
+                        + ", ".join(d["test"].split("::")[-1] for d in same[1:4])
+                        + (", ..." if len(same) > 4 else "") + ")"), ""]
+            rest = [d for same in list(groups.values())[limit_per_component:] for d in same]
+            if rest:
                 out += [f"  ... and {len(rest)} more failing test(s) of {name}: "
                         + ", ".join(d["test"].split("::")[-1] for d in rest), ""]
         for details in self.unowned_failures:

@@ -11,6 +11,7 @@ reference get their own processes.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,9 @@ LEARNER = [
     ("dry_softmax", ".", ["check", "softmax", "--dry-run", "--impl", "impl_a"]),
     ("dry_all", ".", ["check", "--dry-run", "--impl", "impl_a"]),
     ("list", ".", ["check", "--list"]),
+    ("dry_lesson", ".", ["check", "--lesson", "002", "--dry-run", "--impl", "impl_a"]),
+    ("dry_stage", ".", ["check", "losses", "--dry-run", "--impl", "impl_a"]),
+    ("component_syntax_error", ".", ["check", "softmax", "--impl", "impl_e"]),
 ]
 MISTAKES = [
     ("unknown", ".", ["check", "sofmax"]),
@@ -105,6 +109,8 @@ def _workspace(root: Path) -> dict:
     _skeleton(root, "impl_b", CORRECT_SOFTMAX)
     _skeleton(root, "impl_c", WRONG_BACKWARD)
     (_skeleton(root, "impl_d", CORRECT_SOFTMAX) / "layers" / "gelu.py").unlink()
+    _skeleton(root, "impl_e", CORRECT_SOFTMAX.replace("def backward(dout, cache):",
+                                                      "def backward(dout, cache)"))
     (root / "impl_syntax").mkdir()
     (root / "impl_syntax" / "__init__.py").write_text("x = 1\ndef broken(:\n    pass\n")
     (root / "impl_raises").mkdir()
@@ -148,6 +154,35 @@ def test_the_learner_loop_on_a_skeleton(tmp_path):
     _wrong_backward_block(*results["wrong_backward"])
     _selects_only_softmax(*results["dry_softmax"])
     _every_component_selects_a_test(results["list"], results["dry_all"])
+    _lesson_and_stage_select(results["dry_lesson"], results["dry_stage"])
+    _broken_component_file(tmp_path, *results["component_syntax_error"])
+
+
+def _dry_rows(out):
+    return [ln.split(None, 1) for ln in out.splitlines()[1:] if ln and "tests would run" not in ln]
+
+
+def _lesson_and_stage_select(lesson, stage):
+    from llmref.spec.harness import registry
+    code, out, err = lesson
+    assert code == cli.OK, out + err
+    decided = {t.split("::", 1)[1] for c, e in registry.claims().items()
+               if c.startswith("L002") for t in e["tests"]}
+    chosen = {t.split("::", 1)[1] for _, t in _dry_rows(out)}
+    assert chosen and chosen <= decided, sorted(chosen - decided)
+    code, out, err = stage
+    assert code == cli.OK, out + err
+    import llmref
+    assert {owner for owner, _ in _dry_rows(out)} == set(llmref.STAGES["losses"])
+
+
+def _broken_component_file(root, code, out, err):
+    assert code == cli.FAILED, out + err
+    assert "[!] softmax" in out
+    path = root / "impl_e" / "layers" / "softmax.py"
+    joined = " ".join(ln.strip() for ln in out.splitlines())
+    assert f"cannot import impl_e.layers.softmax: syntax error at {path}:" in joined, out
+    assert out.count("--- ") == 1 and re.search(r"the same failure in \d+ more test", joined)
 
 
 def _nothing_written(code, out, err):
@@ -193,8 +228,7 @@ def _wrong_backward_block(code, out, err):
 
 def _selects_only_softmax(code, out, err):
     assert code == cli.OK, out + err
-    rows = [ln.split(None, 1) for ln in out.splitlines()[1:]
-            if ln and "tests would run" not in ln]
+    rows = _dry_rows(out)
     assert rows and {owner for owner, _ in rows} == {"softmax"}, out
     tests = [t for _, t in rows]
     assert any("test_matches_torch[softmax]" in t for t in tests)

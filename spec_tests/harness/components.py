@@ -12,10 +12,14 @@ selection can be made before anything runs:
 - a name in those places resolves through the test's parameters
   (``@pytest.mark.parametrize("name", ["softmax", "log_softmax"])``: each parametrized test
   grades its own), and through the arguments of the module's own helpers that receive
-  ``impl`` (``_run_both(impl, "sgd", ...)`` follows into ``impl(f"{module}.init")``);
+  ``impl`` (``_run_both(impl, "sgd", ...)`` follows into ``impl(f"{module}.init")``), their
+  string defaults included;
 - a name the test takes from its data resolves too: a loop over literal strings
   (``for fn in ("weights.load", "weights.read_safetensors")``) and a row of a module-level
   table of cases picked by a parameter (``function, args = CASES[case]``);
+- the implementation as a library, ``impl.lib``: ``impl.lib.softmax.forward(...)``, and a
+  function of another module called with ``lib=impl.lib`` (an example's ``train``), whose
+  ``lib.<component>`` uses are read, following that module's own functions;
 - a fixture of the module that the test uses is read the same way;
 - ``@pytest.mark.component("a", "b")`` (also on a ``pytest.param``) states the set by hand
   where the source cannot tell (a table of cases), and replaces the inferred one.
@@ -102,6 +106,16 @@ def _params(fn: ast.FunctionDef) -> list:
     return [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
 
 
+def _defaults(fn) -> dict:
+    """A helper's string defaults (``optimizer="adam"``), used where a call leaves them out."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+    return {p.arg: {d.value} for p, d in pairs
+            if isinstance(d, ast.Constant) and isinstance(d.value, str)}
+
+
 def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset) -> set:
     """Component-like strings reaching the implementation from ``fn`` (and the module's
     helpers it passes ``impl`` to)."""
@@ -117,7 +131,7 @@ def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset
             found |= _values(a, env)
         helper = functions.get(node.func.id) if isinstance(node.func, ast.Name) else None
         if passes_impl and helper is not None and helper.name not in seen:
-            bound: dict = {}
+            bound = _defaults(helper)
             params = _params(helper)
             for name, a in zip(params, node.args, strict=False):
                 bound[name] = _values(a, env)
@@ -126,6 +140,79 @@ def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset
                     bound[k.arg] = _values(k.value, env)
             found |= _strings(helper, bound, functions, frozenset({IMPL}),
                               seen | {helper.name})
+    return found
+
+
+LIB = "lib"
+
+
+def _is_impl_lib(expr) -> bool:
+    """``impl.lib``: the implementation as a module of components (examples take it)."""
+    return isinstance(expr, ast.Attribute) and expr.attr == LIB \
+        and isinstance(expr.value, ast.Name) and expr.value.id == IMPL
+
+
+@functools.cache
+def _lib_uses(path: str, function: str) -> frozenset:
+    """Components a function reaches as ``lib.<component>`` (the parameter the examples take
+    the implementation by), following the module's own functions it calls."""
+    functions = _module_functions(path)
+    found, todo, seen = set(), [function], set()
+    while todo:
+        name = todo.pop()
+        node = functions.get(name)
+        if node is None or name in seen:
+            continue
+        seen.add(name)
+        for n in ast.walk(node):
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) \
+                    and n.value.id == LIB:
+                found.add(n.attr)
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
+                    and n.func.id in functions:
+                todo.append(n.func.id)
+    return frozenset(found)
+
+
+def _module_named(name: str, fn, module):
+    """The module a test refers to as ``name``: from its module's globals, or imported in the
+    test function itself (``from llmref.examples import word_calculator``)."""
+    import importlib
+    import types
+    found = getattr(module, name, None) if module is not None else None
+    if isinstance(found, types.ModuleType):
+        return found
+    for n in ast.walk(fn):
+        if isinstance(n, ast.ImportFrom) and n.module:
+            for alias in n.names:
+                if (alias.asname or alias.name) == name:
+                    try:
+                        return importlib.import_module(f"{n.module}.{alias.name}")
+                    except ImportError:
+                        return None
+    return None
+
+
+def _through_lib(fn, module) -> set:
+    """Components a test reaches through ``impl.lib``: ``impl.lib.softmax.forward(...)``, and
+    a function of another module given ``lib=impl.lib`` (read as :func:`_lib_uses`)."""
+    import inspect
+    found = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute) and _is_impl_lib(node.value):
+            found.add(node.attr)
+        if not isinstance(node, ast.Call):
+            continue
+        if not any(_is_impl_lib(a) for a in [*node.args, *(k.value for k in node.keywords)]):
+            continue
+        callee = node.func
+        if isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name):
+            target = _module_named(callee.value.id, fn, module)
+            if target is not None:
+                try:
+                    found |= _lib_uses(inspect.getsourcefile(target), callee.attr)
+                except TypeError:
+                    pass
     return found
 
 
@@ -216,11 +303,29 @@ def _inferred(path: str, function: str, raw: tuple, fixtures: tuple,
     # the test's own fixture arguments may be called like impl (a fixture returning impl)
     callers = frozenset({IMPL, *(p for p in _params(node) if p not in raw)})
     found = _strings(node, env, functions, callers, frozenset({function}))
+    module = sys.modules.get(module_name) if module_name else None
+    for helper in [node, *_helpers_given_impl(node, functions)]:
+        found |= _through_lib(helper, module)
     for name in fixtures:
         fixture = functions.get(name)
         if fixture is not None and name != function and _is_fixture(fixture):
             found |= _strings(fixture, {}, functions, frozenset({IMPL}), frozenset({name}))
     return tuple(sorted({c for s in found if (c := component_of(s))}, key=position))
+
+
+def _helpers_given_impl(fn, functions: dict, seen=None) -> list:
+    """The module's helpers a test passes ``impl`` to, and theirs in turn."""
+    seen = set() if seen is None else seen
+    out = []
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in functions and node.func.id not in seen \
+                and any(isinstance(a, ast.Name) and a.id == IMPL
+                        for a in [*node.args, *(k.value for k in node.keywords)]):
+            seen.add(node.func.id)
+            helper = functions[node.func.id]
+            out += [helper, *_helpers_given_impl(helper, functions, seen)]
+    return out
 
 
 def _is_fixture(node) -> bool:
