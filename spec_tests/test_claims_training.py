@@ -324,10 +324,6 @@ def test_full_batch_steps_always_help_mini_batch_steps_often_do_not(impl, claim_
     rng = np.random.default_rng(1)
     X = rng.integers(0, SMALL.vocab_size, size=(32, 6))
     Y = np.roll(X, -1, axis=1)
-
-    def full(p):
-        return float(impl("gpt.loss_and_grads")(X, Y, p, SMALL)[0])
-
     found = _share_of_steps_raising_the_loss(impl, params, X, Y, 0.03, (32, 1))
     assert found[32] == 0.0 and found[1] > 0.1
     claim_figures.record(share_of_steps_raising_loss_full_batch=found[32],
