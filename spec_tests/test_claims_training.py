@@ -131,6 +131,8 @@ def test_on_a_quadratic_gradient_descent_diverges_exactly_above_two_over_lambda_
 
 
 @pytest.mark.slow
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-lr-too-large")
 @pytest.mark.claim("L001-lr-001-converges-by-30")
 @pytest.mark.claim("L004-multiple-epochs")
@@ -272,6 +274,7 @@ def test_words_used_in_the_same_contexts_end_with_similar_vectors(impl, claim_fi
 
 
 @pytest.mark.slow
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "tanh", "word_tokenizer")
 @pytest.mark.claim("L001-similar-words")
 def test_similar_vectors_over_a_sweep_of_initial_scale_and_weight_decay(impl, claim_figures):
     """Five seeds each: a small start (std 0.01) gives cosine 1.00 every time; a large start
@@ -482,6 +485,7 @@ def test_layers_need_their_nonlinearity(impl, claim_figures):
 
 
 @pytest.mark.slow
+@pytest.mark.component("adamw", "gpt", "schedules", "softmax")
 @pytest.mark.claim("L002-after-1000-examples")
 def test_the_calculator_after_1000_examples_over_batch_sizes(impl, claim, claim_figures):
     """The lesson's calculator 'after 1000 examples' gives 'five' 94%.  Ours, after 1000

@@ -89,6 +89,7 @@ def _answer_attention(impl, result, rows):
     return np.array(weights)
 
 
+@pytest.mark.component("adamw", "attention", "block", "gpt", "layer_norm", "schedules")
 @pytest.mark.claim("L002-calculator-scale")
 @pytest.mark.claim("L002-operation-semantics")
 @pytest.mark.claim("L002-attention-plus")
