@@ -87,9 +87,10 @@ def _run_pairings(selected=None) -> int:
             os.environ[ENV_VAR] = perturbation
             outcomes = Outcomes()
             pytest.main(["--pyargs", f"{module}::{name}", "--llmspec-impl=llmref.spec.perturbed",
-                         "-q", "-p", "no:cacheprovider", "-n", "0", "-W", "ignore",
-                         "-m", "slow or not slow or parity", "--llmspec-status", str(status),
-                         "--no-header", "-rN", "--tb=no"], plugins=[outcomes])
+                         "--llmspec-contract", "-q", "-p", "no:cacheprovider", "-n", "0",
+                         "-W", "ignore", "-m", "slow or not slow or parity",
+                         "--llmspec-status", str(status), "--no-header", "-rN", "--tb=no"],
+                        plugins=[outcomes])
             found = list(outcomes.items.values())
             if not found:
                 verdict = "error: no test collected"

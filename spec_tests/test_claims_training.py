@@ -183,8 +183,7 @@ def test_one_sentence_is_memorised_not_generalised(impl, claim_figures):
     other = _sentence_loss(impl, result, "the mat sat on the cat")
     assert train_loss < 1.05 * 2 * math.log(2) / 5
     assert other > math.log(5)
-    with pytest.raises(ValueError):
-        impl("word_tokenizer.encode")("the dog sat on the mat", result["vocab"])
+    assert "dog" not in result["vocab"]
     claim_figures.record(training_sentence_loss=train_loss, floor=2 * math.log(2) / 5,
                          reordered_sentence_loss=other, chance_loss=math.log(5))
 
