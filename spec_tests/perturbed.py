@@ -19,6 +19,9 @@ import llmref
 from llmref.spec.harness.perturbations import PERTURBATIONS
 
 ENV_VAR = "LLMSPEC_PERTURB"
+#: a pairing is a kill when the test fails with one of these: an assertion, or pytest's own
+#: failure (pytest.raises that saw no exception, pytest.fail); a crash is not a kill
+CAUGHT = ("AssertionError", "Failed")
 
 
 class _Patched:
@@ -48,7 +51,8 @@ def __getattr__(component: str):
 def _run_pairings(selected=None) -> int:
     """Run every claim test against each perturbation it is paired with (``KILLED_BY``), in
     this one process; print one line per pairing, ``KILL <test> | <perturbation> | <outcome>``
-    with the outcome ``killed`` (every collected item failed with an assertion),
+    with the outcome ``killed`` (every collected item failed with an assertion or pytest's own
+    failure),
     ``survived`` or ``error: <exception>``.  Exits 0 when every pairing was a kill."""
     import sys
     import tempfile
@@ -83,15 +87,16 @@ def _run_pairings(selected=None) -> int:
             os.environ[ENV_VAR] = perturbation
             outcomes = Outcomes()
             pytest.main(["--pyargs", f"{module}::{name}", "--llmspec-impl=llmref.spec.perturbed",
-                         "-q", "-p", "no:cacheprovider", "-n", "0", "-W", "ignore",
-                         "-m", "slow or not slow or parity", "--llmspec-status", str(status),
-                         "--no-header", "-rN", "--tb=no"], plugins=[outcomes])
+                         "--llmspec-contract", "-q", "-p", "no:cacheprovider", "-n", "0",
+                         "-W", "ignore", "-m", "slow or not slow or parity",
+                         "--llmspec-status", str(status), "--no-header", "-rN", "--tb=no"],
+                        plugins=[outcomes])
             found = list(outcomes.items.values())
             if not found:
                 verdict = "error: no test collected"
-            elif all(o == "failed" and exc == "AssertionError" for o, exc in found):
+            elif all(o == "failed" and exc in CAUGHT for o, exc in found):
                 verdict = "killed"
-            elif any(o == "failed" and exc != "AssertionError" for o, exc in found):
+            elif any(o == "failed" and exc not in CAUGHT for o, exc in found):
                 verdict = "error: " + ", ".join(sorted({exc for _, exc in found if exc}))
             else:
                 verdict = "survived"

@@ -86,31 +86,33 @@ def test_cat_network_at_lr_001_is_far_from_converged_at_epoch_30(impl, claim, cl
 
 
 @pytest.mark.claim("L001-gpt3-scale")
-def test_gpt3_configuration_gives_175b(impl, claim):
+def test_gpt3_configuration_gives_175b(impl, claim, claim_figures):
     gpt3 = GPTConfig(vocab_size=50257, context_len=2048, d_model=12288, n_heads=96,
                      n_layers=96)
     n = impl("memory.param_count")(gpt3)
     assert abs(n - claim["value"]) <= claim["tolerance"] * claim["value"]
     assert gpt3.d_model > 12_000
+    claim_figures.record(parameters=n, width=gpt3.d_model)
 
 
 @pytest.mark.claim("L002-loss-042")
-def test_cross_entropy_of_042(impl, claim):
+def test_cross_entropy_of_042(impl, claim, claim_figures):
     loss = _ce(impl, [0.47, 0.42, 0.11], 1)
     assert abs(loss - claim["value"]) <= claim["tolerance"]
+    claim_figures["loss"] = loss
 
 
 @pytest.mark.claim("L002-loss-surprise-not-first")
-def test_cross_entropy_ignores_rank(impl):
+def test_cross_entropy_ignores_rank(impl, claim_figures):
     """The right word at 0.42 costs the same whether another word has 0.47 or not."""
     second = _ce(impl, [0.47, 0.42, 0.11], 1)
     first = _ce(impl, [0.29, 0.42, 0.29], 1)
     assert abs(first - second) < 1e-12
-
+    claim_figures.record(loss_ranked_second=second, loss_ranked_first=first)
 
 
 @pytest.mark.claim("L002-loss-105")
-def test_loss_105_is_the_wrong_words_probability(impl, claim):
+def test_loss_105_is_the_wrong_words_probability(impl, claim, claim_figures):
     """1.05 = -ln 0.35, where 0.35 is the wrong word's probability.  With 'four' at 0.35 the
     right word has at most 0.65, so the true loss is at least -ln 0.65 = 0.43 and depends on
     how the other 0.65 is split."""
@@ -118,39 +120,48 @@ def test_loss_105_is_the_wrong_words_probability(impl, claim):
     best_case = _ce(impl, [0.35, 0.65], 1)
     other_split = _ce(impl, [0.35, 0.40, 0.25], 1)
     assert best_case < 0.44 and abs(other_split - best_case) > 0.4
+    claim_figures.record(loss_if_five_had_the_other_65_percent=best_case,
+                         loss_if_five_had_40_percent=other_split)
 
 
 @pytest.mark.claim("L002-loss-006")
-def test_cross_entropy_of_094(impl, claim):
-    assert abs(_ce(impl, [0.94, 0.06], 0) - claim["value"]) <= claim["tolerance"]
+def test_cross_entropy_of_094(impl, claim, claim_figures):
+    loss = _ce(impl, [0.94, 0.06], 0)
+    assert abs(loss - claim["value"]) <= claim["tolerance"]
+    claim_figures["loss"] = loss
 
 
 @pytest.mark.claim("L004-update-rule")
 @pytest.mark.claim("L002-sgd-step")
 @pytest.mark.claim("L003-sgd-step")
-def test_sgd_steps_from_the_lessons(impl, claim_values):
+def test_sgd_steps_from_the_lessons(impl, claim_values, claim_figures):
     for cid, (w, g, lr) in {"L002-sgd-step": (0.5, 0.1, 0.01),
                             "L003-sgd-step": (0.5, 0.2, 0.01)}.items():
         params = {"w": np.array([w])}
         new, _ = impl("sgd.step")(params, {"w": np.array([g])}, impl("sgd.init")(params), lr=lr)
         entry = claim_values[cid]
         assert abs(new["w"][0] - entry["value"]) <= entry["tolerance"], cid
+        claim_figures[f"new_weight_{cid}"] = new["w"][0]
 
 
 @pytest.mark.claim("L003-loss-005-and-095")
-def test_cross_entropy_of_005_and_095(impl, claim):
-    assert abs(_ce(impl, [0.05, 0.60, 0.10, 0.15, 0.10], 0) - claim["value"]) \
-        <= claim["tolerance"]
-    assert abs(_ce(impl, [0.95, 0.05], 0) - 0.051) < 0.0005
+def test_cross_entropy_of_005_and_095(impl, claim, claim_figures):
+    at_5, at_95 = _ce(impl, [0.05, 0.60, 0.10, 0.15, 0.10], 0), _ce(impl, [0.95, 0.05], 0)
+    assert abs(at_5 - claim["value"]) <= claim["tolerance"]
+    assert abs(at_95 - 0.051) < 0.0005
+    claim_figures.record(loss_at_5_percent=at_5, loss_at_95_percent=at_95)
 
 
 @pytest.mark.claim("L003-loss-paris")
-def test_cross_entropy_of_015(impl, claim):
-    assert abs(_ce(impl, [0.15, 0.45, 0.40], 0) - claim["value"]) <= claim["tolerance"]
+def test_cross_entropy_of_015(impl, claim, claim_figures):
+    loss = _ce(impl, [0.15, 0.45, 0.40], 0)
+    assert abs(loss - claim["value"]) <= claim["tolerance"]
+    claim_figures["loss"] = loss
 
 
 @pytest.mark.claim("L003-backward-2x")
-def test_forward_multiplications_per_token_are_about_the_parameter_count(impl, claim):
+def test_forward_multiplications_per_token_are_about_the_parameter_count(impl, claim,
+                                                                         claim_figures):
     """Llama 2 70B as a configuration of our model (68,976,648,192 parameters, counted from
     its parameter tree's shapes): one token's forward pass multiplies by every weight but the
     token table once, 68.7e9 multiply-adds (99.6% of the parameters); over a full 4096-token
@@ -165,19 +176,17 @@ def test_forward_multiplications_per_token_are_about_the_parameter_count(impl, c
     per_token_mults = cost.forward / 2 / 4096
     assert 1.0 <= per_token_mults / n < 1.15
     assert cost.backward == claim["value"] * cost.forward
-
-
-
-
-
+    claim_figures.record(forward_multiply_adds_per_token_over_n=per_token_mults / n,
+                         backward_over_forward=cost.backward / cost.forward)
 
 
 @pytest.mark.claim("L003-softmax-example")
-def test_softmax_of_close_scores_is_nearly_uniform(impl):
+def test_softmax_of_close_scores_is_nearly_uniform(impl, claim_figures):
     w = impl("softmax.forward")(np.array([[0.019, 0.045, 0.031]]))[0][0]
     assert np.allclose(w, [0.329, 0.338, 0.333], atol=1e-3)
     assert w.max() / w.min() < math.exp(0.03)
     assert math.log(0.60 / 0.05) > 2.4                 # the gap the lesson's weights need
+    claim_figures.record(weights=w, score_gap_the_lesson_needs=math.log(0.60 / 0.05))
 
 
 @pytest.mark.claim("L003-llama-ffn")

@@ -131,6 +131,8 @@ def test_on_a_quadratic_gradient_descent_diverges_exactly_above_two_over_lambda_
 
 
 @pytest.mark.slow
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-lr-too-large")
 @pytest.mark.claim("L001-lr-001-converges-by-30")
 @pytest.mark.claim("L004-multiple-epochs")
@@ -181,8 +183,7 @@ def test_one_sentence_is_memorised_not_generalised(impl, claim_figures):
     other = _sentence_loss(impl, result, "the mat sat on the cat")
     assert train_loss < 1.05 * 2 * math.log(2) / 5
     assert other > math.log(5)
-    with pytest.raises(ValueError):
-        impl("word_tokenizer.encode")("the dog sat on the mat", result["vocab"])
+    assert "dog" not in result["vocab"]
     claim_figures.record(training_sentence_loss=train_loss, floor=2 * math.log(2) / 5,
                          reordered_sentence_loss=other, chance_loss=math.log(5))
 
@@ -272,6 +273,7 @@ def test_words_used_in_the_same_contexts_end_with_similar_vectors(impl, claim_fi
 
 
 @pytest.mark.slow
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "tanh", "word_tokenizer")
 @pytest.mark.claim("L001-similar-words")
 def test_similar_vectors_over_a_sweep_of_initial_scale_and_weight_decay(impl, claim_figures):
     """Five seeds each: a small start (std 0.01) gives cosine 1.00 every time; a large start
@@ -324,10 +326,6 @@ def test_full_batch_steps_always_help_mini_batch_steps_often_do_not(impl, claim_
     rng = np.random.default_rng(1)
     X = rng.integers(0, SMALL.vocab_size, size=(32, 6))
     Y = np.roll(X, -1, axis=1)
-
-    def full(p):
-        return float(impl("gpt.loss_and_grads")(X, Y, p, SMALL)[0])
-
     found = _share_of_steps_raising_the_loss(impl, params, X, Y, 0.03, (32, 1))
     assert found[32] == 0.0 and found[1] > 0.1
     claim_figures.record(share_of_steps_raising_loss_full_batch=found[32],
@@ -486,6 +484,7 @@ def test_layers_need_their_nonlinearity(impl, claim_figures):
 
 
 @pytest.mark.slow
+@pytest.mark.component("adamw", "gpt", "schedules", "softmax")
 @pytest.mark.claim("L002-after-1000-examples")
 def test_the_calculator_after_1000_examples_over_batch_sizes(impl, claim, claim_figures):
     """The lesson's calculator 'after 1000 examples' gives 'five' 94%.  Ours, after 1000

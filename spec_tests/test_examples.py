@@ -122,6 +122,7 @@ def _answer_attention(impl, result, rows):
     return np.array(weights)
 
 
+@pytest.mark.component("adamw", "attention", "block", "gpt", "layer_norm", "schedules")
 @pytest.mark.claim("L002-calculator-scale")
 @pytest.mark.claim("L002-operation-semantics")
 @pytest.mark.claim("L002-attention-plus")
@@ -157,8 +158,7 @@ def test_word_calculator_generalises_to_held_out_problems(impl, claim, claim_fig
     untrained = impl("gpt.init")(result["config"], np.random.default_rng(0))
     r2_untrained = _held_out_number_fit(untrained["wte"]["W"])
     assert r2_trained > 0.8 and r2_untrained < 0.5
-    with pytest.raises(ValueError):
-        vocab.encode("two-hundred plus one equals")
+    assert "two-hundred" not in vocab.ids                     # it cannot even be asked
     claim_figures.record(held_out_accuracy=result["test_acc"], plus_accuracy=per_op["plus"],
                          minus_accuracy=per_op["minus"], parameters=result["n_params"],
                          training_examples=result["n_train"],

@@ -240,11 +240,22 @@ def _mha_local_gradient(f):
     return g
 
 
+def _without_square_arrays(obj, T):
+    """``obj`` (a cache: nested tuples, lists, dicts) with every (..., T, T) array left out."""
+    if isinstance(obj, np.ndarray):
+        return None if obj.ndim >= 2 and obj.shape[-2:] == (T, T) else obj
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_without_square_arrays(o, T) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _without_square_arrays(v, T) for k, v in obj.items()}
+    return obj
+
+
 def _mha_drops_weights(f):
     @functools.wraps(f)
-    def g(*args, **kwargs):
-        out, (qkv_cache, att_cache, proj_cache, n_heads) = f(*args, **kwargs)
-        return out, (qkv_cache, (*att_cache[:3], None), proj_cache, n_heads)
+    def g(x, *args, **kwargs):
+        out, cache = f(x, *args, **kwargs)
+        return out, _without_square_arrays(cache, np.asarray(x).shape[1])
     return g
 
 
@@ -497,13 +508,6 @@ def _vocab_with_end_token(f):
     return g
 
 
-def _unknown_words_are_zero(f):
-    @functools.wraps(f)
-    def g(text, vocab):
-        return np.array([vocab.get(w, 0) for w in text.split()])
-    return g
-
-
 _PERTURBATIONS = [
     ("cross_entropy: log base 2", "cross_entropy.forward", scale_output(1 / np.log(2)),
      "the loss in bits instead of nats"),
@@ -590,6 +594,8 @@ _PERTURBATIONS = [
     ("sgd: lr x20", "sgd.step", scale_kwarg("lr", 20.0, 1e-3), "a twenty times larger step"),
     ("sgd: weight decay always on", "sgd.step", force_kwargs(weight_decay=0.01),
      "weight decay 0.01 whatever was asked"),
+    ("sgd: momentum 0.9 always", "sgd.step", force_kwargs(momentum=0.9),
+     "heavy-ball momentum whatever was asked"),
     ("adamw: lr x10", "adamw.step", scale_kwarg("lr", 10.0, 1e-3), "a ten times larger step"),
     ("adamw: lr x0.01", "adamw.step", scale_kwarg("lr", 0.01, 1e-3),
      "a hundred times smaller step"),
@@ -635,8 +641,6 @@ _PERTURBATIONS = [
      "beta = 0 whatever was asked"),
     ("word_tokenizer: end token", "word_tokenizer.build_vocab", _vocab_with_end_token,
      "an extra end-of-text word in the vocabulary"),
-    ("word_tokenizer: unknown words become 0", "word_tokenizer.encode",
-     _unknown_words_are_zero, "no error for a word outside the vocabulary"),
 ]
 for _name, _target, _make, _why in _PERTURBATIONS:
     register(_name, _target, _make, _why)
@@ -763,15 +767,14 @@ _kills("test_claims_training.py", {
     "test_embeddings_start_random_and_are_learned": ["sgd: weight decay always on"],
     "test_falling_loss_and_improving_predictions": ["sgd: lr x20"],
     "test_full_batch_steps_always_help_mini_batch_steps_often_do_not": ["sgd: ascent"],
-    "test_gradient_descent_stops_at_a_low_point_not_the_lowest": ["sgd: ascent"],
+    "test_gradient_descent_stops_at_a_low_point_not_the_lowest": ["sgd: momentum 0.9 always"],
     "test_layers_need_their_nonlinearity": ["linear: bias added twice", "relu: leaky"],
     "test_many_tiny_steps_add_up_to_a_large_change": ["adamw: lr x10"],
     "test_next_token_targets_are_the_inputs_shifted_by_one": [
         "gpt: loss summed over positions"],
     "test_on_a_quadratic_gradient_descent_diverges_exactly_above_two_over_lambda_max": [
         "sgd: lr x1.1", "mse: sum instead of mean"],
-    "test_one_sentence_is_memorised_not_generalised": [
-        "word_tokenizer: unknown words become 0", "sgd: ascent"],
+    "test_one_sentence_is_memorised_not_generalised": ["sgd: ascent"],
     "test_one_step_on_an_example_raises_its_probability_only_if_the_step_is_small": [
         "sgd: ascent"],
     "test_share_of_steps_that_raise_the_loss_over_learning_rates_and_batch_sizes": [
