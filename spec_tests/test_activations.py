@@ -97,7 +97,7 @@ AT_ZERO = {"relu": (0.0, 0.0), "gelu": (0.0, 0.5), "gelu_tanh": (0.0, 0.5),
 @pytest.mark.parametrize("name", NAMES)
 def test_value_and_slope_at_zero(impl, name):
     """At x = 0 and x = -0.0: relu 0 with slope 0 (not 1), both GELUs 0 with slope 1/2,
-    sigmoid 1/2 with slope 1/4, tanh 0 with slope 1."""
+    sigmoid 1/2 with slope 1/4, tanh 0 with slope 1, SiLU 0 with slope 1/2."""
     value, slope = AT_ZERO[name]
     x = np.array([0.0, -0.0])
     out, cache = impl(f"{name}.forward")(x)
