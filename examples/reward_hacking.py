@@ -138,35 +138,47 @@ def table(results) -> str:
     return "\n".join(rows)
 
 
-def plot(results, path: Path) -> Path:
-    plt = common.pyplot()
+def _reward_panel(column: int, title: str, key: str):
+    def draw(ax, results):
+        for beta, r in results.items():
+            if beta in ("reference", "reward_model_weights"):
+                continue
+            ax.plot(np.array(r["curve"])[:, column], label=f"beta = {beta}")
+        ax.axhline(results["reference"][key], color="gray", ls=":", label="reference policy")
+        ax.set(title=title, xlabel="PPO iteration", ylabel="mean reward per answer")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    return draw
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, r in results.items():
-        if key in ("reference", "reward_model_weights"):
-            continue
-        curve = np.array(r["curve"])
-        a.plot(curve[:, 0], label=f"beta={key}")
-        b.plot(curve[:, 1], label=f"beta={key}")
-    for ax, title in ((a, "proxy reward (reward model)"), (b, "gold reward (the person)")):
-        ax.axhline(results["reference"]["proxy" if ax is a else "gold"], color="gray", ls=":",
-                   label="reference policy")
-        ax.set_title(title)
-        ax.set_xlabel("PPO iteration")
-        ax.legend()
-    fig.suptitle("Reward hacking: optimising a gameable proxy with and without a KL penalty")
-    fig.tight_layout()
-    return common.save(fig, path)
+
+PANELS = [("proxy_reward", "The reward model's score (the proxy PPO maximises) for each KL "
+           "weight beta.", _reward_panel(0, "Proxy reward (the reward model)", "proxy")),
+          ("gold_reward", "What the person would give the same answers: without the KL "
+           "penalty it falls while the proxy rises.",
+           _reward_panel(1, "Gold reward (the person)", "gold"))]
+
+
+def plot(results, path: Path) -> Path:
+    """Every panel in one PNG."""
+    return common.plot_panels(PANELS, results, path)
 
 
 def main(argv=None):
     parser = common.parser("Reward hacking with and without KL penalty")
     parser.add_argument("--iterations", type=int, default=120)
     args = parser.parse_args(argv)
+    record = common.Run("reward_hacking", args, argv)
     results = run(iterations=args.iterations, seed=args.seed)
     print("reward model weights per word:", results["reward_model_weights"])
     print(table(results))
     common.maybe_plot(args, plot, results, "reward_hacking.png")
+    summary = {}
+    for key, r in results.items():
+        if key == "reward_model_weights":
+            continue
+        name = "reference" if key == "reference" else f"beta = {key}"
+        summary.update({f"{name}: proxy": r["proxy"], f"{name}: gold": r["gold"],
+                        f"{name}: KL": r["kl"], f"{name}: sample": r["sample"]})
+    record.finish(results, PANELS, summary)
     return results
 
 
