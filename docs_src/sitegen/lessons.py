@@ -1,9 +1,8 @@
 """The lesson chapters, the index of claims and the home page.
 
-A chapter's source (``docs_src/lessons/NNN.md``) is Markdown with directives, each alone on
-its line:
+A chapter's source (``docs_src/lessons/NNN.md``) is Markdown with directives:
 
-``{{claim:ID}}``
+``{{claim:ID}}`` (alone on its line, or inside the sentence that states the claim)
     the claim's finding, placed right after the paragraph that states the claim: its verdict
     badge (linking to the claim's entry in the index, with the test's source), the test
     outcome as a separate smaller mark, the claim as the registry words it, the finding with
@@ -30,7 +29,7 @@ from . import common, examples
 
 log = logging.getLogger("mkdocs.plugins.llmref")
 
-DIRECTIVE = re.compile(r"^\{\{(claim|code|figure):([^}]+)\}\}[ \t]*$", re.M)
+DIRECTIVE = re.compile(r"[ \t]*\{\{(claim|code|figure):([^}]+)\}\}")
 LESSON_TITLES = {"000": "How networks learn from their mistakes",
                  "001": "The cat sat on the mat", "002": "How the word calculator learns",
                  "003": "Backpropagation at scale, RLHF, attention and feed-forward",
@@ -125,6 +124,18 @@ def claim_block(cid: str, entry: dict, status: dict, prefix: str) -> list:
     return out
 
 
+def expand_paragraph(paragraph: str, block) -> str:
+    """A paragraph with its directives taken out and their blocks placed after it (a
+    directive may stand on its own line or sit inside the sentence that states the claim)."""
+    if paragraph.lstrip().startswith("```"):
+        return paragraph
+    found = DIRECTIVE.findall(paragraph)
+    if not found:
+        return paragraph
+    text = DIRECTIVE.sub("", paragraph).strip()
+    return "\n\n".join([t for t in [text] if t] + [block(k, a.strip()) for k, a in found])
+
+
 def lesson_pages(claims: dict, status: dict) -> list:
     pages = []
     for src in sorted((common.SRC / "lessons").glob("*.md")):
@@ -133,8 +144,7 @@ def lesson_pages(claims: dict, status: dict) -> list:
         mine = [c for c, e in claims.items() if e["lesson"].startswith(lesson)]
         placed = []
 
-        def expand(m, lesson=lesson, placed=placed):
-            kind, arg = m.group(1), m.group(2).strip()
+        def block(kind, arg, lesson=lesson, placed=placed):
             if kind == "claim":
                 if arg not in claims:
                     log.info("lessons/%s.md places claim %s, which is not in the registry: "
@@ -149,7 +159,7 @@ def lesson_pages(claims: dict, status: dict) -> list:
                 return "\n".join(common.code_block(arg))
             return "\n".join(examples.figure_markdown(arg, "../"))
 
-        body = DIRECTIVE.sub(expand, text)
+        body = "\n\n".join(expand_paragraph(p, block) for p in re.split(r"\n{2,}", text))
         twice = [c for c, n in Counter(placed).items() if n > 1]
         if twice:
             raise ValueError(f"docs_src/lessons/{src.name} places {twice} more than once")
