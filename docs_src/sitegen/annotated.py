@@ -29,6 +29,11 @@ BLOCK = re.compile(r"^\{\{walk ([\w.]+)\}\}\n(.*?)^\{\{end\}\}[ \t]*$", re.M | r
 COMPONENT = re.compile(r"^component:[ \t]*(\w+)[ \t]*\n", re.M)
 
 
+def _display_maths(note: str) -> str:
+    """A ``$$ ... $$`` line is display maths: give it the blank lines a block needs."""
+    return re.sub(r"^[ \t]*(\$\$.*\$\$)[ \t]*$", r"\n\1\n", note, flags=re.M)
+
+
 def split(dotted: str, body: str, page: str) -> tuple:
     """([(note, code)] pairs for one function, its file, its first line)."""
     source, path, start = common.source_of(dotted)
@@ -48,7 +53,7 @@ def split(dotted: str, body: str, page: str) -> tuple:
         cuts.append(hit)
         at = hit + 1
     cuts.append(len(lines))
-    return [(note.strip(), "\n".join(lines[a:b]).rstrip())
+    return [(_display_maths(note.strip()), "\n".join(lines[a:b]).rstrip())
             for note, a, b in zip(notes, cuts[:-1], cuts[1:], strict=True)], path, start
 
 
@@ -65,7 +70,7 @@ def render(page: str, text: str) -> str:
             out += ['<div class="annotated-row" markdown="1">',
                     '<div class="annotated-note" markdown="1">',
                     "", note or "&nbsp;", "", "</div>",
-                    '<div class="annotated-code" markdown="1">', "", "```python", code, "```",
+                    '<div class="annotated-code" data-search-exclude markdown="1">', "", "```python", code, "```",
                     "", "</div>", "</div>"]
         out.append("</div>")
         return "\n".join(out)

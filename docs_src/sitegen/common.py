@@ -165,7 +165,8 @@ def code_block(dotted: str, prefix: str = "") -> list:
     name = dotted.rsplit(".", 1)[-1]
     return [f'<p class="code-caption"><code>{name}</code> in '
             f'<a href="{repo_link(path, start)}">{path}</a> (line {start})</p>', "",
-            "```python", *text.splitlines(), "```", ""]
+            '<div class="code-excerpt" data-search-exclude markdown="1">', "",
+            "```python", *text.splitlines(), "```", "", "</div>", ""]
 
 
 def component_of_module(module_name: str) -> str | None:
