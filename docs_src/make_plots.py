@@ -1,19 +1,14 @@
-"""Regenerate the example plots the site shows (docs/assets/*.png).
+"""Save every plotted example's run for the site (.llmspec/artefacts/<example>/), without
+pytest: the same runs the slow test test_example_artefacts makes.
 
-    python docs_src/make_plots.py            # about 5 minutes: the calculator trains fully
+    python docs_src/make_plots.py            # a few minutes: the calculator trains fully
 """
 
-from pathlib import Path
+import importlib
 
-from llmref.examples import cat_sat_mat, reward_hacking, word_calculator
-
-ROOT = Path(__file__).resolve().parents[1]
-
-ASSETS = ROOT / "docs" / "assets"
+from llmref.spec.test_example_artefacts import PLOTTED
 
 if __name__ == "__main__":
-    cat_sat_mat.plot(cat_sat_mat.train(epochs=400, log=None), ASSETS / "cat_sat_mat.png")
-    reward_hacking.plot(reward_hacking.run(log=lambda s: None), ASSETS / "reward_hacking.png")
-    result = word_calculator.train(steps=4000, log=None)
-    word_calculator.plot(result, ASSETS / "word_calculator.png")
-    print("held-out accuracy", result["test_acc"])
+    for name, args in PLOTTED.items():
+        importlib.import_module(f"llmref.examples.{name}").main(
+            [*args, "--no-plot", "--save-artefacts"])
