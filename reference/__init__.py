@@ -3,7 +3,8 @@
 Every component is a module with ``forward(...) -> (out, cache)`` and
 ``backward(dout, cache) -> grads``, where ``grads`` is a dict with one entry per
 differentiable input (named as the forward's argument) and one per parameter (named as its
-key in ``params``).  Runtime dependency: NumPy only.
+key in ``params``).  Runtime dependency: NumPy only.  Inputs must not change in place
+between a forward and its backward (the rule for caches, in ``llmref._checks``).
 
 The modules live in folders by the stage the lessons teach them in (``STAGES``, in order);
 each is also reachable by its flat name, ``from llmref import softmax``.

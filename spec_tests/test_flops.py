@@ -87,3 +87,37 @@ def test_attention_cost_grows_with_the_square_of_the_sequence(impl):
     assert att[1] == 4 * att[0] and att[2] == 4 * att[1]
     proj = [impl("flops.linear")(T, 768, 768).forward for T in (512, 1024)]
     assert proj[1] == 2 * proj[0]
+
+
+@pytest.mark.parametrize(("call", "args"), [
+    ("flops.linear", (-2, 3, 4)), ("flops.attention", (1, 2, -3, 4, 5)),
+    ("flops.mha", (1, 4, 0, 2)), ("flops.ffn", (4, 3, -1)), ("flops.block", (1, 4, 8, 2, 0)),
+    ("memory.block_param_count", (-8, 32)),
+    ("memory.block_activation_elements", (2, -4, 8, 2, 32)),
+])
+def test_negative_or_zero_sizes_are_refused(impl, call, args):
+    """A negative size used to give negative FLOPs or bytes, silently; zero, a cost of 0."""
+    with pytest.raises(ValueError, match=call.replace(".", r"\.")):
+        impl(call)(*args)
+
+
+def test_heads_must_divide_the_width(impl):
+    """d_model // n_heads used to floor: 10 wide with 4 heads counted heads of width 2."""
+    with pytest.raises(ValueError, match="'n_heads' must divide d_model = 10"):
+        impl("flops.mha")(1, 4, 10, 4)
+
+
+def test_numpy_sizes_count_exactly_beyond_int64(impl):
+    """NumPy ints are accepted and the counts are Python ints: no int64 overflow (2^63 is
+    about 9.2e18; this forward pass is 2 * 2^22 * 2^21 * 2^21 = 2^65 FLOPs)."""
+    cost = impl("flops.linear")(np.int64(2**22), np.int64(2**21), np.int64(2**21))
+    assert cost.forward == 2**65 and cost.backward == 2**66
+    assert isinstance(cost.forward, int)
+
+
+def test_gpt_flops_refuse_a_sequence_longer_than_the_context(impl):
+    config = GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=1)
+    with pytest.raises(ValueError, match="'T' must be at most the context length 8"):
+        impl("flops.gpt")(config, 1, 9)
+    with pytest.raises(TypeError, match="'config' must be a GPTConfig"):
+        impl("flops.gpt")({"d_model": 8}, 1, 4)

@@ -157,3 +157,32 @@ def test_nan_gradients_without_loss_scaling_raise(impl):
         impl("mixed_precision.train_step")(
             master, lambda p, dloss: (1.0, {"w": np.array([np.nan, 1.0], np.float32)}),
             _sgd(0.1), None, None, dtype="float32")
+
+
+@pytest.mark.parametrize("scale", [np.inf, np.nan, -2.0**8, 0.0, 1e39])
+def test_loss_scale_outside_float32s_range_is_refused(impl, scale):
+    """An infinite initial scale used to skip every step forever (inf * g overflows, inf / inf
+    is NaN, and backing off inf stays inf); a negative one flipped the gradients' sign with
+    found_inf False.  Both, zero, NaN and scales past float32's largest are refused."""
+    with pytest.raises(ValueError, match="'init_scale'"):
+        impl("mixed_precision.scaler_init")(scale)
+    hand_made = {**impl("mixed_precision.scaler_init")(), "scale": scale}
+    with pytest.raises(ValueError, match=r"scaler\['scale'\]"):
+        impl("mixed_precision.train_step")(
+            {"w": np.ones(2, np.float32)},
+            lambda p, dloss: (1.0, {"w": (p["w"] * dloss).astype(p["w"].dtype)}),
+            _sgd(0.1), None, hand_made, dtype="float16")
+
+
+def test_scale_stops_growing_at_float32s_largest(impl):
+    """torch's kernel keeps the scale when growing it would overflow float32; so does ours."""
+    state = impl("mixed_precision.scaler_init")(2.0**127, 2.0, 0.5, 1)
+    state = impl("mixed_precision.scaler_update")(state, False)
+    assert state["scale"] == 2.0**127 and state["growth_tracker"] == 0
+
+
+def test_cast_refuses_weights_that_overflow_the_format(impl):
+    """A master weight of 1e5 is inf in float16 (largest 65504): refused, not cast to inf."""
+    with pytest.raises(ValueError, match="beyond float16's range"):
+        impl("mixed_precision.cast")(np.array([1.0, 1e5], np.float32), "float16")
+    assert impl("mixed_precision.cast")(np.array([1e5], np.float32), "bfloat16")[0] > 9e4

@@ -1,6 +1,8 @@
 """Optimizers against torch.optim, clipping against clip_grad_norm_, schedules against
 torch.optim.lr_scheduler: same parameters after every step, in float64."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness.checks import flatten
-from llmref.spec.harness.tolerances import F64, assert_close
+from llmref.spec.harness.tolerances import F64, adam_step_floor, assert_close
 
 N_STEPS = 25
 LRS = st.floats(1e-4, 0.5)
@@ -29,22 +31,39 @@ def _problem(seed):
 
 
 def _run_both(impl, module, seed, torch_opt, param_groups=None, **hyper):
-    """Step our optimizer and torch's side by side; compare every parameter each step."""
+    """Step our optimizer and torch's side by side; compare every parameter each step.
+
+    For Adam and AdamW each element may also differ by the rounding its trajectory allows
+    (:func:`~llmref.spec.harness.tolerances.adam_step_floor`, summed over the steps so far),
+    computed from torch's own moments."""
     params, grads = _problem(seed)
     names = sorted(flatten(params))
     leaves = {n: torch.nn.Parameter(torch.tensor(flatten(params)[n])) for n in names}
     groups = param_groups(leaves) if param_groups else [{"params": list(leaves.values())}]
     opt = torch_opt(groups)
+    adam_like = module in ("adam", "adamw")
+    floors = {n: 0.0 for n in names}
     state = impl(f"{module}.init")(params)
     for t, g in enumerate(grads):
         flat_g = flatten(g)
+        before = {n: (leaves[n].detach().numpy().copy(),
+                      opt.state[leaves[n]]["exp_avg"].numpy().copy()
+                      if adam_like and leaves[n] in opt.state else 0.0) for n in names}
         for n in names:
             leaves[n].grad = torch.tensor(flat_g[n])
         opt.step()
         params, state = impl(f"{module}.step")(params, g, state, **hyper)
         ours = flatten(params)
         for n in names:
-            assert_close(ours[n], leaves[n].detach().numpy(), F64, name=f"step {t + 1}: {n}")
+            if adam_like:
+                theta, m_prev = before[n]
+                seen = flat_g[n] + (hyper.get("weight_decay", 0.0) * theta
+                                    if module == "adam" else 0.0)
+                floors[n] = floors[n] + adam_step_floor(
+                    theta, m_prev, seen, opt.state[leaves[n]]["exp_avg_sq"].numpy(), t + 1,
+                    hyper["lr"], hyper["betas"], hyper.get("eps", 1e-8))
+            assert_close(ours[n], leaves[n].detach().numpy(), F64, name=f"step {t + 1}: {n}",
+                         floor=floors[n])
 
 
 @given(LRS, st.sampled_from([0.0, 0.5, 0.9]), st.sampled_from([0.0, 0.3]), DECAYS, hs.seeds)
@@ -158,8 +177,8 @@ def test_schedules_match_torch(impl, base_lr, warmup, extra, min_frac):
 
 @pytest.mark.parametrize(("call", "args", "kwargs", "needle"), [
     ("sgd.step", "lr=0", {"lr": 0.0}, "'lr' must be > 0"),
-    ("adam.step", "beta1=1", {"betas": (1.0, 0.9)}, "'betas[0]' must be in [0, 1), got 1.0"),
-    ("adamw.step", "beta2<0", {"betas": (0.9, -0.1)}, "'betas[1]' must be in [0, 1)"),
+    ("adam.step", "beta1=1", {"betas": (1.0, 0.9)}, "betas[0] must be in [0, 1), got 1.0"),
+    ("adamw.step", "beta2<0", {"betas": (0.9, -0.1)}, "betas[1] must be in [0, 1)"),
     ("adam.step", "eps=0", {"eps": 0.0}, "'eps' must be > 0"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_optimizers_reject_bad_hyperparameters(impl, call, args, kwargs, needle):
@@ -175,9 +194,81 @@ def test_optimizers_reject_mismatched_or_nan_gradients(impl, module):
     params = {"W": np.ones((2, 2)), "b": np.ones(2)}
     state = impl(f"{module}.init")(params)
     step = impl(f"{module}.step")
-    with pytest.raises(ValueError, match=r"keys \['W', 'b'\], got \['W'\]"):
+    with pytest.raises(ValueError, match=r"structure of 'params', got missing leaves \['b'\]"):
         step(params, {"W": np.ones((2, 2))}, state, lr=0.1)
     with pytest.raises(ValueError, match=r"grads\['b'\] must have shape \(2,\).*got \(3,\)"):
         step(params, {"W": np.ones((2, 2)), "b": np.ones(3)}, state, lr=0.1)
-    with pytest.raises(ValueError, match=r"grads\['W'\] holds NaN"):
+    with pytest.raises(ValueError, match=r"grads\['W'\] must be finite"):
         step(params, {"W": np.full((2, 2), np.nan), "b": np.ones(2)}, state, lr=0.1)
+
+
+@pytest.mark.parametrize("dampening", [-0.5, 1.5, np.nan])
+def test_sgd_refuses_dampening_outside_0_1(impl, dampening):
+    """dampening was not checked: 1.5 flipped the sign of every later gradient in the buffer
+    (1 - 1.5 = -0.5), a negative one amplified it."""
+    params = {"W": np.ones((2, 2))}
+    with pytest.raises(ValueError, match=r"sgd\.step: argument 'dampening'"):
+        impl("sgd.step")(params, {"W": np.ones((2, 2))}, impl("sgd.init")(params), lr=0.1,
+                         momentum=0.9, dampening=dampening)
+
+
+@pytest.mark.parametrize("module", ["sgd", "adam", "adamw"])
+def test_optimizers_refuse_nan_in_params_and_state(impl, module):
+    """NaN in the parameters or in the optimizer state used to spread silently into every
+    later step; now the step names the leaf."""
+    params = {"W": np.ones((2, 2)), "b": np.ones(2)}
+    grads = {"W": np.full((2, 2), 0.5), "b": np.full(2, 0.5)}
+    step = impl(f"{module}.step")
+    hyper = {"lr": 0.1, "momentum": 0.9} if module == "sgd" else {"lr": 0.1}
+    _, state = step(params, grads, impl(f"{module}.init")(params), **hyper)
+    bad = {**params, "b": np.array([1.0, np.nan])}
+    with pytest.raises(ValueError, match=r"params\['b'\] must be finite"):
+        step(bad, grads, state, **hyper)
+    key = "buffer" if module == "sgd" else "m"
+    state_bad = {**state, key: {**state[key], "W": np.full((2, 2), np.inf)}}
+    with pytest.raises(ValueError, match=rf"state\['{key}'\]\['W'\] must be finite"):
+        step(params, grads, state_bad, **hyper)
+
+
+@pytest.mark.parametrize("module", ["adam", "adamw"])
+def test_adam_refuses_a_negative_second_moment(impl, module):
+    """v is a running mean of squares; a negative entry would make sqrt(v) NaN."""
+    params = {"W": np.ones(3)}
+    state = impl(f"{module}.init")(params)
+    state = {**state, "v": {"W": np.array([0.0, -1e-3, 0.0])}}
+    with pytest.raises(ValueError, match=r"state\['v'\]\['W'\] must be >= 0"):
+        impl(f"{module}.step")(params, {"W": np.ones(3)}, state, lr=0.1)
+
+
+def test_optimizers_keep_the_parameters_dtype(impl):
+    """A float64 gradient for a float32 parameter is refused (as torch does) instead of
+    silently turning the parameter into float64."""
+    params = {"W": np.ones(2, np.float32)}
+    with pytest.raises(TypeError, match=r"grads\['W'\] must have dtype float32"):
+        impl("adam.step")(params, {"W": np.ones(2)}, impl("adam.init")(params), lr=0.1)
+    new, _ = impl("adam.step")(params, {"W": np.ones(2, np.float32)},
+                               impl("adam.init")(params), lr=0.1)
+    assert new["W"].dtype == np.float32
+
+
+@pytest.mark.parametrize(("call", "args", "error", "needle"), [
+    ("schedules.warmup_cosine", (0, 0.1, -5, 10), ValueError, "'warmup_steps' must be an int >= 0"),
+    ("schedules.linear_warmup", (0, 0.1, 0), ValueError, "'warmup_steps' must be an int >= 1"),
+    ("schedules.cosine", (1.0, 0.1, 10), TypeError, "'t' must be an int"),
+    ("schedules.cosine", (-1, 0.1, 10), ValueError, "'t' must be an int >= 0"),
+    ("schedules.cosine", (0, 0.1, 10, 0.2), ValueError, "'min_lr' must be in [0, 0.1]"),
+    ("schedules.warmup_cosine", (0, np.inf, 2, 10), ValueError, "'base_lr' must be a finite"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_schedules_refuse_bad_arguments(impl, call, args, error, needle):
+    """A negative warm-up used to stretch the cosine silently (t - W > t); each argument is
+    now checked by the function the caller called."""
+    with pytest.raises(error, match=re.escape(needle)):
+        impl(call)(*args)
+
+
+def test_schedules_accept_numpy_steps(impl):
+    """np.int64 step numbers (from np.arange, say) give the same rate as Python ints."""
+    for t in range(12):
+        assert impl("schedules.warmup_cosine")(np.int64(t), 0.1, np.int64(3), 10) == \
+            impl("schedules.warmup_cosine")(t, 0.1, 3, 10)
+    assert impl("schedules.warmup_cosine")(5, 0.1, 0, 10) == impl("schedules.cosine")(5, 0.1, 10)

@@ -74,7 +74,7 @@ def test_bpe_compresses_its_training_text(impl):
 
 
 def test_bpe_rejects_bad_input(impl):
-    with pytest.raises(ValueError, match="'vocab_size' must be >= 256"):
+    with pytest.raises(ValueError, match="'vocab_size' must be an int >= 256"):
         impl("bpe.train")("abc", 100)
     with pytest.raises(TypeError, match="'text' must be a str"):
         impl("bpe.encode")(b"bytes", [])

@@ -175,3 +175,59 @@ def test_memory_calculator_reproduces_published_model_sizes(impl):
     assert mem["optimizer_state"] == 8 * n and mem["master_weights"] == 4 * n
     assert mem["params"] + mem["grads"] + mem["optimizer_state"] + mem["master_weights"] \
         == 16 * n                                         # the "16 bytes per parameter" rule
+
+
+def test_memory_calculator_refuses_bad_sizes(impl):
+    """Negative sizes used to give negative bytes; an unknown optimizer or a non-bool
+    master_weights are refused by name."""
+    with pytest.raises(ValueError, match=r"memory\.activation_bytes: argument 'B'"):
+        impl("memory.activation_bytes")(TINY, -2, 8)
+    with pytest.raises(ValueError, match=r"memory\.training_bytes: argument 'param_bytes'"):
+        impl("memory.training_bytes")(TINY, 1, 8, param_bytes=-4)
+    with pytest.raises(ValueError, match="'optimizer' must be one of"):
+        impl("memory.training_bytes")(TINY, 1, 8, optimizer="lion")
+    with pytest.raises(TypeError, match="'master_weights' must be True or False"):
+        impl("memory.training_bytes")(TINY, 1, 8, master_weights=1)
+
+
+def test_accumulation_checks_what_fn_returns(impl):
+    """A NaN loss, a NaN gradient or gradients of another shape from one micro-batch are
+    refused with the micro-batch named, instead of spreading into the sum."""
+    acc = impl("accumulate.loss_and_grads")
+
+    def fn(batch):
+        return float(batch[0]), {"w": np.full(2, batch[0]) if batch[0] != 3 else np.ones(3)}
+
+    assert acc(fn, [np.array([1.0]), np.array([2.0])])[0] == 1.5
+    with pytest.raises(ValueError, match=r"'fn' returned the loss nan for micro-batch 1"):
+        acc(fn, [np.array([1.0]), np.array([np.nan])])
+    with pytest.raises(ValueError, match=r"micro-batch 1: grads\['w'\] must have shape \(2,\)"):
+        acc(fn, [np.array([1.0]), np.array([3.0])])
+    with pytest.raises(ValueError, match="'micro_batches' must hold at least one"):
+        acc(fn, [])
+    with pytest.raises(TypeError, match="'fn' must return a pair"):
+        acc(lambda b: 1.0, [np.array([1.0])])
+
+
+def test_training_loop_refuses_a_schedule_that_returns_a_bad_rate(impl):
+    """A schedule returning 0, a negative or NaN rate at some step stops the loop at that
+    step with the step named."""
+    ids, targets = _data(4, 4)
+    params = hp.random_gpt(TINY, np.random.default_rng(4))
+
+    def lg(x, y, p):
+        return impl("gpt.loss_and_grads")(x, y, p, TINY)
+
+    with pytest.raises(ValueError, match=r"'lr' \(a schedule\) must return .* at step 1"):
+        impl("train.train")(params, lg, ids, targets, epochs=1, batch_size=2,
+                            optimizer=_module(impl, "sgd"), lr=lambda s: 0.1 - 0.2 * s)
+
+
+def test_checkpointing_names_itself_for_bad_ids(impl):
+    """Bad ids are reported by checkpoint.loss_and_grads, the function the caller called,
+    not by the GPT's forward inside it."""
+    params = hp.random_gpt(TINY, np.random.default_rng(5))
+    ids, targets = _data(5, 2)
+    ids[0, 0] = 13
+    with pytest.raises(ValueError, match=r"checkpoint\.loss_and_grads: argument 'ids'"):
+        impl("checkpoint.loss_and_grads")(ids, targets, params, TINY, 1)

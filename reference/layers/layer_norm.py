@@ -1,20 +1,22 @@
 r"""Layer normalisation over the last axis (biased variance, as in PyTorch and GPT-2).
 
-.. math::
-    \mu = \tfrac1C \sum_i x_i, \quad \sigma^2 = \tfrac1C \sum_i (x_i - \mu)^2, \quad
-    \hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}, \quad y = \gamma \odot \hat x + \beta
+$$
+\mu = \tfrac1C \sum_i x_i, \quad \sigma^2 = \tfrac1C \sum_i (x_i - \mu)^2, \quad
+\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}, \quad y = \gamma \odot \hat x + \beta
+$$
 
-Backward, with ``g`` the upstream gradient and ``h = g * gamma``:
+Backward, with `g` the upstream gradient and `h = g * gamma`:
 
-.. math::
-    \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2+\epsilon}}
-        \Big(h - \overline{h} - \hat x\,\overline{h \hat x}\Big), \quad
-    \frac{\partial L}{\partial \gamma} = \sum g\,\hat x, \quad
-    \frac{\partial L}{\partial \beta} = \sum g
+$$
+\frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2+\epsilon}}
+    \Big(h - \overline{h} - \hat x\,\overline{h \hat x}\Big), \qquad
+\frac{\partial L}{\partial \gamma} = \sum g\,\hat x, \qquad
+\frac{\partial L}{\partial \beta} = \sum g
+$$
 
 (bars are means over the last axis; the sums for gamma and beta run over every other axis).
-Shapes: ``x`` (..., C), ``gamma`` and ``beta`` (C,) -> ``y`` (..., C).  The variance divides by
-``C``, not ``C - 1``.  A constant row has ``x_hat = 0`` and maps to ``beta``.
+Shapes: `x` (..., C), `gamma` and `beta` (C,) -> `y` (..., C).  The variance divides by
+`C`, not `C - 1`.  A constant row has `x_hat = 0` and maps to `beta`.
 """
 
 from __future__ import annotations
@@ -22,25 +24,118 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 
 
+@contract(example=lambda rng: {"d_model": 4})
 def init(d_model: int) -> dict:
-    """``{"gamma": ones (C,), "beta": zeros (C,)}``."""
-    _checks.positive("layer_norm.init", "d_model", d_model, integer=True)
+    r"""Fresh layer-norm parameters: unit gain, zero shift (the identity on normalised rows).
+
+    Parameters
+    ----------
+    d_model : int
+        Width `C` of the normalised axis (> 0).
+
+    Returns
+    -------
+    params : dict
+        `{"gamma": ones (C,), "beta": zeros (C,)}`, float64.
+
+    Raises
+    ------
+    TypeError
+        If `d_model` is not an int.
+    ValueError
+        If `d_model` <= 0.
+    """
+    d_model = _checks.integer("layer_norm.init", "d_model", d_model, low=1)
     return {"gamma": np.ones(d_model), "beta": np.zeros(d_model)}
 
 
+def _example(rng) -> dict:
+    return {"x": rng.standard_normal((2, 4)),
+            "params": {"gamma": 1 + 0.1 * rng.standard_normal(4),
+                       "beta": rng.standard_normal(4)},
+            "eps": 1e-5}
+
+
+@contract(example=_example, lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray, params: dict, eps: float = 1e-5):
-    """``x`` (..., C) -> ``y`` (..., C), cache of (x_hat, rstd, gamma)."""
+    r"""Normalise each row of `x` to zero mean and unit variance, then scale and shift.
+
+    $$ \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad
+       y = \gamma \odot \hat x + \beta $$
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., C), floating
+        Input; each row along the last axis is normalised on its own.
+    params : dict
+        `{"gamma": ndarray (C,), "beta": ndarray (C,)}`, floating. The result has NumPy's
+        promoted dtype of `x` and the parameters (all float32 in, float32 out).
+    eps : float
+        Added to the variance (> 0, finite); keeps a constant row finite.
+
+    Returns
+    -------
+    y : ndarray, shape (..., C)
+    cache : object
+        What `backward` needs (see Cache).
+
+    Cache
+    -----
+    `x_hat` and `1/sqrt(var + eps)` (new arrays) and the caller's `params["gamma"]` by
+    reference: do not change `gamma` in place before the backward (`LLMREF_DEBUG_CACHE=1`
+    verifies it).
+
+    Raises
+    ------
+    TypeError
+        If `x` or a parameter is not a floating-point array, `params` not a dict, `eps` not
+        a number.
+    ValueError
+        If `x` is 0-dimensional, empty or not finite, a key is missing or unknown, a
+        parameter is not of shape (C,), or `eps` is not > 0 and finite.
+    """
     _checks.float_array("layer_norm.forward", "x", x, ndim_min=1)
     C = x.shape[-1]
     _check_params("layer_norm.forward", params, C)
-    _checks.positive("layer_norm.forward", "eps", eps)
-    return _forward(x, params, eps)
+    eps = _checks.number("layer_norm.forward", "eps", eps, low=0.0, strict=True)
+    y, cache = _forward(x, params, eps)
+    return y, _checks.guard("layer_norm.forward", cache, params={"gamma": params["gamma"]})
 
 
+@contract(example=lambda rng: {"dout": rng.standard_normal((2, 4)),
+                               "cache": forward(**_example(rng))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (..., C) -> ``{"x": (..., C), "gamma": (C,), "beta": (C,)}``."""
+    r"""Gradients of layer norm, with `h = g * gamma` and bars for row means.
+
+    $$ \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2+\epsilon}}
+        \Big(h - \overline{h} - \hat x\,\overline{h \hat x}\Big), \quad
+       \frac{\partial L}{\partial \gamma} = \sum g\,\hat x, \quad
+       \frac{\partial L}{\partial \beta} = \sum g $$
+
+    Parameters
+    ----------
+    dout : ndarray, shape (..., C), floating
+        Upstream gradient `g` = dL/dy.
+    cache : object
+        The cache returned by `forward`.
+
+    Returns
+    -------
+    grads : dict
+        `{"x": (..., C), "gamma": (C,), "beta": (C,)}`; each row of `grads["x"]` sums to 0.
+
+    Raises
+    ------
+    TypeError
+        If `dout` is not a NumPy floating-point array.
+    ValueError
+        If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
+        `gamma` changed since the forward.
+    """
+    cache = _checks.unguard("layer_norm.backward", cache, 3)
     x_hat = cache[0]
     return _backward(_checks.dout_like("layer_norm.backward", dout, x_hat.shape), cache)
 

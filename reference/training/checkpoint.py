@@ -10,8 +10,12 @@ were the size of its input the total would be smallest at ``k = sqrt(L)``; a tra
 block caches many times its input (``r`` times), which moves the best ``k`` to
 ``sqrt(L / r)``.
 
-The gradients are the same as :func:`reference.gpt.loss_and_grads` bit for bit: the
-recomputation repeats exactly the same operations.
+$$ \text{memory} \approx \frac{L}{k}\,BTC + k\,r\,BTC, \qquad
+   k^\ast = \sqrt{L / r} $$
+
+The gradients are the same as `gpt.loss_and_grads` bit for bit: the recomputation repeats
+exactly the same operations.  Shapes: ``ids`` and ``targets`` (B, T) ints; parameters as in
+`gpt`; the computation runs in the parameters' dtype.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.accounting import flops
 from llmref.layers import layer_norm
 from llmref.losses import cross_entropy
@@ -27,21 +32,61 @@ from llmref.transformer import block, gpt
 from llmref.transformer.gpt import GPTConfig
 
 
-def held_bytes(*objects, exclude=()) -> int:
-    """Bytes of the distinct array buffers reachable from ``objects`` (through tuples, lists
-    and dicts), not counting buffers that back any array in ``exclude`` (the parameters).
-    Views count once, with the array that owns the memory."""
-    def root(a):
-        while isinstance(a.base, np.ndarray):
-            a = a.base
-        return a
+@contract(example=lambda rng: {"objects": [rng.standard_normal((2, 3)),
+                                           {"a": rng.standard_normal(4), "n": 3}],
+                               "exclude": [rng.standard_normal(2)]},
+          lenient={"objects": ("empty",), "exclude": ("empty",)})   # nothing held: 0 bytes
+def held_bytes(objects, exclude=()) -> int:
+    """Bytes of the distinct array buffers reachable from ``objects``, not counting buffers
+    that back any array in ``exclude`` (the parameters).
 
-    skip = {id(root(a)) for a in exclude}
+    Views count once, with the array that owns the memory; anything that is not an array, a
+    tuple, a list or a dict (numbers, configurations) is skipped.
+
+    Parameters
+    ----------
+    objects : list or tuple
+        What is held: arrays, and tuples, lists and dicts of them, nested to any depth
+        (caches, for example).
+    exclude : list or tuple of ndarray
+        Arrays whose buffers are not counted.
+
+    Returns
+    -------
+    n : int
+        Bytes.
+
+    Raises
+    ------
+    TypeError
+        If ``objects`` or ``exclude`` is not a list or tuple, or ``exclude`` holds something
+        other than arrays.
+    """
+    where = "checkpoint.held_bytes"
+    for name, value in (("objects", objects), ("exclude", exclude)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where}: argument {name!r} must be a list or tuple, "
+                            f"got {_checks._describe(value)}")
+    for i, a in enumerate(exclude):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{where}: argument exclude[{i}] must be a NumPy array, "
+                            f"got {_checks._describe(a)}")
+    return _held_bytes(objects, exclude)
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _held_bytes(objects, exclude) -> int:
+    skip = {id(_root(a)) for a in exclude}
     seen, total, stack = set(), 0, list(objects)
     while stack:
         obj = stack.pop()
         if isinstance(obj, np.ndarray):
-            r = root(obj)
+            r = _root(obj)
             if id(r) not in seen and id(r) not in skip:
                 seen.add(id(r))
                 total += r.nbytes
@@ -61,17 +106,64 @@ def _blocks_forward(h, blocks, config, keep_caches):
     return h, caches
 
 
+def _example(rng) -> dict:
+    config = GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=3)
+    ids = rng.integers(0, 11, size=(2, 8))
+    return {"ids": ids, "targets": np.roll(ids, -1, axis=1),
+            "params": gpt.init(config, rng), "config": config, "ignore_index": -100}
+
+
+@contract(example=lambda rng: {**_example(rng), "segment_size": 2},
+          lenient={"ignore_index": ("negative", "zero")})   # any int can mark padding
 def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: GPTConfig,
                    segment_size: int, ignore_index: int = -100):
-    """``(loss, grads, stats)`` with checkpoints every ``segment_size`` blocks.
+    r"""The GPT's mean next-token loss and gradients (as `gpt.loss_and_grads`), keeping
+    activations only at the input of every ``segment_size``-th block and recomputing each
+    segment's caches in the backward pass.
 
-    ``stats["peak_activation_bytes"]``: the most activation memory held at any moment, measured
-    by walking the arrays kept alive (:func:`held_bytes`; parameters, ids and targets are not
-    activations and are not counted); ``stats["recompute_flops"]``: the
-    extra forward work, from :mod:`reference.flops`.
+    $$ h_{s} \text{ kept for } s = 0, k, 2k, \dots; \quad
+       \text{backward of segment } s\text{: rerun blocks } s..s{+}k{-}1 \text{ from } h_s $$
+
+    Parameters
+    ----------
+    ids : ndarray, shape (B, T), integer
+        Token ids in [0, vocab_size), T <= context_len.
+    targets : ndarray, shape (B, T), integer
+        Next-token ids in [0, vocab_size), or ``ignore_index``; at least one not ignored.
+    params : dict
+        The GPT's parameter tree for ``config`` (see `gpt`).
+    config : GPTConfig
+        The model's configuration.
+    segment_size : int
+        Blocks per segment $k \ge 1$ (more than ``n_layers``: one segment).
+    ignore_index : int
+        Target value that is left out of the mean.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy, equal to `gpt.loss_and_grads`'s.
+    grads : dict
+        Gradients, the tree of ``params``, bit for bit those of `gpt.loss_and_grads`.
+    stats : dict
+        ``peak_activation_bytes``: the most activation memory held at any moment, measured by
+        walking the arrays kept alive (`held_bytes`; parameters, ids and targets are not
+        activations and are not counted); ``recompute_flops``: the extra forward work, from
+        `flops`; ``segments``: the number of segments.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a ``GPTConfig``, ``ids`` or ``targets`` is not an integer array,
+        ``params`` is not a dict of floating-point arrays, or ``segment_size`` or
+        ``ignore_index`` is not an int.
+    ValueError
+        If shapes do not fit ``config``, an id or target is out of range, every target is
+        ignored, a parameter holds NaN or inf, or ``segment_size < 1``.
     """
-    _checks.positive("checkpoint.loss_and_grads", "segment_size", segment_size, integer=True)
-    gpt._check_params(params, config, "checkpoint.loss_and_grads")   # once, as gpt.forward does
+    where = "checkpoint.loss_and_grads"
+    _check_batch(where, ids, targets, params, config, ignore_index)
+    segment_size = _checks.integer(where, "segment_size", segment_size, low=1)
     B, T = ids.shape
     n_layers = len(params["blocks"])
     starts = list(range(0, n_layers, segment_size))
@@ -86,7 +178,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     hf, ln_c = layer_norm._forward(h, params["ln_f"], config.eps)
     loss, ce_c = cross_entropy.forward(hf @ head_w, targets, ignore_index)
     top = (embed_c, ln_c, hf, ce_c)
-    peak = held_bytes(boundaries, top, exclude=param_leaves)
+    peak = _held_bytes((boundaries, top), param_leaves)
 
     dlogits = cross_entropy.backward(1.0, ce_c)["logits"]
     dh, d_head = gpt.head_backward(dlogits, hf, head_w)
@@ -96,7 +188,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     for s in reversed(starts):
         seg = params["blocks"][s:s + segment_size]
         _, caches = _blocks_forward(boundaries[s // segment_size], seg, config, True)
-        peak = max(peak, held_bytes(boundaries, top, caches, exclude=param_leaves))
+        peak = max(peak, _held_bytes((boundaries, top, caches), param_leaves))
         for i in reversed(range(len(seg))):
             d_blocks[s + i] = block._backward(dh, caches[i])
             dh = d_blocks[s + i].pop("x")
@@ -110,9 +202,61 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     return loss, grads, stats
 
 
-def plain_activation_bytes(ids, targets, params, config, ignore_index: int = -100) -> int:
+@contract(example=_example,
+          lenient={"ignore_index": ("negative", "zero")})   # any int can mark padding
+def plain_activation_bytes(ids: np.ndarray, targets: np.ndarray, params: dict,
+                           config: GPTConfig, ignore_index: int = -100) -> int:
     """Activation bytes the plain (non-checkpointed) forward and loss keep for the backward,
-    measured the same way (parameters and the input ids and targets are not counted)."""
+    measured as in `loss_and_grads` (parameters and the input ids and targets are not
+    counted); `memory.activation_bytes` predicts it.
+
+    Parameters
+    ----------
+    ids : ndarray, shape (B, T), integer
+        Token ids in [0, vocab_size), T <= context_len.
+    targets : ndarray, shape (B, T), integer
+        Next-token ids in [0, vocab_size), or ``ignore_index``; at least one not ignored.
+    params : dict
+        The GPT's parameter tree for ``config``.
+    config : GPTConfig
+        The model's configuration.
+    ignore_index : int
+        Target value that is left out of the mean.
+
+    Returns
+    -------
+    n : int
+        Bytes held by the forward pass's and the loss's caches.
+
+    Raises
+    ------
+    TypeError
+        As `loss_and_grads`.
+    ValueError
+        As `loss_and_grads`.
+    """
+    where = "checkpoint.plain_activation_bytes"
+    _check_batch(where, ids, targets, params, config, ignore_index)
     logits, cache = gpt.forward(ids, params, config)
     _, ce_c = cross_entropy.forward(logits, targets, ignore_index)
-    return held_bytes(cache[1:], ce_c, exclude=list(flatten(params).values()) + [ids, targets])
+    return _held_bytes((cache[1:], ce_c), list(flatten(params).values()) + [ids, targets])
+
+
+def _check_batch(where: str, ids, targets, params, config, ignore_index) -> None:
+    """A batch for the GPT: ids and targets (B, T) in range, at least one target kept; the
+    parameter tree fits ``config``."""
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, "
+                        f"got {_checks._describe(config)}")
+    ignore_index = _checks.integer(where, "ignore_index", ignore_index, low=-2**63)
+    V = config.vocab_size
+    _checks.int_array(where, "ids", ids, 0, V)
+    if ids.ndim != 2 or ids.shape[1] > config.context_len:
+        raise ValueError(f"{where}: argument 'ids' must have shape (B, T) with T <= "
+                         f"context_len = {config.context_len}, got shape {ids.shape}")
+    _checks.int_array(where, "targets", targets, 0, V, allowed=(ignore_index,))
+    _checks.same_shape(where, "targets", targets, ids.shape)
+    if np.all(targets == ignore_index):
+        raise ValueError(f"{where}: argument 'targets' has no target to average: all "
+                         f"{targets.size} equal ignore_index={ignore_index}")
+    gpt._check_params(params, config, where)
