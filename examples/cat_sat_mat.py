@@ -107,7 +107,7 @@ def _draw_probabilities(ax, result):
     ax.axhline(0.5, color="red", ls="--", lw=0.8, label="ceiling for 'the -> ?'")
     ax.set(title="Probability of the correct next word", xlabel="epoch",
            ylabel="probability", ylim=(0, 1))
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
 
 
 def _draw_embedding(ax, result):

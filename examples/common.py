@@ -52,7 +52,7 @@ def maybe_plot(args, plot, result, name: str) -> None:
 
 ARTEFACTS = Path(".llmspec") / "artefacts"
 #: one panel as drawn for the site: wide enough for its labels at a phone's 390 px
-PANEL_SIZE, PANEL_DPI = (5.6, 3.8), 150
+PANEL_SIZE, PANEL_DPI, PANEL_FONT = (5.2, 3.6), 150, 12
 
 
 def add_artefacts_option(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -148,11 +148,11 @@ def save_panels(panels, result, folder: Path) -> list:
     plt = pyplot()
     out = []
     for stem, caption, draw in panels:
-        fig, ax = plt.subplots(figsize=PANEL_SIZE)
-        draw(ax, result)
-        _check_labelled(ax, stem)
-        fig.tight_layout()
-        fig.savefig(folder / f"{stem}.png", dpi=PANEL_DPI)
+        with plt.rc_context({"font.size": PANEL_FONT}):
+            fig, ax = plt.subplots(figsize=PANEL_SIZE)
+            draw(ax, result)
+            _check_labelled(ax, stem)
+            fig.savefig(folder / f"{stem}.png", dpi=PANEL_DPI, bbox_inches="tight")
         plt.close(fig)
         out.append({"file": f"{stem}.png", "caption": caption})
     return out

@@ -146,7 +146,7 @@ def _reward_panel(column: int, title: str, key: str):
             ax.plot(np.array(r["curve"])[:, column], label=f"beta = {beta}")
         ax.axhline(results["reference"][key], color="gray", ls=":", label="reference policy")
         ax.set(title=title, xlabel="PPO iteration", ylabel="mean reward per answer")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return draw
 
 

@@ -151,7 +151,7 @@ def _draw_accuracy(ax, result):
     ax.plot(h["step"], h["train_acc"], "g--", label="training problems")
     ax.plot(h["step"], h["test_acc"], "r-", label="held-out problems")
     ax.set(title="Accuracy", xlabel="step", ylabel="share answered right", ylim=(0, 1))
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize="small")
 
 
 def _attention_panel(layer: int):

@@ -97,7 +97,8 @@ def figures_table(figures: dict) -> list:
     rows = ["| figure | value |", "| --- | --- |"]
     for name, value in figures.items():
         text = html.escape(fmt(value)).replace("|", "\\|")
-        rows.append(f"| {html.escape(figure_name(name))} | {text} |")
+        label = html.escape(figure_name(name)).replace("|", "\\|")
+        rows.append(f"| {label} | {text} |")
     return rows
 
 
