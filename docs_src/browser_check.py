@@ -231,7 +231,11 @@ def main(argv=None) -> int:
                      "annotated/attention/", "lessons/002/"):
             page.goto(f"{base}/{path}")
             page.wait_for_selector("mjx-container", timeout=15000)
-            text = page.locator("article").inner_text()
+            text = page.evaluate("""() => {
+                const a = document.querySelector("article").cloneNode(true);
+                a.querySelectorAll("pre, code").forEach(e => e.remove());   // code is code
+                document.body.appendChild(a);
+                const t = a.innerText; a.remove(); return t; }""")
             raw = [s for s in ("\\frac", "\\(", "$$", "\\sqrt", ".. math::") if s in text]
             c.check(page.locator("mjx-container").count() > 0 and not raw,
                     f"math typeset on /{path} ({page.locator('mjx-container').count()} "

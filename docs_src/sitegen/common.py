@@ -150,14 +150,21 @@ def resolve(dotted: str):
 
 
 def source_of(dotted: str) -> tuple:
-    """(source text without decorators, repository path, first line) of a function or
-    class: the ``def`` line to the end of its body, dedented."""
+    """(source text, repository path, first line) of a function or class: from its ``def``
+    line (decorators left out) to the end of its body, dedented, without its docstring (the
+    component's page shows that)."""
     obj = inspect.unwrap(resolve(dotted))
     lines, start = inspect.getsourcelines(obj)
-    node = ast.parse(textwrap.dedent("".join(lines))).body[0]
+    text = textwrap.dedent("".join(lines))
+    node = ast.parse(text).body[0]
+    keep = text.splitlines()
+    body = node.body[0] if node.body else None
+    if isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant) \
+            and isinstance(body.value.value, str) and len(node.body) > 1:
+        del keep[body.lineno - 1:body.end_lineno]
     skip = node.lineno - 1                     # decorator lines before ``def``
     path = Path(inspect.getsourcefile(obj)).resolve().relative_to(ROOT).as_posix()
-    return textwrap.dedent("".join(lines[skip:])).rstrip("\n"), path, start + skip
+    return "\n".join(keep[skip:]).rstrip("\n"), path, start + skip
 
 
 def code_block(dotted: str, prefix: str = "") -> list:
