@@ -177,6 +177,7 @@ def main(argv=None) -> int:
                 f"(bad: {bad[:5]})")
 
         # filters on the claims page
+        page.goto(f"{base}/claims/")
         page.select_option("#f-verdict", "does not hold")
         shown = page.locator("div.claim:visible").count()
         expected = sum(1 for e in claims.values() if e["verdict"] == "does not hold")

@@ -3,7 +3,8 @@ last test runs' status files (``.llmspec/status*.json``, with the figures claim 
 record), the examples' saved artefacts (``.llmspec/artefacts/``) and the reference's own
 source and docstrings (rendered by mkdocstrings); vendor MathJax.
 
-Generated (not committed): docs/index.md, docs/install.md, docs/claims.md, docs/lessons/,
+Generated (not committed): docs/index.md, docs/install.md, docs/claims.md, docs/mutation.md,
+docs/lessons/,
 docs/components/, docs/annotated/, docs/examples/, docs/artefacts/,
 docs/javascripts/mathjax/.  Hand-written sources live in docs_src/ (see sitegen/*.py for
 the directives each kind of page understands).
@@ -49,6 +50,15 @@ def install_page() -> None:
     (common.DOCS / "install.md").write_text(text)
 
 
+def mutation_page() -> None:
+    """docs/mutation.md: the hand-written record of the last mutation run, with the current
+    catalogue of mutants (and the test that catches each) filled in."""
+    from llmref.spec.mutants.__main__ import table
+
+    text = (common.SRC / "mutation.md").read_text()
+    (common.DOCS / "mutation.md").write_text(text.replace("{{mutant_catalogue}}", table()))
+
+
 def on_config(config, **kwargs):
     """Complete the navigation: components by stage, one page per example and per
     annotated walk-through."""
@@ -81,6 +91,7 @@ def on_pre_build(config, **kwargs):
     for name in llmref.__all__:
         components.component_page(name, claims, _state.get("annotated", {}))
     components.overview_page()
+    mutation_page()
 
 
 def on_page_content(html, page, config, files, **kwargs):

@@ -28,7 +28,6 @@ This is a speed benchmark, not a test: it asserts nothing about time.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import statistics
@@ -55,16 +54,18 @@ def tune_glibc_malloc() -> str:
         "mallopt refused: allocator left as it is"
 
 
-def restart_with_blas_threads(threads: int, argv: list) -> None:
+def restart_with_blas_threads(threads: int, argv: list,
+                              module: str = "llmref.examples.benchmark_step") -> None:
     """NumPy's BLAS fixes its thread count when NumPy is imported, so a different count
-    needs a fresh interpreter: re-run this script with the environment variables set (once)."""
+    needs a fresh interpreter: re-run ``module`` (this script by default) with the
+    environment variables set (once)."""
     wanted = str(threads)
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     if all(os.environ.get(name) == wanted for name in names):
         return
     env = {**os.environ, **{name: wanted for name in names}}
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", __name__, *argv], env)
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
 
 
 def nanogpt_style_module(config, torch):
@@ -120,7 +121,7 @@ def nanogpt_state(params, torch) -> dict:
 
 
 def main(argv=None) -> float:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)

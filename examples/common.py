@@ -6,13 +6,36 @@ import argparse
 from pathlib import Path
 
 
+class Parser(argparse.ArgumentParser):
+    """Refuses sizes and rates that cannot be meant: every int or float option except
+    ``--seed`` must be > 0 (``--steps -5`` would otherwise run nothing and report 0.0%)."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if action.type not in (int, float) or value is None:
+                continue
+            if action.dest == "seed":
+                if value < 0:
+                    self.error(f"argument {action.option_strings[0]}: must be >= 0, got {value}")
+            elif not value > 0:
+                self.error(f"argument {action.option_strings[0]}: must be > 0, got {value}")
+        return parsed
+
+
+#: where plots go unless --out says otherwise: a folder named after the example under
+#: ./llmspec-output/ (``llmspec run`` passes the same default and prints it at the end)
+OUTPUT = Path("llmspec-output")
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with --seed, --no-plot, --out and --save-artefacts already added."""
-    p = argparse.ArgumentParser(description=description)
+    p = Parser(description=description)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib)")
-    p.add_argument("--out", type=Path, default=Path("examples/output"),
-                   help="folder for the plots (default: examples/output)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the plots (default: ./llmspec-output/EXAMPLE/)")
     return add_artefacts_option(p)
 
 
@@ -35,8 +58,9 @@ def maybe_plot(args, plot, result, name: str) -> None:
     """Call ``plot(result, path)`` unless --no-plot; say so if matplotlib is missing."""
     if args.no_plot:
         return
+    out = args.out if args.out is not None else OUTPUT / Path(name).stem
     try:
-        print("plot:", plot(result, args.out / name))
+        print("plot:", plot(result, out / name))
     except ImportError:
         print("matplotlib is not installed (pip install -e '.[examples]'): no plot")
 

@@ -1,6 +1,6 @@
 """Reward hacking, and how the KL penalty prevents it (lesson 003's central RLHF claim).
 
-    python -m llmref.examples.reward_hacking              # table, plus plots in examples/output/
+    python -m llmref.examples.reward_hacking    # table; plots in llmspec-output/reward_hacking/
     python -m llmref.examples.reward_hacking --no-plot
 
 A tiny policy writes six-word answers to "what is two plus two?".  It starts as a reference

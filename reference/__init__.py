@@ -17,11 +17,13 @@ from llmref import (  # noqa: I001  (stage order is teaching order)
 )
 from llmref.layers import (
     linear, relu, gelu, gelu_tanh, sigmoid, tanh, softmax, log_softmax, layer_norm, rms_norm,
-    embedding, positional, sinusoidal, ffn,
+    embedding, positional, sinusoidal, ffn, silu, swiglu, rope,
 )
 from llmref.losses import cross_entropy, mse, preference, dpo
 from llmref.text import word_tokenizer, bpe, gpt2_tokenizer
-from llmref.transformer import attention, mha, block, gpt, generate, weights, convert
+from llmref.transformer import (
+    attention, mha, block, gpt, generate, weights, convert, convert_llama,
+)
 from llmref.accounting import flops, memory
 from llmref.training import (
     sgd, adam, adamw, clip, schedules, accumulate, mixed_precision, checkpoint, train,

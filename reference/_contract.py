@@ -138,3 +138,35 @@ def contract(example: Callable, *, lenient: Mapping[str, Iterable[str]] | None =
         return fn
 
     return attach
+
+
+def kind_of(value) -> str | None:
+    """The catalogue's name (a key of :data:`VARIANTS`) for the kind of a valid value; None
+    for a value the contract test does not vary."""
+    import inspect
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool:
+            return "bool array"
+        if np.issubdtype(value.dtype, np.integer):
+            return "int array"
+        if np.issubdtype(value.dtype, np.floating):
+            return "float array"
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if callable(value) and not inspect.isclass(value):
+        return "callable"
+    return None

@@ -11,6 +11,7 @@ ndarray (a leaf), a dict of trees, or a list or tuple of trees; anything else in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -45,12 +46,19 @@ def _join(path: str, key) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _flatten(where: str, name: str, tree, prefix: str, flat: dict) -> dict:
-    if isinstance(tree, np.ndarray):
+def _is_shape(value) -> bool:
+    """A shape tuple standing in for an array (``gpt.shapes`` gives trees of them)."""
+    return isinstance(value, tuple) and all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in value)
+
+
+def _flatten(where: str, name: str, tree, prefix: str, flat: dict,
+             shapes: bool = False) -> dict:
+    if isinstance(tree, np.ndarray) or (shapes and _is_shape(tree)):
         flat[prefix] = tree
         return flat
     for key, value in _items(where, name, tree, prefix):
-        _flatten(where, name, value, _join(prefix, key), flat)
+        _flatten(where, name, value, _join(prefix, key), flat, shapes)
     return flat
 
 
@@ -191,7 +199,8 @@ def count(tree) -> int:
     Parameters
     ----------
     tree : ndarray, dict or list
-        A parameter tree.
+        A parameter tree; a leaf may also be a shape tuple such as `(768, 3072)` (the trees
+        of `gpt.shapes`, counted without allocating anything).
 
     Returns
     -------
@@ -200,9 +209,11 @@ def count(tree) -> int:
     Raises
     ------
     TypeError
-        If `tree` holds something other than arrays, dicts and lists.
+        If `tree` holds something other than arrays, shape tuples, dicts and lists.
     """
-    return int(sum(leaf.size for leaf in _flatten("params.count", "tree", tree, "", {}).values()))
+    leaves = _flatten("params.count", "tree", tree, "", {}, shapes=True).values()
+    return int(sum(math.prod(leaf) if isinstance(leaf, tuple) else leaf.size
+                   for leaf in leaves))
 
 
 @contract(example=lambda rng: {"tree": _tree_example(rng)}, lenient=_TREE_LENIENT)

@@ -34,6 +34,10 @@ MARKERS = (
     "claim(id): the test decides the lesson claim with this id in llmref/spec/claims.yaml",
     "contract: the input-contract tier (which exception, which argument named); graded for "
     "the reference by default and for your implementation with --llmspec-contract",
+    "reference_only: checks the reference's own wording or tooling; skipped for other "
+    "implementations (set on every test that asserts pytest.raises)",
+    "component(name, ...): the components the test grades, where its source cannot tell "
+    "(see llmref.spec.harness.components)",
 ) + tuple(f"lesson_{n}: tests of lesson {n}'s claims" for n in LESSONS)
 
 
@@ -52,6 +56,10 @@ def pytest_addoption(parser):
     group.addoption("--llmspec-contract", action="store_true", default=False,
                     help="also grade the input contract of an implementation other than the "
                          "reference (exception types and argument names)")
+    group.addoption("--llmspec-component", metavar="NAMES", action="append", default=[],
+                    help="run only the tests of these components (comma-separated, "
+                         "repeatable), e.g. softmax,linear: each test belongs to the "
+                         "component it grades that the lessons teach last")
     parser.addini("llmspec_docs_status", default="",
                   help="where complete runs against the reference write the status file the "
                        "docs site is built from (relative to the ini file; repository only)")

@@ -7,6 +7,7 @@ and torch are never imported in an unrelated project's test run.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -43,8 +44,12 @@ def _profiles(config) -> None:
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     database = DirectoryBasedExampleDatabase(str(plugin.status_dir() / "hypothesis"))
+    # no "explain" phase: it reruns a failing test hundreds of times to annotate the shrunk
+    # example ("# or any other generated value"), most of the time a learner waits for a
+    # failure report, for a note the report does not use
+    phases = [p for p in Phase if p is not Phase.explain]
     common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                  database=database)
+                  database=database, phases=phases)
     settings.register_profile("dev", max_examples=8, **common)
     settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True,
                               **{**common, "database": None})
@@ -52,7 +57,8 @@ def _profiles(config) -> None:
     # used by the meta-tests: fail fast and deterministically, skip shrinking
     settings.register_profile("catch", max_examples=8, derandomize=True, database=None,
                               phases=[Phase.explicit, Phase.generate],
-                              **{k: v for k, v in common.items() if k != "database"})
+                              **{k: v for k, v in common.items()
+                                 if k not in ("database", "phases")})
     if config.getoption("hypothesis_profile", None) is None:
         settings.load_profile(config.getoption("--llmspec-profile")
                               or os.environ.get(PROFILE_ENV) or "dev")
@@ -70,7 +76,7 @@ def configure(config) -> None:
     from llmref.spec import fixtures
     config.pluginmanager.register(fixtures, "llmref-fixtures")
     config.pluginmanager.register(StatusFile(config), "llmref-status")
-    config.pluginmanager.register(Summary(), "llmref-summary")
+    config.pluginmanager.register(Summary(config), "llmref-summary")
 
 
 def test_id(nodeid: str) -> str:
@@ -85,51 +91,150 @@ def claim_ids(node) -> list:
 
 
 class Summary:
-    """Marks claim tests with their lesson, keeps claim ids on reports, prints the per-section
-    summary."""
+    """Marks claim tests with their lesson, maps every test to the components it grades (and
+    selects by component), sorts tests into tiers, checks the map against what each test of
+    the reference really calls, attaches the learner's failure details to reports, and prints
+    the summary per component."""
+
+    def __init__(self, config):
+        self.config = config
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config, items):
+        from llmref.spec.harness import components
         for item in items:
+            if not plugin.in_spec(getattr(item, "path", "")):
+                continue
             for lesson in sorted({cid[1:4] for cid in claim_ids(item)}):
                 item.add_marker(f"lesson_{lesson}")
+            try:
+                item._llmspec_components = components.of_item(item)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            if item.get_closest_marker("contract") is None and _checks_errors(item):
+                # a test of which error is raised (and what it says) grades the reference's
+                # input contract, not the math: the learner's contract is test_contract's
+                item.add_marker("contract")
+                item.add_marker("reference_only")
+        chosen = selected_components(config)
+        if chosen is None:
+            return
+        keep, drop = [], []
+        for item in items:
+            owner = components.owner(getattr(item, "_llmspec_components", ()))
+            (keep if owner in chosen else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        impl = self.config._llmspec_impl
+        impl.reset_calls()
+        if item.get_closest_marker("reference_only") and not impl.is_reference:
+            pytest.skip("checks the reference's own error messages; your input contract is "
+                        "graded by test_contract (llmspec check --contract)")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
         report.user_properties.append(("claims", claim_ids(item)))
+        graded = list(getattr(item, "_llmspec_components", ()))
+        report.user_properties.append((report_mod().COMPONENTS, graded))
+        report.user_properties.append(
+            (report_mod().TIER, "contract" if item.get_closest_marker("contract") else "math"))
         figures = getattr(item, "_llmspec_figures", None)
         if figures and report.when == "call":
             report.user_properties.append(("figures", figures))
+        impl = self.config._llmspec_impl
+        if report.when == "call" and report.passed and impl.is_reference:
+            problem = _map_problem(item, graded, impl.calls)
+            if problem:
+                report.outcome, report.longrepr = "failed", problem
+        if report.failed and report.when in ("call", "setup"):
+            try:
+                details = report_mod().failure_details(item, call.excinfo, impl)
+            except Exception as exc:          # noqa: BLE001  (never lose the failure itself)
+                details = {"test": item.nodeid, "message": [f"(no details: {exc!r})"],
+                           "property": None, "links": []}
+            report.user_properties.append((report_mod().DETAILS, details))
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        from llmref.spec.harness.impl import NOT_IMPLEMENTED
-        counts: dict[str, Counter] = defaultdict(Counter)
+        from llmref.spec.harness import components
+        rows: dict = defaultdict(Counter)
         missing: Counter = Counter()
-        for outcome in ("passed", "failed", "error", "skipped", "xfailed"):
+        for outcome in ("passed", "failed", "error", "skipped"):
             for report in terminalreporter.stats.get(outcome, []):
                 nodeid = getattr(report, "nodeid", "")
                 if not nodeid or (outcome == "passed" and report.when != "call"):
                     continue
-                counts[_section(nodeid)][outcome] += 1
+                props = dict(getattr(report, "user_properties", ()))
+                owner = components.owner(props.get(report_mod().COMPONENTS, ())) \
+                    or f"({_section(nodeid)})"
+                rows[owner][outcome] += 1
                 if outcome == "skipped" and isinstance(report.longrepr, tuple):
-                    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
-                    if reason.startswith(NOT_IMPLEMENTED):
-                        missing[reason.removeprefix(NOT_IMPLEMENTED)] += 1
-        if not counts:
+                    name = report_mod().missing_function(str(report.longrepr[2]))
+                    if name:
+                        missing[name] += 1
+        if not rows:
             return
         tr = terminalreporter
         tr.section(f"llm-reference-spec: implementation under test = "
                    f"{config._llmspec_impl.name}")
-        tr.write_line(f"{'section':<22}{'passed':>8}{'failed':>8}{'skipped':>9}")
-        for section in sorted(counts):
-            c = counts[section]
-            tr.write_line(f"{section:<22}{c['passed']:>8}{c['failed'] + c['error']:>8}"
+        tr.write_line(f"{'component':<24}{'passed':>8}{'failed':>8}{'skipped':>9}")
+        order = {n: i for i, n in enumerate(components.names())}
+        for name in sorted(rows, key=lambda n: (order.get(n, len(order)), n)):
+            c = rows[name]
+            tr.write_line(f"{name:<24}{c['passed']:>8}{c['failed'] + c['error']:>8}"
                           f"{c['skipped']:>9}")
         if missing:
             tr.write_line("not implemented yet (their tests were skipped): " + ", ".join(
                 f"{name} ({n})" for name, n in sorted(missing.items())))
+
+
+def report_mod():
+    from llmref.spec import report
+    return report
+
+
+def selected_components(config):
+    """The components ``--llmspec-component`` names (None: no selection)."""
+    raw = config.getoption("--llmspec-component")
+    if not raw:
+        return None
+    from llmref.spec.harness import components
+    chosen = {n.strip() for value in raw for n in value.split(",") if n.strip()}
+    unknown = sorted(chosen - set(components.names()))
+    if unknown:
+        raise pytest.UsageError(f"--llmspec-component: unknown component(s) {unknown}; known: "
+                                f"{', '.join(components.names())}")
+    return chosen
+
+
+def _checks_errors(item) -> bool:
+    """Whether the test's own source asserts that something raises (``pytest.raises``)."""
+    from llmref.spec.harness import components
+    if getattr(item, "function", None) is None:
+        return False
+    try:
+        path = inspect.getsourcefile(item.module)
+    except (TypeError, AttributeError):
+        return False
+    return components.raises_checked(path, getattr(item, "originalname", item.name))
+
+
+def _map_problem(item, graded, calls) -> str | None:
+    """A test of the reference that calls other components than the map says (the map
+    decides what ``llmspec check NAME`` runs, so it must be right)."""
+    from llmref.spec.harness import components
+    called = {c for dotted in calls if (c := components.component_of(dotted))}
+    if called == set(graded):
+        return None
+    return (f"the component map (llmref.spec.harness.components) says this test grades "
+            f"{sorted(graded)}, but it called {sorted(called)} of the implementation "
+            f"({sorted(calls)}).  Mark it with @pytest.mark.component(...) naming the "
+            f"components it grades, or pass the component name as a string literal to impl(...)")
 
 
 def _section(nodeid: str) -> str:
@@ -184,6 +289,7 @@ class StatusFile:
         if not name or config.inipath is None or not config._llmspec_impl.is_reference:
             return None
         if config.option.collectonly or config.option.keyword or config.option.deselect \
+                or config.getoption("--llmspec-component") \
                 or getattr(config.option, "lf", False) \
                 or exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR,
                                   pytest.ExitCode.INTERNAL_ERROR):

@@ -1,4 +1,4 @@
-"""Element-wise activations: ReLU, exact GELU, tanh-approximate GELU, sigmoid, tanh."""
+"""Element-wise activations: ReLU, exact GELU, tanh-approximate GELU, sigmoid, tanh, SiLU."""
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ from llmref.spec.harness.checks import (
     check_against_torch,
     check_float32_forward,
 )
+from llmref.spec.harness.tolerances import F64, assert_close
 
 ORACLES = {
     "relu": torch.relu,
@@ -19,6 +20,7 @@ ORACLES = {
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
+    "silu": lambda x: F.silu(x),
 }
 NAMES = sorted(ORACLES)
 
@@ -35,8 +37,12 @@ def _oracle_rounding(name, x):
     """PyTorch's GELUs form 1 + erf(x / sqrt 2) and 1 + tanh(u), which cancel for negative x:
     its results are only good to about 1e-16 * |x| in absolute terms there (ours use erfc and
     a sigmoid and keep full relative accuracy).  The comparison floor is set at that scale for
-    the two GELUs and at none for the rest."""
-    return float(np.max(np.abs(x))) if name.startswith("gelu") else 0.0
+    the two GELUs and at none for the rest.  Beyond |x| = 40 both sums saturate exactly (to 0
+    or 2), so elements there (the +-1e4 edges) do not set the scale."""
+    if not name.startswith("gelu"):
+        return 0.0
+    moderate = np.abs(x)[np.abs(x) < 40.0]
+    return float(np.max(moderate, initial=0.0))
 
 
 def _args(a):
@@ -51,14 +57,14 @@ def test_activation_matches_torch(impl, name, x, seed):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@given(x=hs.float_arrays(max_dims=2, max_side=5), seed=hs.seeds)
+@given(x=hs.float_arrays(max_dims=2, max_side=5, edges=False), seed=hs.seeds)
 def test_activation_finite_differences(impl, name, x, seed):
     assume(name != "relu" or np.all(np.abs(x) > 1e-4))      # stay off the kink at 0
     check_against_finite_differences(impl, name, {"x": x}, _args, ["x"], seed)
 
 
 @pytest.mark.parametrize("name", NAMES)
-@given(x=hs.float_arrays())
+@given(x=hs.float_arrays(dtype=np.float32))
 def test_activation_float32(impl, name, x):
     check_float32_forward(impl, name, {"x": x}, _args, ACCURATE[name])
 
@@ -77,10 +83,27 @@ def test_gelu_variants_each_match_their_own_torch_variant(impl, name, approximat
 
 
 def test_relu_derivative_at_zero_is_zero(impl):
-    x = np.array([-1.0, 0.0, 1.0])
+    x = np.array([-1.0, 0.0, -0.0, 1.0])
     _, cache = impl("relu.forward")(x)
-    np.testing.assert_array_equal(impl("relu.backward")(np.array([2.0, 3.0, 5.0]), cache)["x"],
-                                  [0.0, 0.0, 5.0])
+    np.testing.assert_array_equal(
+        impl("relu.backward")(np.array([2.0, 3.0, 4.0, 5.0]), cache)["x"], [0.0, 0.0, 0.0, 5.0])
+
+
+#: the value and the slope of each activation at 0 (the conventions its docstring states)
+AT_ZERO = {"relu": (0.0, 0.0), "gelu": (0.0, 0.5), "gelu_tanh": (0.0, 0.5),
+           "sigmoid": (0.5, 0.25), "tanh": (0.0, 1.0)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_value_and_slope_at_zero(impl, name):
+    """At x = 0 and x = -0.0: relu 0 with slope 0 (not 1), both GELUs 0 with slope 1/2,
+    sigmoid 1/2 with slope 1/4, tanh 0 with slope 1."""
+    value, slope = AT_ZERO[name]
+    x = np.array([0.0, -0.0])
+    out, cache = impl(f"{name}.forward")(x)
+    dx = impl(f"{name}.backward")(np.array([3.0, -2.0]), cache)["x"]
+    assert_close(out, [value, value], F64, name=f"{name}(0)")
+    assert_close(dx, [3.0 * slope, -2.0 * slope], F64, name=f"{name}'(0)", reference_scale=1.0)
 
 
 def test_gelu_keeps_relative_accuracy_in_the_far_negative_tail(impl):
@@ -90,7 +113,7 @@ def test_gelu_keeps_relative_accuracy_in_the_far_negative_tail(impl):
     np.testing.assert_allclose(out, [-10.0 * 7.619853024160527e-24], rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh", "silu"])
 def test_activation_extreme_inputs_are_finite(impl, name):
     """No overflow warning or NaN at +-1e4 (sigmoid is written to avoid exp overflow)."""
     x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])

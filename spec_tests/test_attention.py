@@ -18,18 +18,23 @@ from llmref.spec.harness.tolerances import F64, assert_close
 
 @st.composite
 def attention_case(draw, max_side=5):
-    """q (B, H, T, D), k and v (B, H, S, D), a causal flag and a right-padding mask that
-    never hides key 0 (so no query is left with nothing to attend to)."""
+    """q (B, H, T, D), k and v (B, H, S, D), a causal flag and a padding mask of any pattern
+    (holes in the middle of a sequence included) that never hides key 0, so no query is left
+    with nothing to attend to.  Sometimes with exact ties: a repeated key (two equal scores
+    in every row) and a zero query (a row of equal scores: uniform weights)."""
     B, H, T, D = (draw(hs.sides(max_side)) for _ in range(4))
     causal = draw(st.booleans())
     S = T if causal and draw(st.booleans()) else draw(hs.sides(max_side))
     rng = np.random.default_rng(draw(hs.seeds))
     scale = draw(st.sampled_from([1.0, 0.1, 3.0]))
     q, k, v = (rng.standard_normal((B, H, n, D)) * scale for n in (T, S, S))
+    if draw(st.booleans()):
+        k[:, :, -1] = k[:, :, 0]
+        q[:, :, 0] = 0.0
     padding = None
     if draw(st.booleans()):
-        n_pad = rng.integers(0, S, size=B)                   # 0 .. S-1 padded keys per row
-        padding = np.arange(S)[None, :] >= (S - n_pad)[:, None]
+        padding = rng.random((B, S)) < 0.5
+        padding[:, 0] = False
     return {"q": q, "k": k, "v": v}, causal, padding
 
 

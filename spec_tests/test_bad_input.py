@@ -1,12 +1,20 @@
-"""Bad input gets a clear error: the right exception type, and a message that names the
-argument, what was expected and what was given."""
+"""The reference's own error messages: the right exception type, and a message that names
+the argument, what was expected and what was given, in the reference's exact words.
+
+This is the reference's test, not a learner's spec: the wording is ours to keep, and another
+implementation is graded only on the input contract (exception type, function and argument
+named) by ``test_contract.py`` with ``--llmspec-contract``.  So these tests skip for any
+implementation other than the reference (the ``reference_only`` marker).
+"""
 
 import numpy as np
 import pytest
 
 from llmref.transformer.gpt import GPTConfig
 
-ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax"]
+pytestmark = [pytest.mark.contract, pytest.mark.reference_only]
+
+ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax", "silu"]
 X = np.zeros((2, 3))
 W = np.zeros((5, 3))
 LN = {"gamma": np.ones(3), "beta": np.zeros(3)}
@@ -68,7 +76,22 @@ CASES = {
                            ValueError, ["'target'", "(2, 3)", "(3, 2)"]),
     "sinusoidal of a vector": ("sinusoidal.forward", (np.zeros(4),), {},
                                ValueError, ["'x'", "at least 2", "(4,)"]),
+    "sinusoidal table of no positions": ("sinusoidal.table", (0, 4), {},
+                                         ValueError, ["'seq_len'", "> 0", "0"]),
+    "sinusoidal table of a float width": ("sinusoidal.table", (3, 4.0), {},
+                                          TypeError, ["'d_model'", "an int", "4.0"]),
+    "sinusoidal table of a float length": ("sinusoidal.table", (3.0, 4), {},
+                                           TypeError, ["'seq_len'", "an int", "3.0"]),
+    "sinusoidal base zero": ("sinusoidal.table", (3, 4), {"base": 0.0},
+                             ValueError, ["'base'", "> 0", "0.0"]),
+    "positions without a table": ("positional.forward", (2, {}), {},
+                                  ValueError, ["'params'", "missing", "W"]),
 }
+for _name, _call in (("softmax", "softmax.forward"), ("log_softmax", "log_softmax.forward"),
+                     ("rms norm", "rms_norm.forward")):
+    CASES[f"{_name} of a 0-d array"] = (
+        _call, (np.array(1.0),) + (({"gamma": np.ones(1)},) if "rms" in _call else ()), {},
+        ValueError, ["'x'", "at least 1", "()"])
 
 RNG = np.random.default_rng(0)
 Q = RNG.standard_normal((2, 1, 3, 4))
@@ -116,9 +139,119 @@ CASES.update({
         "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
             {**BLOCK, "ffn": {**FFN, "proj": {"W": np.full((8, 6), np.nan), "b": np.zeros(6)}}}]},
             CONFIG), {}, ValueError, ["params['blocks'][0]['ffn']['proj']['W']", "finite", "NaN"]),
+    "key/value heads that do not divide the heads": (
+        "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"n_kv_heads": 4}, ValueError,
+        ["'n_kv_heads'", "divide n_heads = 2", "4"]),
+    "a fused projection too narrow for grouped-query heads": (
+        "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"n_kv_heads": 1}, ValueError,
+        ["params['qkv']['W']", "n_heads + 2 * n_kv_heads = 4", "(6, 18)"]),
+    "rotary positions of the wrong length": (
+        "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"rope_theta": 1e4,
+                                                      "positions": np.arange(3)},
+        ValueError, ["'positions'", "(T,) = (2,)", "(3,)"]),
+    "rotary embedding of an odd head width": (
+        "rope.forward", (np.zeros((1, 1, 2, 3)), np.arange(2)), {}, ValueError,
+        ["'x'", "even last dimension", "(1, 1, 2, 3)"]),
+    "rotary embedding at a negative position": (
+        "rope.forward", (np.zeros((1, 1, 2, 4)), np.array([0, -1])), {}, ValueError,
+        ["'positions'", "got -1"]),
+    "swiglu without its up projection": (
+        "swiglu.forward", (np.zeros((1, 2, 6)), {"gate": {"W": np.zeros((6, 4))},
+                                                 "down": {"W": np.zeros((4, 6))}}), {},
+        ValueError, ["'params'", "missing", "up"]),
+    "an unknown norm": ("block.forward", (np.zeros((1, 2, 6)), BLOCK, 2), {"norm": "batch"},
+                        ValueError, ["'norm'", "['layer', 'rms']", "'batch'"]),
+    "a layer-norm block run as an RMSNorm block": (
+        "block.forward", (np.zeros((1, 2, 6)), BLOCK, 2), {"norm": "rms"}, ValueError,
+        ["params['ln1']", "unknown", "beta"]),
+    "a bias-free GPT given biases": (
+        "gpt.forward", (np.array([[1, 2]]), GPT,
+                        GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2,
+                                  n_layers=1, bias=False)), {}, ValueError,
+        ["params['blocks'][0]['ln1']", "unknown", "beta"]),
+    "a GPT with biases missing one": (
+        "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
+            {**BLOCK, "ffn": {**FFN, "fc": {"W": np.zeros((6, 8))}}}]}, CONFIG), {},
+        ValueError, ["params['blocks'][0]['ffn']['fc']", "missing", "b"]),
+    "an integer attention mask": (
+        "gpt.forward", (np.array([[1, 2]]), GPT, CONFIG), {"attention_mask": np.ones((1, 2),
+                                                                                     int)},
+        TypeError, ["'attention_mask'", "boolean", "int64", "astype(bool)"]),
+    "position ids past the context": (
+        "gpt.forward", (np.array([[1, 2]]), GPT, CONFIG), {"position_ids": np.array([[3, 4]])},
+        ValueError, ["'position_ids'", "[0, 4)", "got 4"]),
     "a block without its second layer norm": (
         "block.forward", (np.zeros((1, 2, 6)), {k: v for k, v in BLOCK.items() if k != "ln2"}, 2),
         {}, ValueError, ["'params'", "missing", "ln2"]),
+})
+_RNG = np.random.default_rng(0)
+_IDS = np.zeros((4, 3), dtype=np.int64)
+
+
+def _lg(x, y, p):
+    return 0.0, {"w": np.zeros(2)}
+
+
+CASES.update({
+    "an epoch of no examples": ("train.epoch_batches", (0, 4, _RNG), {},
+                                ValueError, ["'n_examples'", "> 0", "0"]),
+    "a batch size that is not an int": ("train.epoch_batches", (10, 2.0, _RNG), {},
+                                        TypeError, ["'batch_size'", "an int", "2.0"]),
+    "inputs and targets of different lengths": (
+        "train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(3)),
+        {"epochs": 1, "batch_size": 2, "optimizer": None, "lr": 0.1},
+        ValueError, ["'inputs' and 'targets'", "same number", "4 and 3"]),
+    "fewer examples per batch than micro-batches": (
+        "train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+        {"epochs": 1, "batch_size": 2, "micro_batches": 3, "optimizer": None, "lr": 0.1},
+        ValueError, ["'batch_size'", ">= micro_batches = 3", "got 2"]),
+    "zero epochs": ("train.train", ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+                    {"epochs": 0, "batch_size": 2, "optimizer": None, "lr": 0.1},
+                    ValueError, ["'epochs'", "> 0", "0"]),
+    "micro-batches not an int": ("train.train",
+                                 ({"w": np.zeros(2)}, _lg, np.zeros(4), np.zeros(4)),
+                                 {"epochs": 1, "batch_size": 2, "micro_batches": 1.5,
+                                  "optimizer": None, "lr": 0.1},
+                                 TypeError, ["'micro_batches'", "an int", "1.5"]),
+    "a loss scale that cannot grow": ("mixed_precision.scaler_init", (), {"growth_factor": 1.0},
+                                      ValueError, ["'growth_factor'", "> 1", "1.0"]),
+    "a back-off of 0": ("mixed_precision.scaler_init", (), {"backoff_factor": 0.0},
+                        ValueError, ["'backoff_factor'", "(0, 1)", "0.0"]),
+    "a back-off of 1": ("mixed_precision.scaler_init", (), {"backoff_factor": 1.0},
+                        ValueError, ["'backoff_factor'", "(0, 1)", "1.0"]),
+    "a growth interval that is not an int": ("mixed_precision.scaler_init", (),
+                                             {"growth_interval": 2.5},
+                                             TypeError, ["'growth_interval'", "an int", "2.5"]),
+    "an unknown compute format": ("mixed_precision.cast", (np.zeros(2), "float8"), {},
+                                  ValueError, ["'dtype'", "float16", "'float8'"]),
+    "a training step in an unknown format": ("mixed_precision.train_step",
+                                             ({}, None, None, None, None), {"dtype": "int8"},
+                                             ValueError, ["'dtype'", "bfloat16", "'int8'"]),
+    "micro-batch gradients of different structures": (
+        "accumulate.loss_and_grads",
+        (lambda batch: (0.0, {"w": np.zeros(2)} if batch else {"w": np.zeros(2), "b": np.zeros(1)}),
+         [0, 1]), {}, ValueError, ["keys", "'b'", "'w'"]),
+    "an embedding table of no rows": ("embedding.init", (0, 4, _RNG), {},
+                                      ValueError, ["'vocab_size'", "> 0", "0"]),
+    "an embedding width that is not an int": ("embedding.init", (5, 2.5, _RNG), {},
+                                              TypeError, ["'d_model'", "an int", "2.5"]),
+    "a linear layer of no inputs": ("linear.init", (0, 3, _RNG), {},
+                                    ValueError, ["'d_in'", "> 0", "0"]),
+    "a linear layer of no outputs": ("linear.init", (3, 0, _RNG), {},
+                                     ValueError, ["'d_out'", "> 0", "0"]),
+    "a layer norm of width 0": ("layer_norm.init", (0,), {}, ValueError,
+                                ["'d_model'", "> 0", "0"]),
+    "an RMSNorm of width 0": ("rms_norm.init", (0,), {}, ValueError, ["'d_model'", "> 0", "0"]),
+    "a bigram policy of no tokens": ("bigram_policy.init", (0, _RNG), {},
+                                     ValueError, ["'vocab_size'", "> 0", "0"]),
+    "no micro-batches to accumulate": ("accumulate.loss_and_grads", (_lg, []), {},
+                                       ValueError, ["'micro_batches'", "must not be empty"]),
+    "checkpoint segments of size 0": ("checkpoint.loss_and_grads",
+                                      (_IDS, _IDS, GPT, CONFIG, 0), {},
+                                      ValueError, ["'segment_size'", "> 0", "0"]),
+    "checkpoint segments of a float size": ("checkpoint.loss_and_grads",
+                                            (_IDS, _IDS, GPT, CONFIG, 2.0), {},
+                                            TypeError, ["'segment_size'", "an int", "2.0"]),
 })
 for _name in ACTIVATIONS:
     CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
@@ -133,6 +266,7 @@ def test_bad_input_is_rejected_clearly(impl, case):
     with pytest.raises(error) as info:
         impl(function)(*args, **kwargs)
     message = str(info.value)
+    assert message.startswith(f"{function}: "), f"{message!r} does not start with {function}:"
     missing = [n for n in needles if n not in message]
     assert not missing, f"the {error.__name__} message {message!r} does not mention {missing}"
 
@@ -151,6 +285,11 @@ FORWARDS = {
     "attention": ((Q, Q, Q), {"causal": True}),
     "mha": ((np.zeros((1, 2, 6)), MHA, 2), {}),
     "ffn": ((np.zeros((1, 2, 6)), FFN), {}),
+    "silu": ((X,), {}),
+    "swiglu": ((np.zeros((1, 2, 6)), {"gate": {"W": np.zeros((6, 4))},
+                                      "up": {"W": np.zeros((6, 4))},
+                                      "down": {"W": np.zeros((4, 6))}}), {}),
+    "rope": ((np.zeros((1, 2, 3, 4)), np.arange(3)), {}),
     "block": ((np.zeros((1, 2, 6)), BLOCK, 2), {}),
     "gpt": ((np.array([[1, 2, 3]]), GPT, CONFIG), {}),
 }
@@ -164,6 +303,7 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
     with pytest.raises(ValueError) as info:
         impl(f"{component}.backward")(wrong, cache)
     message = str(info.value)
+    assert message.startswith(f"{component}.backward: "), message
     assert any(f"'{name}'" in message for name in ("dout", "dloss", "dlogits")), message
     assert str(np.shape(out)) in message and str(wrong.shape) in message, message
 
@@ -172,10 +312,28 @@ def test_backward_rejects_wrong_upstream_shape(impl, component):
 def test_backward_rejects_nan_upstream(impl, component):
     args, kwargs = FORWARDS[component]
     out, cache = impl(f"{component}.forward")(*args, **kwargs)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=rf"^{component}\.backward: .*NaN"):
         impl(f"{component}.backward")(np.full(np.shape(out), np.nan), cache)
 
 
 def test_gpt_config_rejects_heads_that_do_not_divide_d_model():
     with pytest.raises(ValueError, match=r"'n_heads' must divide d_model = 6, got n_heads = 4"):
         GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=4, n_layers=1)
+
+
+@pytest.mark.parametrize(("fields", "error", "needle"), [
+    ({"n_kv_heads": 4}, ValueError, "'n_kv_heads' must divide n_heads = 6"),
+    ({"n_kv_heads": 0}, ValueError, "'n_kv_heads' must be > 0"),
+    ({"norm": "batch"}, ValueError, "'norm' must be one of ['layer', 'rms']"),
+    ({"position": "alibi"}, ValueError, "'position' must be one of ['learned', 'rope']"),
+    ({"activation": "swish"}, ValueError, "'activation' must be one of"),
+    ({"rope_theta": 0.0}, ValueError, "'rope_theta' must be > 0"),
+    ({"bias": 1}, TypeError, "'bias' must be a bool"),
+    ({"fused_qkv": "no"}, TypeError, "'fused_qkv' must be a bool"),
+    ({"d_model": 18, "position": "rope"}, ValueError, "even head dimension, got"),
+], ids=lambda v: str(v)[:30])
+def test_gpt_config_rejects_bad_llama_options(fields, error, needle):
+    base = {"vocab_size": 7, "context_len": 4, "d_model": 12, "n_heads": 6, "n_layers": 1}
+    with pytest.raises(error) as info:
+        GPTConfig(**{**base, **fields})
+    assert "GPTConfig" in str(info.value) and needle in str(info.value), str(info.value)

@@ -1,52 +1,361 @@
-"""The learner's command line: exercise skeletons graded by ``llmspec check``, clear errors."""
+"""The learner's command line, driven as a learner drives it: a skeleton with nothing written,
+a correct softmax without input checks, a softmax with a wrong backward, and (slow) every
+component taken from the reference; plus every mistake a user can make getting one clear
+sentence and an exit code from the table, never a traceback.
 
+Most scenarios run in one child process (``_DRIVER``) that calls ``llmspec``'s ``main`` once
+per command line, so torch is imported once for all of them; the exit codes and output are
+exactly those of the console script (``sys.exit(main())``).  Ctrl-C and a whole run against the
+reference get their own processes.
+"""
+
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from llmref.cli import cli, skeleton
+from llmref.spec import anchors
 
-@pytest.fixture(autouse=True)
-def _reference_only(impl):
-    if not impl.is_reference:
-        pytest.skip("tests of the tooling, not of an implementation")
+pytestmark = pytest.mark.reference_only
+
+CORRECT_SOFTMAX = '''
+def forward(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    s = e / e.sum(axis=-1, keepdims=True)
+    return s, s.copy()
 
 
-def _llmspec(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "llmref.cli", *args], cwd=cwd or Path.cwd(),
-                          text=True, capture_output=True, timeout=600,
-                          env={"PATH": "/usr/bin:/bin"})
+def backward(dout, cache):
+    return {"x": cache * (dout - np.sum(dout * cache, axis=-1, keepdims=True))}
+'''
+WRONG_BACKWARD = CORRECT_SOFTMAX.replace(
+    "cache * (dout - np.sum(dout * cache, axis=-1, keepdims=True))", "cache * dout")
+
+# (name, working folder relative to the scenario root, argv).  LEARNER runs the suite (torch,
+# pytest); MISTAKES never gets that far (no torch import), so it costs about a second.
+LEARNER = [
+    ("nothing", ".", ["check", "softmax", "--impl", "impl_a"]),
+    ("correct", ".", ["check", "softmax", "--impl", "impl_b"]),
+    ("correct_contract", ".", ["check", "softmax", "--impl", "impl_b", "--contract"]),
+    ("wrong_backward", ".", ["check", "softmax", "--impl", "impl_c"]),
+    ("dry_softmax", ".", ["check", "softmax", "--dry-run", "--impl", "impl_a"]),
+    ("dry_all", ".", ["check", "--dry-run", "--impl", "impl_a"]),
+    ("list", ".", ["check", "--list"]),
+]
+MISTAKES = [
+    ("unknown", ".", ["check", "sofmax"]),
+    ("unknown_lesson", ".", ["check", "--lesson", "007"]),
+    ("syntax_error", ".", ["check", "softmax", "--impl", "impl_syntax"]),
+    ("raises_on_import", ".", ["check", "softmax", "--impl", "impl_raises"]),
+    ("no_such_module", ".", ["check", "softmax", "--impl", "impl_nowhere"]),
+    ("exercises_again", ".", ["exercises", ".", "--package", "impl_b"]),
+    ("exercises_missing", ".", ["exercises", ".", "--package", "impl_d"]),
+    ("exercises_into_file", ".", ["exercises", "a_file.txt"]),
+    ("exercises_bad_name", ".", ["exercises", "new", "--package", "my-impl"]),
+    ("exercises_keyword", ".", ["exercises", "new", "--package", "class"]),
+    ("exercises_shadows", ".", ["exercises", "new", "--package", "numpy"]),
+    ("run_negative_steps", ".", ["run", "word_calculator", "--steps", "-5"]),
+    ("run_unknown", ".", ["run", "word_calculater"]),
+    *[(f"help_{c}", ".", [c, "--help"]) for c in ("check", "exercises", "run", "docs")],
+]
+
+_DRIVER = r"""
+import contextlib, io, json, os, sys
+from llmref.cli.cli import main
+root, scenarios = sys.argv[1], json.loads(sys.argv[2])
+results = {}
+for name, folder, argv in scenarios:
+    os.chdir(os.path.join(root, folder))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:                 # argparse's own refusals
+            code = exc.code
+    results[name] = [code, out.getvalue(), err.getvalue()]
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def _env(tmp: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSPEC_")}
+    env.update(LLMSPEC_CACHE=str(tmp / "cache"), PYTHONWARNINGS="ignore")
+    return env
+
+
+def _skeleton(root: Path, package: str, softmax: str | None = None) -> Path:
+    skeleton.write(root, package)
+    if softmax is not None:
+        path = root / package / "layers" / "softmax.py"
+        path.write_text("import numpy as np\n" + softmax)
+    return root / package
+
+
+def _workspace(root: Path) -> dict:
+    """Skeletons for every scenario: untouched, a correct softmax, a wrong backward, one with
+    a file removed, and packages that cannot be imported."""
+    _skeleton(root, "impl_a")
+    _skeleton(root, "impl_b", CORRECT_SOFTMAX)
+    _skeleton(root, "impl_c", WRONG_BACKWARD)
+    (_skeleton(root, "impl_d", CORRECT_SOFTMAX) / "layers" / "gelu.py").unlink()
+    (root / "impl_syntax").mkdir()
+    (root / "impl_syntax" / "__init__.py").write_text("x = 1\ndef broken(:\n    pass\n")
+    (root / "impl_raises").mkdir()
+    (root / "impl_raises" / "__init__.py").write_text(
+        "import numpy as np\n\n\nraise RuntimeError('my package cannot start')\n")
+    (root / "a_file.txt").write_text("not a folder\n")
+    return {p: p.read_bytes() for name in ("impl_b", "impl_d")
+            for p in (root / name).rglob("*.py")}
+
+
+def _drive(root: Path, scenarios: list) -> dict:
+    """Run the scenarios in one child process: ``{name: (exit code, stdout, stderr)}``."""
+    run = subprocess.run([sys.executable, "-c", _DRIVER, str(root), json.dumps(scenarios)],
+                         cwd=root, env=_env(root), capture_output=True, text=True, timeout=900)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("RESULTS ")), None)
+    assert line, f"driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    results = json.loads(line[len("RESULTS "):])
+    for name, (_, out, err) in results.items():
+        assert "Traceback" not in out + err and "INTERNALERROR" not in out + err, \
+            f"{name}:\n{out}\n{err}"
+    return results
+
+
+def test_the_learner_loop_on_a_skeleton(tmp_path):
+    """(a) nothing written: exit 3 and a plain sentence; (b) a correct softmax without input
+    checks passes the math tier and fails the contract tier; (c) a wrong backward gets one
+    block with the function, the property, the shrunk input, expected and got, the hint and
+    the link; selection is exact (softmax, not log_softmax) and every listed component owns
+    at least one math test; check leaves the docs' status file alone."""
+    _workspace(tmp_path)
+    docs_status = cli.CHECKOUT / ".llmspec" / "status.json" if cli.CHECKOUT else None
+    before = docs_status.read_bytes() if docs_status and docs_status.exists() else None
+    results = _drive(tmp_path, LEARNER)
+    after = docs_status.read_bytes() if docs_status and docs_status.exists() else None
+    assert before == after, "llmspec check --impl changed the docs' status file"
+    status = json.loads((tmp_path / "cache" / "status" / "last-run.json").read_text())
+    assert status["implementation"].startswith("impl_")
+    _nothing_written(*results["nothing"])
+    _correct_math_no_checks(*results["correct"])
+    _contract_tier_fails(*results["correct_contract"])
+    _wrong_backward_block(*results["wrong_backward"])
+    _selects_only_softmax(*results["dry_softmax"])
+    _every_component_selects_a_test(results["list"], results["dry_all"])
+
+
+def _nothing_written(code, out, err):
+    assert code == cli.NOTHING_YET, out + err
+    assert "[ ] softmax" in out and "to do" in out
+    assert "to write: softmax.forward, softmax.backward" in out
+    assert "Nothing is implemented yet" in out
+    assert "[x]" not in out
+
+
+def _correct_math_no_checks(code, out, err):
+    assert code == cli.OK, out + err
+    assert "[x] softmax" in out and "done" in out and "failures" not in out
+
+
+def _contract_tier_fails(code, out, err):
+    assert code == cli.FAILED, out + err
+    assert "test_contract.py::test_input_contract[softmax.forward]" in out
+    assert "accepted, expected ValueError" in out            # NaN goes through unchecked
+
+
+def _wrong_backward_block(code, out, err):
+    assert code == cli.FAILED, out + err
+    assert "[!] softmax" in out and "failing" in out
+    block = out.split("--- 1. ", 1)[1].split("\n--- 2. ", 1)[0]
+    lines = block.splitlines()
+    assert lines[0].startswith("softmax.backward "), block                    # function
+    assert "test_softmax.py::test_matches_torch[softmax]" in block
+    prop = next(ln for ln in lines if ln.startswith("  property"))
+    assert "gradient" in prop and "PyTorch autograd" in prop                   # property
+    assert any(ln.startswith("  input     x=array(") for ln in lines)          # shrunk input
+    assert "smallest failing input" in block
+    assert "gradient of 'x'" in block and "got " in block and "expected " in block
+    assert "worst at index" in block and "shape (" in block                    # expected/got
+    hint = " ".join(ln.strip() for ln in lines if ln.startswith(("  hint", "      ")))
+    assert "off by up to" in hint                                              # by how much
+    assert "finite differences of your forward agree with the correct gradient" in hint
+    assert "your backward is wrong" in hint                                    # which side
+    link = anchors.url(anchors.function_page("softmax.backward"))
+    assert f"  docs      {link}" in block                                      # link
+    assert len(lines) <= 40                                                    # one screen
+
+
+def _selects_only_softmax(code, out, err):
+    assert code == cli.OK, out + err
+    rows = [ln.split(None, 1) for ln in out.splitlines()[1:]
+            if ln and "tests would run" not in ln]
+    assert rows and {owner for owner, _ in rows} == {"softmax"}, out
+    tests = [t for _, t in rows]
+    assert any("test_matches_torch[softmax]" in t for t in tests)
+    assert not any("log_softmax" in t for t in tests), tests
+
+
+def _every_component_selects_a_test(listing, dry_all):
+    code, out, _ = listing
+    assert code == cli.OK
+    listed = [ln.split()[1] for ln in out.splitlines()[1:]
+              if len(ln.split()) > 1 and ln.split()[1].isidentifier()
+              and not ln.split()[0].isdigit()]
+    import llmref
+    assert listed == list(llmref.__all__), listed
+    code, out, err = dry_all
+    assert code == cli.OK, out + err
+    owners = {ln.split()[0] for ln in out.splitlines()[1:] if ln and "tests would run" not in ln}
+    assert set(listed) <= owners, sorted(set(listed) - owners)
+
+
+def test_every_user_mistake_gets_one_sentence_and_an_exit_code(tmp_path):
+    """Unknown names (with the closest ones), a package with a syntax error or an exception
+    at import (file and line, no INTERNALERROR), no such module, exercises refusals, exercises
+    into a folder with work (byte-for-byte unchanged, only missing files written), run's
+    option validation, and --help documenting the exit codes."""
+    filled = _workspace(tmp_path)
+    results = _drive(tmp_path, MISTAKES)
+
+    def one_sentence(name, code, needle):
+        got, out, err = results[name]
+        assert got == code and needle in err, (name, got, out, err)
+        assert len(err.strip().splitlines()) == 1, (name, err)
+        return err
+
+    one_sentence("unknown", cli.USAGE, "unknown component 'sofmax'; did you mean softmax")
+    one_sentence("unknown_lesson", cli.USAGE, "unknown lesson '007'")
+    one_sentence("run_unknown", cli.USAGE, "did you mean word_calculator")
+    err = one_sentence("syntax_error", cli.FAILED, "syntax error")
+    assert f"{tmp_path / 'impl_syntax' / '__init__.py'}:2" in err
+    err = one_sentence("raises_on_import", cli.FAILED, "RuntimeError")
+    assert "my package cannot start" in err
+    assert f"{tmp_path / 'impl_raises' / '__init__.py'}:4" in err
+    one_sentence("no_such_module", cli.USAGE, "no module 'impl_nowhere'")
+    for name, needle in [("exercises_into_file", "is a file, not a folder"),
+                         ("exercises_bad_name", "must be a Python identifier"),
+                         ("exercises_keyword", "must be a Python identifier"),
+                         ("exercises_shadows", "would hide the module")]:
+        one_sentence(name, cli.USAGE, needle)
+    assert not (tmp_path / "new").exists()
+
+    code, out, _ = results["exercises_again"]
+    assert code == cli.OK and "nothing written, nothing changed" in out, out
+    code, out, _ = results["exercises_missing"]
+    assert code == cli.OK and "+ layers/gelu.py" in out and "only the 1 missing" in out, out
+    for path, content in filled.items():
+        assert path.read_bytes() == content, f"{path} changed"
+
+    code, _, err = results["run_negative_steps"]
+    assert code == cli.USAGE and "argument --steps: must be > 0, got -5" in err, err
+
+    code, out, _ = results["help_check"]
+    assert code == 0 and "usage: llmspec check" in out
+    for exit_code in ("0 ", "1 ", "2 ", "3 ", "4 ", "130"):
+        assert f"\n  {exit_code}" in out, exit_code
+    for command in ("exercises", "run", "docs"):
+        code, out, _ = results[f"help_{command}"]
+        assert code == 0 and f"usage: llmspec {command}" in out
+
+
+def test_skeleton_functions_come_forward_first_with_docstrings_and_contract(tmp_path):
+    pkg = _skeleton(tmp_path, "mine")
+    text = (pkg / "layers" / "softmax.py").read_text()
+    assert text.index("def forward(") < text.index("def backward(")
+    assert "dtype rule" in text and "Input contract" in text
+    assert "x : float array" in text and "ValueError: a NaN element" in text
+    for path in pkg.rglob("*.py"):
+        for fn in _functions(path):
+            assert fn["doc"].strip(), f"{path}: {fn['name']} has an empty docstring"
+
+
+def _functions(path: Path) -> list:
+    import ast
+    tree = ast.parse(path.read_text())
+    return [{"name": n.name, "doc": ast.get_docstring(n) or ""} for n in tree.body
+            if isinstance(n, ast.FunctionDef)]
+
+
+def _interrupt(argv, tmp_path, wait_for: str, timeout: float = 300):
+    """Start ``llmspec ARGV``, send Ctrl-C (SIGINT) once ``wait_for`` is printed."""
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "llmref.cli", *argv], cwd=tmp_path,
+                            env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen, deadline = "", time.monotonic() + timeout
+    while wait_for not in seen and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert wait_for in seen, seen
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, seen + out, err
+
+
+def test_ctrl_c_in_check_ends_with_one_line_and_130_and_no_partial_report(tmp_path):
+    code, out, err = _interrupt(["check", "gpt", "block", "mha"], tmp_path, "llmspec check:")
+    assert code == cli.INTERRUPTED, (out, err)
+    assert "interrupted" in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "[x]" not in out and "done" not in out
+
+
+def test_ctrl_c_in_run_ends_with_one_line_and_130(tmp_path):
+    code, out, err = _interrupt(["run", "word_calculator", "--no-plot"], tmp_path, "training and")
+    assert code == cli.INTERRUPTED, (out, err)
+    assert "interrupted" in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.slow
-def test_exercise_skeleton_is_graded_then_passes_once_filled_in(tmp_path):
-    """A fresh skeleton: softmax's tests are all 'not implemented'.  With the reference's
-    softmax copied in, they pass.  (Slow: two full pytest sessions; CI also walks the same
-    path through the commands on the "check your understanding" page.)"""
-    made = _llmspec("exercises", str(tmp_path))
-    assert made.returncode == 0, made.stderr
-    pkg = tmp_path / "myimpl"
-    assert (pkg / "softmax.py").exists() and (pkg / "gpt.py").exists()
-    first = _llmspec("check", "softmax", "--impl", "myimpl", cwd=tmp_path)
-    assert "TODO softmax" in first.stdout
-    assert "softmax.forward" in first.stdout.split("to write:")[1]
+def test_run_writes_plots_under_the_documented_folder_and_says_so(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = subprocess.run([sys.executable, "-m", "llmref.cli", "run", "cat_sat_mat",
+                          "--epochs", "5"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600, env=_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "llmspec-output" / "cat_sat_mat"
+    assert (folder / "cat_sat_mat.png").stat().st_size > 10_000
+    assert f"plots are in {folder.resolve()}/" in out.stdout
+
+
+@pytest.mark.slow
+def test_everything_taken_from_the_reference_passes_with_exit_0(tmp_path):
+    """A package whose every component is the reference's: each component done, exit 0
+    (every math test of every component runs: a few minutes)."""
+    pkg = tmp_path / "impl_ref"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from llmref import *  # noqa: F403\n"
+                                     "from llmref import __all__  # noqa: F401\n")
+    out = subprocess.run([sys.executable, "-m", "llmref.cli", "check", "--impl", "impl_ref"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=1800,
+                         env=_env(tmp_path))
+    assert out.returncode == cli.OK, out.stdout[-4000:] + out.stderr[-2000:]
     import llmref
-    shutil.copy(llmref.softmax.__file__, pkg / "softmax.py")
-    second = _llmspec("check", "softmax", "--impl", "myimpl", cwd=tmp_path)
-    assert "OK   softmax" in second.stdout, second.stdout[-2000:]
+    for name in llmref.__all__:
+        assert f"[x] {name} " in out.stdout, name
+    assert "[!]" not in out.stdout and "[ ]" not in out.stdout
 
 
-def test_unknown_names_get_a_list_of_valid_ones():
-    run = _llmspec("run", "no_such_example")
-    assert run.returncode != 0 and \
-        "valid examples are: benchmark_step, benchmark_tokenizer, cat_sat_mat" in run.stderr
-    check = _llmspec("check", "no_such_component")
-    assert check.returncode != 0 and "softmax" in check.stderr
-
-
-def test_every_command_has_help():
-    for command in ("check", "exercises", "run", "docs"):
-        out = _llmspec(command, "--help")
-        assert out.returncode == 0 and "usage: llmspec" in out.stdout
+@pytest.mark.slow
+def test_exercise_skeleton_filled_with_the_reference_softmax_passes(tmp_path):
+    """The path the "check your understanding" page walks: a fresh skeleton is 'to do', the
+    reference's softmax copied in is 'done'."""
+    made = subprocess.run([sys.executable, "-m", "llmref.cli", "exercises", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+    assert made.returncode == 0, made.stderr
+    first = subprocess.run([sys.executable, "-m", "llmref.cli", "check", "softmax", "--impl",
+                            "myimpl"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600, env=_env(tmp_path))
+    assert first.returncode == cli.NOTHING_YET and "[ ] softmax" in first.stdout
+    import llmref
+    shutil.copy(llmref.softmax.__file__, tmp_path / "myimpl" / "layers" / "softmax.py")
+    second = subprocess.run([sys.executable, "-m", "llmref.cli", "check", "softmax", "--impl",
+                             "myimpl"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env=_env(tmp_path))
+    assert second.returncode == cli.OK and "[x] softmax" in second.stdout, second.stdout

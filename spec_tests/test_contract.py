@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llmref
-from llmref._contract import ACCEPTED, VARIANTS
+from llmref._contract import ACCEPTED, VARIANTS, kind_of
 
 pytestmark = pytest.mark.contract
 
@@ -41,33 +41,6 @@ def public_functions() -> list:
 
 FUNCTIONS = public_functions()
 EXCEPTIONS = {"TypeError": TypeError, "ValueError": ValueError}
-
-
-def kind_of(value) -> str | None:
-    """The catalogue's name for the kind of a valid value (None: not varied)."""
-    if isinstance(value, np.ndarray):
-        if value.dtype == bool:
-            return "bool array"
-        if np.issubdtype(value.dtype, np.integer):
-            return "int array"
-        if np.issubdtype(value.dtype, np.floating):
-            return "float array"
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (int, np.integer)):
-        return "int"
-    if isinstance(value, (float, np.floating)):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, dict):
-        return "dict"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if callable(value) and not inspect.isclass(value):
-        return "callable"
-    return None
 
 
 def bad_value(value, variant: str, index: int):

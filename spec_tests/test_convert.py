@@ -111,17 +111,16 @@ def test_nanogpt_names_and_linear_layout_round_trip(impl, compiled):
 
 
 def test_nanogpt_without_biases(impl):
-    """bias=False: no linear biases, layer norms without beta; loads as beta = 0, and goes
-    back only while every bias is still zero."""
+    """bias=False: no linear biases, layer norms without beta; loads as zero biases and
+    beta = 0 (a tree the GPT runs), and goes back only while every bias is still zero."""
     params = hp.random_gpt(NANO, np.random.default_rng(4))
     sd = {k: v for k, v in nanogpt_state_dict(gpt2_state_dict(params, NANO)).items()
           if not k.endswith(".bias")}
     got = impl("convert.from_nanogpt")(sd, NANO)
+    impl("gpt.forward")(np.array([[1, 2]]), got, NANO)
     for i, block in enumerate(got["blocks"]):
-        for layer in ("qkv", "proj"):
-            assert "b" not in block["attn"][layer]
-        for layer in ("fc", "proj"):
-            assert "b" not in block["ffn"][layer]
+        for part, layer in (("attn", "qkv"), ("attn", "proj"), ("ffn", "fc"), ("ffn", "proj")):
+            assert not np.any(block[part][layer]["b"])
         for ln in ("ln1", "ln2"):
             assert np.array_equal(block[ln]["beta"], np.zeros(NANO.d_model))
             assert np.array_equal(block[ln]["gamma"], params["blocks"][i][ln]["gamma"])

@@ -72,12 +72,22 @@ def _torch_sinusoidal(seq_len, d_model, base=10000.0):
     return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
 
 
-@given(hs.shapes(min_dims=2, max_dims=3, max_side=9), hs.seeds)
-def test_sinusoidal_matches_formula(impl, shape, seed):
-    """x + PE matches an independent torch writing of the formula; the gradient is dout."""
+@given(hs.shapes(min_dims=2, max_dims=3, max_side=9), st.sampled_from([10000.0, 100.0, 2.5]),
+       hs.seeds)
+def test_sinusoidal_matches_formula(impl, shape, base, seed):
+    """x + PE matches an independent torch writing of the formula, for the usual base and
+    others (odd widths included); the gradient is dout."""
     x = np.random.default_rng(seed).standard_normal(shape)
-    check_against_torch(impl, "sinusoidal", {"x": x}, lambda a: ((a["x"],), {}),
-                        lambda x: x + _torch_sinusoidal(*shape[-2:]), seed)
+    check_against_torch(impl, "sinusoidal", {"x": x}, lambda a: ((a["x"],), {"base": base}),
+                        lambda x: x + _torch_sinusoidal(*shape[-2:], base), seed)
+
+
+@given(hs.shapes(min_dims=2, max_dims=3, max_side=9), hs.seeds)
+def test_sinusoidal_float32(impl, shape, seed):
+    """float32 in, float32 out (the table is built in float64 and rounded once)."""
+    x = np.random.default_rng(seed).standard_normal(shape)
+    check_float32_forward(impl, "sinusoidal", {"x": x}, lambda a: ((a["x"],), {}),
+                          lambda x: x + _torch_sinusoidal(*shape[-2:]))
 
 
 def test_sinusoidal_dot_product_depends_only_on_offset(impl):

@@ -79,3 +79,18 @@ def test_word_calculator_short_run_learns_something():
 
     result = word_calculator.train(steps=60, seed=0, log=None, log_every=60)
     assert result["test_acc"] > 0.02
+
+
+@pytest.mark.parametrize("model", ["llama", "gpt2"])
+def test_decode_benchmark_runs_and_its_paths_agree(model, capsys):
+    """A tiny run of the decoding benchmark (without Hugging Face): with and without the KV
+    cache the same tokens, and both rates and their ratio printed."""
+    from llmref.examples import benchmark_decode
+
+    result = benchmark_decode.main(["--model", model, "--d-model", "16", "--layers", "1",
+                                    "--heads", "2", "--kv-heads", "1", "--vocab", "50",
+                                    "--context", "16", "--prompt", "5", "--new", "6",
+                                    "--batch", "2", "--repeats", "1", "--no-hf"])
+    assert result["same_tokens"] == {"numpy, KV cache": 1.0, "numpy, no cache": 1.0}
+    assert all(rate > 0 for rate in result["tokens_per_s"].values())
+    assert "ratio cached / uncached (ours)" in capsys.readouterr().out

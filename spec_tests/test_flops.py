@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness import torch_twins as tw
+from llmref.spec.test_llama import any_config
 from llmref.transformer.gpt import GPTConfig
 
 
@@ -121,3 +122,15 @@ def test_gpt_flops_refuse_a_sequence_longer_than_the_context(impl):
         impl("flops.gpt")(config, 1, 9)
     with pytest.raises(TypeError, match="'config' must be a GPTConfig"):
         impl("flops.gpt")({"d_model": 8}, 1, 4)
+
+
+@given(any_config(), st.integers(1, 2), hs.seeds)
+def test_gpt_flops_with_llama_options(impl, config, B, seed):
+    """Any mix of the options (grouped-query K/V projections, three SwiGLU matrices, no
+    biases, untied head): flops.gpt equals torch's count of the torch composition."""
+    rng = np.random.default_rng(seed)
+    p = tw.tensors(hp.random_gpt(config, rng))
+    T = config.context_len
+    ids = torch.from_numpy(rng.integers(0, config.vocab_size, size=(B, T)))
+    assert _as_pair(impl("flops.gpt")(config, B, T)) == torch_flops(
+        lambda: tw.gpt_any_logits(ids, p, config))

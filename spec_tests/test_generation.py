@@ -2,31 +2,84 @@
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.tolerances import F64, assert_close
 from llmref.transformer.gpt import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=17, context_len=6, d_model=8, n_heads=2, n_layers=2)
+#: a context of two tokens: the window slides from the second new token on
+SHORT = GPTConfig(vocab_size=17, context_len=2, d_model=8, n_heads=2, n_layers=1)
 
 
-def _params(seed=0):
-    return hp.random_gpt(CONFIG, np.random.default_rng(seed))
+def _params(seed=0, config=CONFIG):
+    return hp.random_gpt(config, np.random.default_rng(seed))
 
 
 @pytest.mark.claim("L003-answers-token-by-token")
-def test_greedy_picks_the_argmax_every_step(impl):
-    params = _params()
-    prompt = np.array([[1, 2, 3], [4, 5, 6]])
-    out = impl("generate.generate")(params, CONFIG, prompt, 8, greedy=True)
-    assert out.shape == (2, 11)
+@pytest.mark.parametrize("config", [CONFIG, SHORT], ids=["context-6", "context-2"])
+def test_greedy_picks_the_argmax_every_step(impl, config):
+    """Each new token is the argmax of the logits the model gives for the last context_len
+    tokens (the window slides once the sequence is longer than the context)."""
+    params = _params(0, config)
+    prompt = np.random.default_rng(1).integers(0, 17, size=(6, 3))
+    out = impl("generate.generate")(params, config, prompt, 8, greedy=True)
+    assert out.shape == (6, 11)
     np.testing.assert_array_equal(out[:, :3], prompt)
     for t in range(3, 11):
-        context = out[:, max(0, t - CONFIG.context_len):t]       # context window slides
-        logits, _ = impl("gpt.forward")(context, params, CONFIG)
+        context = out[:, max(0, t - config.context_len):t]       # context window slides
+        logits, _ = impl("gpt.forward")(context, params, config)
         np.testing.assert_array_equal(out[:, t], logits[:, -1].argmax(-1))
+
+
+def _torch_probs(logits, temperature, top_k):
+    """softmax(z / tau) over the top k logits, by torch.topk (which keeps the lowest ids on
+    ties when the logits have none at the k-th place) and torch.softmax."""
+    z = torch.from_numpy(logits) / temperature
+    if top_k is not None:
+        kept = torch.topk(z, top_k, dim=-1).indices
+        masked = torch.full_like(z, -torch.inf)
+        z = masked.scatter(-1, kept, z.gather(-1, kept))
+    return torch.softmax(z, dim=-1).numpy()
+
+
+@given(st.integers(1, 4), st.integers(1, 12), st.sampled_from([0.05, 0.5, 1.0, 3.0]),
+       st.one_of(st.none(), st.integers(1, 12)), hs.seeds)
+def test_next_token_probs_match_torch(impl, B, V, temperature, top_k, seed):
+    """Sampling probabilities for every temperature and top-k against torch (no ties drawn:
+    continuous random logits)."""
+    top_k = None if top_k is None else min(top_k, V)
+    logits = np.random.default_rng(seed).standard_normal((B, V)) * 3
+    probs = impl("generate.next_token_probs")(logits, temperature, top_k)
+    assert_close(probs, _torch_probs(logits, temperature, top_k), F64, name="probabilities")
+
+
+def test_top_k_ties_keep_the_lowest_ids(impl):
+    """The convention at a tie: top-k keeps exactly k tokens, and among logits equal to the
+    k-th largest it keeps the lowest token ids; greedy decoding picks the lowest id of the
+    tied maxima (np.argmax's rule)."""
+    logits = np.array([[0.5, 2.0, 1.0, 2.0, 1.0, 1.0, -3.0],
+                       [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    probs = impl("generate.next_token_probs")(logits, 1.0, 3)
+    kept = probs > 0
+    np.testing.assert_array_equal(kept[0], [False, True, True, True, False, False, False])
+    np.testing.assert_array_equal(kept[1], [True, True, True, False, False, False, False])
+    assert_close(probs[1, :3], np.full(3, 1 / 3), F64, name="three tied tokens")
+    assert probs[0, 1] == probs[0, 3]                         # equal logits, equal mass
+    # a final layer norm with gamma = 0 outputs beta whatever the input, so a head whose
+    # columns 1, 2, 3 equal beta (and the others -beta) ties those three at the maximum
+    config = GPTConfig(vocab_size=5, context_len=3, d_model=4, n_heads=1, n_layers=1,
+                       tie_weights=False)
+    params = hp.random_gpt(config, np.random.default_rng(0))
+    beta = params["ln_f"]["beta"]
+    params["ln_f"]["gamma"] = np.zeros(4)
+    params["lm_head"]["W"] = np.stack([-beta, beta, beta, beta, -beta], axis=1)
+    out = impl("generate.generate")(params, config, np.array([[0], [4]]), 3, greedy=True)
+    np.testing.assert_array_equal(out[:, 1:], 1)
 
 
 def test_low_temperature_tends_to_greedy(impl):
@@ -83,3 +136,162 @@ def test_generation_rejects_bad_settings(impl, kwargs, error, needle):
 def test_generation_rejects_out_of_vocabulary_prompt(impl):
     with pytest.raises(ValueError, match=r"'prompt' must hold values in \[0, 17\), got 17"):
         impl("generate.generate")(_params(), CONFIG, np.array([1, 17]), 2)
+
+
+# ------------------------------------------------------------------ the KV cache, batches,
+# top-p, stop tokens, repetition penalty
+
+LLAMA = GPTConfig(vocab_size=17, context_len=6, d_model=8, n_heads=4, n_layers=2, d_ff=12,
+                  activation="swiglu", tie_weights=False, norm="rms", position="rope",
+                  n_kv_heads=2, bias=False, fused_qkv=False)
+
+
+def _llama(seed=0):
+    return hp.random_gpt(LLAMA, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("llama", [False, True], ids=["gpt2", "llama"])
+@pytest.mark.parametrize("sampling", [{"greedy": True}, {"temperature": 0.8, "top_k": 9,
+                                                         "top_p": 0.9}], ids=["greedy", "top-p"])
+def test_cached_generation_gives_the_same_tokens(impl, llama, sampling):
+    """With and without the KV cache: the same tokens (same seed), also once the sequence
+    outgrows the context and the window slides (9 new tokens after 2, context 6)."""
+    config, params = (LLAMA, _llama()) if llama else (CONFIG, _params())
+    prompt = np.array([[3, 1], [4, 1]])
+    a = impl("generate.generate")(params, config, prompt, 9, use_cache=True, **sampling)
+    b = impl("generate.generate")(params, config, prompt, 9, use_cache=False, **sampling)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("llama", [False, True], ids=["gpt2", "llama"])
+def test_unequal_prompts_continue_as_each_would_alone(impl, llama):
+    """A list of prompts of lengths 1, 4 and 2 is left-padded and masked: greedy decoding
+    continues each exactly as that prompt alone."""
+    config, params = (LLAMA, _llama(1)) if llama else (CONFIG, _params(1))
+    prompts = [[5], [1, 2, 3, 4], [7, 7]]
+    together = impl("generate.generate")(params, config, prompts, 2, greedy=True)
+    for prompt, row in zip(prompts, together, strict=True):
+        alone = impl("generate.generate")(params, config, np.array(prompt), 2, greedy=True)
+        np.testing.assert_array_equal(row, alone)
+
+
+def test_a_padded_array_with_its_mask_gives_the_same_rows(impl):
+    params = _llama(2)
+    ids = np.array([[0, 0, 5, 6], [1, 2, 3, 4]])
+    mask = np.array([[False, False, True, True], [True, True, True, True]])
+    out = impl("generate.generate")(params, LLAMA, ids, 2, greedy=True, attention_mask=mask)
+    as_list = impl("generate.generate")(params, LLAMA, [[5, 6], [1, 2, 3, 4]], 2, greedy=True)
+    np.testing.assert_array_equal(out[0, 2:], as_list[0])
+    np.testing.assert_array_equal(out[1], as_list[1])
+
+
+def test_stop_tokens_end_each_row(impl):
+    """A row that emits a stop token keeps it and then only padding follows; generation ends
+    once every row has stopped.  Expected rows are built from the run without stop tokens
+    (the stop token is row 0's second new token)."""
+    params = _params(3)
+    prompt = np.array([[1, 2], [3, 4]])
+    free = impl("generate.generate")(params, CONFIG, prompt, 6, greedy=True)
+    stop = int(free[0, 3])
+    expected, ends = free.copy(), []
+    for row in expected:
+        hits = np.flatnonzero(row[2:] == stop)
+        end = 2 + (hits[0] + 1 if hits.size else 6)     # one past the stop token
+        row[end:] = 16
+        ends.append(end)
+    out = impl("generate.generate")(params, CONFIG, prompt, 6, greedy=True,
+                                    stop_tokens=[np.int64(stop)], pad_id=16)
+    np.testing.assert_array_equal(out, expected[:, :max(ends)])
+    rows = impl("generate.generate")(params, CONFIG, [[1, 2], [3, 4]], 6, greedy=True,
+                                     stop_tokens=stop)
+    for row, want, end in zip(rows, free, ends, strict=True):
+        np.testing.assert_array_equal(row, want[:end])
+
+
+@given(st.floats(0.05, 1.0), hs.seeds)
+def test_top_p_keeps_the_smallest_nucleus(impl, p, seed):
+    """The kept tokens are the most likely ones, their probability before renormalising is at
+    least p, and dropping the least likely kept one would leave less than p."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((4, 17)) * 2
+    probs = impl("generate.next_token_probs")(logits, 1.0, None, p)
+    full = impl("generate.next_token_probs")(logits, 1.0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-12)
+    for row, f in zip(probs, full, strict=True):
+        kept = row > 0
+        assert f[kept].min() >= f[~kept].max(initial=0.0)
+        assert f[kept].sum() >= p - 1e-12
+        assert f[kept].sum() - f[kept].min() < p
+        np.testing.assert_allclose(row[kept], f[kept] / f[kept].sum(), rtol=1e-12)
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits(impl):
+    logits = np.array([[2.0, -2.0, 1.0, -1.0, 0.5]])
+    ids = np.array([[0, 1, 4, 2]])
+    mask = np.array([[True, True, False, True]])        # token 4 is padding: not penalised
+    out = impl("generate.penalize_repeats")(logits, ids, mask, 2.0)
+    np.testing.assert_array_equal(out, [[1.0, -4.0, 0.5, -1.0, 0.5]])
+
+
+def test_greedy_with_a_repetition_penalty_picks_the_penalised_argmax(impl):
+    params = _params(4)
+    prompt = np.array([[1, 2, 3]])
+    out = impl("generate.generate")(params, CONFIG, prompt, 3, greedy=True,
+                                    repetition_penalty=1.7)
+    for t in range(3, 6):
+        logits, _ = impl("gpt.forward")(out[:, :t], params, CONFIG)
+        penalised = impl("generate.penalize_repeats")(logits[:, -1], out[:, :t],
+                                                      np.ones((1, t), bool), 1.7)
+        assert out[0, t] == penalised[0].argmax()
+
+
+def test_sampling_a_batch_is_reproducible_from_the_seed(impl):
+    params = _llama(5)
+    kwargs = {"temperature": 1.3, "top_p": 0.95, "repetition_penalty": 1.2}
+    a = impl("generate.generate")(params, LLAMA, [[1], [2, 3]], 5, seed=np.int64(9), **kwargs)
+    b = impl("generate.generate")(params, LLAMA, [[1], [2, 3]], 5, seed=9, **kwargs)
+    c = impl("generate.generate")(params, LLAMA, [[1], [2, 3]], 5, seed=10, **kwargs)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_numpy_integers_are_accepted(impl):
+    params = _params()
+    a = impl("generate.generate")(params, CONFIG, np.array([1, 2]), np.int64(3),
+                                  top_k=np.int64(4), pad_id=np.int32(0), stop_tokens=np.int64(5))
+    b = impl("generate.generate")(params, CONFIG, np.array([1, 2]), 3, top_k=4, stop_tokens=5)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "needle"), [
+    ({"top_p": 0.0}, ValueError, "'top_p' must be > 0"),
+    ({"top_p": 1.5}, ValueError, "'top_p' must be in (0, 1]"),
+    ({"repetition_penalty": 0.0}, ValueError, "'repetition_penalty' must be > 0"),
+    ({"greedy": 1}, TypeError, "'greedy' must be a bool"),
+    ({"use_cache": "yes"}, TypeError, "'use_cache' must be a bool"),
+    ({"stop_tokens": [17]}, ValueError, "'stop_tokens' must hold values in [0, 17)"),
+    ({"stop_tokens": 1.5}, TypeError, "'stop_tokens' must be an int or a sequence of ints"),
+    ({"pad_id": 17}, ValueError, "'pad_id' must be in [0, 17)"),
+    ({"seed": -1}, ValueError, "'seed' must be an int >= 0"),
+    ({"seed": 1.5}, TypeError, "'seed' must be an int >= 0"),
+    ({"max_new_tokens": -1}, ValueError, "'max_new_tokens' must be an int >= 0"),
+    ({"max_new_tokens": 2.0}, TypeError, "'max_new_tokens' must be an int >= 0"),
+    ({"max_new_tokens": True}, TypeError, "'max_new_tokens' must be an int >= 0"),
+    ({"prompt": np.array([[1, 2]]), "attention_mask": np.array([[1, 1]])}, TypeError,
+     "'attention_mask' must be a boolean NumPy array"),
+    ({"prompt": np.array([[1, 2]]), "attention_mask": np.array([[True, False]])}, ValueError,
+     "left padding"),
+    ({"prompt": np.array([[1, 2]]), "attention_mask": np.array([[False, False]])}, ValueError,
+     "a row without any real token"),
+    ({"prompt": [[1], []]}, ValueError, "'prompt[1]' must not be empty"),
+    ({"prompt": [1.0, 2.0]}, ValueError, "prompt[0]"),
+    ({"prompt": "12"}, TypeError, "'prompt' must be a NumPy integer array"),
+    ({"config": {"vocab_size": 17}}, TypeError, "'config' must be a GPTConfig"),
+], ids=lambda v: str(v)[:40] if not isinstance(v, type) else v.__name__)
+def test_generation_rejects_bad_arguments(impl, kwargs, error, needle):
+    call = {"params": _params(), "config": CONFIG, "prompt": np.array([1]),
+            "max_new_tokens": 2, **kwargs}
+    with pytest.raises(error) as info:
+        impl("generate.generate")(**call)
+    assert needle in str(info.value) and "generate.generate" in str(info.value), \
+        str(info.value)

@@ -22,19 +22,31 @@ def _ce_inputs(lead, vocab, scale, seed, ignore_some):
     return {"logits": rng.standard_normal(lead + (vocab,)) * scale, "targets": targets}
 
 
-def _ce_args(a):
-    return (a["logits"], a["targets"]), {}
+def _ce_args(a, ignore_index=-100):
+    return (a["logits"], a["targets"]), {"ignore_index": ignore_index}
 
 
-def _ce_torch(logits, targets):
+def _ce_torch(logits, targets, ignore_index=-100):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=-100)
+                           ignore_index=ignore_index)
 
 
-@given(hs.shapes(1, 2), hs.sides(9), hs.scales, st.booleans(), hs.seeds)
-def test_cross_entropy_matches_torch(impl, lead, vocab, scale, ignore_some, seed):
-    check_against_torch(impl, "cross_entropy", _ce_inputs(lead, vocab, scale, seed, ignore_some),
-                        _ce_args, _ce_torch, seed)
+@given(hs.shapes(1, 2), hs.sides(9), st.booleans(), st.sampled_from([-100, -1, 0]), hs.seeds,
+       st.data())
+def test_cross_entropy_matches_torch(impl, lead, vocab, ignore_some, ignore_index, seed, data):
+    """Loss and gradient against torch on edge logits (ties, zeros, +-1e4), some targets
+    ignored anywhere in the batch, with the default ignore_index and others (0: a real class
+    id that is then skipped)."""
+    inputs = _ce_inputs(lead, vocab, 1.0, seed, ignore_some)
+    inputs["logits"] = data.draw(hs.float_arrays(shape=lead + (vocab,)))
+    if vocab == 1:
+        ignore_index = -1                                 # id 0 is the only class there
+    targets = inputs["targets"]
+    targets[targets == -100] = ignore_index
+    if np.all(targets == ignore_index):                   # every target was id 0
+        targets.flat[0] = 1
+    check_against_torch(impl, "cross_entropy", inputs, lambda a: _ce_args(a, ignore_index),
+                        lambda logits, targets: _ce_torch(logits, targets, ignore_index), seed)
 
 
 @given(hs.shapes(1, 2, max_side=3), hs.sides(4), st.booleans(), hs.seeds)
@@ -82,9 +94,13 @@ def _mse_torch(pred, target):
 
 
 @pytest.mark.claim("L004-mse")
-@given(hs.shapes(), hs.scales, hs.seeds)
-def test_mse_matches_torch(impl, shape, scale, seed):
-    check_against_torch(impl, "mse", _mse_inputs(shape, scale, seed), _mse_args, _mse_torch,
+@given(hs.shapes(), hs.seeds, st.data())
+def test_mse_matches_torch(impl, shape, seed, data):
+    """Edge arrays (zeros, ties, +-1e4, pred equal to target in places) against torch."""
+    pred = data.draw(hs.float_arrays(shape=shape))
+    target = np.where(data.draw(hs.float_arrays(shape=shape, scale=1.0)) > 0, pred,
+                      data.draw(hs.float_arrays(shape=shape)))
+    check_against_torch(impl, "mse", {"pred": pred, "target": target}, _mse_args, _mse_torch,
                         seed)
 
 

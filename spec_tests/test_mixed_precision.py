@@ -186,3 +186,30 @@ def test_cast_refuses_weights_that_overflow_the_format(impl):
     with pytest.raises(ValueError, match="beyond float16's range"):
         impl("mixed_precision.cast")(np.array([1.0, 1e5], np.float32), "float16")
     assert impl("mixed_precision.cast")(np.array([1e5], np.float32), "bfloat16")[0] > 9e4
+
+
+def test_train_step_settings_and_defaults(impl):
+    """Without a scaler the loss is not scaled (dloss 1, scale 1 reported); the default
+    compute format is float16; in bfloat16 mode the gradients reach the optimizer rounded to
+    bfloat16 (their low 16 bits are zero); to_bfloat16 takes float64 input through float32."""
+    seen = {}
+
+    def loss_and_grads(p, dloss):
+        seen["dloss"], seen["dtype"] = dloss, p["w"].dtype
+        return 1.0, {"w": (np.full(3, 1.0 + 2.0**-12) * dloss).astype(np.float32)}
+
+    def record(p, g, s):
+        seen["grad"] = g["w"]
+        return p, s
+
+    master = {"w": np.ones(3, dtype=np.float32)}
+    *_, info = impl("mixed_precision.train_step")(master, loss_and_grads, record, None, None)
+    assert seen["dloss"] == 1.0 and info["scale"] == 1.0 and seen["dtype"] == np.float16
+    impl("mixed_precision.train_step")(master, loss_and_grads, record, None, None,
+                                       dtype="bfloat16")
+    assert np.all(seen["grad"].view(np.uint32) & 0xFFFF == 0), seen["grad"]
+    assert seen["grad"][0] == 1.0                       # 1 + 2^-12 rounds to 1 in bfloat16
+    x = np.random.default_rng(0).standard_normal(50) * 1e3
+    ours = impl("mixed_precision.to_bfloat16")(x)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, impl("mixed_precision.to_bfloat16")(x.astype(np.float32)))

@@ -89,8 +89,9 @@ def test_adam_matches_torch(impl, lr, betas, eps, wd, seed):
               lr=lr, betas=betas, eps=eps, weight_decay=wd)
 
 
-@given(LRS, BETAS, st.sampled_from([0.0, 0.01, 0.1]), st.booleans(), hs.seeds)
-def test_adamw_matches_torch(impl, lr, betas, wd, matrices_only, seed):
+@given(LRS, BETAS, st.sampled_from([0.0, 0.01, 0.1]), st.booleans(),
+       st.sampled_from([1e-8, 1e-3]), hs.seeds)
+def test_adamw_matches_torch(impl, lr, betas, wd, matrices_only, eps, seed):
     """Decoupled decay; with matrices_only, biases and gains go in a no-decay param group."""
     def groups(leaves):
         if not matrices_only:
@@ -99,8 +100,8 @@ def test_adamw_matches_torch(impl, lr, betas, wd, matrices_only, seed):
                 {"params": [p for p in leaves.values() if p.ndim < 2], "weight_decay": 0.0}]
     decay = impl("adamw.matrices_only") if matrices_only else None
     _run_both(impl, "adamw", seed,
-              lambda g: torch.optim.AdamW(g, lr=lr, betas=betas, weight_decay=wd), groups,
-              lr=lr, betas=betas, weight_decay=wd, decay=decay)
+              lambda g: torch.optim.AdamW(g, lr=lr, betas=betas, eps=eps, weight_decay=wd),
+              groups, lr=lr, betas=betas, eps=eps, weight_decay=wd, decay=decay)
 
 
 def test_adamw_decays_only_what_the_predicate_selects(impl):
@@ -134,6 +135,25 @@ def test_clip_by_global_norm_matches_torch(impl, max_norm, scale, seed):
     ratios = [clipped[k] / g[k] for k in g]
     factor = ratios[0].flat[0]
     assert all(np.allclose(r, factor, rtol=1e-12) for r in ratios)
+
+
+def test_clip_at_its_edges(impl):
+    """All-zero gradients come back unchanged with norm 0 (the 1e-6 keeps 0/0 away); a norm
+    exactly at max_norm is scaled by max_norm / (max_norm + 1e-6), as torch does; the input
+    tree is not modified."""
+    zero = {"W": np.zeros((2, 2)), "b": np.zeros(3)}
+    clipped, norm = impl("clip.clip_by_global_norm")(zero, 1.0)
+    assert norm == 0.0 and all(np.all(v == 0.0) for v in clipped.values())
+    g = {"W": np.array([[3.0, 0.0], [0.0, 0.0]]), "b": np.array([4.0, 0.0, 0.0])}   # norm 5
+    clipped, norm = impl("clip.clip_by_global_norm")(g, 5.0)
+    t = {k: torch.nn.Parameter(torch.zeros(v.shape, dtype=torch.float64)) for k, v in g.items()}
+    for k in t:
+        t[k].grad = torch.tensor(g[k])
+    torch.nn.utils.clip_grad_norm_(list(t.values()), 5.0)
+    assert norm == 5.0
+    for k in g:
+        assert_close(clipped[k], t[k].grad.numpy(), F64, name=f"clipped {k} at the edge")
+    assert g["W"][0, 0] == 3.0 and g["b"][0] == 4.0
 
 
 def _torch_lrs(make_scheduler, base_lr, n):
@@ -173,6 +193,24 @@ def test_schedules_match_torch(impl, base_lr, warmup, extra, min_frac):
         assert_close(impl("schedules.warmup_cosine")(t, base_lr, warmup, total, min_lr),
                      expected_both[t], F64, name=f"warmup+cosine at step {t}",
                      reference_scale=base_lr)
+
+
+@given(st.floats(1e-4, 1.0), st.integers(1, 10), st.integers(1, 30), st.floats(0.0, 0.5),
+       st.integers(1, 50))
+def test_cosine_stays_at_min_lr_after_the_end(impl, base_lr, warmup, extra, min_frac, after):
+    """Past total_steps the cosine schedule (alone or after a warmup) stays at min_lr; at
+    t = warmup_steps the warmup has ended and the cosine starts at base_lr."""
+    total = warmup + extra
+    min_lr = base_lr * min_frac
+    assert impl("schedules.cosine")(total + after, base_lr, total, min_lr) == \
+        impl("schedules.cosine")(total, base_lr, total, min_lr)
+    assert_close(impl("schedules.cosine")(total + after, base_lr, total, min_lr), min_lr, F64,
+                 name="cosine after the end", reference_scale=base_lr)
+    assert_close(impl("schedules.warmup_cosine")(total + after, base_lr, warmup, total, min_lr),
+                 min_lr, F64, name="warmup+cosine after the end", reference_scale=base_lr)
+    assert impl("schedules.warmup_cosine")(warmup, base_lr, warmup, total, min_lr) == base_lr
+    assert impl("schedules.warmup_cosine")(warmup - 1, base_lr, warmup, total, min_lr) == \
+        impl("schedules.linear_warmup")(warmup - 1, base_lr, warmup)
 
 
 @pytest.mark.parametrize(("call", "args", "kwargs", "needle"), [

@@ -127,6 +127,26 @@ def test_penalized_rewards(impl):
     np.testing.assert_allclose(r, expected, rtol=1e-12, atol=1e-15)
 
 
+@given(st.integers(1, 4), st.integers(1, 8), st.sampled_from([0.0, 0.05, 1.0]), hs.seeds)
+def test_penalized_rewards_with_masks_that_have_holes(impl, B, T, beta, seed):
+    """Response masks of any pattern (prompt tokens, holes in the middle): each marked token
+    gets -beta (logp - logp_ref), an unmarked one 0, and the score goes on the last marked
+    token of its row; written here as a loop over tokens."""
+    rng = np.random.default_rng(seed)
+    logp, ref = rng.standard_normal((B, T)), rng.standard_normal((B, T))
+    scores = rng.standard_normal(B)
+    mask = rng.random((B, T)) < 0.5
+    mask[np.arange(B), rng.integers(0, T, B)] = True
+    got = impl("kl.penalized_rewards")(logp, ref, scores, mask, beta)
+    expected = np.zeros((B, T))
+    for b in range(B):
+        marked = [t for t in range(T) if mask[b, t]]
+        for t in marked:
+            expected[b, t] = -beta * (logp[b, t] - ref[b, t])
+        expected[b, marked[-1]] += scores[b]
+    assert_close(got, expected, F64, name="per-token rewards", reference_scale=1.0)
+
+
 @given(st.integers(1, 3), st.integers(1, 7), st.floats(0.0, 1.0), hs.seeds)
 def test_gae_limits_and_done_flags(impl, B, T, gamma, seed):
     """lambda = 1: discounted return minus value; lambda = 0: the TD error; a done flag stops
@@ -152,6 +172,59 @@ def test_gae_limits_and_done_flags(impl, B, T, gamma, seed):
         a, _ = impl("gae.advantages")(r, v, cut, gamma, 0.9)
         b, _ = impl("gae.advantages")(changed, v, cut, gamma, 0.9)
         np.testing.assert_array_equal(a[:, 0], b[:, 0])
+
+
+def _gae_by_sums(r, v, dones, gamma, lam, next_value):
+    """GAE written as its defining sum, not as the backward recursion:
+    A_t = sum_l (gamma lam)^l delta_{t+l}, stopped after the first done step at or after t,
+    with delta_t = r_t + gamma V_{t+1} (1 - d_t) - V_t and V_T = next_value."""
+    B, T = r.shape
+    v_ext = np.concatenate([v, next_value[:, None]], axis=1)
+    adv = np.zeros((B, T))
+    for b in range(B):
+        for t in range(T):
+            total = 0.0
+            for j in range(t, T):
+                delta = r[b, j] + gamma * v_ext[b, j + 1] * (not dones[b, j]) - v[b, j]
+                total += (gamma * lam) ** (j - t) * delta
+                if dones[b, j]:
+                    break
+            adv[b, t] = total
+    return adv
+
+
+@given(st.integers(1, 3), st.integers(1, 8), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+       st.booleans(), hs.seeds)
+def test_gae_matches_its_sum_form(impl, B, T, gamma, lam, bootstrap, seed):
+    """Advantages and returns against the sum form, with done flags anywhere in the
+    trajectory (in the middle too) and a bootstrap value after the last step or none."""
+    rng = np.random.default_rng(seed)
+    r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
+    dones = rng.random((B, T)) < 0.3
+    if T >= 3:
+        dones[0, T // 2] = True                          # at least one episode ends mid-way
+    next_value = rng.standard_normal(B) if bootstrap else None
+    adv, ret = impl("gae.advantages")(r, v, dones, gamma, lam, next_value)
+    expected = _gae_by_sums(r, v, dones, gamma, lam,
+                            np.zeros(B) if next_value is None else next_value)
+    assert_close(adv, expected, F64, name="advantages", reference_scale=1.0)
+    assert_close(ret, expected + v, F64, name="returns", reference_scale=1.0)
+
+
+@given(st.integers(2, 30), st.sampled_from([1e-8, 0.5]), hs.seeds)
+def test_whiten_uses_the_masked_entries_only(impl, n, eps, seed):
+    """Mean and variance come from the entries the mask selects; every entry (selected or
+    not) is shifted and scaled by them: (x - mean) / sqrt(var + eps)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, n)) * 3 + 1
+    mask = rng.random((2, n)) < 0.5
+    mask[0, :2] = True
+    x[~mask] += 100.0                                    # far from the selected entries
+    sel = x[mask]
+    expected = (x - sel.mean()) / np.sqrt(sel.var() + eps)
+    assert_close(impl("gae.whiten")(x, mask, eps), expected, F64, name="whitened (mask)")
+    assert_close(impl("gae.whiten")(x, None, eps), (x - x.mean()) / np.sqrt(x.var() + eps),
+                 F64, name="whitened (no mask)")
 
 
 @given(st.integers(2, 20), st.sampled_from([0.1, 0.2, 0.3]), hs.seeds)
@@ -196,6 +269,28 @@ def test_value_loss_finite_differences(impl, n, eps, seed):
         impl, "ppo.value", inputs,
         lambda a: ((a["values"], a["returns"]), {"old_values": a["old_values"],
                                                  "clip_eps": eps}), ["values"], seed)
+
+
+@given(st.integers(1, 12), st.sampled_from([None, 0.1, 0.5]), hs.seeds)
+def test_value_loss_matches_torch(impl, n, eps, seed):
+    """0.5 mean((V - R)^2), or with clip_eps the larger of the plain and the clipped squared
+    error (V_old + clip(V - V_old, -eps, eps) - R)^2, and its gradient, against torch."""
+    rng = np.random.default_rng(seed)
+    inputs = {"values": rng.standard_normal(n), "returns": rng.standard_normal(n),
+              "old_values": rng.standard_normal(n)}
+
+    def torch_loss(values, returns, old_values):
+        plain = (values - returns) ** 2
+        if eps is None:
+            return 0.5 * plain.mean()
+        clipped = (old_values + torch.clamp(values - old_values, -eps, eps) - returns) ** 2
+        return 0.5 * torch.maximum(plain, clipped).mean()
+
+    check_against_torch(
+        impl, "ppo.value", inputs,
+        lambda a: ((a["values"], a["returns"]), {"old_values": a["old_values"],
+                                                 "clip_eps": eps}), torch_loss, seed,
+        differentiable={"values"})
 
 
 @given(st.integers(1, 4), st.integers(2, 7), hs.scales, hs.seeds)
@@ -249,6 +344,71 @@ def test_bigram_policy_gradient_matches_torch(impl):
     lp.backward(torch.from_numpy(up))
     assert_close(logp, lp.detach().numpy(), F64, name="log-probs")
     assert_close(grads["Z"], Zt.grad.numpy(), F64, name="dZ", reference_scale=1.0)
+
+
+def test_bigram_policy_samples_follow_its_probabilities(impl):
+    """8000 two-token samples: the first token's frequencies match softmax(Z[BOS]) and the
+    second token's, given the first, match softmax(Z[first]), each within 5 binomial
+    standard deviations."""
+    rng = np.random.default_rng(0)
+    params = impl("bigram_policy.init")(3, rng, std=1.5)
+    tokens = impl("bigram_policy.sample")(params, 8000, 2, np.random.default_rng(1))
+    assert tokens.shape == (8000, 2) and tokens.min() >= 0 and tokens.max() < 3
+
+    def softmax(z):
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def check(observed, p):
+        freq = np.bincount(observed, minlength=3) / len(observed)
+        sd = np.sqrt(p * (1 - p) / len(observed))
+        assert np.all(np.abs(freq - p) < 5 * sd + 1e-12), (freq, p)
+
+    check(tokens[:, 0], softmax(params["Z"][3]))
+    for first in range(3):
+        check(tokens[tokens[:, 0] == first, 1], softmax(params["Z"][first]))
+
+
+def test_ppo_train_adapts_beta_towards_the_kl_target(impl):
+    """With kl_target set, beta after each iteration is the adaptive controller's update of
+    the previous beta from that iteration's KL (kl_horizon and the batch size as its step
+    count); with a target far below the KL reached, beta only rises."""
+    ref = impl("bigram_policy.init")(4, np.random.default_rng(0))
+    r = np.array([1.0, -1.0, 0.5, 0.0])
+    kwargs = dict(iterations=6, batch_size=32, beta=0.05, kl_target=1e-3, kl_horizon=50,
+                  lr=0.1, epochs=2, minibatch_size=32, seed=0)
+    _, history = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref,
+                                        lambda tokens: r[tokens[:, 0]], **kwargs)
+    update = impl("ppo.adaptive_kl_update")
+    for before, after in zip(history[:-1], history[1:], strict=True):
+        expected = update(before["beta"], before["kl"], 1e-3, 50, 32)
+        assert abs(after["beta"] - expected) <= 1e-12 * expected
+    assert history[-1]["beta"] > history[0]["beta"]
+
+
+def test_ppo_train_options(impl):
+    """Non-default settings together: three-token responses, gamma and lambda below 1, a
+    tighter clip, a value step size, minibatches that do not divide the batch (50 in 16s),
+    an early stop on the approximate KL, and a log every 2 iterations.  The score rises
+    towards the rewarded token, and an early stop at a tiny KL moves the policy less than
+    the same run without it."""
+    ref = impl("bigram_policy.init")(3, np.random.default_rng(0))
+
+    def reward(tokens):
+        return (tokens == 2).mean(axis=1)
+
+    lines = []
+    kwargs = dict(iterations=8, batch_size=50, length=3, beta=0.01, epochs=3,
+                  minibatch_size=16, clip_eps=0.1, lr=0.05, value_lr=0.5, gamma=0.9,
+                  lam=0.5, seed=2)
+    policy, history = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
+                                             log=lines.append, log_every=2, **kwargs)
+    assert len(history) == 8 and len(lines) == 4
+    assert np.mean([h["score"] for h in history[-3:]]) > history[0]["score"]
+    stopped, _ = impl("rlhf_loop.ppo_train")({"Z": ref["Z"].copy()}, ref, reward,
+                                        early_stop_kl=1e-9, **kwargs)
+    moved = np.abs(policy["Z"] - ref["Z"]).sum()
+    assert 0 < np.abs(stopped["Z"] - ref["Z"]).sum() < moved
 
 
 @pytest.mark.claim("L003-kl-objective")

@@ -88,13 +88,112 @@ def test_training_loop_sees_every_example_once_per_epoch_in_a_seeded_order(impl)
 
 
 def test_training_loop_logs_progress(impl):
+    """A line after every log_every-th step (steps 2 and 4 of 4, then 2, 4, 6, 8 over two
+    epochs), naming the epoch out of all, the step, the loss and the learning rate of that
+    step, and a positive speed in steps per second."""
+    import re
+
     ids, targets = _data(2, 8)
     lines = []
-    impl("train.train")(hp.random_gpt(TINY, np.random.default_rng(2)),
-                        lambda x, y, p: impl("gpt.loss_and_grads")(x, y, p, TINY), ids, targets,
-                        epochs=1, batch_size=2, optimizer=_module(impl, "sgd"), lr=0.1,
-                        log_every=2, log=lines.append)
-    assert len(lines) == 2 and "loss" in lines[0] and "steps/s" in lines[0]
+    _, history = impl("train.train")(
+        hp.random_gpt(TINY, np.random.default_rng(2)),
+        lambda x, y, p: impl("gpt.loss_and_grads")(x, y, p, TINY), ids, targets, epochs=2,
+        batch_size=2, optimizer=_module(impl, "sgd"), lr=0.1, log_every=2, log=lines.append)
+    assert len(lines) == 4
+    for line, step, epoch in zip(lines, (2, 4, 6, 8), (1, 1, 2, 2), strict=True):
+        assert line.startswith(f"epoch {epoch}/2  step {step}  "), line
+        assert f"loss {history[step - 1]['loss']:.4f}" in line, line
+        speed = float(re.search(r"([0-9.]+) steps/s", line).group(1))
+        assert speed > 0, line
+
+
+def test_training_loop_follows_the_schedule_and_clips(impl):
+    """The loop against a hand-written replay on a quadratic loss whose gradient is known in
+    closed form: a schedule given as a function, clipping, an optimizer keyword
+    (weight_decay), 10 examples in batches of 4 (a last batch of 2) and 3 micro-batches (parts
+    of 2, 1, 1; the last batch, smaller than 3, in one-example parts), all over 2 epochs.
+    Loss of a part: mean over its rows of 0.5 |w - x_i|^2, gradient w - mean(x); a batch's
+    gradient is the mean of its parts' gradients (each part weighs the same, as in
+    accumulate)."""
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal((10, 3)) * 4
+    w0 = {"w": rng.standard_normal(3)}
+
+    def loss_and_grads(x, y, p):
+        assert len(x) > 0, "a micro-batch with no examples"
+        diff = p["w"] - x
+        return 0.5 * float(np.mean(np.sum(diff**2, axis=1))), {"w": diff.mean(axis=0)}
+
+    def schedule(step):
+        return 0.3 / (1 + step)
+
+    params, history = impl("train.train")(
+        w0, loss_and_grads, xs, np.zeros(10), epochs=2, batch_size=4,
+        optimizer=_module(impl, "sgd"), lr=schedule, micro_batches=3, max_grad_norm=0.5,
+        seed=3, weight_decay=0.1)
+    assert [len(h["examples"]) for h in history] == [4, 4, 2] * 2
+    w = w0["w"].copy()
+    for step, h in enumerate(history):
+        parts = [p for p in np.array_split(h["examples"], 3) if len(p)]
+        g = np.mean([w - xs[p].mean(axis=0) for p in parts], axis=0)
+        norm = float(np.linalg.norm(g))
+        assert_close(h["grad_norm"], norm, F64, name=f"step {step}: gradient norm")
+        assert h["lr"] == schedule(step)
+        g = g * min(1.0, 0.5 / (norm + 1e-6)) + 0.1 * w
+        w = w - schedule(step) * g
+    assert_close(params["w"], w, F64, name="parameters after two epochs")
+
+
+def test_defaults_of_the_loop_and_the_memory_calculator(impl):
+    """The documented defaults: train runs one micro-batch per batch (the whole batch goes to
+    loss_and_grads), never logs, does not clip (the norm is still reported) and accepts a
+    batch exactly as large as micro_batches; training_bytes counts AdamW, 4-byte parameters,
+    activations at the parameters' item size and no master copy."""
+    calls, lines = [], []
+
+    def lg(x, y, p):
+        calls.append(len(x))
+        return 0.5 * float(np.sum(p["w"] ** 2)), {"w": p["w"] * 100.0}
+
+    _, history = impl("train.train")({"w": np.ones(2)}, lg, np.zeros((6, 1)), np.zeros(6),
+                                     epochs=1, batch_size=3, optimizer=_module(impl, "sgd"),
+                                     lr=0.01, log=lines.append)
+    assert calls == [3, 3] and lines == []
+    assert history[0]["grad_norm"] == np.sqrt(2) * 100.0           # not clipped
+    _, history = impl("train.train")({"w": np.ones(2)}, lg, np.zeros((6, 1)), np.zeros(6),
+                                     epochs=1, batch_size=2, micro_batches=2,
+                                     optimizer=_module(impl, "sgd"), lr=0.01)
+    assert len(history) == 3
+    config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=3)
+    assert impl("memory.training_bytes")(config, 2, 16) == impl("memory.training_bytes")(
+        config, 2, 16, optimizer="adamw", param_bytes=4, activation_itemsize=4,
+        master_weights=False)
+
+
+def test_training_bytes_options(impl):
+    """Every option of the memory calculator against its closed form: bytes per parameter
+    for the compute copy and the gradients, 0/1/2 float32 optimizer states per parameter,
+    the float32 master copy, and activations at their own item size."""
+    config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=3)
+    n = impl("memory.param_count")(config)
+    act8 = impl("memory.activation_bytes")(config, 2, 16, itemsize=8)
+    act2 = impl("memory.activation_bytes")(config, 2, 16, itemsize=2)
+    assert act8 > act2
+    for optimizer, states in (("sgd", 0), ("momentum", 1), ("adam", 2), ("adamw", 2)):
+        for param_bytes, act_itemsize, master in ((4, None, False), (2, 8, True)):
+            mem = impl("memory.training_bytes")(config, 2, 16, optimizer=optimizer,
+                                                param_bytes=param_bytes,
+                                                activation_itemsize=act_itemsize,
+                                                master_weights=master)
+            expected = {"params": n * param_bytes, "grads": n * param_bytes,
+                        "optimizer_state": 4 * states * n,
+                        "master_weights": 4 * n if master else 0,
+                        "activations": act8 if act_itemsize == 8 else
+                        impl("memory.activation_bytes")(config, 2, 16, itemsize=param_bytes)}
+            expected["total"] = sum(expected.values())
+            assert mem == expected, (optimizer, param_bytes, act_itemsize, master)
+    with pytest.raises(ValueError, match="'optimizer' must be one of"):
+        impl("memory.training_bytes")(config, 2, 16, optimizer="lion")
 
 
 def _module(impl, name):
@@ -105,14 +204,19 @@ def _module(impl, name):
 
 
 @pytest.mark.claim("L003-checkpointing")
-@pytest.mark.parametrize("segment", [1, 2, 3, 6])
+@pytest.mark.parametrize("segment", [1, 2, 3, 4, 6, 7])
 def test_checkpointed_gradients_are_identical(impl, segment):
-    """Recomputing inside segments repeats the same arithmetic: bit-for-bit equal gradients."""
+    """Recomputing inside segments repeats the same arithmetic: bit-for-bit equal gradients,
+    also when the segment length does not divide the 6 blocks (4: a partial last segment of
+    2 blocks; 7: one segment longer than the stack)."""
     config = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=6)
     params = hp.random_gpt(config, np.random.default_rng(3))
     ids, targets = _data(3, 3)
-    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config)
-    c_loss, c_grads, _ = impl("checkpoint.loss_and_grads")(ids, targets, params, config, segment)
+    targets[:, -1] = -1                                     # ignored, by a non-default index
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config, ignore_index=-1)
+    c_loss, c_grads, stats = impl("checkpoint.loss_and_grads")(ids, targets, params, config,
+                                                               segment, ignore_index=-1)
+    assert stats["segments"] == -(-6 // segment)
     assert c_loss == loss
     for name, g in flatten(grads).items():
         np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)
@@ -122,8 +226,9 @@ def test_checkpointed_gradients_are_identical(impl, segment):
 def test_checkpoint_memory_follows_boundaries_plus_one_segment(impl):
     """Measured peak activation bytes for 16 blocks and segment sizes 1..16 fit
     peak(k) = top + (16/k - 1) * b + k * c exactly, with b the bytes of one boundary
-    (B * T * C * 8) and c, top fitted from k = 16 and k = 8.  Each block caches
-    r = c / b ~ 22 times its input, so the best k is sqrt(16 / r) < 1, i.e. k = 1 (not
+    (B * T * C * 8) and c, top fitted from k = 16 and k = 8; with k = 16 the peak is the
+    plain run's activations (measured by plain_activation_bytes) plus one boundary.  Each
+    block caches r = c / b ~ 22 times its input, so the best k is sqrt(16 / r) < 1, i.e. k = 1 (not
     sqrt(16) = 4, which needs r = 1); the FLOP cost is one extra forward of every block."""
     L = 16
     config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=L)
@@ -132,6 +237,9 @@ def test_checkpoint_memory_follows_boundaries_plus_one_segment(impl):
     peaks = {k: impl("checkpoint.loss_and_grads")(ids, targets, params, config, k)[2]
              for k in (1, 2, 4, 8, 16)}
     b = 4 * 16 * 16 * 8
+    # one segment of all 16 blocks holds what the plain run holds, plus its one boundary
+    plain = impl("checkpoint.plain_activation_bytes")(ids, targets, params, config)
+    assert peaks[16]["peak_activation_bytes"] == plain + b
     c = (peaks[16]["peak_activation_bytes"] - peaks[8]["peak_activation_bytes"] + b) // 8
     top = peaks[16]["peak_activation_bytes"] - 16 * c
     for k, stats in peaks.items():
@@ -157,7 +265,9 @@ def test_memory_calculator_matches_measurement(impl, vocab, ctx, H, D, L, d_ff, 
     params = hp.random_gpt(config, np.random.default_rng(seed))
     assert impl("memory.param_count")(config) == sum(v.size for v in flatten(params).values())
     ids, targets = _data(seed, 2, T=ctx, vocab=vocab)
-    measured = impl("checkpoint.plain_activation_bytes")(ids, targets, params, config)
+    targets[0, 0] = -1                                     # the ignored-index path too
+    measured = impl("checkpoint.plain_activation_bytes")(ids, targets, params, config,
+                                                         ignore_index=-1)
     assert impl("memory.activation_bytes")(config, 2, ctx, itemsize=8) == measured
 
 

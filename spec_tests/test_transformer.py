@@ -24,9 +24,13 @@ def dims(draw, max_heads=3, max_head_dim=3):
     return draw(hs.sides(3)), draw(hs.sides(5)), H, H * draw(st.integers(1, max_head_dim))
 
 
-def _right_padding(B, T, rng):
-    n_pad = rng.integers(0, T, size=B)
-    return np.arange(T)[None, :] >= (T - n_pad)[:, None]
+def _padding(B, T, rng):
+    """A key padding mask that may cut through the middle of a sequence (any pattern), never
+    hiding position 0, so that no query under the causal mask is left with no key (torch
+    returns NaN there; our convention for that case has its own test)."""
+    mask = rng.random((B, T)) < 0.4
+    mask[:, 0] = False
+    return mask
 
 
 @given(dims(), st.booleans(), st.booleans(), hs.seeds)
@@ -35,7 +39,7 @@ def test_mha_matches_torch_multihead_attention(impl, d, causal, pad, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, C))
     params = hp.random_mha(C, rng)
-    padding = _right_padding(B, T, rng) if pad else None
+    padding = _padding(B, T, rng) if pad else None
     pad_t = None if padding is None else torch.from_numpy(padding)
     check_model_against_torch(
         impl, "mha", x, params, lambda x, p: tw.mha(x, p, H, causal, pad_t), seed,
@@ -61,21 +65,22 @@ def test_ffn_matches_torch(impl, d, d_ff, activation, seed):
 @pytest.mark.claim("L003-add-and-norm")
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 @given(d=dims(), d_ff=st.integers(1, 9), activation=ACTIVATIONS, causal=st.booleans(),
-       pad=st.booleans(), seed=hs.seeds)
+       pad=st.booleans(), eps=st.sampled_from([1e-5, 1e-5, 1e-3, 0.5]), seed=hs.seeds)
 def test_block_matches_torch_transformer_encoder_layer(impl, norm_first, d, d_ff, activation,
-                                                       causal, pad, seed):
-    """Both orders against nn.TransformerEncoderLayer(norm_first=...) with our weights."""
+                                                       causal, pad, eps, seed):
+    """Both orders against nn.TransformerEncoderLayer(norm_first=...) with our weights, with
+    padding masks that cut through the middle of a sequence and several layer-norm eps."""
     B, T, H, C = d
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, C))
     params = hp.random_block(C, d_ff, rng)
-    padding = _right_padding(B, T, rng) if pad else None
+    padding = _padding(B, T, rng) if pad else None
     pad_t = None if padding is None else torch.from_numpy(padding)
     check_model_against_torch(
         impl, "block", x, params,
-        lambda x, p: tw.block(x, p, H, norm_first, activation, causal, pad_t), seed,
+        lambda x, p: tw.block(x, p, H, norm_first, activation, causal, pad_t, eps), seed,
         {"n_heads": H, "norm_first": norm_first, "activation": activation, "causal": causal,
-         "key_padding_mask": padding},
+         "key_padding_mask": padding, "eps": eps},
         rounding_scale=10.0 if activation.startswith("gelu") else 0.0)
 
 
@@ -114,24 +119,61 @@ def test_gpt_loss_and_grads_match_torch(impl, case):
     and every parameter gradient."""
     config, params, ids = case
     targets = np.roll(ids, -1, axis=1)
-    targets[:, -1] = -100                                  # nothing to predict after the end
-    if np.all(targets == -100):
+    targets[:, -1] = -1                # nothing to predict after the end (a non-default index)
+    if np.all(targets == -1):
         targets[0, 0] = ids[0, 0]
     p_t = tw.tensors(params)
     logits = tw.gpt_logits(torch.from_numpy(ids), p_t, config)
     loss_t = F.cross_entropy(logits.reshape(-1, config.vocab_size),
-                             torch.from_numpy(targets).reshape(-1), ignore_index=-100)
+                             torch.from_numpy(targets).reshape(-1), ignore_index=-1)
     loss_t.backward()
-    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config)
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config, ignore_index=-1)
     assert_close(loss, loss_t.item(), F64, name="loss", reference_scale=_rounding(config))
     assert_grads_close(flatten(grads), flatten(tw.grads(p_t)), F64,
                        np.array(max(1.0, _rounding(config))))
 
 
+def torch_block_without_residual(x, p, n_heads, norm_first, activation, causal, eps=1e-5):
+    """A block with no residual sums, from torch's multi-head attention module and functional
+    layer norm and linear layers: pre-norm ``ffn(ln2(mha(ln1(x))))``, post-norm
+    ``ln2(ffn(ln1(mha(x))))``."""
+    C = x.shape[-1]
+    act = tw.ACTIVATIONS[activation]
+
+    def ln(t, q):
+        return F.layer_norm(t, (C,), q["gamma"], q["beta"], eps)
+
+    def ffn(t):
+        f = p["ffn"]
+        return F.linear(act(F.linear(t, f["fc"]["W"].T, f["fc"]["b"])), f["proj"]["W"].T,
+                        f["proj"]["b"])
+
+    if norm_first:
+        return ffn(ln(tw.mha(ln(x, p["ln1"]), p["attn"], n_heads, causal), p["ln2"]))
+    return ln(ffn(ln(tw.mha(x, p["attn"], n_heads, causal), p["ln1"])), p["ln2"])
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+@given(d=dims(), d_ff=st.integers(1, 9), activation=ACTIVATIONS, causal=st.booleans(),
+       seed=hs.seeds)
+def test_block_without_residual_matches_torch(impl, norm_first, d, d_ff, activation, causal,
+                                              seed):
+    """residual=False against a torch block assembled without the two residual sums: output,
+    input gradient and every parameter gradient (torch's encoder layer always adds them)."""
+    B, T, H, C = d
+    rng = np.random.default_rng(seed)
+    params = hp.random_block(C, d_ff, rng)
+    check_model_against_torch(
+        impl, "block", rng.standard_normal((B, T, C)), params,
+        lambda x, p: torch_block_without_residual(x, p, H, norm_first, activation, causal),
+        seed, {"n_heads": H, "norm_first": norm_first, "activation": activation,
+               "causal": causal, "residual": False},
+        rounding_scale=10.0 if activation.startswith("gelu") else 0.0)
+
+
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 def test_block_without_residual_finite_differences(impl, norm_first):
-    """residual=False has no torch twin: the second oracle checks its input gradient (the
-    parameter gradients run through the same code as the torch-checked residual block)."""
+    """The second oracle on residual=False: the input gradient against central differences."""
     rng = np.random.default_rng(0)
     params = hp.random_block(4, 3, rng)
     x = rng.standard_normal((1, 3, 4))
@@ -142,3 +184,32 @@ def test_block_without_residual_finite_differences(impl, norm_first):
     expected = oracles.numerical_vjp(
         lambda x: impl("block.forward")(x, params, **kwargs)[0], {"x": x}, upstream, ["x"])
     assert_grads_close({"x": grads["x"]}, expected, FD, upstream)
+
+
+def torch_gpt_by_blocks(ids, p, config):
+    """The GPT assembled block by block from the torch twins above, so that options the
+    TorchGPT module lacks (residual=False) are covered; eps comes from the configuration."""
+    T = ids.shape[1]
+    h = p["wte"]["W"][ids] + p["wpe"]["W"][:T]
+    for bp in p["blocks"]:
+        if config.residual:
+            h = tw.block(h, bp, config.n_heads, config.norm_first, config.activation,
+                         eps=config.eps)
+        else:
+            h = torch_block_without_residual(h, bp, config.n_heads, config.norm_first,
+                                             config.activation, True, config.eps)
+    h = F.layer_norm(h, (config.d_model,), p["ln_f"]["gamma"], p["ln_f"]["beta"], config.eps)
+    head = p["wte"]["W"].T if config.tie_weights else p["lm_head"]["W"]
+    return h @ head
+
+
+@pytest.mark.parametrize("residual", [True, False], ids=["residual", "no-residual"])
+@given(case=gpt_case(), eps=st.sampled_from([1e-3, 0.1, 1.0]), seed=hs.seeds)
+def test_gpt_with_another_eps_matches_torch(impl, residual, case, eps, seed):
+    """GPTConfig's eps (every layer norm, the final one included) and residual options,
+    against the GPT assembled from torch blocks: logits and every parameter gradient."""
+    config, params, ids = case
+    config = GPTConfig(**{**config.__dict__, "eps": eps, "residual": residual})
+    check_model_against_torch(impl, "gpt", ids, params,
+                              lambda ids, p: torch_gpt_by_blocks(ids, p, config), seed,
+                              {"config": config}, rounding_scale=_rounding(config))

@@ -4,11 +4,13 @@ gradients and gradient flow through deep stacks with and without residual connec
 
 import numpy as np
 import pytest
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.checks import check_model_against_torch
 from llmref.spec.harness.oracles import numerical_vjp
 from llmref.spec.harness.tolerances import F64, FD, assert_close, assert_grads_close
 from llmref.transformer.gpt import GPTConfig
@@ -125,30 +127,38 @@ def test_multi_head_attention_is_concatenated_single_heads(impl, H, seed):
     assert_close(impl("mha.forward")(x, params, H)[0], expected, F64, name="MHA vs heads")
 
 
-@given(hs.seeds)
-def test_mha_with_an_inner_width_other_than_d_model(impl, seed):
-    """Q/K/V may map C to 3 C_inner and the output projection C_inner to any C_out (the
-    single heads above do); the backward takes an upstream of the output's shape and every
-    gradient agrees with central differences."""
+def _torch_mha_any_width(x, p, n_heads, causal):
+    """Multi-head attention from torch operations for any inner width: fused projection to
+    3 C_inner, heads of C_inner / H columns, F.scaled_dot_product_attention, merge, output
+    projection to C_out."""
+    B, T, _ = x.shape
+    qkv = F.linear(x, p["qkv"]["W"].T, p["qkv"]["b"])
+    q, k, v = (t.reshape(B, T, n_heads, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    heads = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return F.linear(heads.transpose(1, 2).reshape(B, T, -1), p["proj"]["W"].T, p["proj"]["b"])
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.booleans(), hs.seeds)
+def test_mha_with_an_inner_width_other_than_d_model(impl, H, D, C_out, causal, seed):
+    """Q/K/V may map C to 3 C_inner (C_inner = H D, here unrelated to C) and the output
+    projection C_inner to any C_out (the single heads above do): output and every gradient
+    against torch, and the input gradient against central differences too.  (C = 6 so that
+    every H drawn also divides C, which mha.forward requires of x's width.)"""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, 3, 4))
-    inputs = {"x": x, "W_qkv": rng.standard_normal((4, 6)), "b_qkv": rng.standard_normal(6),
-              "W_o": rng.standard_normal((2, 3)), "b_o": rng.standard_normal(3)}
-
-    def to_args(n):
-        params = {"qkv": {"W": n["W_qkv"], "b": n["b_qkv"]},
-                  "proj": {"W": n["W_o"], "b": n["b_o"]}}
-        return (n["x"], params, 1), {}
-
-    out, cache = impl("mha.forward")(*to_args(inputs)[0])
-    assert out.shape == (2, 3, 3)
+    C = 6
+    x = rng.standard_normal((2, 3, C))
+    params = {"qkv": hp.random_linear(C, 3 * H * D, rng), "proj": hp.random_linear(H * D, C_out,
+                                                                                    rng)}
+    check_model_against_torch(impl, "mha", x, params,
+                              lambda x, p: _torch_mha_any_width(x, p, H, causal), seed,
+                              {"n_heads": H, "causal": causal})
+    out, cache = impl("mha.forward")(x, params, H, causal=causal)
+    assert out.shape == (2, 3, C_out)
     upstream = rng.standard_normal(out.shape)
     grads = impl("mha.backward")(upstream, cache)
-    flat = {"x": grads["x"], "W_qkv": grads["qkv"]["W"], "b_qkv": grads["qkv"]["b"],
-            "W_o": grads["proj"]["W"], "b_o": grads["proj"]["b"]}
-    expected = numerical_vjp(lambda **n: impl("mha.forward")(*to_args(n)[0])[0], inputs,
-                             upstream, list(inputs))
-    assert_grads_close(flat, expected, FD, upstream)
+    expected = numerical_vjp(lambda x: impl("mha.forward")(x, params, H, causal=causal)[0],
+                             {"x": x}, upstream, ["x"])
+    assert_grads_close({"x": grads["x"]}, expected, FD, upstream)
 
 
 @given(hs.seeds)

@@ -45,10 +45,7 @@ OUTCOME_TEXT = {"passed": "test passed", "failed": "test failed", "partly run": 
 
 def anchors():
     """The anchor scheme the CLI links to (``llmref.spec.anchors``)."""
-    try:
-        from llmref.spec import anchors as a
-    except ImportError:                 # until the learner loop's scheme lands on main
-        from . import _anchors as a
+    from llmref.spec import anchors as a
     return a
 
 

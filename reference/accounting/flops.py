@@ -155,13 +155,16 @@ def attention(B: int, H: int, T: int, S: int, D: int) -> Cost:
     return _attention(*_sizes("flops.attention", B=B, H=H, T=T, S=S, D=D))
 
 
-@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3})
-def mha(B: int, T: int, d_model: int, n_heads: int) -> Cost:
-    r"""FLOPs of causal multi-head self-attention: the fused QKV projection, attention over
-    ``n_heads`` heads of width $C / H$, and the output projection.
+@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3, "n_kv_heads": 1})
+def mha(B: int, T: int, d_model: int, n_heads: int, n_kv_heads: int | None = None) -> Cost:
+    r"""FLOPs of causal multi-head self-attention: the Q/K/V projections, attention over
+    ``n_heads`` heads of width $D = C / H$, and the output projection.
 
-    $$ F = \mathrm{linear}(BT, C, 3C) + \mathrm{attention}(B, H, T, T, C/H)
+    $$ F = \mathrm{linear}(BT, C, (H + 2 H_{kv}) D) + \mathrm{attention}(B, H, T, T, D)
          + \mathrm{linear}(BT, C, C) $$
+
+    With grouped-query attention ($H_{kv} < H$ key/value heads) the key and value
+    projections are narrower; the attention products are not (every query head attends).
 
     Parameters
     ----------
@@ -173,6 +176,8 @@ def mha(B: int, T: int, d_model: int, n_heads: int) -> Cost:
         Width $C$, > 0.
     n_heads : int
         Heads $H$, > 0, dividing ``d_model``.
+    n_kv_heads : int, optional
+        Key/value heads $H_{kv}$, > 0, dividing ``n_heads`` (default: ``n_heads``).
 
     Returns
     -------
@@ -184,18 +189,20 @@ def mha(B: int, T: int, d_model: int, n_heads: int) -> Cost:
     TypeError
         If a size is not an int (Python or NumPy).
     ValueError
-        If a size is < 1 or ``n_heads`` does not divide ``d_model``.
+        If a size is < 1, ``n_heads`` does not divide ``d_model`` or ``n_kv_heads`` does not
+        divide ``n_heads``.
     """
     sizes = _sizes("flops.mha", B=B, T=T, d_model=d_model, n_heads=n_heads)
-    _check_heads("flops.mha", sizes[2], sizes[3])
-    return _mha(*sizes)
+    n_kv = _kv_heads("flops.mha", sizes[2], sizes[3], n_kv_heads)
+    return _mha(*sizes, n_kv)
 
 
-@contract(example=lambda rng: {"n_rows": 6, "d_model": 4, "d_ff": 16})
-def ffn(n_rows: int, d_model: int, d_ff: int) -> Cost:
-    r"""FLOPs of the position-wise feed-forward network: two linear layers.
+@contract(example=lambda rng: {"n_rows": 6, "d_model": 4, "d_ff": 16, "gated": True})
+def ffn(n_rows: int, d_model: int, d_ff: int, gated: bool = False) -> Cost:
+    r"""FLOPs of the position-wise feed-forward network: two linear layers, or three for a
+    gated unit (SwiGLU's gate, up and down).
 
-    $$ F = \mathrm{linear}(N, C, F_{ff}) + \mathrm{linear}(N, F_{ff}, C) $$
+    $$ F = (2 \text{ or } 3)\ \mathrm{linear}(N, C, F_{ff}) $$
 
     Parameters
     ----------
@@ -205,6 +212,8 @@ def ffn(n_rows: int, d_model: int, d_ff: int) -> Cost:
         Width $C$, > 0.
     d_ff : int
         Hidden width $F_{ff}$, > 0.
+    gated : bool
+        A gated unit with three matrices (SwiGLU) instead of two.
 
     Returns
     -------
@@ -214,18 +223,21 @@ def ffn(n_rows: int, d_model: int, d_ff: int) -> Cost:
     Raises
     ------
     TypeError
-        If a size is not an int (Python or NumPy).
+        If a size is not an int (Python or NumPy) or ``gated`` not a bool.
     ValueError
         If a size is < 1.
     """
-    return _ffn(*_sizes("flops.ffn", n_rows=n_rows, d_model=d_model, d_ff=d_ff))
+    sizes = _sizes("flops.ffn", n_rows=n_rows, d_model=d_model, d_ff=d_ff)
+    return _ffn(*sizes, _checks.boolean("flops.ffn", "gated", gated))
 
 
-@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3, "d_ff": 24})
-def block(B: int, T: int, d_model: int, n_heads: int, d_ff: int) -> Cost:
+@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3, "d_ff": 24,
+                               "n_kv_heads": 3, "gated": False})
+def block(B: int, T: int, d_model: int, n_heads: int, d_ff: int,
+          n_kv_heads: int | None = None, gated: bool = False) -> Cost:
     r"""FLOPs of one transformer block: multi-head attention plus the feed-forward network.
 
-    $$ F = \mathrm{mha}(B, T, C, H) + \mathrm{ffn}(BT, C, F_{ff}) $$
+    $$ F = \mathrm{mha}(B, T, C, H, H_{kv}) + \mathrm{ffn}(BT, C, F_{ff}) $$
 
     Parameters
     ----------
@@ -239,6 +251,10 @@ def block(B: int, T: int, d_model: int, n_heads: int, d_ff: int) -> Cost:
         Heads $H$, > 0, dividing ``d_model``.
     d_ff : int
         Hidden width of the feed-forward network, > 0.
+    n_kv_heads : int, optional
+        Key/value heads, > 0, dividing ``n_heads`` (default: ``n_heads``).
+    gated : bool
+        A gated feed-forward with three matrices (SwiGLU).
 
     Returns
     -------
@@ -248,13 +264,14 @@ def block(B: int, T: int, d_model: int, n_heads: int, d_ff: int) -> Cost:
     Raises
     ------
     TypeError
-        If a size is not an int (Python or NumPy).
+        If a size is not an int (Python or NumPy) or ``gated`` not a bool.
     ValueError
-        If a size is < 1 or ``n_heads`` does not divide ``d_model``.
+        If a size is < 1, ``n_heads`` does not divide ``d_model`` or ``n_kv_heads`` does not
+        divide ``n_heads``.
     """
     sizes = _sizes("flops.block", B=B, T=T, d_model=d_model, n_heads=n_heads, d_ff=d_ff)
-    _check_heads("flops.block", sizes[2], sizes[3])
-    return _block(*sizes)
+    n_kv = _kv_heads("flops.block", sizes[2], sizes[3], n_kv_heads)
+    return _block(*sizes, n_kv, _checks.boolean("flops.block", "gated", gated))
 
 
 @contract(example=lambda rng: {"config": GPTConfig(vocab_size=11, context_len=8, d_model=8,
@@ -264,6 +281,8 @@ def gpt(config: GPTConfig, B: int, T: int) -> Cost:
     r"""FLOPs of the whole GPT for a batch of shape (B, T): the blocks and the LM head.
 
     $$ F = L \cdot \mathrm{block}(B, T, C, H, F_{ff}) + \mathrm{linear}(BT, C, V) $$
+
+    The configuration's grouped-query attention and SwiGLU feed-forward are counted too.
 
     Parameters
     ----------
@@ -288,15 +307,32 @@ def gpt(config: GPTConfig, B: int, T: int) -> Cost:
     """
     B, T = _sizes("flops.gpt", B=B, T=T)
     _check_config("flops.gpt", config, T)
-    C, H, F, L, V = (int(n) for n in (config.d_model, config.n_heads, config.hidden,
-                                      config.n_layers, config.vocab_size))
-    return _block(B, T, C, H, F) * L + _linear(B * T, C, V)
+    C, V, L = int(config.d_model), int(config.vocab_size), int(config.n_layers)
+    return _gpt_block(config, B, T) * L + _linear(B * T, C, V)
+
+
+def _gpt_block(config: GPTConfig, B: int, T: int) -> Cost:
+    """One block of the model ``config`` describes (unchecked)."""
+    return _block(B, T, int(config.d_model), int(config.n_heads), int(config.hidden),
+                  int(config.kv_heads), config.activation == "swiglu")
 
 
 def _check_heads(where: str, d_model: int, n_heads: int) -> None:
     if d_model % n_heads:
         raise ValueError(f"{where}: argument 'n_heads' must divide d_model = {d_model}, "
                          f"got n_heads = {n_heads}")
+
+
+def _kv_heads(where: str, d_model: int, n_heads: int, n_kv_heads) -> int:
+    """Check the heads; return the key/value heads (``n_heads`` when None)."""
+    _check_heads(where, d_model, n_heads)
+    if n_kv_heads is None:
+        return n_heads
+    n_kv = _checks.integer(where, "n_kv_heads", n_kv_heads, low=1)
+    if n_heads % n_kv:
+        raise ValueError(f"{where}: argument 'n_kv_heads' must divide n_heads = {n_heads}, "
+                         f"got n_kv_heads = {n_kv}")
+    return n_kv
 
 
 def _check_config(where: str, config, T: int) -> None:
@@ -321,16 +357,18 @@ def _attention(B: int, H: int, T: int, S: int, D: int) -> Cost:
     return Cost(f, 2 * f)
 
 
-def _mha(B: int, T: int, d_model: int, n_heads: int) -> Cost:
-    N = B * T
-    return (_linear(N, d_model, 3 * d_model)
-            + _attention(B, n_heads, T, T, d_model // n_heads)
-            + _linear(N, d_model, d_model))
+def _mha(B: int, T: int, d_model: int, n_heads: int, n_kv_heads: int) -> Cost:
+    N, D = B * T, d_model // n_heads
+    return (_linear(N, d_model, (n_heads + 2 * n_kv_heads) * D)
+            + _attention(B, n_heads, T, T, D)
+            + _linear(N, n_heads * D, d_model))
 
 
-def _ffn(n_rows: int, d_model: int, d_ff: int) -> Cost:
-    return _linear(n_rows, d_model, d_ff) + _linear(n_rows, d_ff, d_model)
+def _ffn(n_rows: int, d_model: int, d_ff: int, gated: bool = False) -> Cost:
+    cost = _linear(n_rows, d_model, d_ff) + _linear(n_rows, d_ff, d_model)
+    return cost + _linear(n_rows, d_model, d_ff) if gated else cost
 
 
-def _block(B: int, T: int, d_model: int, n_heads: int, d_ff: int) -> Cost:
-    return _mha(B, T, d_model, n_heads) + _ffn(B * T, d_model, d_ff)
+def _block(B: int, T: int, d_model: int, n_heads: int, d_ff: int, n_kv_heads: int,
+           gated: bool = False) -> Cost:
+    return _mha(B, T, d_model, n_heads, n_kv_heads) + _ffn(B * T, d_model, d_ff, gated)

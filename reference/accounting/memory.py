@@ -1,8 +1,10 @@
 r"""Memory of training a GPT, from its configuration: parameters, gradients, optimizer state,
 master weights and activations.
 
-Parameter count ($V$ vocabulary, $P$ context, $C$ width, $F$ hidden width, $L$ layers;
-biases everywhere but the head, as in GPT-2):
+The parameter count is read off the parameter tree's shapes (`gpt.shapes`, which allocates
+nothing), so it covers every option of the configuration (a Llama's grouped-query attention,
+SwiGLU, untied head, missing biases).  For GPT-2's options ($V$ vocabulary, $P$ context, $C$
+width, $F$ hidden width, $L$ layers; biases everywhere but the head) it is
 
 $$ N = V C + P C + L\,(4C^2 + 4C + 2 C F + F + C + 4C) + 2C \;[+\, C V \text{ untied head}] $$
 
@@ -15,13 +17,21 @@ Every size is a positive int (Python or NumPy); results are exact Python ints.
 
 from __future__ import annotations
 
+import math
+
 from llmref import _checks
 from llmref._contract import contract
-from llmref.accounting.flops import _check_config, _check_heads, _sizes
+from llmref.accounting.flops import _check_config, _kv_heads, _sizes
+from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
 #: optimizer state tensors per parameter (float32 each)
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+
+#: elements (in units of N x d_ff) the feed-forward keeps: the hidden pre-activation and the
+#: activation (relu); plus the GELUs' factor (Phi or the sigmoid); SwiGLU keeps the gate's
+#: pre-activation, its sigmoid, silu(gate), the up projection and their product
+FFN_ELEMENTS = {"relu": 2, "gelu": 3, "gelu_tanh": 3, "swiglu": 5}
 
 
 def _tiny() -> GPTConfig:
@@ -31,7 +41,7 @@ def _tiny() -> GPTConfig:
 
 @contract(example=lambda rng: {"d_model": 8, "d_ff": 32})
 def block_param_count(d_model: int, d_ff: int) -> int:
-    r"""Parameters of one transformer block.
+    r"""Parameters of one GPT-2 transformer block (`param_count` counts any configuration).
 
     $$ \underbrace{(3C^2 + 3C) + (C^2 + C)}_{\text{attention}}
        + \underbrace{(C F + F) + (F C + C)}_{\text{feed-forward}}
@@ -61,8 +71,9 @@ def block_param_count(d_model: int, d_ff: int) -> int:
 
 @contract(example=lambda rng: {"config": _tiny()})
 def param_count(config: GPTConfig) -> int:
-    r"""Parameters of the whole GPT (the formula above): embeddings, blocks, final layer norm
-    and, when untied, the head.
+    r"""Parameters of the whole GPT, counted from its parameter tree's shapes
+    (`gpt.shapes`): embeddings, blocks, final norm and, when untied, the head; for GPT-2's
+    options the formula above.
 
     Parameters
     ----------
@@ -83,14 +94,20 @@ def param_count(config: GPTConfig) -> int:
     return _param_count(config)
 
 
-@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 8, "n_heads": 2, "d_ff": 32})
-def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: int) -> int:
-    r"""Elements one pre-norm block caches for its backward pass.
+@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 8, "n_heads": 2, "d_ff": 32,
+                               "n_kv_heads": 1, "activation": "swiglu"},
+          lenient={"n_kv_heads": ("none",)})
+def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: int,
+                              n_kv_heads: int | None = None,
+                              activation: str = "gelu_tanh") -> int:
+    r"""Elements one block caches for its backward pass.
 
-    For each of its two layer norms the normalised input $\hat x$, the reciprocal standard
-    deviation of each row and the output; Q, K and V; the attention weights (B, H, T, T); the
-    merged heads; the feed-forward network's hidden pre-activation, its sigmoid factor and its
-    activation.  With $N = B T$:
+    For each of its two norms the normalised input $\hat x$ and the reciprocal root of each
+    row; the inputs of the attention and of the feed-forward; the queries, keys and values
+    (with grouped-query attention, $H_{kv} < H$, also the keys and values repeated to every
+    query head); the attention weights (B, H, T, T); the merged heads; the feed-forward's own
+    (`FFN_ELEMENTS`: 3 for GPT-2's, 5 for SwiGLU).  With $N = B T$ and $D = C / H$, for the
+    default (full heads, ``gelu_tanh``):
 
     $$ 8 N C + 2 N + B H T^2 + 3 N F $$
 
@@ -106,6 +123,11 @@ def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: 
         Heads $H$, > 0, dividing ``d_model``.
     d_ff : int
         Hidden width $F$, > 0.
+    n_kv_heads : int, optional
+        Key/value heads, > 0, dividing ``n_heads`` (default: ``n_heads``).
+    activation : str
+        The feed-forward's activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"`` or
+        ``"swiglu"``.
 
     Returns
     -------
@@ -115,25 +137,29 @@ def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: 
     Raises
     ------
     TypeError
-        If a size is not an int (Python or NumPy).
+        If a size is not an int (Python or NumPy) or ``activation`` not a str.
     ValueError
-        If a size is < 1 or ``n_heads`` does not divide ``d_model``.
+        If a size is < 1, ``n_heads`` does not divide ``d_model``, ``n_kv_heads`` does not
+        divide ``n_heads``, or the activation is unknown.
     """
-    sizes = _sizes("memory.block_activation_elements", B=B, T=T, d_model=d_model,
-                   n_heads=n_heads, d_ff=d_ff)
-    _check_heads("memory.block_activation_elements", sizes[2], sizes[3])
-    return _block_activation_elements(*sizes)
+    where = "memory.block_activation_elements"
+    sizes = _sizes(where, B=B, T=T, d_model=d_model, n_heads=n_heads, d_ff=d_ff)
+    n_kv = _kv_heads(where, sizes[2], sizes[3], n_kv_heads)
+    _checks.choice(where, "activation", activation, tuple(FFN_ELEMENTS))
+    return _block_activation_elements(*sizes, n_kv, activation)
 
 
 @contract(example=lambda rng: {"config": _tiny(), "B": 2, "T": 8, "itemsize": 8})
 def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> int:
-    r"""Bytes the reference forward pass plus loss keep for the backward pass (pre-norm
-    blocks with ``gelu_tanh``, the default).
+    r"""Bytes the reference forward pass plus loss keep for the backward pass (any
+    configuration, no padding mask).
 
     $$ \text{itemsize} \cdot \big(L \cdot \text{block} + 2 N C + N + N V\big) + N + 8T $$
 
-    the blocks' caches, the final layer norm and the probabilities (in the compute format),
-    plus the boolean "kept" mask of the loss ($N$ bytes) and the int64 position ids.  Equals
+    the blocks' caches, the final norm and the probabilities (in the compute format), plus
+    the boolean "kept" mask of the loss ($N$ bytes) and the int64 position ids (with rotary
+    positions instead: the cos and sin tables, $2 T D$ elements, shared by every layer; the
+    exact GELU's factor is float64 whatever the format).  Equals
     `checkpoint.plain_activation_bytes` measured on float64 arrays with ``itemsize=8``.
 
     Parameters
@@ -241,22 +267,28 @@ def _block_param_count(C: int, F: int) -> int:
 
 
 def _param_count(config: GPTConfig) -> int:
-    C, V, P, L = (int(n) for n in (config.d_model, config.vocab_size, config.context_len,
-                                   config.n_layers))
-    n = V * C + P * C + 2 * C + L * _block_param_count(C, int(config.hidden))
-    if not config.tie_weights:
-        n += C * V
-    return n
+    return sum(math.prod(shape) for shape in gpt.shapes(config, flat=True).values())
 
 
-def _block_activation_elements(B: int, T: int, C: int, H: int, F: int) -> int:
+def _block_activation_elements(B: int, T: int, C: int, H: int, F: int, H_kv: int | None = None,
+                               activation: str = "gelu_tanh") -> int:
     N = B * T
-    return 8 * N * C + 2 * N + B * H * T * T + 3 * N * F
+    H_kv = H if H_kv is None else H_kv
+    kv = 2 * N * H_kv * (C // H)                        # keys and values
+    repeated = 2 * N * C if H_kv != H else 0            # grouped-query: repeated to H heads
+    return (6 * N * C + 2 * N + kv + repeated + B * H * T * T
+            + FFN_ELEMENTS[activation] * N * F)
 
 
 def _activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int) -> int:
-    N, C, V = B * T, int(config.d_model), int(config.vocab_size)
-    blocks = int(config.n_layers) * _block_activation_elements(
-        B, T, C, int(config.n_heads), int(config.hidden))
+    N, C, V, F = B * T, int(config.d_model), int(config.vocab_size), int(config.hidden)
+    L = int(config.n_layers)
+    blocks = L * _block_activation_elements(B, T, C, int(config.n_heads), F,
+                                            int(config.kv_heads), config.activation)
     top = 2 * N * C + N + N * V                         # ln_f and the probabilities
-    return itemsize * (blocks + top) + N + 8 * T        # + the "kept" mask, position ids
+    total = itemsize * (blocks + top) + N               # + the loss's "kept" mask
+    if config.activation == "gelu":                     # its Phi is float64 in any format
+        total += L * N * F * (8 - itemsize)
+    if config.position == "rope":                       # cos and sin, shared by the layers
+        return total + 2 * T * int(config.head_dim) * itemsize
+    return total + 8 * T                                # the position ids 0 .. T-1

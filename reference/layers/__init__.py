@@ -17,9 +17,13 @@ from llmref.layers import (
     positional,
     sinusoidal,
     ffn,
+    silu,
+    swiglu,
+    rope,
 )
 
 __all__ = [
     "linear", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax", "log_softmax",
     "layer_norm", "rms_norm", "embedding", "positional", "sinusoidal", "ffn",
+    "silu", "swiglu", "rope",       # a Llama's layers
 ]

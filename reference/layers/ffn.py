@@ -189,11 +189,12 @@ def backward(dout: np.ndarray, cache) -> dict:
     return _backward(_checks.dout_like("ffn.backward", dout, x.shape), cache)
 
 
-def _check_params(where: str, params, d_model: int, name: str = "params") -> dict:
+def _check_params(where: str, params, d_model: int, name: str = "params",
+                  bias: bool | None = None) -> dict:
     _checks.keys(where, params, ("fc", "proj"), name)
-    linear._check_params(where, params["fc"], d_model, None, f"{name}['fc']")
+    linear._check_params(where, params["fc"], d_model, None, f"{name}['fc']", bias)
     d_ff = params["fc"]["W"].shape[1]
-    linear._check_params(where, params["proj"], d_ff, d_model, f"{name}['proj']")
+    linear._check_params(where, params["proj"], d_ff, d_model, f"{name}['proj']", bias)
     return params
 
 

@@ -9,6 +9,7 @@ for large negative `x` (`1 + erf(z)` would cancel to 0 there).  NumPy has no vec
 `erfc`, so the standard library's correctly rounded one is mapped over the array; that is
 slow for millions of elements but exact, which is what a reference needs.  The tanh
 approximation is a different function and lives in `llmref.layers.gelu_tanh`.
+At `x = 0` (either sign): `gelu(0) = 0` and `gelu'(0) = Phi(0) = 1/2`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ while `sigma(z) = 1 / (1 + e^{-z})` keeps full relative accuracy there (`e^{-z}`
 overflow to inf, which gives the correct limit 0).
 It differs from the exact GELU by up to about 5e-4 in absolute value (largest near |x| = 2),
 so the two are separate functions with separate tests.
+At ``x = 0`` (either sign): ``gelu_tanh(0) = 0`` and ``gelu_tanh'(0) = sigma(0) = 1/2``.
 """
 
 from __future__ import annotations

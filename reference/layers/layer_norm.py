@@ -16,7 +16,9 @@ $$
 
 (bars are means over the last axis; the sums for gamma and beta run over every other axis).
 Shapes: `x` (..., C), `gamma` and `beta` (C,) -> `y` (..., C).  The variance divides by
-`C`, not `C - 1`.  A constant row has `x_hat = 0` and maps to `beta`.
+`C`, not `C - 1`.  A constant row has `x_hat = 0` and maps to `beta`.  `beta` may be left
+out of `params` (a model without biases, `GPTConfig(bias=False)`): then `y = gamma * x_hat`
+and there is no `beta` gradient.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def forward(x: np.ndarray, params: dict, eps: float = 1e-5):
     x : ndarray, shape (..., C), floating
         Input; each row along the last axis is normalised on its own.
     params : dict
-        `{"gamma": ndarray (C,), "beta": ndarray (C,)}`, floating. The result has NumPy's
-        promoted dtype of `x` and the parameters (all float32 in, float32 out).
+        `{"gamma": ndarray (C,), "beta": ndarray (C,)}`, floating (`beta` may be left out:
+        no shift). The result has NumPy's promoted dtype of `x` and the parameters (all
+        float32 in, float32 out).
     eps : float
         Added to the variance (> 0, finite); keeps a constant row finite.
 
@@ -125,7 +128,8 @@ def backward(dout: np.ndarray, cache) -> dict:
     Returns
     -------
     grads : dict
-        `{"x": (..., C), "gamma": (C,), "beta": (C,)}`; each row of `grads["x"]` sums to 0.
+        `{"x": (..., C), "gamma": (C,), "beta": (C,)}` (no `"beta"` when the forward had
+        none); each row of `grads["x"]` sums to 0.
 
     Raises
     ------
@@ -135,13 +139,18 @@ def backward(dout: np.ndarray, cache) -> dict:
         If `dout` does not have the output's shape or holds NaN or inf, or (debug mode) if
         `gamma` changed since the forward.
     """
-    cache = _checks.unguard("layer_norm.backward", cache, 3)
+    cache = _checks.unguard("layer_norm.backward", cache, 4)
     x_hat = cache[0]
     return _backward(_checks.dout_like("layer_norm.backward", dout, x_hat.shape), cache)
 
 
-def _check_params(where: str, params, d_model: int, name: str = "params") -> dict:
-    return _checks.params(where, params, {"gamma": (d_model,), "beta": (d_model,)}, name=name)
+def _check_params(where: str, params, d_model: int, name: str = "params",
+                  bias: bool | None = None) -> dict:
+    """``{"gamma": (C,), "beta": (C,)}``; ``bias``: True requires ``beta``, False forbids it,
+    None accepts either."""
+    required = {"gamma": (d_model,), "beta": (d_model,)} if bias else {"gamma": (d_model,)}
+    optional = {"beta": (d_model,)} if bias is None else {}
+    return _checks.params(where, params, required, optional, name=name)
 
 
 # Unchecked arithmetic, called by the blocks and the GPT after they check their inputs.
@@ -158,16 +167,19 @@ def _forward(x: np.ndarray, params: dict, eps: float):
     rstd = 1.0 / np.sqrt(var + eps)                              # (N,)
     x_hat *= rstd[:, None]                                       # in place: big arrays
     y = x_hat * params["gamma"]
-    y += params["beta"]
-    return y.reshape(x.shape), (x_hat.reshape(x.shape), rstd, params["gamma"])
+    if "beta" in params:
+        y += params["beta"]
+    return y.reshape(x.shape), (x_hat.reshape(x.shape), rstd, params["gamma"], "beta" in params)
 
 
 def _backward(dout: np.ndarray, cache) -> dict:
-    x_hat, rstd, gamma = cache
+    x_hat, rstd, gamma, has_beta = cache
     C = x_hat.shape[-1]
     g, x_hat = dout.reshape(-1, C), x_hat.reshape(-1, C)         # (N, C)
     g_x_hat = g * x_hat
-    d_gamma, d_beta = g_x_hat.sum(axis=0), g.sum(axis=0)
+    grads = {"gamma": g_x_hat.sum(axis=0)}
+    if has_beta:
+        grads["beta"] = g.sum(axis=0)
     # dx = rstd * (h - mean(h) - x_hat * mean(h * x_hat)) with h = g * gamma; both row
     # means are matrix-vector products with gamma / C.
     gamma_over_c = gamma / C
@@ -177,4 +189,4 @@ def _backward(dout: np.ndarray, cache) -> dict:
     dx -= mean_h[:, None]
     dx -= np.multiply(x_hat, mean_h_x_hat[:, None], out=g_x_hat)
     dx *= rstd[:, None]
-    return {"x": dx.reshape(dout.shape), "gamma": d_gamma, "beta": d_beta}
+    return {"x": dx.reshape(dout.shape), **grads}

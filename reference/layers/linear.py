@@ -152,9 +152,12 @@ def backward(dout: np.ndarray, cache) -> dict:
 
 
 def _check_params(where: str, params, d_in: int | None = None, d_out: int | None = None,
-                  name: str = "params") -> dict:
-    """Check ``{"W": (d_in, d_out), "b": (d_out,)}`` (``b`` optional, ``None`` = any size)."""
-    _checks.params(where, params, {"W": (d_in, d_out)}, {"b": (d_out,)}, name=name)
+                  name: str = "params", bias: bool | None = None) -> dict:
+    """Check ``{"W": (d_in, d_out), "b": (d_out,)}`` (``None`` = any size).  ``bias``: True
+    requires ``b``, False forbids it, None (a layer on its own) accepts either."""
+    required = {"W": (d_in, d_out), "b": (d_out,)} if bias else {"W": (d_in, d_out)}
+    optional = {"b": (d_out,)} if bias is None else {}
+    _checks.params(where, params, required, optional, name=name)
     W = params["W"]
     if "b" in params and params["b"].shape[0] != W.shape[1]:
         raise ValueError(f"{where}: argument {name}['b'] must have shape "

@@ -13,7 +13,8 @@ $$
 \frac{\partial L}{\partial \gamma} = \sum g\,\hat x
 $$
 
-Shapes: `x` (..., C), `gamma` (C,) -> `y` (..., C).
+Shapes: `x` (..., C), `gamma` (C,) -> `y` (..., C).  A transformer block uses it in place
+of layer norm when its configuration says `norm="rms"` (Llama).
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ def backward(dout: np.ndarray, cache) -> dict:
     return _backward(_checks.dout_like("rms_norm.backward", dout, cache[0].shape), cache)
 
 
-def _check_params(where: str, params, d_model: int, name: str = "params") -> dict:
+def _check_params(where: str, params, d_model: int, name: str = "params",
+                  bias: bool | None = None) -> dict:
+    """``{"gamma": (C,)}``.  ``bias`` is accepted for symmetry with layer norm and ignored:
+    RMSNorm has no bias."""
     return _checks.params(where, params, {"gamma": (d_model,)}, name=name)
 
 

@@ -4,6 +4,8 @@ $$ \sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \sigma'(x) = \sigma(x)\,\big(1 - \si
 
 Shapes: any -> same.  Written in two branches so that `exp` never overflows:
 `1 / (1 + e^{-x})` for `x >= 0` and `e^{x} / (1 + e^{x})` for `x < 0`.
+At the edges: `sigma(0) = 1/2` with slope `1/4`; far out (`|x| > 745` in float64) the
+result is exactly 1 or 0, with slope 0.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ Subtracting the row maximum changes nothing mathematically (it cancels between n
 denominator) but keeps every exponent <= 0, so logits of any magnitude stay finite.
 The backward is the Jacobian-vector product of the full (V, V) Jacobian
 `diag(s) - s s^T`, written without forming the matrix.
+Ties: equal logits in a row get exactly equal probabilities, so a row of `V` equal logits
+(of any size, +-1e4 included) is uniform, `1/V` each.
 """
 
 from __future__ import annotations

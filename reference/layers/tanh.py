@@ -2,7 +2,7 @@ r"""Hyperbolic tangent: squashes any real number into (-1, 1).
 
 $$ \tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}, \qquad \tanh'(x) = 1 - \tanh^2(x) $$
 
-Shapes: any -> same.
+Shapes: any -> same.  At ``x = 0`` (either sign): ``tanh(0) = 0`` with slope 1.
 """
 
 from __future__ import annotations

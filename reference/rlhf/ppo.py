@@ -10,7 +10,9 @@ Clipped surrogate, with ``rho = exp(logp_new - logp_old)`` and advantages ``A``:
 
 Inside ``[1 - eps, 1 + eps]`` it equals the plain ``-mean(rho A)``.  Where the clipped term is
 the smaller one, it is a constant and passes no gradient: the update stops pushing a ratio
-that has already moved far enough in the helpful direction.
+that has already moved far enough in the helpful direction.  Where the two terms are equal
+(a ratio inside the range or on its edge, or ``A = 0``) the gradient is the unclipped one,
+``-rho A / N``.
 
 Value loss: ``0.5 mean(max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2))``.
 Entropy of the policy from logits ``z``: ``H = -sum p log p``, ``dH/dz_j = -p_j (log p_j + H)``.

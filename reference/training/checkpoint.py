@@ -25,7 +25,6 @@ import numpy as np
 from llmref import _checks
 from llmref._contract import contract
 from llmref.accounting import flops
-from llmref.layers import layer_norm
 from llmref.losses import cross_entropy
 from llmref.params import flatten
 from llmref.transformer import block, gpt
@@ -97,10 +96,10 @@ def _held_bytes(objects, exclude) -> int:
     return total
 
 
-def _blocks_forward(h, blocks, config, keep_caches):
+def _blocks_forward(h, blocks, config, keep_caches, extra):
     caches = []
     for p in blocks:
-        h, c = gpt._block_forward(h, p, config)
+        h, c = gpt._block_forward(h, p, config, **extra)
         if keep_caches:
             caches.append(c)
     return h, caches
@@ -170,24 +169,26 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     param_leaves = list(flatten(params).values()) + [ids, targets]     # not activations
 
     h, embed_c = gpt.embed_forward(ids, params, config)
+    extra = gpt._attention_inputs(config, T, None, None, h.dtype)     # rotary tables, if any
     boundaries = []                                     # the input of every segment
     for s in starts:
         boundaries.append(h)
-        h, _ = _blocks_forward(h, params["blocks"][s:s + segment_size], config, False)
+        h, _ = _blocks_forward(h, params["blocks"][s:s + segment_size], config, False, extra)
     head_w = gpt.head(params, config)
-    hf, ln_c = layer_norm._forward(h, params["ln_f"], config.eps)
+    norm = gpt.NORMS[config.norm]
+    hf, ln_c = norm._forward(h, params["ln_f"], config.eps)
     loss, ce_c = cross_entropy.forward(hf @ head_w, targets, ignore_index)
-    top = (embed_c, ln_c, hf, ce_c)
+    top = (embed_c, extra, ln_c, hf, ce_c)
     peak = _held_bytes((boundaries, top), param_leaves)
 
     dlogits = cross_entropy.backward(1.0, ce_c)["logits"]
     dh, d_head = gpt.head_backward(dlogits, hf, head_w)
-    d_ln_f = layer_norm._backward(dh, ln_c)
+    d_ln_f = norm._backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * n_layers
     for s in reversed(starts):
         seg = params["blocks"][s:s + segment_size]
-        _, caches = _blocks_forward(boundaries[s // segment_size], seg, config, True)
+        _, caches = _blocks_forward(boundaries[s // segment_size], seg, config, True, extra)
         peak = max(peak, _held_bytes((boundaries, top, caches), param_leaves))
         for i in reversed(range(len(seg))):
             d_blocks[s + i] = block._backward(dh, caches[i])
@@ -196,7 +197,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         boundaries[s // segment_size] = None            # this boundary is no longer needed
     grads = {**gpt.embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
     gpt.add_head_grad(grads, d_head, config)
-    recompute = flops.block(B, T, config.d_model, config.n_heads, config.hidden).forward
+    recompute = flops._gpt_block(config, B, T).forward
     stats = {"peak_activation_bytes": peak, "recompute_flops": recompute * n_layers,
              "segments": len(starts)}
     return loss, grads, stats

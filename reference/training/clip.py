@@ -10,6 +10,8 @@ length is capped at ``max_norm`` (the 1e-6 guards against a zero norm, as in PyT
 float64 whatever the leaves' dtype (float16 squares overflow above 256 and underflow below
 2.4e-4), and rescaled by the largest element if even float64 overflows; the clipped leaves
 keep their dtype.
+At the edges: all-zero gradients come back unchanged (factor 1, norm 0); a norm equal to
+`max_norm` is scaled by `max_norm / (max_norm + 1e-6)`, just under 1, as in PyTorch.
 """
 
 from __future__ import annotations

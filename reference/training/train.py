@@ -8,6 +8,11 @@ that step:
 
 $$ \theta_{s+1} = \mathrm{opt}\Big(\theta_s,\ \mathrm{clip}\Big(\sum_j
    \frac{\nabla L_j}{k}\Big),\ \eta(s)\Big) $$
+
+At the edges: parts differ in size by at most one example when `micro_batches` does not
+divide a batch, and each part weighs the same in the mean (as in `accumulate`);
+a last batch with fewer examples than `micro_batches` is split into one-example parts (no
+part is ever empty).
 """
 
 from __future__ import annotations
@@ -186,7 +191,7 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
     history, step, start = [], 0, time.perf_counter()
     for epoch in range(epochs):
         for batch in _epoch_batches(len(inputs), batch_size, rng):
-            parts = np.array_split(batch, micro_batches)
+            parts = np.array_split(batch, min(micro_batches, len(batch)))
             loss, grads = accumulate._loss_and_grads(
                 where, "loss_and_grads",
                 lambda idx, p=params: loss_and_grads(inputs[idx], targets[idx], p),

@@ -11,8 +11,9 @@ from llmref.transformer import (
     generate,
     weights,
     convert,
+    convert_llama,
 )
 
 __all__ = [
-    "attention", "mha", "block", "gpt", "generate", "weights", "convert",
+    "attention", "mha", "block", "gpt", "generate", "weights", "convert", "convert_llama",
 ]

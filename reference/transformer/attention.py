@@ -5,9 +5,18 @@ r"""Scaled dot-product attention with an optional causal mask and key padding ma
     A = \mathrm{softmax}_{\text{allowed}}(S), \qquad O = A V
 
 Shapes: ``q`` (B, H, T, D), ``k`` and ``v`` (B, H, S, D) -> ``out`` (B, H, T, D); the weights
-``A`` are (B, H, T, S).  ``causal=True`` lets query ``i`` see keys ``j <= i`` only (PyTorch's
-top-left convention when T != S).  ``key_padding_mask`` (B, S) is boolean, ``True`` marking a
-padding key that no query may see (PyTorch's ``nn.MultiheadAttention`` convention).
+``A`` are (B, H, T, S).  ``causal=True`` lets query ``i`` see keys ``j <= i + offset`` only.
+``offset=0`` is PyTorch's top-left alignment (right for T == S, a whole sequence at once).
+When the keys include ``P`` cached ones before the ``T`` new queries (decoding with a KV
+cache, ``S = P + T``), query ``i`` sits at position ``P + i`` and needs ``offset = P``: the
+bottom-right alignment.  With ``offset=0`` there, one new query against 6 cached keys would
+see key 0 only.  ``key_padding_mask`` (B, S) is boolean, ``True`` marking a padding key that
+no query may see (PyTorch's ``nn.MultiheadAttention`` convention).
+
+Grouped-query attention (Llama 2 70B): ``k`` and ``v`` may have fewer heads ``H_kv`` than
+``q``, with ``H_kv`` dividing ``H``; query head ``h`` then uses key/value head
+``h // (H / H_kv)`` (Hugging Face's ``repeat_kv``).  The key/value heads are repeated for the
+product, and the backward sums the gradients of each group of repeats.
 
 Softmax runs over the allowed keys only.  A query with *no* allowed key (a fully masked row)
 is defined to attend to nothing: its weights are all 0, its output is 0 and no gradient flows
@@ -29,11 +38,12 @@ from llmref import _checks
 from llmref.layers import softmax
 
 
-def allowed_mask(T: int, S: int, causal: bool = False, key_padding_mask=None):
-    """Boolean (B or 1, 1, T, S) mask, True where query t may attend to key s; None if all may."""
+def allowed_mask(T: int, S: int, causal: bool = False, key_padding_mask=None, offset: int = 0):
+    """Boolean (B or 1, 1, T, S) mask, True where query t may attend to key s; None if all may.
+    Causal: key ``s`` is allowed for query ``t`` when ``s <= t + offset``."""
     allowed = None
     if causal:
-        allowed = np.tril(np.ones((T, S), dtype=bool))[None, None]
+        allowed = np.tril(np.ones((T, S), dtype=bool), k=offset)[None, None]
     if key_padding_mask is not None:
         keep = ~key_padding_mask[:, None, None, :]
         allowed = keep if allowed is None else allowed & keep
@@ -78,25 +88,29 @@ def _row_sums(z: np.ndarray) -> np.ndarray:
 
 
 def weights(q: np.ndarray, k: np.ndarray, causal: bool = False,
-            key_padding_mask: np.ndarray | None = None) -> np.ndarray:
+            key_padding_mask: np.ndarray | None = None, offset: int = 0) -> np.ndarray:
     """The attention weights ``A`` (B, H, T, S): non-negative, each row summing to 1 (or all 0
-    for a fully masked row), exactly 0 on masked entries."""
+    for a fully masked row), exactly 0 on masked entries.  ``k`` has the queries' H heads."""
     return masked_softmax(scores(q, k),
-                          allowed_mask(q.shape[2], k.shape[2], causal, key_padding_mask))
+                          allowed_mask(q.shape[2], k.shape[2], causal, key_padding_mask, offset))
 
 
-def _validate(q, k, v, key_padding_mask):
+def _validate(q, k, v, key_padding_mask, offset):
     where = "attention.forward"
     _checks.float_array(where, "q", q, ndim=4)
     _checks.float_array(where, "k", k, ndim=4)
     _checks.float_array(where, "v", v, ndim=4)
     B, H, _, D = q.shape
     S = k.shape[2]
-    if k.shape != (B, H, S, D):
+    if k.shape[0] != B or k.shape[3] != D or H % k.shape[1]:
         raise ValueError(f"{where}: argument 'k' must have shape (B, H, S, D) = "
-                         f"({B}, {H}, S, {D}) to match 'q' {q.shape}, got shape {k.shape}")
+                         f"({B}, {H}, S, {D}) to match 'q' {q.shape}, or a number of heads "
+                         f"that divides H = {H} (grouped-query attention), got shape {k.shape}")
     _checks.same_shape(where, "v", v, k.shape)
     _check_mask(where, key_padding_mask, B, S)
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise ValueError(f"{where}: argument 'offset' must be an int >= 0 (the number of "
+                         f"cached keys before the first query), got {offset!r}")
 
 
 def _check_mask(where: str, key_padding_mask, B: int, S: int) -> None:
@@ -111,29 +125,33 @@ def _check_mask(where: str, key_padding_mask, B: int, S: int) -> None:
 
 
 def forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
-            key_padding_mask: np.ndarray | None = None):
-    """``q`` (B, H, T, D), ``k``/``v`` (B, H, S, D) -> ``out`` (B, H, T, D), cache."""
-    _validate(q, k, v, key_padding_mask)
-    return _forward(q, k, v, causal, key_padding_mask)
+            key_padding_mask: np.ndarray | None = None, offset: int = 0):
+    """``q`` (B, H, T, D), ``k``/``v`` (B, H_kv, S, D) -> ``out`` (B, H, T, D), cache."""
+    _validate(q, k, v, key_padding_mask, offset)
+    return _forward(q, k, v, causal, key_padding_mask, offset)
 
 
 def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (B, H, T, D) -> ``{"q": (B, H, T, D), "k": (B, H, S, D), "v": (B, H, S, D)}``."""
-    q, _, v, _ = cache
+    """``dout`` (B, H, T, D) -> ``{"q": (B, H, T, D), "k": (B, H_kv, S, D),
+    "v": (B, H_kv, S, D)}``."""
+    q, _, v, _, _ = cache
     return _backward(_checks.dout_like("attention.backward", dout, q.shape[:3] + (v.shape[-1],)),
                      cache)
 
 
 # Unchecked arithmetic, called by multi-head attention after it checks its own input.
 
-def _forward(q, k, v, causal, key_padding_mask):
-    att = weights(q, k, causal, key_padding_mask)
+def _forward(q, k, v, causal, key_padding_mask, offset=0):
+    group = q.shape[1] // k.shape[1]                    # query heads per key/value head
+    if group > 1:                                       # grouped-query: head h uses h // group
+        k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+    att = weights(q, k, causal, key_padding_mask, offset)
     out = _stack(att) @ _stack(v)
-    return out.reshape(q.shape[:-1] + (v.shape[-1],)), (q, k, v, att)
+    return out.reshape(q.shape[:-1] + (v.shape[-1],)), (q, k, v, att, group)
 
 
 def _backward(dout, cache) -> dict:
-    q, k, v, att = cache
+    q, k, v, att, group = cache
     scale = 1.0 / math.sqrt(q.shape[-1])
     att3, g3 = _stack(att), _stack(dout)
     # forward: out = att @ v
@@ -147,4 +165,9 @@ def _backward(dout, cache) -> dict:
     dq *= scale
     dk = _t(ds) @ _stack(q)
     dk *= scale
-    return {"q": dq.reshape(q.shape), "k": dk.reshape(k.shape), "v": dv.reshape(v.shape)}
+    dk, dv = dk.reshape(k.shape), dv.reshape(v.shape)
+    if group > 1:                                       # every repeat of a head adds its share
+        B, H, S, _ = k.shape
+        dk = dk.reshape(B, H // group, group, S, -1).sum(axis=2)
+        dv = dv.reshape(B, H // group, group, S, -1).sum(axis=2)
+    return {"q": dq.reshape(q.shape), "k": dk, "v": dv}

@@ -16,6 +16,12 @@ residual connections do to gradients in deep stacks.
 
 Backward: a residual sum sends its upstream gradient unchanged down both branches, so the
 gradient of a block's input is the upstream gradient *plus* what comes back through the branch.
+
+The same block is a Llama block with these options (skip them on a first reading):
+``norm="rms"`` (:mod:`reference.rms_norm`, whose parameters are ``{"gamma"}`` only),
+``activation="swiglu"`` (:mod:`reference.swiglu` as the feed-forward), and the attention
+options of :mod:`reference.mha`: ``n_kv_heads``, ``rope_theta`` and ``positions``, separate
+q/k/v projections, no biases.
 """
 
 from __future__ import annotations
@@ -23,107 +29,158 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
-from llmref.layers import ffn, layer_norm, linear
-from llmref.layers.ffn import activation_module
+from llmref.layers import ffn, layer_norm, linear, rms_norm, swiglu
 from llmref.transformer import attention, mha
+
+NORMS = {"layer": layer_norm, "rms": rms_norm}
 
 
 def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
          proj_std: float | None = None) -> dict:
+    """A GPT-2 block's parameters (the GPT's :func:`reference.gpt.init` makes every kind)."""
     return {"ln1": layer_norm.init(d_model),
             "attn": mha.init(d_model, n_heads, rng, std, proj_std),
             "ln2": layer_norm.init(d_model),
             "ffn": ffn.init(d_model, d_ff, rng, std, proj_std)}
 
 
+def _norm_module(where: str, norm: str):
+    if norm not in NORMS:
+        raise ValueError(f"{where}: argument 'norm' must be one of {sorted(NORMS)}, "
+                         f"got {norm!r}")
+    return NORMS[norm]
+
+
+def _feed_forward_module(where: str, activation: str):
+    """:mod:`reference.swiglu` for ``"swiglu"``, else :mod:`reference.ffn` (checking the
+    activation's name)."""
+    if activation == "swiglu":
+        return swiglu
+    ffn.activation_module(where, activation)
+    return ffn
+
+
 def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
             activation: str = "gelu_tanh", causal: bool = True,
             key_padding_mask: np.ndarray | None = None, eps: float = 1e-5,
-            residual: bool = True):
+            residual: bool = True, *, norm: str = "layer", n_kv_heads: int | None = None,
+            rope_theta: float | None = None, positions: np.ndarray | None = None):
     """``x`` (B, T, C) -> ``y`` (B, T, C), cache."""
     where = "block.forward"
     _checks.float_array(where, "x", x, ndim=3)
-    mha.check_heads(where, x.shape[-1], n_heads)
-    activation_module(where, activation)
-    _check_params(where, params, x.shape[-1], n_heads)
+    mha.check_heads(where, x.shape[-1], n_heads, n_kv_heads)
+    _feed_forward_module(where, activation)
+    _norm_module(where, norm)
+    _check_params(where, params, x.shape[-1], n_heads, norm=norm, activation=activation,
+                  n_kv_heads=n_kv_heads)
     attention._check_mask(where, key_padding_mask, x.shape[0], x.shape[1])
     _checks.positive(where, "eps", eps)
+    tables = None
+    if rope_theta is not None:
+        _checks.positive(where, "rope_theta", rope_theta)
+        head_dim = mha._inner_width(params["attn"], n_heads, n_kv_heads) // n_heads
+        positions = np.arange(x.shape[1]) if positions is None else positions
+        tables = mha._check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
+                                     rope_theta, x.dtype)
     return _forward(x, params, n_heads, norm_first, activation, causal, key_padding_mask, eps,
-                    residual)
+                    residual, norm, n_kv_heads, tables)
 
 
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (B, T, C) -> ``{"x": (B, T, C), "ln1", "attn", "ln2", "ffn": their grads}``."""
-    shape = cache[3][0][0].shape                        # the attention's input: (B, T, C)
+    shape = cache[-1][0].shape                          # the attention's input: (B, T, C)
     return _backward(_checks.dout_like("block.backward", dout, shape), cache)
 
 
-def _check_params(where: str, params, d_model: int, n_heads: int,
-                  name: str = "params") -> dict:
+def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "params", *,
+                  norm: str = "layer", activation: str | None = None,
+                  n_kv_heads: int | None = None, bias: bool | None = None,
+                  fused: bool | None = None) -> dict:
+    """``activation``: ``"swiglu"`` expects SwiGLU parameters, anything else the plain
+    feed-forward's; ``bias`` and ``fused`` as in :func:`reference.mha._check_params`."""
     _checks.keys(where, params, ("ln1", "attn", "ln2", "ffn"), name)
-    layer_norm._check_params(where, params["ln1"], d_model, f"{name}['ln1']")
-    mha._check_params(where, params["attn"], d_model, n_heads, f"{name}['attn']")
+    norm_mod = NORMS[norm]
+    norm_mod._check_params(where, params["ln1"], d_model, f"{name}['ln1']", bias)
+    mha._check_params(where, params["attn"], d_model, n_heads, f"{name}['attn']",
+                      n_kv_heads=n_kv_heads, bias=bias, fused=fused)
     linear._check_params(where, params["attn"]["proj"], None, d_model,      # residual width
-                         f"{name}['attn']['proj']")
-    layer_norm._check_params(where, params["ln2"], d_model, f"{name}['ln2']")
-    ffn._check_params(where, params["ffn"], d_model, f"{name}['ffn']")
+                         f"{name}['attn']['proj']", bias)
+    norm_mod._check_params(where, params["ln2"], d_model, f"{name}['ln2']", bias)
+    ff = swiglu if activation == "swiglu" else ffn
+    ff._check_params(where, params["ffn"], d_model, f"{name}['ffn']", bias)
     return params
 
 
 # Unchecked arithmetic, called by the GPT after it checks its input.  The residual sums are
-# done in place on the branch outputs, which are fresh arrays nothing else holds.
+# done in place on the branch outputs, which are fresh arrays nothing else holds.  ``tables``
+# (rotary cos/sin) and ``past`` (cached keys and values) go to the attention, see
+# :func:`reference.mha._forward`.
 
 def _forward(x, params, n_heads, norm_first=True, activation="gelu_tanh", causal=True,
-             key_padding_mask=None, eps=1e-5, residual=True):
+             key_padding_mask=None, eps=1e-5, residual=True, norm="layer", n_kv_heads=None,
+             tables=None, past=None):
+    nm = NORMS[norm]
+    ff = swiglu if activation == "swiglu" else ffn
+    ff_args = () if activation == "swiglu" else (activation,)
+
+    def attend(a):
+        return mha._forward(a, params["attn"], n_heads, causal, key_padding_mask, n_kv_heads,
+                            tables, past)
+
     if norm_first:
-        a_in, ln1_c = layer_norm._forward(x, params["ln1"], eps)
-        h, attn_c = mha._forward(a_in, params["attn"], n_heads, causal, key_padding_mask)
+        a_in, ln1_c = nm._forward(x, params["ln1"], eps)
+        h, attn_c = attend(a_in)
         if residual:
             h += x                                      # h = x + mha(ln1(x))
-        f_in, ln2_c = layer_norm._forward(h, params["ln2"], eps)
-        y, ffn_c = ffn._forward(f_in, params["ffn"], activation)
+        f_in, ln2_c = nm._forward(h, params["ln2"], eps)
+        y, ffn_c = ff._forward(f_in, params["ffn"], *ff_args)
         if residual:
             y += h                                      # y = h + ffn(ln2(h))
     else:
-        a, attn_c = mha._forward(x, params["attn"], n_heads, causal, key_padding_mask)
+        a, attn_c = attend(x)
         if residual:
             a += x
-        h, ln1_c = layer_norm._forward(a, params["ln1"], eps)    # h = ln1(x + mha(x))
-        f, ffn_c = ffn._forward(h, params["ffn"], activation)
+        h, ln1_c = nm._forward(a, params["ln1"], eps)    # h = ln1(x + mha(x))
+        f, ffn_c = ff._forward(h, params["ffn"], *ff_args)
         if residual:
             f += h
-        y, ln2_c = layer_norm._forward(f, params["ln2"], eps)    # y = ln2(h + ffn(h))
-    return y, (norm_first, residual, ln1_c, attn_c, ln2_c, ffn_c)
+        y, ln2_c = nm._forward(f, params["ln2"], eps)    # y = ln2(h + ffn(h))
+    return y, (norm_first, residual, nm, ff, ln1_c, ln2_c, ffn_c, attn_c)
 
 
 def _backward(dout, cache) -> dict:
-    norm_first, residual, ln1_c, attn_c, ln2_c, ffn_c = cache
+    norm_first, residual, nm, ff, ln1_c, ln2_c, ffn_c, attn_c = cache
     if norm_first:
         # y = h + ffn(ln2(h)): dh = dout + what comes back through the branch
-        d_ffn = ffn._backward(dout, ffn_c)
-        d_ln2 = layer_norm._backward(d_ffn.pop("x"), ln2_c)
+        d_ffn = ff._backward(dout, ffn_c)
+        d_ln2 = nm._backward(d_ffn.pop("x"), ln2_c)
         dh = d_ln2.pop("x")
         if residual:
             dh += dout
         # h = x + mha(ln1(x))
         d_attn = mha._backward(dh, attn_c)
-        d_ln1 = layer_norm._backward(d_attn.pop("x"), ln1_c)
+        d_ln1 = nm._backward(d_attn.pop("x"), ln1_c)
         dx = d_ln1.pop("x")
         if residual:
             dx += dh
     else:
         # y = ln2(h + ffn(h))
-        d_ln2 = layer_norm._backward(dout, ln2_c)
+        d_ln2 = nm._backward(dout, ln2_c)
         d_sum2 = d_ln2.pop("x")
-        d_ffn = ffn._backward(d_sum2, ffn_c)
+        d_ffn = ff._backward(d_sum2, ffn_c)
         dh = d_ffn.pop("x")
         if residual:
             dh += d_sum2
         # h = ln1(x + mha(x))
-        d_ln1 = layer_norm._backward(dh, ln1_c)
+        d_ln1 = nm._backward(dh, ln1_c)
         d_sum1 = d_ln1.pop("x")
         d_attn = mha._backward(d_sum1, attn_c)
         dx = d_attn.pop("x")
         if residual:
             dx += d_sum1
     return {"x": dx, "ln1": d_ln1, "attn": d_attn, "ln2": d_ln2, "ffn": d_ffn}
+
+
+def _present(cache) -> tuple:
+    """The attention's keys and values of every position so far (for a KV cache)."""
+    return mha._present(cache[-1])

@@ -299,8 +299,9 @@ def to_hf_gpt2(params: dict, config: GPTConfig) -> dict:
 def from_nanogpt(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     """Our parameter tree from a nanoGPT state dict (``checkpoint["model"]``) of NumPy arrays.
 
-    A ``bias=False`` nanoGPT (no ``transformer.ln_f.bias``) gives linear layers without
-    ``"b"`` and layer norms with ``beta = 0``, the same function.
+    A ``bias=False`` nanoGPT (no ``transformer.ln_f.bias``) gives zero linear biases and
+    layer norms with ``beta = 0``: the same function, in the layout of a configuration with
+    biases (the GPT checks that every bias its configuration calls for is there).
 
     Parameters
     ----------
@@ -333,9 +334,11 @@ def from_nanogpt(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
     if not bias:                                                   # nanoGPT's bias=False
         names = {o: t for o, t in names.items() if not o.endswith((".b", ".beta"))}
     flat = _from_names(where, state, config, names, _linear_weights(names), dtype)
-    if not bias:
-        for gamma in [k for k in flat if k.endswith(".gamma")]:
-            flat[gamma.removesuffix("gamma") + "beta"] = np.zeros_like(flat[gamma])
+    if not bias:                    # the same function with zero biases, in the layout of
+        zeros_like = flat["ln_f.gamma"]                       # a configuration with biases
+        for path, shape in _shapes(config).items():
+            if path.endswith((".b", ".beta")):
+                flat[path] = np.zeros(shape, dtype=zeros_like.dtype)
     return unflatten(flat)
 
 

@@ -1,4 +1,5 @@
-r"""Text generation with the tiny GPT: greedy decoding, temperature and top-k sampling.
+r"""Text generation with the GPT: greedy decoding, temperature, top-k and top-p sampling,
+a repetition penalty, stop tokens, batches of prompts of unequal length, and a KV cache.
 
 At each step the model sees the last ``context_len`` tokens and gives logits ``z`` for the
 next one.  Greedy decoding takes ``argmax z``.  Sampling draws from
@@ -9,6 +10,25 @@ next one.  Greedy decoding takes ``argmax z``.  Sampling draws from
 A temperature ``tau < 1`` sharpens the distribution (as ``tau -> 0`` it puts all its mass on
 the argmax); ``tau > 1`` flattens it.  The generator is seeded, so the same seed gives the
 same text.
+
+The rest can be skipped on a first reading.
+
+- Top-p (nucleus) sampling keeps the smallest set of most likely tokens whose probabilities
+  add up to at least ``p``, and renormalises (applied after top-k).
+- The repetition penalty (CTRL, Keskar et al. 2019) divides the positive logits of every
+  token already in the row (prompt included) by ``r`` and multiplies the negative ones by
+  ``r`` before anything else; ``r = 1`` turns it off.
+- Stop tokens end a row (the stop token is kept); once every row has stopped, generation
+  ends early.  The rows of a 2-D result are then padded with ``pad_id`` after their stop.
+- Prompts of unequal length are left-padded, with an attention mask that hides the padding
+  and positions that count real tokens only (see :mod:`reference.gpt`), so each row is
+  continued exactly as it would be alone.
+- With ``use_cache=True`` (the default) the prompt is run once and each new token costs one
+  position (:func:`reference.gpt.decode`); the tokens are the same as without the cache.
+  Past the context length the window slides, which changes every position, so those steps
+  rerun the whole window.
+- Ties: top-k keeps exactly `k` tokens; among logits equal to the `k`-th largest it keeps the
+  lowest token ids.  Greedy decoding takes the lowest id among tied maxima (`np.argmax`).
 """
 
 from __future__ import annotations
@@ -16,50 +36,218 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.transformer import gpt
 
 
-def next_token_probs(logits: np.ndarray, temperature: float = 1.0,
-                     top_k: int | None = None) -> np.ndarray:
-    """``logits`` (B, V) -> sampling probabilities (B, V), exactly 0 outside the top k."""
-    _checks.float_array("generate.next_token_probs", "logits", logits, ndim=2)
-    _checks.positive("generate.next_token_probs", "temperature", temperature)
+def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> np.ndarray:
+    """``logits`` (B, V) -> sampling probabilities (B, V), exactly 0 outside the top k and
+    outside the top-p nucleus."""
+    where = "generate.next_token_probs"
+    _checks.float_array(where, "logits", logits, ndim=2)
     V = logits.shape[-1]
+    _check_sampling(where, V, temperature, top_k, top_p)
+    return _next_token_probs(logits, temperature, top_k, top_p)
+
+
+def _check_sampling(where, V, temperature, top_k, top_p) -> None:
+    _checks.positive(where, "temperature", temperature)
+    if top_k is not None:
+        _checks.positive(where, "top_k", top_k, integer=True)
+        if top_k > V:
+            raise ValueError(f"{where}: argument 'top_k' must be <= the vocabulary size {V}, "
+                             f"got {top_k}")
+    if top_p is not None:
+        _checks.positive(where, "top_p", top_p)
+        if top_p > 1:
+            raise ValueError(f"{where}: argument 'top_p' must be in (0, 1], got {top_p!r}")
+
+
+def _next_token_probs(logits, temperature, top_k, top_p):
     z = logits / temperature
     if top_k is not None:
-        _checks.positive("generate.next_token_probs", "top_k", top_k, integer=True)
-        if top_k > V:
-            raise ValueError(f"generate.next_token_probs: argument 'top_k' must be <= the "
-                             f"vocabulary size {V}, got {top_k}")
         keep = np.argsort(-z, axis=-1, kind="stable")[:, :top_k]      # exactly k per row
         masked = np.full_like(z, -np.inf)
         np.put_along_axis(masked, keep, np.take_along_axis(z, keep, axis=-1), axis=-1)
         z = masked
     e = np.exp(z - z.max(axis=-1, keepdims=True))                     # exp(-inf) = 0
-    return e / e.sum(axis=-1, keepdims=True)
+    p = e / e.sum(axis=-1, keepdims=True)
+    if top_p is not None:
+        order = np.argsort(-p, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=-1)
+        before = np.cumsum(sorted_p, axis=-1) - sorted_p              # mass of the likelier ones
+        drop = np.zeros_like(p, dtype=bool)
+        np.put_along_axis(drop, order, before >= top_p, axis=-1)      # the first always stays
+        p = np.where(drop, 0.0, p)
+        p /= p.sum(axis=-1, keepdims=True)
+    return p
 
 
-def generate(params: dict, config: gpt.GPTConfig, prompt: np.ndarray, max_new_tokens: int, *,
+@contract(example=lambda rng: {"logits": rng.standard_normal((2, 7)),
+                               "ids": rng.integers(0, 7, size=(2, 4)),
+                               "mask": rng.random((2, 4)) < 0.8, "penalty": 1.3})
+def penalize_repeats(logits: np.ndarray, ids: np.ndarray, mask: np.ndarray,
+                     penalty: float) -> np.ndarray:
+    """``logits`` (B, V): for every token among the real tokens (``mask``) of row ``b`` of
+    ``ids`` (B, T), a positive logit is divided by ``penalty`` and a negative one multiplied
+    by it.  Returns a new array."""
+    where = "generate.penalize_repeats"
+    _checks.float_array(where, "logits", logits, ndim=2)
+    B, V = logits.shape
+    _checks.int_array(where, "ids", ids, 0, V)
+    if ids.ndim != 2 or ids.shape[0] != B:
+        raise ValueError(f"{where}: argument 'ids' must have shape (B, T) with B = {B}, got "
+                         f"shape {ids.shape}")
+    gpt._check_attention_mask(where, mask, ids.shape, "mask")
+    _checks.positive(where, "penalty", penalty)
+    if not np.isfinite(penalty):
+        raise ValueError(f"{where}: argument 'penalty' must be finite, got {penalty!r}")
+    return _penalize_repeats(logits, ids, mask, penalty)
+
+
+def _penalize_repeats(logits, ids, mask, penalty):
+    B, V = logits.shape
+    seen = np.zeros((B, V), dtype=bool)
+    rows = np.broadcast_to(np.arange(B)[:, None], ids.shape)
+    seen[rows[mask], ids[mask]] = True
+    return np.where(seen, np.where(logits > 0, logits / penalty, logits * penalty), logits)
+
+
+def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *,
              greedy: bool = False, temperature: float = 1.0, top_k: int | None = None,
-             seed: int | None = 0) -> np.ndarray:
-    """``prompt`` (B, T0) or (T0,) ids -> (B, T0 + max_new_tokens) ids (1-D in, 1-D out)."""
-    prompt = np.asarray(prompt)
-    single = prompt.ndim == 1
-    ids = prompt[None] if single else prompt
-    _checks.int_array("generate.generate", "prompt", ids, 0, config.vocab_size)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-            or max_new_tokens < 0:
-        raise ValueError(f"generate.generate: argument 'max_new_tokens' must be an int >= 0, "
-                         f"got {max_new_tokens!r}")
+             top_p: float | None = None, repetition_penalty: float = 1.0,
+             stop_tokens=None, attention_mask: np.ndarray | None = None, pad_id: int = 0,
+             seed: int | None = 0, use_cache: bool = True):
+    """Continue ``prompt`` by up to ``max_new_tokens`` tokens.
+
+    ``prompt``: (T0,) ids -> 1-D result; (B, T0) ids (left-padded, with a boolean
+    ``attention_mask`` where rows have padding) -> (B, T0 + n) array; or a list of 1-D id
+    sequences of any lengths -> a list of 1-D arrays, each its prompt and its new tokens.
+    ``stop_tokens``: an id or a sequence of ids.  ``n <= max_new_tokens`` is the number of
+    steps run (fewer when every row has stopped).
+    """
+    where = "generate.generate"
+    if not isinstance(config, gpt.GPTConfig):
+        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, got "
+                        f"{type(config).__name__}")
+    V = config.vocab_size
+    ids, mask, form = _prompt_batch(where, prompt, attention_mask, pad_id, V)
+    _check_count(where, "max_new_tokens", max_new_tokens)
+    for name, flag in (("greedy", greedy), ("use_cache", use_cache)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{where}: argument '{name}' must be a bool, got {flag!r}")
+    _check_sampling(where, V, temperature, top_k, top_p)
+    _checks.positive(where, "repetition_penalty", repetition_penalty)
+    stops = _stop_ids(where, stop_tokens, V)
+    if seed is not None:
+        _check_count(where, "seed", seed)
+    gpt._check_params(params, config, where)            # once, not at every step
+
     rng = np.random.default_rng(seed)
+    done = np.zeros(len(ids), dtype=bool)
+    kv_cache = None
+    P = config.context_len
     for _ in range(max_new_tokens):
-        logits = gpt.forward(ids[:, -config.context_len:], params, config)[0][:, -1, :]
+        L = ids.shape[1]
+        if use_cache and L <= P:
+            if kv_cache is None:                        # prefill: the whole prompt at once
+                logits, kv_cache = gpt._decode(ids, params, config, None, mask)
+            else:                                       # one new position per row
+                logits, kv_cache = gpt._decode(ids[:, -1:], params, config, kv_cache,
+                                               mask[:, -1:])
+        else:                                           # the last P tokens, recomputed
+            window = mask[:, -P:]
+            logits, _ = gpt._forward(ids[:, -P:], params, config, window,
+                                     gpt._positions_from_mask(window))
+        z = logits[:, -1]
+        if repetition_penalty != 1.0:
+            z = _penalize_repeats(z, ids, mask, repetition_penalty)
         if greedy:
-            nxt = logits.argmax(axis=-1)
+            nxt = z.argmax(axis=-1)
         else:
-            probs = next_token_probs(logits, temperature, top_k)
-            nxt = np.array([rng.choice(probs.shape[-1], p=row) for row in probs])
-        ids = np.concatenate([ids, nxt[:, None].astype(ids.dtype)], axis=1)
-    return ids[0] if single else ids
+            cdf = np.cumsum(_next_token_probs(z, temperature, top_k, top_p), axis=-1)
+            u = rng.random((len(ids), 1)) * cdf[:, -1:]
+            nxt = (cdf <= u).sum(axis=-1)               # the first token whose cdf exceeds u
+        nxt = np.where(done, pad_id, nxt).astype(ids.dtype)
+        ids = np.concatenate([ids, nxt[:, None]], axis=1)
+        mask = np.concatenate([mask, ~done[:, None]], axis=1)
+        done |= np.isin(nxt, stops) & mask[:, -1]
+        if done.all():
+            break
+    if form == "list":
+        return [row[keep] for row, keep in zip(ids, mask, strict=True)]
+    return ids[0] if form == "1-D" else ids
 
 
+def _check_count(where: str, name: str, value) -> None:
+    """An int >= 0 (NumPy integers too, bools not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: argument '{name}' must be an int >= 0, got "
+                        f"{type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{where}: argument '{name}' must be an int >= 0, got {value!r}")
+
+
+def _stop_ids(where: str, stop_tokens, V: int) -> np.ndarray:
+    if stop_tokens is None:
+        return np.zeros(0, dtype=np.int64)
+    stops = np.atleast_1d(np.asarray(stop_tokens))
+    if stops.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if stops.ndim != 1 or not np.issubdtype(stops.dtype, np.integer):
+        raise TypeError(f"{where}: argument 'stop_tokens' must be an int or a sequence of ints, "
+                        f"got {stop_tokens!r}")
+    return _checks.int_array(where, "stop_tokens", stops, 0, V)
+
+
+def _prompt_batch(where: str, prompt, attention_mask, pad_id, V: int):
+    """``(ids (B, T0), mask (B, T0) bool, form)`` with ``form`` "1-D", "2-D" or "list"."""
+    _check_count(where, "pad_id", pad_id)
+    if pad_id >= V:
+        raise ValueError(f"{where}: argument 'pad_id' must be in [0, {V}), got {pad_id}")
+    if isinstance(prompt, (list, tuple)):
+        if attention_mask is not None:
+            raise ValueError(f"{where}: argument 'attention_mask' goes with a padded (B, T0) "
+                             f"prompt, not with a list of prompts (they are padded here)")
+        if not prompt:
+            raise ValueError(f"{where}: argument 'prompt' must not be an empty list")
+        rows = [np.asarray(p) for p in prompt]
+        for i, row in enumerate(rows):
+            if row.ndim != 1:
+                raise ValueError(f"{where}: argument prompt[{i}] must be a 1-D sequence of "
+                                 f"ids (a list holds one prompt per row; pass a single prompt "
+                                 f"as a NumPy array), got shape {row.shape}")
+            if row.size == 0:
+                raise ValueError(f"{where}: argument 'prompt[{i}]' must not be empty")
+            _checks.int_array(where, f"prompt[{i}]", row, 0, V)
+        T0 = max(len(r) for r in rows)
+        ids = np.full((len(rows), T0), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), T0), dtype=bool)
+        for i, row in enumerate(rows):                  # left padding
+            ids[i, T0 - len(row):] = row
+            mask[i, T0 - len(row):] = True
+        return ids, mask, "list"
+    if not isinstance(prompt, np.ndarray):
+        raise TypeError(f"{where}: argument 'prompt' must be a NumPy integer array or a list "
+                        f"of 1-D id sequences, got {type(prompt).__name__}")
+    if prompt.ndim not in (1, 2):
+        raise ValueError(f"{where}: argument 'prompt' must have shape (T0,) or (B, T0), got "
+                         f"{prompt.shape}")
+    ids = prompt[None] if prompt.ndim == 1 else prompt
+    _checks.int_array(where, "prompt", ids, 0, V)
+    if attention_mask is None:
+        mask = np.ones(ids.shape, dtype=bool)
+    else:
+        if prompt.ndim == 1:
+            raise ValueError(f"{where}: argument 'attention_mask' goes with a (B, T0) prompt; "
+                             f"a single prompt has no padding")
+        mask = gpt._check_attention_mask(where, attention_mask, ids.shape)
+        if not mask.any(axis=1).all():
+            raise ValueError(f"{where}: argument 'attention_mask' has a row without any real "
+                             f"token")
+        if np.any(mask[:, :-1] & ~mask[:, 1:]):
+            raise ValueError(f"{where}: argument 'attention_mask' must describe left padding "
+                             f"(in each row, no padding after a real token): new tokens are "
+                             f"appended on the right")
+    return ids, mask, "1-D" if prompt.ndim == 1 else "2-D"

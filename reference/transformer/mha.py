@@ -1,4 +1,5 @@
-r"""Multi-head causal self-attention with a fused Q, K, V projection and an output projection.
+r"""Multi-head causal self-attention: Q, K, V projections, attention per head, an output
+projection.
 
 .. math::
     [Q\;K\;V] = x W_{qkv} + b_{qkv}, \qquad
@@ -12,6 +13,18 @@ within each, head ``h`` owns columns ``[h D, (h + 1) D)``.
 
 The backward runs the same steps in reverse: output projection, merge of the heads, attention,
 split into heads, Q/K/V projection (whose input gradient is the gradient of ``x``).
+
+Options a Llama-style model uses (each can be skipped on a first reading):
+
+- separate projections ``{"q": {"W": (C, H D)}, "k": {"W": (C, H_kv D)},
+  "v": {"W": (C, H_kv D)}, "proj": {"W": (H D, C)}}`` instead of the fused ``"qkv"``; then
+  ``x`` feeds three layers and its gradient is the sum of their three input gradients;
+- ``n_kv_heads`` (``H_kv``, dividing ``H``): grouped-query attention, fewer key/value heads
+  than query heads (with a fused ``"qkv"`` its columns are ``H D`` queries, ``H_kv D`` keys,
+  ``H_kv D`` values);
+- ``rope_theta``: queries and keys are rotated by :mod:`reference.rope` at their ``positions``
+  (default ``0 .. T-1``) before the scores; the backward rotates their gradients back;
+- no ``"b"`` in a projection: no bias.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
-from llmref.layers import linear
+from llmref.layers import linear, rope
 from llmref.transformer import attention
 
 
@@ -31,28 +44,110 @@ def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02
             "proj": linear.init(d_model, d_model, rng, std=std if proj_std is None else proj_std)}
 
 
-def check_heads(where: str, d_model: int, n_heads: int) -> None:
+def check_heads(where: str, d_model: int, n_heads: int, n_kv_heads: int | None = None) -> None:
     _checks.positive(where, "n_heads", n_heads, integer=True)
     if d_model % n_heads:
         raise ValueError(f"{where}: argument 'n_heads' must divide d_model = {d_model}, "
                          f"got n_heads = {n_heads}")
+    if n_kv_heads is not None:
+        _checks.positive(where, "n_kv_heads", n_kv_heads, integer=True)
+        if n_heads % n_kv_heads:
+            raise ValueError(f"{where}: argument 'n_kv_heads' must divide n_heads = {n_heads}, "
+                             f"got n_kv_heads = {n_kv_heads}")
 
 
-def _split_qkv(qkv: np.ndarray, n_heads: int):
-    """(B, T, 3C) -> three contiguous (B, H, T, D) arrays, in one copy."""
-    B, T, C3 = qkv.shape
-    D = C3 // (3 * n_heads)
-    q, k, v = np.ascontiguousarray(qkv.reshape(B, T, 3, n_heads, D).transpose(2, 0, 3, 1, 4))
-    return q, k, v
+def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
+            key_padding_mask: np.ndarray | None = None, *, n_kv_heads: int | None = None,
+            rope_theta: float | None = None, positions: np.ndarray | None = None):
+    """``x`` (B, T, C) -> ``y`` (B, T, C), cache.  ``positions`` (T,) or (B, T): only used
+    with ``rope_theta``."""
+    where = "mha.forward"
+    _checks.float_array(where, "x", x, ndim=3)
+    check_heads(where, x.shape[-1], n_heads, n_kv_heads)
+    _check_params(where, params, x.shape[-1], n_heads, n_kv_heads=n_kv_heads)
+    attention._check_mask(where, key_padding_mask, x.shape[0], x.shape[1])
+    tables = None
+    if rope_theta is not None:
+        _checks.positive(where, "rope_theta", rope_theta)
+        head_dim = _inner_width(params, n_heads, n_kv_heads) // n_heads
+        positions = np.arange(x.shape[1]) if positions is None else positions
+        tables = _check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
+                                 rope_theta, x.dtype)
+    return _forward(x, params, n_heads, causal, key_padding_mask, n_kv_heads, tables)
 
 
-def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_split_qkv`: three (B, H, T, D) -> (B, T, 3C), in one copy."""
-    B, H, T, D = dq.shape
-    out = np.empty((B, T, 3, H, D), dtype=np.result_type(dq, dk, dv))
-    for i, part in enumerate((dq, dk, dv)):
-        out[:, :, i] = part.transpose(0, 2, 1, 3)
-    return out.reshape(B, T, 3 * H * D)
+def backward(dout: np.ndarray, cache) -> dict:
+    """``dout`` (B, T, C) -> ``{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}`` (or
+    ``"q"``, ``"k"``, ``"v"`` for separate projections)."""
+    x, w_proj = cache[0], cache[4][1]                  # the input and the output projection
+    return _backward(_checks.dout_like("mha.backward", dout, x.shape[:-1] + w_proj.shape[1:]),
+                     cache)
+
+
+def _check_positions(where: str, positions, B: int, T: int, head_dim: int, theta: float,
+                    dtype):
+    """Check rotary ``positions`` ((T,) or (B, T) ints >= 0, an even head dimension) and
+    return the cos/sin tables of the rotary embedding."""
+    _checks.int_array(where, "positions", positions, 0, np.iinfo(np.int64).max)
+    if positions.shape not in ((T,), (B, T)):
+        raise ValueError(f"{where}: argument 'positions' must have shape (T,) = ({T},) or "
+                         f"(B, T) = ({B}, {T}), got shape {positions.shape}")
+    if head_dim % 2:
+        raise ValueError(f"{where}: rotary embeddings need an even head dimension, got "
+                         f"{head_dim}")
+    return rope._tables(positions, head_dim, theta, dtype)
+
+
+def _inner_width(params: dict, n_heads: int, n_kv_heads: int | None) -> int:
+    """``H D``: the width of the queries (and of the merged heads)."""
+    if "qkv" in params:
+        n_kv = n_heads if n_kv_heads is None else n_kv_heads
+        return params["qkv"]["W"].shape[1] // (n_heads + 2 * n_kv) * n_heads
+    return params["q"]["W"].shape[1]
+
+
+def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "params", *,
+                  n_kv_heads: int | None = None, bias: bool | None = None,
+                  fused: bool | None = None) -> dict:
+    """Fused Q/K/V projection (C, (H + 2 H_kv) D) or separate ones (C, H D), (C, H_kv D),
+    (C, H_kv D); output projection (H D, C_out) (usually C_inner = H D = C).  ``fused``: True
+    or False requires that layout, None accepts either; ``bias`` as in
+    :func:`reference.linear._check_params`."""
+    n_kv = n_heads if n_kv_heads is None else n_kv_heads
+    if fused is None:
+        fused = isinstance(params, dict) and "qkv" in params
+    if fused:
+        _checks.keys(where, params, ("qkv", "proj"), name)
+        linear._check_params(where, params["qkv"], d_model, None, f"{name}['qkv']", bias)
+        width = params["qkv"]["W"].shape[1]
+        parts = n_heads + 2 * n_kv
+        if width % parts:
+            what = f"3 * n_heads = {3 * n_heads}" if n_kv == n_heads else \
+                f"n_heads + 2 * n_kv_heads = {parts}"
+            raise ValueError(f"{where}: argument {name}['qkv']['W'] must have a number of "
+                             f"columns divisible by {what}, got shape "
+                             f"{params['qkv']['W'].shape}")
+        inner = width // parts * n_heads
+    else:
+        _checks.keys(where, params, ("q", "k", "v", "proj"), name)
+        linear._check_params(where, params["q"], d_model, None, f"{name}['q']", bias)
+        inner = params["q"]["W"].shape[1]
+        if inner % n_heads:
+            raise ValueError(f"{where}: argument {name}['q']['W'] must have a number of "
+                             f"columns divisible by n_heads = {n_heads}, got shape "
+                             f"{params['q']['W'].shape}")
+        kv_width = inner // n_heads * n_kv
+        linear._check_params(where, params["k"], d_model, kv_width, f"{name}['k']", bias)
+        linear._check_params(where, params["v"], d_model, kv_width, f"{name}['v']", bias)
+    linear._check_params(where, params["proj"], inner, None, f"{name}['proj']", bias)
+    return params
+
+
+def _split(t: np.ndarray, n_heads: int) -> np.ndarray:
+    """(B, T, C) -> (B, H, T, D), always a fresh array (never a view that would keep the
+    whole fused projection alive)."""
+    B, T, C = t.shape
+    return t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3).copy()
 
 
 def _merge(t: np.ndarray) -> np.ndarray:
@@ -60,56 +155,78 @@ def _merge(t: np.ndarray) -> np.ndarray:
     return t.transpose(0, 2, 1, 3).reshape(B, T, H * D)
 
 
-def _split(t: np.ndarray, n_heads: int) -> np.ndarray:
-    B, T, C = t.shape                                   # (B, T, C) -> (B, H, T, D)
-    return np.ascontiguousarray(t.reshape(B, T, n_heads, C // n_heads).transpose(0, 2, 1, 3))
+def _split_qkv(qkv: np.ndarray, n_heads: int, n_kv: int):
+    """(B, T, (H + 2 H_kv) D) -> q (B, H, T, D), k and v (B, H_kv, T, D), contiguous."""
+    D = qkv.shape[-1] // (n_heads + 2 * n_kv)
+    q_end, k_end = n_heads * D, (n_heads + n_kv) * D
+    return (_split(qkv[..., :q_end], n_heads), _split(qkv[..., q_end:k_end], n_kv),
+            _split(qkv[..., k_end:], n_kv))
 
 
-def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
-            key_padding_mask: np.ndarray | None = None):
-    """``x`` (B, T, C) -> ``y`` (B, T, C), cache."""
-    _checks.float_array("mha.forward", "x", x, ndim=3)
-    check_heads("mha.forward", x.shape[-1], n_heads)
-    _check_params("mha.forward", params, x.shape[-1], n_heads)
-    attention._check_mask("mha.forward", key_padding_mask, x.shape[0], x.shape[1])
-    return _forward(x, params, n_heads, causal, key_padding_mask)
-
-
-def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (B, T, C) -> ``{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}``."""
-    x, w_proj = cache[0][0], cache[2][1]                # the input and the output projection
-    return _backward(_checks.dout_like("mha.backward", dout, x.shape[:-1] + w_proj.shape[1:]),
-                     cache)
-
-
-def _check_params(where: str, params, d_model: int, n_heads: int,
-                  name: str = "params") -> dict:
-    """Q/K/V projection (C, 3 C_inner) with C_inner a multiple of ``n_heads`` (usually
-    C_inner = C), output projection (C_inner, C_out)."""
-    _checks.keys(where, params, ("qkv", "proj"), name)
-    linear._check_params(where, params["qkv"], d_model, None, f"{name}['qkv']")
-    width = params["qkv"]["W"].shape[1]
-    if width % (3 * n_heads):
-        raise ValueError(f"{where}: argument {name}['qkv']['W'] must have a number of columns "
-                         f"divisible by 3 * n_heads = {3 * n_heads}, got shape "
-                         f"{params['qkv']['W'].shape}")
-    linear._check_params(where, params["proj"], width // 3, None, f"{name}['proj']")
-    return params
+def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_split_qkv`, written into one new (B, T, (H + 2 H_kv) D) array."""
+    B, H, T, D = dq.shape
+    n_kv = dk.shape[1]
+    out = np.empty((B, T, (H + 2 * n_kv) * D), dtype=np.result_type(dq, dk, dv))
+    start = 0
+    for part in (dq, dk, dv):
+        width = part.shape[1] * D
+        out[..., start:start + width] = _merge(part)
+        start += width
+    return out
 
 
 # Unchecked arithmetic, called by the transformer block after it checks its input.
+# ``tables``: the rotary (cos, sin) or None; ``past``: cached (k, v) of earlier positions
+# (B, H_kv, P, D) each, or None.  The cache ends with the keys and values of every position
+# so far (after rotation): what a KV cache keeps, see :func:`_present`.
 
-def _forward(x, params, n_heads, causal=True, key_padding_mask=None):
-    qkv, qkv_cache = linear._forward(x, params["qkv"])
-    q, k, v = _split_qkv(qkv, n_heads)
-    heads, att_cache = attention._forward(q, k, v, causal, key_padding_mask)
+def _forward(x, params, n_heads, causal=True, key_padding_mask=None, n_kv_heads=None,
+             tables=None, past=None):
+    n_kv = n_heads if n_kv_heads is None else n_kv_heads
+    if "qkv" in params:
+        qkv, qkv_cache = linear._forward(x, params["qkv"])
+        q, k, v = _split_qkv(qkv, n_heads, n_kv)
+        in_caches = {"qkv": qkv_cache}
+    else:
+        (q, q_cache), (k, k_cache), (v, v_cache) = (linear._forward(x, params[n])
+                                                    for n in ("q", "k", "v"))
+        q, k, v = _split(q, n_heads), _split(k, n_kv), _split(v, n_kv)
+        in_caches = {"q": q_cache, "k": k_cache, "v": v_cache}
+    if tables is not None:                              # rotate queries and keys (RoPE)
+        q = rope._forward(q, *tables)[0]
+        k = rope._forward(k, *tables)[0]
+    n_past = 0
+    if past is not None:                                # keys/values of earlier positions
+        n_past = past[0].shape[2]
+        k = np.concatenate([past[0], k], axis=2)
+        v = np.concatenate([past[1], v], axis=2)
+    # with n_past cached keys, query t sits at position n_past + t: bottom-right alignment
+    heads, att_cache = attention._forward(q, k, v, causal, key_padding_mask, offset=n_past)
     y, proj_cache = linear._forward(_merge(heads), params["proj"])
-    return y, (qkv_cache, att_cache, proj_cache, n_heads)
+    return y, (x, in_caches, tables, att_cache, proj_cache, n_heads, n_past, (k, v))
 
 
 def _backward(dout, cache) -> dict:
-    qkv_cache, att_cache, proj_cache, n_heads = cache
+    _, in_caches, tables, att_cache, proj_cache, n_heads, n_past, _ = cache
     d_proj = linear._backward(dout, proj_cache)
     d_att = attention._backward(_split(d_proj.pop("x"), n_heads), att_cache)
-    d_qkv = linear._backward(_merge_qkv(d_att["q"], d_att["k"], d_att["v"]), qkv_cache)
-    return {"x": d_qkv.pop("x"), "qkv": d_qkv, "proj": d_proj}
+    dq, dk, dv = d_att["q"], d_att["k"][:, :, n_past:], d_att["v"][:, :, n_past:]
+    if tables is not None:                              # rotate the gradients back
+        dq = rope._backward(dq, (*tables, None))["x"]
+        dk = rope._backward(dk, (*tables, None))["x"]
+    if "qkv" in in_caches:
+        d_qkv = linear._backward(_merge_qkv(dq, dk, dv), in_caches["qkv"])
+        return {"x": d_qkv.pop("x"), "qkv": d_qkv, "proj": d_proj}
+    grads = {name: linear._backward(_merge(d), in_caches[name])
+             for name, d in (("q", dq), ("k", dk), ("v", dv))}
+    dx = grads["q"].pop("x")                            # x fed all three projections
+    dx += grads["k"].pop("x")
+    dx += grads["v"].pop("x")
+    return {"x": dx, **grads, "proj": d_proj}
+
+
+def _present(cache) -> tuple:
+    """The keys and values (B, H_kv, S, D) of every position so far, from a forward cache:
+    the next step's ``past``."""
+    return cache[-1]

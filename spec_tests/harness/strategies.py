@@ -1,18 +1,39 @@
 """Hypothesis strategies shared by every spec test.
 
-Arrays are made from a drawn seed, shape and magnitude: that keeps examples cheap to generate
-while still covering size-1 and odd dimensions and values from 1e-3 to 1e3 in size.
+Arrays are built with ``hypothesis.extra.numpy``: shapes from ``array_shapes`` (size-1 and odd
+dimensions included), elements from a range of a drawn magnitude (1e-3 to 1e3) with the edge
+values mixed in, where functions change their rule or their rounding:
+
+* exact zeros of both signs (ReLU's kink, GELU's and tanh's centre, sigmoid's 1/2);
+* repeated values and exact ties: ``arrays`` fills most of an array with one value and sets a
+  few others, so equal entries, equal row maxima and constant rows are common (argmax and
+  top-k tie rules, softmax of equal logits, layer norm of a constant row);
+* +-1e4, far outside the drawn magnitude (exp overflow, saturation);
+* for float32 arrays, float32's subnormals and its smallest normal number.
+
+``edges=False`` gives the smooth arrays the finite-difference tests need instead: continuous
+normal values from a drawn seed, so no element sits on a kink, no two are equal and no row
+is constant (a central difference across ReLU's kink, or through a layer norm whose input
+has no variance, measures nothing).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 #: magnitudes from tiny to large; 1.0 is drawn most often.
 scales = st.sampled_from([1.0, 1.0, 1e-3, 0.1, 10.0, 1e3])
+
+#: values where element-wise functions change their rule or their rounding (any dtype)
+EDGES = (0.0, -0.0, 1.0, -1.0, 1e4, -1e4)
+_TINY32 = float(np.finfo(np.float32).smallest_subnormal)          # 1.4e-45
+_NORMAL32 = float(np.finfo(np.float32).smallest_normal)           # 1.2e-38
+#: float32 adds its subnormal range and the edge of its normal range
+EDGES32 = EDGES + (_TINY32, -_TINY32, 100 * _TINY32, _NORMAL32, -_NORMAL32, _NORMAL32 / 2)
 
 
 def sides(max_side: int = 7) -> st.SearchStrategy[int]:
@@ -22,21 +43,37 @@ def sides(max_side: int = 7) -> st.SearchStrategy[int]:
 
 def shapes(min_dims: int = 1, max_dims: int = 3, max_side: int = 7):
     """Shapes of ``min_dims`` to ``max_dims`` dimensions, each of size 1..max_side."""
-    return st.integers(min_dims, max_dims).flatmap(
-        lambda n: st.tuples(*[sides(max_side)] * n))
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1,
+                            max_side=max_side)
+
+
+def elements(scale: float, dtype=np.float64, edges=True) -> st.SearchStrategy[float]:
+    """Finite values in [-4 scale, 4 scale] with the edge values mixed in (``edges``: True
+    for the defaults of the dtype, or a tuple of values)."""
+    width = 32 if np.dtype(dtype) == np.float32 else 64
+    bound = float(np.float32(4 * scale)) if width == 32 else 4 * scale
+    values = st.floats(-bound, bound, allow_nan=False, allow_infinity=False, width=width)
+    if edges is True:
+        edges = EDGES32 if width == 32 else EDGES
+    return st.one_of(values, st.sampled_from(edges)) if edges else values
 
 
 @st.composite
-def float_arrays(draw, shape=None, scale=None, min_dims=1, max_dims=3, max_side=7):
-    """A float64 array of the given (or a drawn) shape with entries ~ N(0, scale^2).
-    ``shape`` may be a tuple, a strategy for one, or None for :func:`shapes`."""
+def float_arrays(draw, shape=None, scale=None, min_dims=1, max_dims=3, max_side=7,
+                 dtype=np.float64, edges=True):
+    """An array of the given (or a drawn) shape.  ``shape`` may be a tuple, a strategy for
+    one, or None for :func:`shapes`.  With ``edges`` (default) its elements come from
+    :func:`elements`; with ``edges=False`` it is smooth: entries ~ N(0, scale^2) from a
+    drawn seed."""
     if shape is None:
         shape = shapes(min_dims, max_dims, max_side)
     if isinstance(shape, st.SearchStrategy):
         shape = draw(shape)
     scale = draw(scales) if scale is None else scale
-    rng = np.random.default_rng(draw(seeds))
-    return rng.standard_normal(shape) * scale
+    if not edges:
+        rng = np.random.default_rng(draw(seeds))
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+    return draw(hnp.arrays(dtype, shape, elements=elements(scale, dtype, edges)))
 
 
 @st.composite
@@ -45,8 +82,7 @@ def token_ids(draw, shape=None, vocab_size=None, max_side=7):
     when it has two or more elements (repeats are what an embedding backward gets wrong)."""
     shape = draw(shapes(1, 2, max_side)) if shape is None else shape
     vocab_size = draw(st.integers(1, 12)) if vocab_size is None else vocab_size
-    rng = np.random.default_rng(draw(seeds))
-    ids = rng.integers(0, vocab_size, size=shape)
+    ids = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, vocab_size - 1)))
     if ids.size >= 2:
         ids.flat[-1] = ids.flat[0]
     return ids, vocab_size

@@ -77,42 +77,145 @@ def adam_step_floor(theta_prev, m_prev, grad, v, step: int, lr: float, betas, ep
     return ADAM_ROUNDING * sensitivity
 
 
-def assert_close(actual, expected, tol: Tolerance = F64, name: str = "value",
-                 reference_scale: float = 0.0, floor=0.0) -> None:
-    """Assert elementwise closeness; the message gives the worst element and both values.
+def _num(value) -> str:
+    """A number with every digit that matters (10 significant), no NumPy type noise."""
+    v = float(value)
+    return "nan" if v != v else f"{v:.10g}"
+
+
+def _row(values) -> str:
+    return "[" + ", ".join(_num(v) for v in values) + "]"
+
+
+def _index(idx) -> str:
+    return "(" + ", ".join(str(int(i)) for i in idx) + ("," if len(idx) == 1 else "") + ")"
+
+
+#: arrays up to this many elements are shown whole in a failure message
+SHOW_WHOLE = 12
+#: elements shown on each side of the worst one along the last axis
+NEIGHBOURS = 2
+
+
+def describe_difference(actual: np.ndarray, expected: np.ndarray, bad: np.ndarray,
+                        worst: tuple) -> list:
+    """Lines that show a wrong array: shape and dtype, the worst element with its index, and
+    the whole array when small or a few neighbours along the last axis when large."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    lines = [f"  shape {a.shape}, dtype {a.dtype}"]
+    if e.ndim == 0:
+        err = abs(float(a) - float(e))
+        lines.append(f"  got {_num(a)}, expected {_num(e)}"
+                     + (f" (off by {_num(err)})" if np.isfinite(err) else ""))
+        return lines
+    err = abs(float(a[worst]) - float(e[worst]))
+    rel = f", relative error {err / abs(float(e[worst])):.3g}" \
+        if float(e[worst]) and np.isfinite(err) else ""
+    off = f" (off by {_num(err)}{rel})" if np.isfinite(err) else ""
+    lines.append(f"  worst at index {_index(worst)}: got {_num(a[worst])}, expected "
+                 f"{_num(e[worst])}{off}")
+    if e.size <= SHOW_WHOLE:
+        flat = " (flattened)" if e.ndim > 1 else ""
+        lines += [f"  got      {_row(a.ravel())}{flat}", f"  expected {_row(e.ravel())}",
+                  f"  wrong    {_row(bad.ravel().astype(int))}  (1 = outside the tolerance)"]
+        return lines
+    lo = max(0, worst[-1] - NEIGHBOURS)
+    hi = min(e.shape[-1], worst[-1] + NEIGHBOURS + 1)
+    head = tuple(worst[:-1])
+    lines += [f"  around it, index {_index(head + (lo,))} to {_index(head + (hi - 1,))}:",
+              f"    got      {_row(a[head][lo:hi])}",
+              f"    expected {_row(e[head][lo:hi])}"]
+    return lines
+
+
+def compare(actual, expected, tol: Tolerance = F64, name: str = "value",
+            reference_scale: float = 0.0, floor=0.0) -> str | None:
+    """None when ``actual`` agrees with ``expected`` elementwise, else the failure message.
+
+    The message starts with one summary line (what, how many elements, the tolerance), then
+    shows shape and dtype, the worst element with its index and both values in full, and
+    either the whole array (small ones) or its neighbours along the last axis.
 
     ``floor``: an extra absolute allowance per element (broadcast against ``expected``), for
     a computation whose rounding is known not to be relative to its result
     (:func:`adam_step_floor`)."""
+    if actual is None or isinstance(actual, (dict, str, bytes)):
+        return f"{name}: expected an array, got {type(actual).__name__}: {actual!r}"[:400]
     actual = np.asarray(actual)
     expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, (
-        f"{name}: shape {actual.shape} differs from the oracle's {expected.shape}")
-    assert np.all(np.isfinite(actual)), f"{name}: has NaN or inf values: {actual}"
+    if actual.shape != expected.shape:
+        return f"{name}: got shape {actual.shape}, expected shape {expected.shape}"
+    if actual.dtype.kind not in "fiub":
+        return f"{name}: got dtype {actual.dtype}, expected a floating-point array"
     if expected.size == 0:
-        return
+        return None
+    finite = np.isfinite(actual)
+    if not np.all(finite):
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        bad = ~finite
+        return "\n".join([f"{name}: {int(np.sum(bad))} of {bad.size} element(s) are NaN or inf"]
+                         + describe_difference(actual, expected, bad, where))
     scale = max(float(np.max(np.abs(expected))), reference_scale)
     err = np.abs(actual.astype(np.float64) - expected)
     allowed = tol.rtol * np.abs(expected) + tol.atol_scale * scale + tol.underflow + floor
-    if np.all(err <= allowed):
-        return
-    worst = np.unravel_index(np.argmax(err - allowed), err.shape)
+    bad = err > allowed
+    if not np.any(bad):
+        return None
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(err - allowed), err.shape))
     extra = "" if np.all(np.asarray(floor) == 0) else \
         f", + a rounding floor of at most {np.max(floor):.3g}"
-    raise AssertionError(
-        f"{name}: {int(np.sum(err > allowed))} of {err.size} element(s) differ from the oracle "
-        f"beyond rtol={tol.rtol:g} (+ {tol.atol_scale:g} x scale {scale:.3g}{extra}); "
-        f"worst at index {tuple(int(i) for i in worst)}: got {actual[worst]!r}, "
-        f"expected {expected[worst]!r} ({tol.why})")
+    return "\n".join(
+        [f"{name}: {int(np.sum(bad))} of {bad.size} element(s) differ beyond the tolerance "
+         f"(rtol {tol.rtol:g}, floor {tol.atol_scale:g} x {scale:.3g}{extra}: {tol.why})"]
+        + describe_difference(actual, expected, bad, worst))
+
+
+def assert_close(actual, expected, tol: Tolerance = F64, name: str = "value",
+                 reference_scale: float = 0.0, floor=0.0) -> None:
+    """Assert elementwise closeness; the message shows the worst element, its index, both
+    values in full and its neighbours (see :func:`compare`)."""
+    message = compare(actual, expected, tol, name, reference_scale, floor)
+    if message is not None:
+        raise AssertionError(message)
+
+
+def grad_errors(grads: dict, expected: dict, tol: Tolerance = F64, upstream=None,
+                label: str = "backward") -> dict:
+    """``{key: failure message}`` for every gradient that is missing, extra or wrong."""
+    upstream_scale = 0.0 if upstream is None else float(np.max(np.abs(upstream), initial=0.0))
+    if not isinstance(grads, dict):
+        return {"*": f"{label} must return a dict of gradients, got {type(grads).__name__}"}
+    errors = {}
+    for key in sorted(set(expected) - set(grads), key=str):
+        errors[key] = f"{label}: no gradient for {key!r} (expected keys {sorted(expected)})"
+    for key in sorted(set(grads) - set(expected), key=str):
+        errors[key] = (f"{label}: a gradient for {key!r}, which is not a differentiable input "
+                       f"or parameter (expected keys {sorted(expected)})")
+    for key in expected:
+        if key in grads:
+            message = compare(grads[key], expected[key], tol,
+                              name=f"{label}: gradient of {key!r}",
+                              reference_scale=upstream_scale)
+            if message is not None:
+                errors[key] = message
+    return errors
+
+
+def grads_message(errors: dict, keys) -> str:
+    """One line naming which gradients are wrong and which agree, then the details of the
+    wrong ones."""
+    wrong = [k for k in keys if k in errors] + [k for k in errors if k not in keys]
+    right = [k for k in keys if k not in errors]
+    head = "wrong gradient(s): " + ", ".join(map(repr, wrong))
+    if right:
+        head += "; correct: " + ", ".join(map(repr, right))
+    return "\n".join([head, *(errors[k] for k in wrong)])
 
 
 def assert_grads_close(grads: dict, expected: dict, tol: Tolerance = F64,
-                       upstream=None) -> None:
-    """Every expected gradient must be present, and no other; each compared in full."""
-    upstream_scale = 0.0 if upstream is None else float(np.max(np.abs(upstream), initial=0.0))
-    assert isinstance(grads, dict), f"backward must return a dict of gradients, got {type(grads)}"
-    assert set(grads) == set(expected), (
-        f"backward returned gradients for {sorted(grads)}, expected exactly {sorted(expected)}")
-    for key in expected:
-        assert_close(grads[key], expected[key], tol, name=f"gradient of {key!r}",
-                     reference_scale=upstream_scale)
+                       upstream=None, label: str = "backward") -> None:
+    """Every expected gradient must be present, and no other; each compared in full, and the
+    message names every wrong one (not just the first)."""
+    errors = grad_errors(grads, expected, tol, upstream, label)
+    if errors:
+        raise AssertionError(grads_message(errors, list(expected)))

@@ -135,3 +135,101 @@ def gpt_logits(ids: torch.Tensor, p: dict, config) -> torch.Tensor:
     """Logits of TorchGPT run with our parameters (gradients reach the tensors in ``p``)."""
     module = TorchGPT(config, dtype=p["wte"]["W"].dtype)
     return functional_call(module, gpt_state(p), (ids,))
+
+
+# ------------------------------------------------------------- the GPT with every option
+# Written with torch's functional operations: F.layer_norm or F.rms_norm, F.silu, and
+# F.scaled_dot_product_attention with grouped-query heads (enable_gqa); rotary embeddings
+# in Hugging Face's split-half layout.  It takes the reference's parameter tree as it is.
+
+def rotary(x, positions, theta):
+    """``x`` (B, H, T, D) rotated at ``positions`` (B, T) by angles ``p * theta^(-2j/D)``."""
+    D = x.shape[-1]
+    inv_freq = 1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
+    angle = positions[..., None].to(torch.float64) * inv_freq
+    angle = torch.cat([angle, angle], dim=-1)[:, None]                # (B, 1, T, D)
+    half = D // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * angle.cos().to(x.dtype) + rotated * angle.sin().to(x.dtype)
+
+
+def _linear(x, p):
+    return F.linear(x, p["W"].T, p.get("b"))
+
+
+def _norm(x, p, kind, eps):
+    if kind == "rms":
+        return F.rms_norm(x, p["gamma"].shape, p["gamma"], eps)
+    return F.layer_norm(x, p["gamma"].shape, p["gamma"], p.get("beta"), eps)
+
+
+def attention_layer(x, p, n_heads, n_kv_heads, allowed, positions=None, theta=None):
+    """Self-attention with fused or separate projections, grouped-query heads and optional
+    rotary embeddings; ``allowed`` (B or 1, 1, T, S) boolean."""
+    B, T, _ = x.shape
+    if "qkv" in p:
+        qkv = _linear(x, p["qkv"])
+        D = qkv.shape[-1] // (n_heads + 2 * n_kv_heads)
+        q, k, v = qkv.split([n_heads * D, n_kv_heads * D, n_kv_heads * D], dim=-1)
+    else:
+        q, k, v = (_linear(x, p[name]) for name in ("q", "k", "v"))
+    D = q.shape[-1] // n_heads
+    q = q.reshape(B, T, n_heads, D).transpose(1, 2)
+    k = k.reshape(B, T, n_kv_heads, D).transpose(1, 2)
+    v = v.reshape(B, T, n_kv_heads, D).transpose(1, 2)
+    if theta is not None:
+        q, k = rotary(q, positions, theta), rotary(k, positions, theta)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
+                                         enable_gqa=n_kv_heads != n_heads)
+    return _linear(out.transpose(1, 2).reshape(B, T, n_heads * D), p["proj"])
+
+
+def feed_forward(x, p, activation):
+    if activation == "swiglu":
+        return _linear(F.silu(_linear(x, p["gate"])) * _linear(x, p["up"]), p["down"])
+    return _linear(ACTIVATIONS[activation](_linear(x, p["fc"])), p["proj"])
+
+
+def padded_positions(attention_mask, B, T):
+    """Hugging Face's rule: ``cumsum(mask) - 1``, 0 on padding; ``0 .. T-1`` without a mask."""
+    if attention_mask is None:
+        return torch.arange(T).expand(B, T)
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+def causal_allowed(attention_mask, B, T):
+    """(B, 1, T, T): causal and not padding.  A padding query that would have no key at all
+    (SDPA gives NaN there) is let see every key instead: no real token reads its output."""
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()[None, None].expand(B, 1, T, T)
+    if attention_mask is not None:
+        allowed = allowed & attention_mask[:, None, None, :]
+        allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+    return allowed
+
+
+def gpt_any_logits(ids, p, config, attention_mask=None, position_ids=None):
+    """Logits of the GPT with any configuration (GPT-2 or Llama options), padding mask and
+    position ids as :func:`llmref.transformer.gpt.forward` takes them."""
+    B, T = ids.shape
+    positions = padded_positions(attention_mask, B, T) if position_ids is None else position_ids
+    allowed = causal_allowed(attention_mask, B, T)
+    theta = config.rope_theta if config.position == "rope" else None
+    h = p["wte"]["W"][ids]
+    if config.position == "learned":
+        h = h + p["wpe"]["W"][positions]
+    for bp in p["blocks"]:
+        def attend(a, bp=bp):
+            return attention_layer(a, bp["attn"], config.n_heads, config.kv_heads, allowed,
+                                   positions, theta)
+
+        def norm(a, name, bp=bp):
+            return _norm(a, bp[name], config.norm, config.eps)
+
+        if config.norm_first:
+            h = h + attend(norm(h, "ln1"))
+            h = h + feed_forward(norm(h, "ln2"), bp["ffn"], config.activation)
+        else:
+            h = norm(h + attend(h), "ln1")
+            h = norm(h + feed_forward(h, bp["ffn"], config.activation), "ln2")
+    h = _norm(h, p["ln_f"], config.norm, config.eps)
+    return h @ (p["wte"]["W"].T if config.tie_weights else p["lm_head"]["W"])

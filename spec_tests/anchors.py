@@ -1,4 +1,3 @@
-# Temporary copy of llmref.spec.anchors (branch learner) until it lands on main.
 """The documentation site's stable anchors, written down once.
 
 ``llmspec check`` links each failure to the docs, and the docs build (``docs_src/hooks.py``)

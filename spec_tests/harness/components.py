@@ -1,0 +1,283 @@
+"""Which components a spec test grades: the map behind ``llmspec check softmax``.
+
+A test grades the components whose functions it reaches through the ``impl`` fixture
+(``impl("softmax.forward")``).  The map is read from the test's source, statically, so that a
+selection can be made before anything runs:
+
+- a string given to ``impl(...)``: ``"softmax.forward"`` -> ``softmax``;
+- a string given, as a positional argument, to a call that also receives ``impl`` (the shared
+  checks: ``check_against_torch(impl, "linear", ...)``); the component is the part before the
+  first dot (``"ppo.policy"`` -> ``ppo``); keyword arguments (``activation="gelu"``) are
+  options, not components;
+- a name in those places resolves through the test's parameters
+  (``@pytest.mark.parametrize("name", ["softmax", "log_softmax"])``: each parametrized test
+  grades its own), and through the arguments of the module's own helpers that receive
+  ``impl`` (``_run_both(impl, "sgd", ...)`` follows into ``impl(f"{module}.init")``);
+- a name the test takes from its data resolves too: a loop over literal strings
+  (``for fn in ("weights.load", "weights.read_safetensors")``) and a row of a module-level
+  table of cases picked by a parameter (``function, args = CASES[case]``);
+- a fixture of the module that the test uses is read the same way;
+- ``@pytest.mark.component("a", "b")`` (also on a ``pytest.param``) states the set by hand
+  where the source cannot tell (a table of cases), and replaces the inferred one.
+
+Every run against the reference checks the map against what each passing test really called
+(``session.Summary``), so a test the map gets wrong fails loudly in the suite's own runs, never
+silently in a learner's selection.
+
+A test that grades several components belongs, for selection and for the report, to the one
+the lessons teach last (its *owner*): a generation test calls ``gpt`` and ``generate`` and is
+``generate``'s; the earlier components have tests of their own.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+from pathlib import Path
+
+MARKER = "component"
+IMPL = "impl"
+
+
+@functools.cache
+def names() -> tuple:
+    """Every component, in teaching order (``llmref.__all__``: the stages, then helpers)."""
+    import llmref
+    return tuple(llmref.__all__)
+
+
+def position(name: str) -> int:
+    return names().index(name)
+
+
+def stage_of(name: str) -> str:
+    """``"softmax"`` -> ``"layers"``; helpers outside the stages (``params``) -> ``"helpers"``."""
+    import llmref
+    for stage, members in llmref.STAGES.items():
+        if name in members:
+            return stage
+    return "helpers"
+
+
+def component_of(text: str) -> str | None:
+    """``"softmax.forward"``, ``"ppo.policy"`` or ``"softmax"`` -> the component, else None."""
+    head = text.split(".", 1)[0]
+    return head if head in names() else None
+
+
+def owner(components) -> str | None:
+    """The component a test belongs to: of those it grades, the one taught last."""
+    ordered = sorted(components, key=position)
+    return ordered[-1] if ordered else None
+
+
+@functools.cache
+def _module_functions(path: str) -> dict:
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    return {node.name: node for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _values(expr, env: dict) -> set:
+    """The strings an expression can be: a literal, a bound name, an f-string's head."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return {expr.value}
+    if isinstance(expr, ast.Name):
+        return set(env.get(expr.id, ()))
+    if isinstance(expr, ast.JoinedStr) and expr.values:
+        first = expr.values[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            return {first.value}
+        if isinstance(first, ast.FormattedValue):
+            return _values(first.value, env)
+    return set()
+
+
+def _params(fn: ast.FunctionDef) -> list:
+    a = fn.args
+    return [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+
+
+def _strings(fn, env: dict, functions: dict, callers: frozenset, seen: frozenset) -> set:
+    """Component-like strings reaching the implementation from ``fn`` (and the module's
+    helpers it passes ``impl`` to)."""
+    found = set()
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.Call):
+            continue
+        calls_impl = isinstance(node.func, ast.Name) and node.func.id in callers
+        passes_impl = any(isinstance(a, ast.Name) and a.id == IMPL for a in node.args)
+        if not (calls_impl or passes_impl):
+            continue
+        for a in node.args:                 # keywords (activation="gelu") are options
+            found |= _values(a, env)
+        helper = functions.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        if passes_impl and helper is not None and helper.name not in seen:
+            bound: dict = {}
+            params = _params(helper)
+            for name, a in zip(params, node.args, strict=False):
+                bound[name] = _values(a, env)
+            for k in node.keywords:
+                if k.arg:
+                    bound[k.arg] = _values(k.value, env)
+            found |= _strings(helper, bound, functions, frozenset({IMPL}),
+                              seen | {helper.name})
+    return found
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _table_value(expr, raw: dict, module):
+    """``TABLE[param]`` or ``TABLE[param][0]``: the module's table entry for this test's
+    parameter value (None when the expression is not of that form)."""
+    if not isinstance(expr, ast.Subscript):
+        return None
+    if isinstance(expr.slice, ast.Constant) and isinstance(expr.value, ast.Subscript):
+        row = _table_value(expr.value, raw, module)
+        try:
+            return None if row is None else row[expr.slice.value]
+        except (IndexError, KeyError, TypeError):
+            return None
+    if isinstance(expr.value, ast.Name) and isinstance(expr.slice, ast.Name) \
+            and expr.slice.id in raw and module is not None:
+        table = getattr(module, expr.value.id, None)
+        try:
+            return table[raw[expr.slice.id]]
+        except (IndexError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _strings_of(value) -> set:
+    return {value} if isinstance(value, str) else set()
+
+
+def _bind(fn, env: dict, raw: dict, module) -> None:
+    """Bind names a test takes from its data: ``for fn in ("a.f", "a.g")`` and rows of a
+    module-level table of cases, ``function, args = CASES[case]``."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            it = node.iter
+            items = it.elts if isinstance(it, (ast.Tuple, ast.List)) else []
+            values = {e.value for e in items if isinstance(e, ast.Constant)
+                      and isinstance(e.value, str)}
+            if isinstance(it, ast.Name) and module is not None:
+                seq = getattr(module, it.id, None)
+                if isinstance(seq, (tuple, list)):
+                    values |= {v for v in seq if isinstance(v, str)}
+            if values:
+                env.setdefault(node.target.id, set()).update(values)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            row = _table_value(node.value, raw, module)
+            if row is None:
+                continue
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                env.setdefault(target.id, set()).update(_strings_of(row))
+            elif isinstance(target, ast.Tuple) and isinstance(row, (tuple, list)):
+                for t, v in zip(target.elts, row, strict=False):
+                    if isinstance(t, ast.Name):
+                        env.setdefault(t.id, set()).update(_strings_of(v))
+
+
+def inferred(path: str, function: str, params: dict, fixtures=(), module=None) -> tuple:
+    """The components a test function grades, read from its source (teaching order).
+
+    ``params`` are the test's parametrized values; ``fixtures`` the names of the fixtures it
+    uses (those defined in its module are read too); ``module``, the test's module, lets a
+    row of a table of cases be looked up (``CASES[case]``)."""
+    raw = tuple(sorted(((k, v) for k, v in params.items() if _hashable(v)), key=lambda kv: kv[0]))
+    return _inferred(path, function, raw, tuple(fixtures),
+                     getattr(module, "__name__", None))
+
+
+@functools.cache
+def _inferred(path: str, function: str, raw: tuple, fixtures: tuple,
+              module_name: str | None) -> tuple:
+    import sys
+    functions = _module_functions(path)
+    node = functions.get(function)
+    if node is None:
+        return ()
+    raw = dict(raw)
+    params = {k: v for k, v in raw.items() if isinstance(v, str)}
+    env = {k: {v} for k, v in params.items()}
+    _bind(node, env, raw, sys.modules.get(module_name) if module_name else None)
+    # the test's own fixture arguments may be called like impl (a fixture returning impl)
+    callers = frozenset({IMPL, *(p for p in _params(node) if p not in raw)})
+    found = _strings(node, env, functions, callers, frozenset({function}))
+    for name in fixtures:
+        fixture = functions.get(name)
+        if fixture is not None and name != function and _is_fixture(fixture):
+            found |= _strings(fixture, {}, functions, frozenset({IMPL}), frozenset({name}))
+    return tuple(sorted({c for s in found if (c := component_of(s))}, key=position))
+
+
+def _is_fixture(node) -> bool:
+    for deco in node.decorator_list:
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        if isinstance(target, ast.Attribute) and target.attr == "fixture":
+            return True
+    return False
+
+
+def of_item(item) -> tuple:
+    """The components a collected pytest item grades (its ``component`` markers, if any, else
+    what its source passes to the implementation)."""
+    marked = [name for m in item.iter_markers(MARKER) for name in m.args]
+    if marked:
+        unknown = [n for n in marked if n not in names()]
+        if unknown:
+            raise ValueError(f"{item.nodeid}: @pytest.mark.component names unknown "
+                             f"component(s) {unknown}; known: {', '.join(names())}")
+        return tuple(sorted(set(marked), key=position))
+    function = getattr(item, "function", None)
+    if function is None:
+        return ()
+    try:
+        path = inspect.getsourcefile(item.module)
+    except (TypeError, AttributeError):
+        return ()
+    callspec = getattr(item, "callspec", None)
+    return inferred(path, getattr(item, "originalname", function.__name__),
+                    dict(callspec.params) if callspec else {}, item.fixturenames,
+                    getattr(item, "module", None))
+
+
+#: test modules whose tests are generated for every component from ``llmref`` itself (so
+#: their source names none): always candidates
+EVERY_COMPONENT = ("test_contract",)
+
+
+def modules_for(selected) -> list:
+    """Test modules (``llmref.spec.test_x``) whose source names one of ``selected`` in a
+    string, plus :data:`EVERY_COMPONENT`: a cheap pre-selection (no import) before the exact
+    one at collection."""
+    from llmref.spec import plugin
+    out = []
+    for path in sorted(plugin.SPEC_DIR.glob("test_*.py")):
+        text = path.read_text()
+        if path.stem in EVERY_COMPONENT or any(f'"{n}' in text or f"'{n}" in text
+                                              for n in selected):
+            out.append(plugin.module_name(path))
+    return out
+
+
+@functools.cache
+def raises_checked(path: str, function: str) -> bool:
+    """Whether a test function's own source asserts that something raises
+    (``pytest.raises``)."""
+    node = _module_functions(path).get(function)
+    return node is not None and any(
+        isinstance(n, ast.Attribute) and n.attr == "raises" and isinstance(n.value, ast.Name)
+        and n.value.id == "pytest" for n in ast.walk(node))

@@ -1,0 +1,241 @@
+"""Run mutmut over the reference's modules, a few modules at a time, each only against its
+own test files (plus the bad-input tests, which check every module's error messages).
+Outside CI: it takes about an hour on two cores.
+
+    python -m llmref.spec.mutants.run_mutmut [GROUP ...]       # default: every group
+    python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
+
+Each group runs in a scratch copy of the committed tree (``git archive HEAD``) with a
+``[tool.mutmut]`` section naming its modules and test files, the deterministic ``catch``
+hypothesis profile (8 examples, derandomized) and pytest on one process per mutant.
+Results: ``.llmspec/mutmut/<group>.txt`` (every mutant's status and diff of the
+survivors) and a summary line per group on stdout.  mutmut counts a mutant as killed when
+the tests fail, survived when they pass, and times it out when they hang.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from llmref.spec.harness.impl import DEFAULT
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / ".llmspec" / "mutmut"
+
+#: group -> (modules, test files); every module of the reference appears in one group (the
+#: initialisers' tests live in test_initialisers.py)
+GROUPS = {
+    "activations": (["relu", "gelu", "gelu_tanh", "sigmoid", "tanh"], ["test_activations.py"]),
+    "softmax": (["softmax", "log_softmax"], ["test_softmax.py"]),
+    "linear": (["linear"], ["test_linear.py", "test_initialisers.py"]),
+    "norms": (["layer_norm", "rms_norm"], ["test_norms.py", "test_initialisers.py"]),
+    "embeddings": (["embedding", "positional", "sinusoidal"],
+                   ["test_embedding.py", "test_initialisers.py"]),
+    "attention": (["attention"], ["test_attention.py"]),
+    "transformer": (["mha", "ffn", "block", "gpt"],
+                    ["test_transformer.py", "test_transformer_properties.py",
+                     "test_initialisers.py"]),
+    "generate": (["generate"], ["test_generation.py"]),
+    "losses": (["cross_entropy", "mse"], ["test_losses.py"]),
+    "optimizers": (["sgd", "adam", "adamw", "clip", "schedules"], ["test_optim.py"]),
+    "training": (["accumulate", "checkpoint", "train", "memory"], ["test_training.py"]),
+    "mixed_precision": (["mixed_precision"], ["test_mixed_precision.py"]),
+    "rlhf": (["preference", "dpo", "reward_model", "kl", "gae", "ppo", "bigram_policy",
+              "rlhf_loop"], ["test_rlhf.py", "test_initialisers.py"]),
+    "accounting": (["flops"], ["test_flops.py"]),
+    "tokenizers": (["bpe", "word_tokenizer"], ["test_tokenizers.py"]),
+    "params": (["params"], ["test_params.py", "test_initialisers.py"]),
+    "weights": (["weights", "convert"], ["test_weights.py", "test_convert.py"]),
+    "gpt2_tokenizer": (["gpt2_tokenizer"], ["test_gpt2_tokenizer.py"]),
+}
+
+
+def module_path(name: str) -> str:
+    """The module's file relative to the repository root (``reference/softmax.py``)."""
+    import importlib
+
+    module = getattr(importlib.import_module(DEFAULT), name)
+    return str(Path(module.__file__).resolve().relative_to(ROOT))
+
+
+def config(modules, tests) -> str:
+    paths = ", ".join(f'"{module_path(m)}"' for m in modules)
+    tests = ", ".join(f'"spec_tests/{t}"' for t in tests + ["test_bad_input.py"])
+    top = {module_path(m).split("/")[0] for m in modules}
+    copy = ", ".join(f'"{d}"' for d in sorted(top | {"spec_tests", "examples", "llmspec"}))
+    return (f"\n[tool.mutmut]\npaths_to_mutate = [{paths}]\ntests_dir = [{tests}]\n"
+            f'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider", "-x"]\n'
+            f"also_copy = [{copy}]\n")
+
+
+def run_group(group: str) -> dict:
+    modules, tests = GROUPS[group]
+    with tempfile.TemporaryDirectory(prefix=f"mutmut-{group}-") as scratch:
+        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
+        with open(Path(scratch) / "pyproject.toml", "a") as f:
+            f.write(config(modules, tests))
+        env = {**os.environ, "LLMSPEC_PROFILE": "catch", "PYTHONWARNINGS": "ignore"}
+        env.pop("LLMSPEC_IMPL", None)
+        subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=scratch, env=env,
+                       capture_output=True, text=True)
+        results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                                 cwd=scratch, env=env, capture_output=True, text=True).stdout
+        statuses = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$", results, re.M))
+        lines = [f"# mutmut, group {group}: modules {', '.join(modules)}; tests "
+                 f"{', '.join(tests)} + test_bad_input.py", ""]
+        lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
+        for name, status in sorted(statuses.items()):
+            if status != "killed":
+                diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name],
+                                      cwd=scratch, env=env, capture_output=True,
+                                      text=True).stdout
+                lines += ["", f"## {name} ({status})", diff]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{group}.txt").write_text("\n".join(lines) + "\n")
+    counts: dict = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _without_copy_flag(text: str) -> str:
+    return re.sub(r",?\s*copy=\w+", "", text).replace(", )", ")")
+
+
+def _float64_default(text: str) -> str:
+    text = re.sub(r",?\s*dtype=(np\.float64|None)", "", text)
+    return text.replace("astype(np.float64)", "astype(None)").replace(", )", ")")
+
+
+#: survivors that cannot change any result the specification fixes, with the reason; each
+#: rule sees the mutated statement's old and new text
+EQUIVALENT = [
+    (lambda old, new: _without_copy_flag(old) == _without_copy_flag(new),
+     "only astype's copy flag changes: a copy or not, the values and dtype are the same"),
+    (lambda old, new: _float64_default(old) == _float64_default(new),
+     "dtype None (or left out) means float64, as np.float64 does"),
+    (lambda old, new: all(re.search(r"map_trees\([^,]*, lambda g: g / k, grads\)", t)
+                          for t in (old, new)),
+     "map_trees over a single tree never raises, so its 'where' is never shown"),
+    (lambda old, new: re.sub(r"reshape\(-\d+", "reshape(-1", old)
+     == re.sub(r"reshape\(-\d+", "reshape(-1", new),
+     "NumPy's reshape reads any negative size as 'infer', -2 as -1"),
+    (lambda old, new: re.sub(r"np\.result_type\([^)]*\)", "R", old)
+     == re.sub(r"np\.result_type\([^)]*\)", "R", new),
+     "the gradient's dtype when the upstream and the input have different float dtypes, "
+     "which the specification leaves open (same dtypes give the same result)"),
+]
+
+
+def equivalent_reason(edits) -> str | None:
+    """The reason a survivor is equivalent, or None: the rules above, applied to the text of
+    its edit."""
+    old, new = edits[0][0], edits[0][1]
+    for rule, reason in EQUIVALENT:
+        if rule(old, new):
+            return reason
+    changed = [(a.strip(), b.strip()) for a, b in zip(old.splitlines(), new.splitlines(),
+                                                       strict=False) if a != b]
+    return SPECIFIC.get(changed[0]) if len(changed) == 1 else None
+
+
+#: single survivors judged equivalent one by one: (old line, new line) -> reason
+SPECIFIC = {
+    ("out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)",
+     "out = np.where(x > 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)"):
+        "at x = 0 both branches of the stable sigmoid give exactly 1/2",
+    ('return _backward(_checks.dout_like("gelu.backward", dout, cache[0].shape), cache)',
+     'return _backward(_checks.dout_like("gelu.backward", dout, cache[1].shape), cache)'):
+        "cache[0] and cache[1] (x and Phi(x)) have the same shape",
+    ('return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[0].shape), cache)',
+     'return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[1].shape), cache)'):
+        "cache[0] and cache[1] (x and sigma(2u)) have the same shape",
+}
+
+
+def survivors(group: str) -> list:
+    """``[(mutmut name, component, edits)]`` for every mutant of the group's last run that
+    was not killed, with its diff turned into one exact text edit of the module's source
+    (context lines from the diff are added until the text to find is unique)."""
+    from llmref.spec.mutants.build import reference_module
+
+    text = (OUT / f"{group}.txt").read_text()
+    out = []
+    for block in text.split("\n## ")[1:]:
+        name = block.split()[0]
+        component = name.rsplit(".", 1)[0].split(".")[-1]      # llmref.layers.gelu.x_f...
+        body = [line for line in block.splitlines() if line[:1] in (" ", "-", "+")
+                and not line.startswith(("---", "+++"))]
+        first = next(i for i, line in enumerate(body) if line[0] in "-+")
+        old = [line[1:] for line in body[first:] if line[0] in " -"]
+        new = [line[1:] for line in body[first:] if line[0] in " +"]
+        before = [line[1:] for line in body[:first]]
+        source = Path(reference_module(component).__file__).read_text()
+        while source.count("\n".join(old)) != 1 and before:
+            old.insert(0, before[-1])
+            new.insert(0, before.pop())
+        out.append((name, component, (("\n".join(old), "\n".join(new)),)))
+    return out
+
+
+def verify(group: str) -> dict:
+    """Rerun the group's test files against each survivor of its last mutmut run, installed
+    as a catalogue-style patch mutant (the tests may have grown since): ``{name: status}``
+    with status killed, survived, or stale (its text is no longer in the source)."""
+    import pytest
+
+    from llmref.spec.mutants import Mutant
+    from llmref.spec.mutants.build import TESTS, StaleMutant, install
+
+    os.environ["LLMSPEC_PROFILE"] = "catch"
+    os.environ.pop("LLMSPEC_IMPL", None)
+    _, tests = GROUPS[group]
+    results = {}
+    for name, component, edits in survivors(group):
+        reason = equivalent_reason(edits)
+        if reason:                                  # nothing a test could observe: not run
+            results[name] = f"equivalent: {reason}"
+            print(f"VERIFY {name} {results[name]}", flush=True)
+            continue
+        mutant = Mutant(family=group, bug=name, test="", component=component, edits=edits)
+        try:
+            impl_name = install(name.replace(".", "_"), mutant)
+        except StaleMutant:
+            results[name] = "stale"
+            continue
+        code = pytest.main([*(str(TESTS / t) for t in ["test_bad_input.py"] + tests),
+                            f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n", "0",
+                            "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
+                            "--tb=no"])
+        results[name] = "killed" if code == 1 else "survived"
+        print(f"VERIFY {name} {results[name]}", flush=True)
+    return results
+
+
+def main(argv) -> int:
+    if argv[:1] == ["--verify"]:
+        for group in argv[1:]:
+            results = verify(group)
+            equivalent = [n for n, s in results.items() if s.startswith("equivalent")]
+            left = sorted(n for n, s in results.items() if s == "survived")
+            print(f"{group}: {len(results)} survivors rerun, "
+                  f"{sum(s == 'killed' for s in results.values())} now killed, "
+                  f"{len(equivalent)} equivalent, {len(left)} left: {', '.join(left)}")
+        return 0
+    for group in argv or list(GROUPS):
+        counts = run_group(group)
+        total = sum(counts.values())
+        print(f"{group}: {total} mutants, " + ", ".join(f"{n} {s}" for s, n in
+                                                       sorted(counts.items())), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,353 @@
+"""The learner's report: what each failure means, per component, in one screen.
+
+:func:`failure_details` runs inside the test process (the plugin calls it for every failed
+test) and reduces a failure to plain data: the function that failed, the property in words,
+the smallest failing input hypothesis found, expected and got, hints, links to the docs.
+:class:`Report` gathers those per component and renders the checklist and the failure blocks
+that ``llmspec check`` prints.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmref.spec import anchors, plugin
+from llmref.spec.harness import components as comp
+from llmref.spec.harness.impl import NOT_IMPLEMENTED, RAISED_IN, where
+
+DETAILS = "llmspec"          # the report's user_properties key
+COMPONENTS = "components"    # ditto: the components a test grades (teaching order)
+TIER = "tier"
+
+#: lines a message may take in a failure block (the rest is cut, with a note)
+MESSAGE_LINES = 14
+
+
+def sentence(doc: str | None) -> str | None:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    if not doc:
+        return None
+    paragraph = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    m = re.match(r"(.+?[.!?])(\s|$)", paragraph)
+    text = m.group(1) if m else paragraph
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def _humanise(name: str) -> str:
+    return name.removeprefix("test_").replace("_", " ") + " (the test's name)"
+
+
+def _property(item, excinfo) -> str:
+    """The property in words: the test's docstring, else the shared check it failed in,
+    else the test's name."""
+    text = sentence(getattr(item, "function", None).__doc__ if getattr(item, "function", None)
+                    else None)
+    if text:
+        return text
+    if excinfo is not None:
+        from llmref.spec.harness import checks
+        source = str(Path(inspect.getsourcefile(checks)).resolve())
+        for entry in reversed(excinfo.traceback):
+            if str(Path(str(entry.frame.code.path)).resolve()) == source:
+                doc = sentence(getattr(checks, entry.frame.code.name, None).__doc__
+                               if hasattr(checks, entry.frame.code.name) else None)
+                if doc:
+                    return doc
+    return _humanise(getattr(item, "originalname", item.name))
+
+
+_EXAMPLE_HEAD = re.compile(r"^(Falsifying example|Failing test case)\b")
+_ARG = re.compile(r"^    ([A-Za-z_]\w*)=(.*)$")
+
+
+def shrunk_example(exc: BaseException, hidden=()) -> str | None:
+    """Hypothesis' smallest failing example from the exception's notes, without the fixtures
+    (``impl``) and the arguments in ``hidden``: ``"x=array([0.1]), seed=0"``."""
+    notes = getattr(exc, "__notes__", None) or []
+    lines = "\n".join(notes).splitlines()
+    start = next((i for i, line in enumerate(lines) if _EXAMPLE_HEAD.match(line)), None)
+    if start is None:
+        return None
+    args, current = [], None
+    for line in lines[start + 1:]:
+        if line.startswith(")"):
+            break
+        m = _ARG.match(line)
+        if m:
+            current = [m.group(1), m.group(2)]
+            args.append(current)
+        elif current is not None and line.startswith("     "):
+            current[1] += " " + line.strip()
+    out = []
+    for name, value in args:
+        if name in hidden:
+            continue
+        value = re.sub(r"\s*#.*$", "", value).rstrip(",").strip()
+        out.append(f"{name}={value}")
+    return ", ".join(out) if out else None
+
+
+def _parameters(item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if not callspec:
+        return None
+    return ", ".join(f"{k}={v!r}" for k, v in callspec.params.items())
+
+
+_FUNCTION_AT_START = re.compile(r"^([A-Za-z_]\w*\.[A-Za-z_]\w*)[: ]")
+
+
+def failure_details(item, excinfo, impl) -> dict:
+    """Everything the report shows about one failed test, as plain (serialisable) data."""
+    exc = excinfo.value if excinfo is not None else None
+    graded = list(getattr(item, "_llmspec_components", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    hidden = {"impl", "graded", *params, *getattr(item, "fixturenames", ())}
+    raised_in = getattr(exc, RAISED_IN, None)
+    if isinstance(exc, AssertionError):
+        message = str(exc)
+    elif exc is not None:
+        place = where(exc, None if impl.is_reference else impl.name)
+        message = f"{type(exc).__name__}: {exc}"
+        if not plugin.in_spec(place.rpartition(":")[0]):      # not inside the suite's own code
+            message += f"\n  raised at {place}"
+        if raised_in:
+            message = f"{raised_in} raised {message}"
+    else:
+        message = ""
+    lines = message.splitlines()
+    # pytest appends its own "assert ..." explanation to an assert's message: the message is
+    # what the test's author wrote for the reader, the rest repeats it
+    cut = next((i for i, ln in enumerate(lines) if i and ln.startswith("assert ")), None)
+    if cut is not None and isinstance(exc, AssertionError):
+        lines = lines[:cut]
+    hints = [ln[len("hint: "):] for ln in lines if ln.startswith("hint: ")]
+    body = [ln for ln in lines if not ln.startswith("hint: ")]
+    function = raised_in
+    if function is None and body:
+        m = _FUNCTION_AT_START.match(body[0]) or _FUNCTION_AT_START.match(
+            body[1] if len(body) > 1 else "")
+        if m and comp.component_of(m.group(1)):
+            function = m.group(1)
+    if function is None:
+        # the one function of the test's component it called, or, of several, the backward
+        # for a gradient's failure and the forward otherwise
+        owner = comp.owner(graded)
+        mine = sorted(c for c in getattr(impl, "calls", ()) if owner and c.startswith(owner + "."))
+        wants = "backward" if "gradient" in message.lower() else "forward"
+        pick = mine if len(mine) == 1 else [c for c in mine if c.endswith(wants)]
+        function = pick[0] if len(pick) == 1 else None
+    owner = comp.owner(graded)
+    claims = [m.args[0] for m in item.iter_markers("claim")]
+    links = [anchors.function_page(function) if function else
+             anchors.component_page(owner) if owner else None]
+    links += [anchors.lesson_page(c) for c in claims]
+    return {
+        "test": f"{Path(str(item.path)).name}::{item.name}",
+        "function": function,
+        "component": owner,
+        "property": _property(item, excinfo),
+        "example": (shrunk_example(exc, hidden) if exc is not None else None),
+        "parameters": _parameters(item),
+        "message": body,
+        "hints": hints,
+        "claims": claims,
+        "links": [link for link in links if link],
+    }
+
+
+# ---------------------------------------------------------------- aggregation and rendering
+
+@dataclass
+class ComponentResult:
+    name: str
+    passed: int = 0
+    failed: list = field(default_factory=list)          # failure details
+    missing: dict = field(default_factory=dict)         # function -> tests skipped for it
+    other_skips: int = 0
+
+    unwritten: list = field(default_factory=list)      # functions still raising (by source)
+
+    @property
+    def to_write(self) -> list:
+        return [*self.unwritten, *(m for m in sorted(self.missing) if m not in self.unwritten)]
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "failing"
+        if self.passed and self.to_write:
+            return "started"
+        if self.passed:
+            return "done"
+        if self.to_write:
+            return "to do"
+        return "no tests run"
+
+
+MARKS = {"done": "[x]", "failing": "[!]", "started": "[~]", "to do": "[ ]",
+         "no tests run": "[-]"}
+
+
+def missing_function(reason: str) -> str | None:
+    """``"not implemented: softmax.backward (called by ...)"`` -> ``"softmax.backward"``."""
+    reason = reason.removeprefix("Skipped: ")
+    if not reason.startswith(NOT_IMPLEMENTED):
+        return None
+    rest = reason[len(NOT_IMPLEMENTED):].strip()
+    return rest.split()[0] if rest else None
+
+
+class Report:
+    """Results per component (each test counts for the component it belongs to)."""
+
+    def __init__(self, selected):
+        self.selected = list(selected)
+        self.results = {name: ComponentResult(name) for name in self.selected}
+        self.unowned_failures = []
+
+    def add(self, owner, outcome: str, reason: str = "", details: dict | None = None):
+        if owner is None or owner not in self.results:
+            if outcome == "failed" and details:
+                self.unowned_failures.append(details)
+            return
+        result = self.results[owner]
+        if outcome == "passed":
+            result.passed += 1
+        elif outcome == "failed":
+            result.failed.append(details or {"test": "?", "message": [reason]})
+        else:
+            missing = missing_function(reason)
+            if missing:
+                result.missing[missing] = result.missing.get(missing, 0) + 1
+            else:
+                result.other_skips += 1
+
+    @property
+    def any_failed(self) -> bool:
+        return any(r.failed for r in self.results.values()) or bool(self.unowned_failures)
+
+    @property
+    def any_passed(self) -> bool:
+        return any(r.passed for r in self.results.values())
+
+    def lessons(self) -> dict:
+        """``{component: "001 003"}`` from the claims registry."""
+        try:
+            from llmref.spec.harness import registry
+            entries = registry.claims().values()
+        except Exception:              # noqa: BLE001  (the report works without it)
+            return {}
+        found: dict = {}
+        for e in entries:
+            for c in e.get("components", []):
+                found.setdefault(c, set()).add(e["lesson"][:3])
+        return {c: " ".join(sorted(v)) for c, v in found.items()}
+
+    def checklist(self) -> list:
+        """One line per selected component, grouped by stage, in teaching order."""
+        lessons = self.lessons()
+        out, stage = [], None
+        for name in sorted(self.selected, key=comp.position):
+            r = self.results[name]
+            if comp.stage_of(name) != stage:
+                stage = comp.stage_of(name)
+                out.append(f"{stage}/")
+            status = r.status
+            if status == "failing":
+                what = f"{len(r.failed)} of {len(r.failed) + r.passed} tests fail"
+            elif status == "started":
+                what = f"{r.passed} pass; {_todo(name, r.to_write)}"
+            elif status == "done":
+                what = f"{r.passed} tests pass" if r.passed != 1 else "1 test passes"
+            elif status == "to do":
+                what = _todo(name, r.to_write)
+            else:
+                what = "no test ran"
+            lesson = (f"  (lesson{'s' if ' ' in lessons[name] else ''} {lessons[name]})"
+                      if name in lessons else "")
+            out.append(f"  {MARKS[status]} {name:<16} {status:<8} {what}{lesson}")
+        return out
+
+    def next_step(self) -> str | None:
+        for name in sorted(self.selected, key=comp.position):
+            r = self.results[name]
+            if r.status in ("failing",):
+                return f"next: make {name} pass (its failures are shown above)"
+            if r.status in ("to do", "started"):
+                return f"next: write {r.to_write[0]}"
+        return None
+
+    def blocks(self, limit_per_component: int = 3, base: str | None = None) -> list:
+        """One screen-sized block per failure (a few per component; -v shows all)."""
+        out = []
+        n = 0
+        for name in sorted(self.selected, key=comp.position):
+            failures = self.results[name].failed
+            for details in failures[:limit_per_component]:
+                n += 1
+                out += block(n, details, base)
+            if len(failures) > limit_per_component:
+                rest = failures[limit_per_component:]
+                out += [f"  ... and {len(rest)} more failing test(s) of {name}: "
+                        + ", ".join(d["test"].split("::")[-1] for d in rest), ""]
+        for details in self.unowned_failures:
+            n += 1
+            out += block(n, details, base)
+        return out
+
+
+def _todo(name: str, functions: list, shown: int = 3) -> str:
+    """``to write: a, b, c +2 more; needs x.y`` (its own functions, then what its tests need
+    from other components)."""
+    own = [f for f in functions if f.startswith(name + ".")]
+    other = [f for f in functions if not f.startswith(name + ".")]
+    text = ""
+    if own:
+        text = "to write: " + ", ".join(own[:shown]) + (
+            f" +{len(own) - shown} more" if len(own) > shown else "")
+    if other:
+        text += ("; " if text else "") + "needs " + ", ".join(other[:shown]) + (
+            f" +{len(other) - shown} more" if len(other) > shown else "")
+    return text
+
+
+def _wrap(label: str, text: str, width: int = 100) -> list:
+    pad = " " * 12
+    return textwrap.wrap(text, width, initial_indent=f"  {label:<10}", subsequent_indent=pad,
+                         break_long_words=False, break_on_hyphens=False) or [f"  {label}"]
+
+
+def _wrap_line(line: str, width: int = 96) -> list:
+    indent = " " * (len(line) - len(line.lstrip()))
+    return textwrap.wrap(line, width, subsequent_indent=indent + "    ",
+                         break_long_words=False, break_on_hyphens=False) or [line]
+
+
+def block(n: int, d: dict, base: str | None = None) -> list:
+    """The failure block: function, property, input, expected/got, hints, links."""
+    title = d.get("function") or d.get("component") or "?"
+    out = [f"--- {n}. {title} " + "-" * max(3, 86 - len(title)),
+           f"  test      {d['test']}"]
+    out += _wrap("property", d.get("property") or "")
+    if d.get("example"):
+        out += _wrap("input", d["example"] + "  (the smallest failing input found)")
+    elif d.get("parameters"):
+        out += _wrap("input", d["parameters"])
+    message = [part for ln in d.get("message") or [] for part in _wrap_line(ln)]
+    if message:
+        out.append("  expected vs got:")
+        shown = message[:MESSAGE_LINES]
+        out += ["    " + ln for ln in shown]
+        if len(message) > MESSAGE_LINES:
+            out.append(f"    ... ({len(message) - MESSAGE_LINES} more lines with -v)")
+    for hint in d.get("hints") or []:
+        out += _wrap("hint", hint)
+    for i, link in enumerate(d.get("links") or []):
+        out += _wrap("docs" if i == 0 else "lesson", anchors.url(link, base))
+    out.append("")
+    return out
