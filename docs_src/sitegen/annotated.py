@@ -70,8 +70,8 @@ def render(page: str, text: str) -> str:
             out += ['<div class="annotated-row" markdown="1">',
                     '<div class="annotated-note" markdown="1">',
                     "", note or "&nbsp;", "", "</div>",
-                    '<div class="annotated-code" data-search-exclude markdown="1">', "", "```python", code, "```",
-                    "", "</div>", "</div>"]
+                    '<div class="annotated-code" data-search-exclude markdown="1">', "",
+                    "```python", code, "```", "", "</div>", "</div>"]
         out.append("</div>")
         return "\n".join(out)
 
