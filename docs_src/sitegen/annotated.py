@@ -63,8 +63,8 @@ def render(page: str, text: str) -> str:
         pairs, path, start = split(dotted, body, page)
         name = dotted.rsplit(".", 1)[-1]
         out = [f'<p class="code-caption"><code>{name}</code> from '
-               f'<a href="{common.repo_link(path, start)}">{path}</a>, line {start}: the code '
-               f'on the right is read from the source at build time.</p>', "",
+               f'<a href="{common.repo_link(path, start)}">{path}</a>, line {start}, read from '
+               f'the source when the site is built.</p>', "",
                '<div class="annotated" markdown="1">']
         for note, code in pairs:
             out += ['<div class="annotated-row" markdown="1">',

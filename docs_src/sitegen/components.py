@@ -85,13 +85,22 @@ def levels() -> dict:
 
 @cache
 def test_files() -> dict:
-    """``{component: [test files]}``: the spec test files that call the component through
-    the implementation under test (``impl("softmax.forward")`` or a check given its name)."""
+    """``{component: [test files]}``: the spec test files with a test that grades the
+    component (the learner loop's static map, ``llmref.spec.harness.components``), and the
+    component's own file ``test_<name>.py``."""
     import llmref
-    texts = {p.name: p.read_text() for p in sorted((common.ROOT / "spec_tests").glob("test_*.py"))}
-    return {name: [f for f, t in texts.items()
-                   if re.search(rf'impl\(\s*f?"{name}\.|"{name}"', t)]
-            for name in llmref.__all__}
+    from llmref.spec.harness import components as graded
+
+    out: dict = {name: set() for name in llmref.__all__}
+    for path in sorted((common.ROOT / "spec_tests").glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                for c in graded.inferred(str(path), node.name, {}):
+                    out.setdefault(c, set()).add(path.name)
+        stem = path.stem[len("test_"):]
+        if stem in out:
+            out[stem].add(path.name)
+    return {name: sorted(files) for name, files in out.items()}
 
 
 def summary(name: str) -> str:
