@@ -243,16 +243,17 @@ def main(argv=None) -> int:
                     f"formulas, raw TeX {raw})")
 
         # search: the component first, no raw reST in results or in the index
-        page.goto(f"{base}/")
-        page.keyboard.press("s")                 # material's shortcut opens the search box
-        page.locator("input.md-search__input").fill("softmax")
-        page.wait_for_selector(".md-search-result__item", timeout=15000)
-        first = page.locator(".md-search-result__item a").first.get_attribute("href") or ""
-        c.check("components/softmax/" in first,
-                f"search for 'softmax' lists the softmax component first ({first})")
-        results = page.locator(".md-search-result").inner_text()
-        c.check(not [r for r in RAW_REST if r in results],
-                "search results for 'softmax' show no raw reST")
+        for query in ("softmax", "check softmax"):
+            page.goto(f"{base}/")
+            page.keyboard.press("s")             # material's shortcut opens the search box
+            page.locator("input.md-search__input").fill(query)
+            page.wait_for_selector(".md-search-result__item", timeout=15000)
+            first = page.locator(".md-search-result__item a").first.get_attribute("href") or ""
+            c.check("components/softmax/" in first,
+                    f"search for {query!r} lists the softmax component first ({first})")
+            results = page.locator(".md-search-result").inner_text()
+            c.check(not [r for r in RAW_REST if r in results],
+                    f"search results for {query!r} show no raw reST")
         index = json.loads((site / "search" / "search_index.json").read_text())
         raw_docs = [d["location"] for d in index["docs"] if any(r in d["text"] for r in RAW_REST)]
         c.check(not raw_docs, f"no raw reST in the search index ({len(index['docs'])} "
