@@ -20,66 +20,68 @@ from pathlib import Path
 
 import numpy as np
 
+import llmref
 from llmref.examples import common
-from llmref.layers import embedding, linear, softmax, tanh
-from llmref.losses import cross_entropy
-from llmref.text import word_tokenizer
-from llmref.training import sgd
 
 SENTENCE = "the cat sat on the mat"
 
-
-def init(vocab_size: int, rng, d_embed: int = 8, d_hidden: int = 4) -> dict:
-    return {"emb": embedding.init(vocab_size, d_embed, rng, std=0.5),
-            "hidden": linear.init(d_embed, d_hidden, rng),
-            "out": linear.init(d_hidden, vocab_size, rng)}
+# Every function takes ``lib``, the module of components to build the network from (default:
+# the reference, ``llmref``); the spec tests pass the implementation under test.
 
 
-def forward(ids, params):
+def init(vocab_size: int, rng, d_embed: int = 8, d_hidden: int = 4, lib=llmref) -> dict:
+    return {"emb": lib.embedding.init(vocab_size, d_embed, rng, std=0.5),
+            "hidden": lib.linear.init(d_embed, d_hidden, rng),
+            "out": lib.linear.init(d_hidden, vocab_size, rng)}
+
+
+def forward(ids, params, lib=llmref):
     """ids (N,) -> logits (N, V), and what the plots and the backward need."""
-    e, e_c = embedding.forward(ids, params["emb"])
-    z, z_c = linear.forward(e, params["hidden"])
-    h, h_c = tanh.forward(z)
-    logits, o_c = linear.forward(h, params["out"])
+    e, e_c = lib.embedding.forward(ids, params["emb"])
+    z, z_c = lib.linear.forward(e, params["hidden"])
+    h, h_c = lib.tanh.forward(z)
+    logits, o_c = lib.linear.forward(h, params["out"])
     return logits, (e_c, z_c, h_c, o_c, h)
 
 
-def loss_and_grads(ids, targets, params):
-    logits, (e_c, z_c, h_c, o_c, _) = forward(ids, params)
-    loss, ce_c = cross_entropy.forward(logits, targets)
-    d_out = linear.backward(cross_entropy.backward(1.0, ce_c)["logits"], o_c)
-    d_hidden = linear.backward(tanh.backward(d_out.pop("x"), h_c)["x"], z_c)
-    d_emb = embedding.backward(d_hidden.pop("x"), e_c)
+def loss_and_grads(ids, targets, params, lib=llmref):
+    logits, (e_c, z_c, h_c, o_c, _) = forward(ids, params, lib)
+    loss, ce_c = lib.cross_entropy.forward(logits, targets)
+    d_out = lib.linear.backward(lib.cross_entropy.backward(1.0, ce_c)["logits"], o_c)
+    d_hidden = lib.linear.backward(lib.tanh.backward(d_out.pop("x"), h_c)["x"], z_c)
+    d_emb = lib.embedding.backward(d_hidden.pop("x"), e_c)
     return loss, {"emb": d_emb, "hidden": d_hidden, "out": d_out}
 
 
-def train(epochs: int = 400, lr: float = 0.5, seed: int = 0, log=print, log_every: int = 50):
-    vocab = word_tokenizer.build_vocab(SENTENCE)
-    ids = word_tokenizer.encode(SENTENCE, vocab)
+def train(epochs: int = 400, lr: float = 0.5, seed: int = 0, log=print, log_every: int = 50,
+          lib=llmref):
+    vocab = lib.word_tokenizer.build_vocab(SENTENCE)
+    ids = lib.word_tokenizer.encode(SENTENCE, vocab)
     inputs, targets = ids[:-1], ids[1:]
     rng = np.random.default_rng(seed)
-    params = init(len(vocab), rng)
-    state = sgd.init(params)
+    params = init(len(vocab), rng, lib=lib)
+    state = lib.sgd.init(params)
     n_params = sum(a.size for part in params.values() for a in part.values())
     history = {"loss": [], "p_correct": [], "cat_embedding": [], "hidden": []}
     for epoch in range(epochs + 1):
-        logits, (*_, h) = forward(inputs, params)
-        probs = softmax.forward(logits)[0]
+        logits, (*_, h) = forward(inputs, params, lib)
+        probs = lib.softmax.forward(logits)[0]
         history["p_correct"].append(probs[np.arange(len(targets)), targets])
         history["cat_embedding"].append(params["emb"]["W"][vocab["cat"]].copy())
         history["hidden"].append(h)
-        loss, grads = loss_and_grads(inputs, targets, params)
+        loss, grads = loss_and_grads(inputs, targets, params, lib)
         history["loss"].append(float(loss))
         if log and log_every and epoch % log_every == 0:
             p = history["p_correct"][-1]
             log(f"epoch {epoch:5d}  loss {loss:.4f}  p(sat|cat) {p[1]:.3f}  "
                 f"p(cat|the) {p[0]:.3f}  p(mat|the) {p[4]:.3f}")
         if epoch < epochs:
-            params, state = sgd.step(params, grads, state, lr=lr)
+            params, state = lib.sgd.step(params, grads, state, lr=lr)
     history = {k: np.array(v) for k, v in history.items()}
     pairs = [f"{a} -> {b}" for a, b in zip(SENTENCE.split()[:-1], SENTENCE.split()[1:],
                                           strict=True)]
     return {"vocab": vocab, "pairs": pairs, "history": history, "params": params,
+            "inputs": inputs, "targets": targets,
             "n_params": n_params, "chance": 1.0 / len(vocab)}
 
 

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+import llmref
 from llmref.examples import common
-from llmref.layers import layer_norm
 from llmref.params import count
-from llmref.training import adamw, schedules
-from llmref.transformer import attention, block, gpt
 from llmref.transformer.gpt import GPTConfig
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -67,20 +65,22 @@ def dataset(vocab: Vocab, limit: int = 100, held_out: float = 0.1, seed: int = 0
     return rows[n_test:], rows[:n_test]
 
 
-def accuracy(params, config, rows) -> float:
-    logits, _ = gpt.forward(rows[:, :4], params, config)
+def accuracy(params, config, rows, lib=llmref) -> float:
+    logits, _ = lib.gpt.forward(rows[:, :4], params, config)
     return float(np.mean(logits[:, 3].argmax(-1) == rows[:, 4]))
 
 
 def train(steps: int = 4000, batch_size: int = 256, seed: int = 0, log=print,
-          log_every: int = 250):
+          log_every: int = 250, lib=llmref):
+    """Train the calculator; ``lib`` is the module of components (default the reference; the
+    spec tests pass the implementation under test)."""
     vocab = Vocab()
     train_rows, test_rows = dataset(vocab, seed=seed)
     config = GPTConfig(vocab_size=len(vocab.words), context_len=4, d_model=64, n_heads=4,
                        n_layers=2)
     rng = np.random.default_rng(seed)
-    params = gpt.init(config, rng, dtype=np.float32)
-    state = adamw.init(params)
+    params = lib.gpt.init(config, rng, dtype=np.float32)
+    state = lib.adamw.init(params)
     n_params = count(params)
     targets = np.full((batch_size, 4), -100)                 # only the answer is predicted
     history = {"step": [], "loss": [], "train_acc": [], "test_acc": []}
@@ -92,47 +92,48 @@ def train(steps: int = 4000, batch_size: int = 256, seed: int = 0, log=print,
     for step in range(steps):
         rows = train_rows[rng.integers(0, len(train_rows), batch_size)]
         targets[:, 3] = rows[:, 4]
-        loss, grads = gpt.loss_and_grads(rows[:, :4], targets, params, config)
-        lr = schedules.warmup_cosine(step, 3e-3, warmup, steps, 3e-4) if steps > warmup \
+        loss, grads = lib.gpt.loss_and_grads(rows[:, :4], targets, params, config)
+        lr = lib.schedules.warmup_cosine(step, 3e-3, warmup, steps, 3e-4) if steps > warmup \
             else 3e-3
-        params, state = adamw.step(params, grads, state, lr=lr, weight_decay=0.1,
-                                   decay=adamw.matrices_only)
+        params, state = lib.adamw.step(params, grads, state, lr=lr, weight_decay=0.1,
+                                       decay=lib.adamw.matrices_only)
         if (step + 1) % log_every == 0 or step == steps - 1:
             history["step"].append(step + 1)
             history["loss"].append(float(loss))
-            history["train_acc"].append(accuracy(params, config, train_rows[:2000]))
-            history["test_acc"].append(accuracy(params, config, test_rows))
+            history["train_acc"].append(accuracy(params, config, train_rows[:2000], lib))
+            history["test_acc"].append(accuracy(params, config, test_rows, lib))
             if log:
                 log(f"step {step + 1}/{steps}  loss {loss:.3f}  train acc "
                     f"{history['train_acc'][-1]:.3f}  held-out acc {history['test_acc'][-1]:.3f}"
                     f"  {time.perf_counter() - start:.0f} s")
     return {"params": params, "config": config, "vocab": vocab, "history": history,
-            "test_acc": accuracy(params, config, test_rows), "n_params": n_params,
+            "test_acc": accuracy(params, config, test_rows, lib), "n_params": n_params,
+            "train_rows": train_rows, "test_rows": test_rows,
             "n_train": len(train_rows), "n_test": len(test_rows),
             "seconds": time.perf_counter() - start}
 
 
 
-def ask(result, question: str) -> str:
+def ask(result, question: str, lib=llmref) -> str:
     """``"two plus three equals"`` -> the model's answer word."""
     ids = result["vocab"].encode(question)[None]
-    logits, _ = gpt.forward(ids, result["params"], result["config"])
+    logits, _ = lib.gpt.forward(ids, result["params"], result["config"])
     return result["vocab"].decode([logits[0, -1].argmax()])
 
 
-def attention_weights(result, question: str):
+def attention_weights(result, question: str, lib=llmref):
     """Per layer, the (heads, T, T) attention weights for ``question``."""
     params, config = result["params"], result["config"]
     ids = result["vocab"].encode(question)[None]
     h = params["wte"]["W"][ids] + params["wpe"]["W"][: ids.shape[1]]
     out = []
     for p in params["blocks"]:
-        x, _ = layer_norm.forward(h, p["ln1"])
+        x, _ = lib.layer_norm.forward(h, p["ln1"])
         qkv = x @ p["attn"]["qkv"]["W"] + p["attn"]["qkv"]["b"]
         B, T, C3 = qkv.shape
         q, k, _ = qkv.reshape(B, T, 3, config.n_heads, -1).transpose(2, 0, 3, 1, 4)
-        out.append(attention.weights(q, k, causal=True)[0])
-        h, _ = block.forward(h, p, config.n_heads)
+        out.append(lib.attention.weights(q, k, causal=True)[0])
+        h, _ = lib.block.forward(h, p, config.n_heads)
     return out
 
 

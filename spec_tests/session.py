@@ -75,6 +75,7 @@ def configure(config) -> None:
     config._llmspec_impl = Implementation(chosen_name(config.getoption("--llmspec-impl")))
     from llmref.spec import fixtures
     config.pluginmanager.register(fixtures, "llmref-fixtures")
+    config.pluginmanager.register(fixtures.ClaimUse(), "llmref-claim-use")
     config.pluginmanager.register(StatusFile(config), "llmref-status")
     config.pluginmanager.register(Summary(config), "llmref-summary")
 
@@ -159,6 +160,9 @@ class Summary:
                 details = {"test": item.nodeid, "message": [f"(no details: {exc!r})"],
                            "property": None, "links": []}
             report.user_properties.append((report_mod().DETAILS, details))
+        used = getattr(item, "_llmspec_used", None)
+        if used and report.when == "call" and claim_ids(item):
+            report.user_properties.append(("uses", used))
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         from llmref.spec.harness import components
@@ -281,7 +285,8 @@ class StatusFile:
                 isinstance(report.longrepr, tuple) else ""
             props = dict(report.user_properties)
             self.results.append((test_id(report.nodeid), report.when, report.outcome,
-                                 props.get("claims", []), reason, props.get("figures")))
+                                 props.get("claims", []), reason, props.get("figures"),
+                                 props.get("uses")))
 
     def _docs_status(self, exitstatus) -> Path | None:
         config = self.config
@@ -309,7 +314,7 @@ class StatusFile:
             return
         from llmref.spec.harness import registry
         tests: dict = {}
-        for nodeid, when, outcome, claims, reason, figures in self.results:
+        for nodeid, when, outcome, claims, reason, figures, uses in self.results:
             entry = tests.setdefault(nodeid, {"outcome": "passed", "claims": claims})
             if outcome == "failed":
                 entry["outcome"] = "failed" if when == "call" else "error"
@@ -317,6 +322,8 @@ class StatusFile:
                 entry["outcome"], entry["reason"] = "skipped", reason
             if figures:
                 entry["figures"] = figures
+            if uses:
+                entry["uses"] = uses
         root = Path(str(config.rootpath))
         text = json.dumps({
             "commit": _commit(root), "date": datetime.now(timezone.utc).isoformat(),

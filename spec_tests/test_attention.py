@@ -59,6 +59,7 @@ def _sdpa(causal, padding):
     return fn
 
 
+@pytest.mark.claim("L004-attention-calc")
 @given(attention_case(), hs.seeds)
 def test_attention_matches_sdpa(impl, case, seed):
     """Output and the gradients of q, k and v against F.scaled_dot_product_attention."""
@@ -118,6 +119,7 @@ def test_fully_masked_rows_finite_differences(impl):
                                      ["q", "k", "v"], seed=3)
 
 
+@pytest.mark.claim("L003-attention-weights-example")
 @given(attention_case())
 def test_attention_weights_are_distributions(impl, case):
     """Weights are >= 0, exactly 0 where masked, and each row sums to 1."""
@@ -129,6 +131,18 @@ def test_attention_weights_are_distributions(impl, case):
     assert np.all(att >= 0)
     assert np.all(att[~allowed] == 0.0)
     np.testing.assert_allclose(att.sum(axis=-1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["weights", "allowed_mask"])
+def test_an_integer_padding_mask_is_refused(impl, name):
+    """``~1`` is -2 (truthy), so an int 0/1 mask would silently keep every padding key."""
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((2, 2, 3, 4)), rng.standard_normal((2, 2, 3, 4))
+    mask = np.array([[0, 0, 1], [0, 0, 0]])
+    call = {"weights": lambda: impl("attention.weights")(q, k, True, mask),
+            "allowed_mask": lambda: impl("attention.allowed_mask")(3, 3, True, mask)}[name]
+    with pytest.raises(TypeError, match=f"attention.{name}.*'key_padding_mask'"):
+        call()
 
 
 @pytest.mark.claim("L003-scaling-sqrt-dk")

@@ -1,6 +1,7 @@
 """Token embedding, learned positional embedding and sinusoidal positional encoding."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -19,6 +20,7 @@ def _embedding_args(a):
     return (a["ids"], {"W": a["W"]}), {}
 
 
+@pytest.mark.claim("L001-embeddings-vectors")
 @given(hs.token_ids(), st.integers(1, 6), hs.seeds)
 def test_embedding_matches_torch(impl, ids_vocab, d_model, seed):
     """Lookup and the gradient of the table match F.embedding, repeated ids included."""
@@ -56,6 +58,7 @@ def test_embedding_float32(impl, ids_vocab, seed):
                           lambda ids, W: F.embedding(ids, W))
 
 
+@pytest.mark.claim("L004-positional-kinds")
 @given(st.integers(1, 9), st.integers(1, 6), st.integers(0, 3), hs.seeds)
 def test_positional_matches_torch(impl, seq_len, d_model, spare, seed):
     """Learned positions: rows 0..T-1 of the table, and their gradient (rows >= T get 0)."""
@@ -72,6 +75,7 @@ def _torch_sinusoidal(seq_len, d_model, base=10000.0):
     return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
 
 
+@pytest.mark.claim("L004-positional-kinds")
 @given(hs.shapes(min_dims=2, max_dims=3, max_side=9), st.sampled_from([10000.0, 100.0, 2.5]),
        hs.seeds)
 def test_sinusoidal_matches_formula(impl, shape, base, seed):

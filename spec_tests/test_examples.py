@@ -1,24 +1,24 @@
-"""The examples' outcomes, on fixed seeds.  They run the reference itself, so a learner's
-run (``--impl``) skips them."""
+"""The examples' outcomes, on fixed seeds.  Each example takes the module of components it
+is built from (``lib``); these tests pass the implementation under test (``impl.lib``), so a
+learner's run trains the examples with the learner's components."""
+
+from collections import Counter
 
 import numpy as np
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _reference_only(impl):
-    if not impl.is_reference:
-        pytest.skip("examples run the reference implementation")
-
-
+@pytest.mark.component("adam", "bigram_policy", "preference", "rlhf_loop")
 @pytest.mark.claim("L003-kl-prevents-hacking")
-def test_reward_hacking_without_penalty_and_its_prevention_with_one():
+@pytest.mark.claim("L003-rl-raises-reward")
+def test_reward_hacking_without_penalty_and_its_prevention_with_one(impl, claim_figures):
     """beta = 0: the proxy rises, the gold reward falls below the reference's and most
     outputs repeat a word ('.' aside) 3+ times in 6.  beta = 0.5: KL to the reference stays
     small and the gold reward does not collapse (it ends above the reference's)."""
     from llmref.examples import reward_hacking
 
-    results = reward_hacking.run(betas=(0.0, 0.5), iterations=120, seed=0, log=lambda s: None)
+    results = reward_hacking.run(betas=(0.0, 0.5), iterations=120, seed=0, log=lambda s: None,
+                                 lib=impl.lib)
     ref, free, penalised = results["reference"], results[0.0], results[0.5]
     assert free["proxy"] > ref["proxy"] + 2.0
     assert free["gold"] < ref["gold"] - 2.0
@@ -26,33 +26,50 @@ def test_reward_hacking_without_penalty_and_its_prevention_with_one():
     assert penalised["kl"] < 0.2 * free["kl"]
     assert penalised["gold"] > ref["gold"]
     assert penalised["repetitive"] < 0.2
-    assert np.isfinite(penalised["proxy"])
+    assert penalised["proxy"] > ref["proxy"]
+    claim_figures.record(**{f"{name}_{key}": r[key]
+                            for name, r in (("reference", ref), ("beta_0", free),
+                                            ("beta_0_5", penalised))
+                            for key in ("proxy", "gold", "kl") },
+                         beta_0_repetitive=free["repetitive"],
+                         beta_0_5_repetitive=penalised["repetitive"],
+                         beta_0_sample=free["sample"], beta_0_5_sample=penalised["sample"])
 
 
+@pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
+                       "word_tokenizer")
 @pytest.mark.claim("L001-about-100-parameters")
 @pytest.mark.claim("L001-sat-reaches-99")
 @pytest.mark.claim("L001-next-token")
-def test_cat_sat_on_the_mat(claim_values):
-    """About 100 parameters (101); the determined next words reach p >= 0.99, cat -> sat
-    included; 'the -> cat' and 'the -> mat' level off at 50% each, the most one word of
-    context allows; chance is 1/5."""
+def test_cat_sat_on_the_mat(impl, claim_values, claim_figures):
+    """About 100 parameters (101, counted on the trained parameter tree); after 400 epochs the
+    next words that one word of context determines reach p >= 0.99, cat -> sat included; a
+    word followed by k different words in the sentence ('the': cat once, mat once) levels
+    off just under its ceiling 1/k = 50% each."""
     from llmref.examples import cat_sat_mat
 
-    result = cat_sat_mat.train(epochs=400, lr=0.5, seed=0, log=None)
+    result = cat_sat_mat.train(epochs=400, lr=0.5, seed=0, log=None, lib=impl.lib)
     p_end = result["history"]["p_correct"][-1]
-    pairs = result["pairs"]
-    assert result["n_params"] == claim_values["L001-about-100-parameters"]["value"]
-    assert result["chance"] == 0.2
-    for i, pair in enumerate(pairs):
-        if pair.startswith("the"):
-            assert 0.45 < p_end[i] <= 0.5 + 1e-9, pair
+    n_params = sum(a.size for part in result["params"].values() for a in part.values())
+    assert n_params == claim_values["L001-about-100-parameters"]["value"]
+    words = cat_sat_mat.SENTENCE.split()
+    successors = Counter(words[:-1])
+    for i, word in enumerate(words[:-1]):
+        ceiling = 1 / successors[word]
+        if ceiling < 1:
+            assert ceiling - 0.05 < p_end[i] <= ceiling + 1e-9, (word, words[i + 1])
         else:
-            assert p_end[i] >= claim_values["L001-sat-reaches-99"]["value"], pair
+            assert p_end[i] >= claim_values["L001-sat-reaches-99"]["value"], (word, words[i + 1])
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+    claim_figures.record(parameters=n_params, p_start=result["history"]["p_correct"][0],
+                         p_end=p_end, loss_start=result["history"]["loss"][0],
+                         loss_end=result["history"]["loss"][-1])
 
 
-def test_cat_sat_on_the_mat_plot(tmp_path):
+def test_cat_sat_on_the_mat_plot(impl, tmp_path):
     pytest.importorskip("matplotlib")
+    if not impl.is_reference:
+        pytest.skip("the plot is drawn from the reference's run")
     from llmref.examples import cat_sat_mat
 
     result = cat_sat_mat.train(epochs=20, log=None)
@@ -60,24 +77,85 @@ def test_cat_sat_on_the_mat_plot(tmp_path):
     assert path.stat().st_size > 10_000
 
 
+def _answer_attention(impl, result, rows):
+    """Per question row [a, op, b, equals]: the attention weights of the 'equals' position
+    (which predicts the answer), per layer and head, on each of the four tokens."""
+    from llmref.examples import word_calculator
+    weights = []
+    for row in rows:
+        question = result["vocab"].decode(row[:4])
+        per_layer = word_calculator.attention_weights(result, question, lib=impl.lib)
+        weights.append(np.stack([w[:, 3, :] for w in per_layer]))      # (layers, heads, 4)
+    return np.array(weights)
+
+
 @pytest.mark.claim("L002-calculator-scale")
+@pytest.mark.claim("L002-operation-semantics")
+@pytest.mark.claim("L002-attention-plus")
+@pytest.mark.claim("L002-number-representations")
+@pytest.mark.claim("L003-compression-generalises")
 @pytest.mark.slow
-def test_word_calculator_generalises_to_held_out_problems(claim):
-    """4000 steps (about 3 minutes on two cores): above 90% on the 1505 held-out problems."""
+def test_word_calculator_generalises_to_held_out_problems(impl, claim, claim_figures):
+    """4000 steps (about 3 minutes on two cores): above 90% on the 1515 held-out problems,
+    for sums and differences alike; the position that predicts the answer ('equals') draws
+    most of its attention from the two numbers in at least one head; a line through the
+    trained embeddings of the number words orders them by size; and the model cannot even be
+    asked about a number outside its range."""
     from llmref.examples import word_calculator
 
-    result = word_calculator.train(steps=4000, seed=0, log=None)
+    result = word_calculator.train(steps=4000, seed=0, log=None, lib=impl.lib)
     assert result["test_acc"] > claim["value"]
     assert 90_000 < result["n_params"] < 150_000
     assert 13_000 < result["n_train"] < 16_000
+    vocab, test = result["vocab"], result["test_rows"]
+    per_op = {}
+    for op in ("plus", "minus"):
+        rows = test[test[:, 1] == vocab.ids[op]]
+        per_op[op] = word_calculator.accuracy(result["params"], result["config"], rows,
+                                              lib=impl.lib)
+        assert per_op[op] > claim["value"], op
+    att = _answer_attention(impl, result, test[:200])                 # (n, layers, heads, 4)
+    on_numbers = att[..., 0] + att[..., 2]
+    best = on_numbers.mean(axis=0).max()
+    assert best > 0.5
+    plus = word_calculator.attention_weights(result, "two plus three equals", lib=impl.lib)
+    assert all(np.all(w[:, 1, 2:] == 0) for w in plus)     # 'plus' cannot see what follows it
+    r2_trained = _held_out_number_fit(result["params"]["wte"]["W"])
+    untrained = impl("gpt.init")(result["config"], np.random.default_rng(0))
+    r2_untrained = _held_out_number_fit(untrained["wte"]["W"])
+    assert r2_trained > 0.8 and r2_untrained < 0.5
+    with pytest.raises(ValueError):
+        vocab.encode("two-hundred plus one equals")
+    claim_figures.record(held_out_accuracy=result["test_acc"], plus_accuracy=per_op["plus"],
+                         minus_accuracy=per_op["minus"], parameters=result["n_params"],
+                         training_examples=result["n_train"],
+                         best_head_attention_on_the_numbers=best,
+                         number_size_from_embeddings_r2_held_out=r2_trained,
+                         same_fit_on_untrained_embeddings_r2=r2_untrained,
+                         seconds=result["seconds"])
 
 
-def test_word_calculator_short_run_learns_something():
-    """A 60-step run is far from done but already beats chance (1/199) on held-out data
+def _held_out_number_fit(W):
+    """R^2 on held-out numbers of a straight line from the embedding of a number word to its
+    value: fitted (least squares) on 50 of the numbers 0..99, scored on the other 50."""
+    emb = np.asarray(W[:100], dtype=float)
+    values = np.arange(100.0)
+    order = np.random.default_rng(0).permutation(100)
+    fit, rest = order[:50], order[50:]
+    X = np.hstack([emb, np.ones((100, 1))])
+    coef, *_ = np.linalg.lstsq(X[fit], values[fit], rcond=None)
+    predicted = X[rest] @ coef
+    return 1 - np.sum((predicted - values[rest]) ** 2) / np.sum(
+        (values[rest] - values[rest].mean()) ** 2)
+
+
+@pytest.mark.component("adamw", "gpt", "schedules")
+def test_word_calculator_short_run_learns_something(impl):
+    """A 60-step run is far from done but already beats chance (1/202) on held-out data
     (measured: 3.7%)."""
     from llmref.examples import word_calculator
 
-    result = word_calculator.train(steps=60, seed=0, log=None, log_every=60)
+    result = word_calculator.train(steps=60, seed=0, log=None, log_every=60, lib=impl.lib)
     assert result["test_acc"] > 0.02
 
 

@@ -82,6 +82,7 @@ def test_backward_costs_twice_the_forward(impl):
     assert cost.backward == 2 * cost.forward
 
 
+@pytest.mark.claim("L003-attention-quadratic")
 def test_attention_cost_grows_with_the_square_of_the_sequence(impl):
     """Doubling T quadruples the attention products and doubles everything else."""
     att = [impl("flops.attention")(1, 12, T, T, 64).forward for T in (512, 1024, 2048)]

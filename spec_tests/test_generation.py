@@ -20,6 +20,7 @@ def _params(seed=0, config=CONFIG):
     return hp.random_gpt(config, np.random.default_rng(seed))
 
 
+@pytest.mark.claim("L001-one-token-at-a-time")
 @pytest.mark.claim("L003-answers-token-by-token")
 @pytest.mark.parametrize("config", [CONFIG, SHORT], ids=["context-6", "context-2"])
 def test_greedy_picks_the_argmax_every_step(impl, config):
@@ -93,6 +94,16 @@ def test_low_temperature_tends_to_greedy(impl):
     hot = [impl("generate.generate")(params, CONFIG, prompt, 10, temperature=5.0, seed=s)
            for s in range(5)]
     assert any(not np.array_equal(h, greedy) for h in hot)
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 1e-308, 5e-324])
+def test_a_tiny_temperature_gives_finite_greedy_probabilities(impl, temperature):
+    """Dividing first (z / tau) overflows to inf and gives inf - inf = NaN; the probabilities
+    must stay finite and put all their mass on the argmax (split evenly on a tie)."""
+    logits = np.array([[1.0, 3.0, 2.0, -4.0], [5.0, 5.0, 1.0, 0.5]])
+    probs = impl("generate.next_token_probs")(logits, temperature)
+    assert np.all(np.isfinite(probs))
+    np.testing.assert_array_equal(probs, [[0, 1, 0, 0], [0.5, 0.5, 0, 0]])
 
 
 @given(st.integers(1, 17), st.floats(0.1, 10.0), hs.seeds)

@@ -123,4 +123,4 @@ def test_held_bytes_walks_dicts_lists_and_views(impl):
     held = impl("checkpoint.held_bytes")({"a": x, "b": [x[:2], (y, y.reshape(4, 4))]},
                                          exclude=[y[:3]])
     assert held == x.nbytes
-    assert impl("checkpoint.held_bytes")({"a": x}, [y]) == x.nbytes + y.nbytes
+    assert impl("checkpoint.held_bytes")([{"a": x}, [y]]) == x.nbytes + y.nbytes

@@ -1,6 +1,7 @@
 """The linear layer y = x W + b, with and without bias."""
 
 import numpy as np
+import pytest
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ def _torch(x, W, b=None):
     return F.linear(x, W.T, b)
 
 
+@pytest.mark.claim("L004-forward-layer")
 @given(hs.shapes(0, 2), hs.sides(), hs.sides(), hs.scales, st.booleans(), hs.seeds)
 def test_linear_matches_torch(impl, lead, d_in, d_out, scale, bias, seed):
     check_against_torch(impl, "linear", _inputs(lead, d_in, d_out, scale, seed, bias), _args,

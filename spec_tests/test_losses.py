@@ -31,6 +31,7 @@ def _ce_torch(logits, targets, ignore_index=-100):
                            ignore_index=ignore_index)
 
 
+@pytest.mark.claim("L004-ce-for-lm")
 @given(hs.shapes(1, 2), hs.sides(9), st.booleans(), st.sampled_from([-100, -1, 0]), hs.seeds,
        st.data())
 def test_cross_entropy_matches_torch(impl, lead, vocab, ignore_some, ignore_index, seed, data):

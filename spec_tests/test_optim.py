@@ -66,6 +66,7 @@ def _run_both(impl, module, seed, torch_opt, param_groups=None, **hyper):
                          floor=floors[n])
 
 
+@pytest.mark.claim("L004-update-rule")
 @given(LRS, st.sampled_from([0.0, 0.5, 0.9]), st.sampled_from([0.0, 0.3]), DECAYS, hs.seeds)
 def test_sgd_and_momentum_match_torch(impl, lr, momentum, dampening, wd, seed):
     _run_both(impl, "sgd", seed,

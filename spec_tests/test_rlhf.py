@@ -44,7 +44,6 @@ def test_bradley_terry_loss_matches_torch(impl, n, scale, seed):
                         seed)
 
 
-@pytest.mark.claim("L003-reward-0-to-1")
 @given(N, st.floats(-50, 50), hs.seeds)
 def test_bradley_terry_is_log2_at_a_tie_and_shift_invariant(impl, n, shift, seed):
     r = _vec(seed, n)
@@ -450,6 +449,7 @@ def test_rlhf_bad_input(impl, call, args, error, needle):
     assert needle in str(info.value)
 
 
+@pytest.mark.claim("L003-reward-learns-preferences")
 def test_reward_model_learns_preferences_with_the_bradley_terry_loss(impl):
     """Thirty AdamW steps on 24 pairs where the chosen sequence holds token 1 and the
     rejected one does not: the pairwise loss falls from about log 2 to under a third of it

@@ -50,6 +50,7 @@ def test_huge_logits_are_finite_and_equal_torch(impl, name, magnitude):
     check_against_torch(impl, name, {"x": x}, _args, ORACLES[name], seed=1)
 
 
+@pytest.mark.claim("L001-output-scores")
 @given(x=hs.float_arrays())
 def test_softmax_rows_are_distributions(impl, x):
     s, _ = impl("softmax.forward")(x)

@@ -33,6 +33,8 @@ def _padding(B, T, rng):
     return mask
 
 
+@pytest.mark.claim("L003-qkv-projections")
+@pytest.mark.claim("L004-qkv")
 @given(dims(), st.booleans(), st.booleans(), hs.seeds)
 def test_mha_matches_torch_multihead_attention(impl, d, causal, pad, seed):
     B, T, H, C = d
@@ -46,6 +48,7 @@ def test_mha_matches_torch_multihead_attention(impl, d, causal, pad, seed):
         {"n_heads": H, "causal": causal, "key_padding_mask": padding})
 
 
+@pytest.mark.claim("L003-ffn-formula")
 @given(dims(), st.integers(1, 9), ACTIVATIONS, hs.seeds)
 def test_ffn_matches_torch(impl, d, d_ff, activation, seed):
     B, T, _, C = d
@@ -103,6 +106,8 @@ def _rounding(config):
     return 10.0 if config.activation.startswith("gelu") else 0.0
 
 
+@pytest.mark.claim("L002-autograd")
+@pytest.mark.claim("L003-backprop-chain-rule")
 @given(gpt_case(), hs.seeds)
 def test_gpt_logits_and_gradients_match_torch(impl, case, seed):
     """Logits and every parameter gradient against the torch GPT (TransformerEncoderLayer
@@ -113,6 +118,10 @@ def test_gpt_logits_and_gradients_match_torch(impl, case, seed):
                               {"config": config}, rounding_scale=_rounding(config))
 
 
+@pytest.mark.claim("L002-autograd")
+@pytest.mark.claim("L003-backprop-chain-rule")
+@pytest.mark.claim("L000-backprop-flow")
+@pytest.mark.claim("L004-ce-for-lm")
 @given(gpt_case())
 def test_gpt_loss_and_grads_match_torch(impl, case):
     """``loss, grads = gpt.loss_and_grads(...)`` for a whole batch: next-token cross-entropy

@@ -56,6 +56,13 @@ def status() -> dict:
     return merged
 
 
+def results_of(status: dict, node: str) -> list:
+    """``[(test id, result)]`` of a registry node id: the test, or each of its parametrized
+    instances (``node[pre-norm]``, ...)."""
+    return [(key, r) for key, r in status["tests"].items()
+            if key == node or (key.startswith(node + "[") and key.endswith("]"))]
+
+
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 

@@ -21,13 +21,11 @@ claim added to the registry shows up without anyone editing the chapter.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 
 from . import common, examples
 
-log = logging.getLogger("mkdocs.plugins.llmref")
 
 DIRECTIVE = re.compile(r"[ \t]*\{\{(claim|code|figure):([^}]+)\}\}")
 LESSON_TITLES = {"000": "How networks learn from their mistakes",
@@ -78,7 +76,8 @@ def reference_links(nodes: list, entry: dict, status: dict, prefix: str) -> list
     """Links to the reference functions the claim's tests called (recorded in the status
     file as ``uses``), else to the components the registry names."""
     import llmref
-    used = sorted({u for n in nodes for u in status["tests"].get(n, {}).get("uses", [])
+    used = sorted({u for n in nodes for _, r in common.results_of(status, n)
+                   for u in r.get("uses", [])
                    if u.split(".")[0] in llmref.__all__
                    and not any(p.startswith("_") for p in u.split(".")[1:])})
     if used:
@@ -88,17 +87,22 @@ def reference_links(nodes: list, entry: dict, status: dict, prefix: str) -> list
 
 
 def test_figures(node: str, status: dict) -> list:
-    result = status["tests"].get(node)
+    """What one of the claim's tests computed in the last run (each parametrized instance
+    on its own), or the placeholder."""
+    results = common.results_of(status, node)
     name = common.test_name(node)
-    if result is None:
-        return [f"Test [`{name}`]({common.test_link(node)}) has not run yet, so its "
-                f"figures are not here {common.NO_FIGURE}.", ""]
-    figures = result.get("figures")
-    head = (f"Computed by [`{name}`]({common.test_link(node)}) "
-            f"({result['outcome']} in the last run)")
-    if not figures:
-        return [f"{head}: {common.NO_FIGURE}", ""]
-    return [f"{head}:", "", *common.figures_table(figures), ""]
+    link = f"[`{name}`]({common.test_link(node)})"
+    if not results:
+        return [f"Test {link} has not run yet, so its figures are not here "
+                f"{common.NO_FIGURE}.", ""]
+    out = []
+    for key, result in results:
+        which = key[len(node):]                  # "" or "[pre-norm]"
+        head = f"Computed by {link}{which} ({result['outcome']} in the last run)"
+        figures = result.get("figures")
+        out += [f"{head}: {common.NO_FIGURE}", ""] if not figures else \
+            [f"{head}:", "", *common.figures_table(figures), ""]
+    return out
 
 
 def claim_block(cid: str, entry: dict, status: dict, prefix: str) -> list:
@@ -144,9 +148,8 @@ def lesson_pages(claims: dict, status: dict) -> list:
         def block(kind, arg, lesson=lesson, placed=placed):
             if kind == "claim":
                 if arg not in claims:
-                    log.info("lessons/%s.md places claim %s, which is not in the registry: "
-                             "left out", lesson, arg)
-                    return ""
+                    raise ValueError(f"docs_src/lessons/{lesson}.md places claim {arg}, "
+                                     f"which is not in the registry")
                 if not claims[arg]["lesson"].startswith(lesson):
                     raise ValueError(f"docs_src/lessons/{lesson}.md places {arg}, a claim "
                                      f"of lesson {claims[arg]['lesson'][:3]}")
@@ -210,15 +213,19 @@ def claims_page(claims: dict, status: dict) -> None:
             out += ["**Components:** " + ", ".join(
                 f"[{c}]({anchors().component_page(c)})" for c in e["components"]), ""]
         for node in e["tests"]:
-            result = status["tests"].get(node, {})
-            outcome = result.get("outcome", "not run")
+            results = common.results_of(status, node)
+            outcomes = sorted({r["outcome"] for _, r in results}) or ["not run"]
             lines, start = common.test_source(node)
-            figures = result.get("figures")
             out += ['<div class="claim-test" markdown="1">', "",
-                    f"Test [`{common.test_name(node)}`]({common.test_link(node)}): {outcome}."
-                    + ("" if figures else f" {common.NO_FIGURE}"), ""]
-            if figures:
-                out += common.figures_table(figures) + [""]
+                    f"Test [`{common.test_name(node)}`]({common.test_link(node)}): "
+                    f"{', '.join(outcomes)}.", ""]
+            figures = [(key[len(node):], r["figures"]) for key, r in results
+                       if r.get("figures")]
+            if not figures:
+                out += [common.NO_FIGURE, ""]
+            for which, found in figures:
+                out += ([f"Instance `{which}`:", ""] if which else []) + \
+                    common.figures_table(found) + [""]
             out += [f'??? note "Source of `{common.test_name(node)}` '
                     f'({node.split("::")[0]}, line {start})"', "", "    ```python",
                     *["    " + ln for ln in lines], "    ```", "", "</div>", ""]

@@ -155,7 +155,8 @@ def attention(B: int, H: int, T: int, S: int, D: int) -> Cost:
     return _attention(*_sizes("flops.attention", B=B, H=H, T=T, S=S, D=D))
 
 
-@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3, "n_kv_heads": 1})
+@contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3, "n_kv_heads": 1},
+          lenient={"n_kv_heads": ("none",)})
 def mha(B: int, T: int, d_model: int, n_heads: int, n_kv_heads: int | None = None) -> Cost:
     r"""FLOPs of causal multi-head self-attention: the Q/K/V projections, attention over
     ``n_heads`` heads of width $D = C / H$, and the output projection.
@@ -232,7 +233,8 @@ def ffn(n_rows: int, d_model: int, d_ff: int, gated: bool = False) -> Cost:
 
 
 @contract(example=lambda rng: {"B": 2, "T": 4, "d_model": 6, "n_heads": 3, "d_ff": 24,
-                               "n_kv_heads": 3, "gated": False})
+                               "n_kv_heads": 3, "gated": False},
+          lenient={"n_kv_heads": ("none",)})
 def block(B: int, T: int, d_model: int, n_heads: int, d_ff: int,
           n_kv_heads: int | None = None, gated: bool = False) -> Cost:
     r"""FLOPs of one transformer block: multi-head attention plus the feed-forward network.

@@ -44,7 +44,7 @@ def held_bytes(objects, exclude=()) -> int:
 
     Parameters
     ----------
-    objects : list or tuple
+    objects : ndarray, list, tuple or dict
         What is held: arrays, and tuples, lists and dicts of them, nested to any depth
         (caches, for example).
     exclude : list or tuple of ndarray
@@ -58,19 +58,21 @@ def held_bytes(objects, exclude=()) -> int:
     Raises
     ------
     TypeError
-        If ``objects`` or ``exclude`` is not a list or tuple, or ``exclude`` holds something
-        other than arrays.
+        If ``objects`` is not an array, list, tuple or dict, ``exclude`` not a list or tuple,
+        or ``exclude`` holds something other than arrays.
     """
     where = "checkpoint.held_bytes"
-    for name, value in (("objects", objects), ("exclude", exclude)):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where}: argument {name!r} must be a list or tuple, "
-                            f"got {_checks._describe(value)}")
+    if not isinstance(objects, (np.ndarray, list, tuple, dict)):
+        raise TypeError(f"{where}: argument 'objects' must be an array, a list, a tuple or a "
+                        f"dict of them, got {_checks._describe(objects)}")
+    if not isinstance(exclude, (list, tuple)):
+        raise TypeError(f"{where}: argument 'exclude' must be a list or tuple, "
+                        f"got {_checks._describe(exclude)}")
     for i, a in enumerate(exclude):
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{where}: argument exclude[{i}] must be a NumPy array, "
                             f"got {_checks._describe(a)}")
-    return _held_bytes(objects, exclude)
+    return _held_bytes([objects], exclude)
 
 
 def _root(a: np.ndarray) -> np.ndarray:

@@ -3,11 +3,11 @@ layer norm, in either order.
 
 Pre-norm (GPT-2 and most modern models, ``norm_first=True``):
 
-.. math::  h = x + \mathrm{MHA}(\mathrm{LN}_1(x)), \qquad y = h + \mathrm{FFN}(\mathrm{LN}_2(h))
+$$ h = x + \mathrm{MHA}(\mathrm{LN}_1(x)), \qquad y = h + \mathrm{FFN}(\mathrm{LN}_2(h)) $$
 
 Post-norm (the original transformer, as lesson 003 draws it, ``norm_first=False``):
 
-.. math::  h = \mathrm{LN}_1(x + \mathrm{MHA}(x)), \qquad y = \mathrm{LN}_2(h + \mathrm{FFN}(h))
+$$ h = \mathrm{LN}_1(x + \mathrm{MHA}(x)), \qquad y = \mathrm{LN}_2(h + \mathrm{FFN}(h)) $$
 
 Shapes: ``x`` (B, T, C) -> ``y`` (B, T, C).  Parameters:
 ``{"ln1": {"gamma", "beta"}, "attn": mha params, "ln2": {"gamma", "beta"}, "ffn": ffn params}``.
@@ -18,9 +18,9 @@ Backward: a residual sum sends its upstream gradient unchanged down both branche
 gradient of a block's input is the upstream gradient *plus* what comes back through the branch.
 
 The same block is a Llama block with these options (skip them on a first reading):
-``norm="rms"`` (:mod:`reference.rms_norm`, whose parameters are ``{"gamma"}`` only),
-``activation="swiglu"`` (:mod:`reference.swiglu` as the feed-forward), and the attention
-options of :mod:`reference.mha`: ``n_kv_heads``, ``rope_theta`` and ``positions``, separate
+``norm="rms"`` (`llmref.rms_norm`, whose parameters are ``{"gamma"}`` only),
+``activation="swiglu"`` (`llmref.swiglu` as the feed-forward), and the attention
+options of `llmref.mha`: ``n_kv_heads``, ``rope_theta`` and ``positions``, separate
 q/k/v projections, no biases.
 """
 
@@ -29,15 +29,65 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.layers import ffn, layer_norm, linear, rms_norm, swiglu
 from llmref.transformer import attention, mha
 
 NORMS = {"layer": layer_norm, "rms": rms_norm}
 
 
+def _example(rng):
+    return {"x": rng.standard_normal((2, 3, 8)), "params": init(8, 2, 16, rng, std=0.5),
+            "n_heads": 2, "norm_first": True, "activation": "gelu_tanh", "causal": True,
+            "key_padding_mask": np.array([[False] * 3, [False, False, True]]), "eps": 1e-5,
+            "residual": True, "norm": "layer", "n_kv_heads": 2, "rope_theta": 100.0,
+            "positions": rng.integers(0, 9, (2, 3))}
+
+
+@contract(example=lambda rng: {"d_model": 8, "n_heads": 2, "d_ff": 16, "rng": rng,
+                               "std": 0.02, "proj_std": 0.01},
+          lenient={"std": ("zero",), "proj_std": ("none",)})
 def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
          proj_std: float | None = None) -> dict:
-    """A GPT-2 block's parameters (the GPT's :func:`reference.gpt.init` makes every kind)."""
+    r"""A GPT-2 block's parameters (the GPT's `gpt.init` makes every kind).
+
+    $$ W \sim \mathcal{N}(0, \sigma^2), \qquad b = 0, \qquad \gamma = 1, \qquad \beta = 0 $$
+
+    Parameters
+    ----------
+    d_model : int
+        Width C (>= 1), divisible by `n_heads`.
+    n_heads : int
+        Number of heads (>= 1).
+    d_ff : int
+        Hidden width of the feed-forward (>= 1).
+    rng : numpy.random.Generator
+        Source of the random weights.
+    std : float
+        Standard deviation of the weights (>= 0).
+    proj_std : float, optional
+        Standard deviation of the output projections (default: `std`).
+
+    Returns
+    -------
+    params : dict
+        `{"ln1", "attn", "ln2", "ffn"}`.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If a width or number of heads is invalid or a standard deviation negative.
+    """
+    where = "block.init"
+    _checks.integer(where, "d_model", d_model, low=1)
+    mha.check_heads(where, d_model, n_heads)
+    _checks.integer(where, "d_ff", d_ff, low=1)
+    _checks.generator(where, "rng", rng)
+    std = _checks.number(where, "std", std, low=0)
+    if proj_std is not None:
+        proj_std = _checks.number(where, "proj_std", proj_std, low=0)
     return {"ln1": layer_norm.init(d_model),
             "attn": mha.init(d_model, n_heads, rng, std, proj_std),
             "ln2": layer_norm.init(d_model),
@@ -52,7 +102,7 @@ def _norm_module(where: str, norm: str):
 
 
 def _feed_forward_module(where: str, activation: str):
-    """:mod:`reference.swiglu` for ``"swiglu"``, else :mod:`reference.ffn` (checking the
+    """`llmref.swiglu` for ``"swiglu"``, else `llmref.ffn` (checking the
     activation's name)."""
     if activation == "swiglu":
         return swiglu
@@ -60,15 +110,72 @@ def _feed_forward_module(where: str, activation: str):
     return ffn
 
 
+@contract(example=_example, lenient={"key_padding_mask": ("none",), "n_kv_heads": ("none",),
+                                     "rope_theta": ("none",), "positions": ("none",)})
 def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
             activation: str = "gelu_tanh", causal: bool = True,
             key_padding_mask: np.ndarray | None = None, eps: float = 1e-5,
             residual: bool = True, *, norm: str = "layer", n_kv_heads: int | None = None,
             rope_theta: float | None = None, positions: np.ndarray | None = None):
-    """``x`` (B, T, C) -> ``y`` (B, T, C), cache."""
+    r"""One transformer block (pre-norm shown; post-norm with `norm_first=False`).
+
+    $$ h = x + \mathrm{MHA}(\mathrm{LN}_1(x)), \qquad y = h + \mathrm{FFN}(\mathrm{LN}_2(h)) $$
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, T, C), floating
+        Input.
+    params : dict
+        `{"ln1", "attn", "ln2", "ffn"}`.
+    n_heads : int
+        Number of query heads (>= 1, dividing C).
+    norm_first : bool
+        Pre-norm (True) or post-norm (False).
+    activation : str
+        The feed-forward's activation (`"gelu_tanh"`, `"gelu"`, `"relu"`, ...) or
+        `"swiglu"`.
+    causal : bool
+        Causal mask.
+    key_padding_mask : ndarray of bool, shape (B, T), optional
+        True marks a padding position. Must be boolean.
+    eps : float
+        The norms' epsilon (> 0).
+    residual : bool
+        Whether to add the residual connections.
+    norm : str
+        `"layer"` or `"rms"`.
+    n_kv_heads : int, optional
+        Number of key/value heads, dividing `n_heads`.
+    rope_theta : float, optional
+        Base of the rotary embedding (> 0); None: none.
+    positions : ndarray of int, shape (T,) or (B, T), optional
+        Rotary positions (default 0 .. T-1).
+
+    Returns
+    -------
+    y : ndarray, shape (B, T, C)
+        Output.
+    cache : object
+        What `backward` needs (see Cache).
+
+    Cache
+    -----
+    The order flags, the norm and feed-forward modules and every sub-layer's cache.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If a shape, a name or a value is invalid.
+    """
     where = "block.forward"
     _checks.float_array(where, "x", x, ndim=3)
     mha.check_heads(where, x.shape[-1], n_heads, n_kv_heads)
+    for name, flag in (("norm_first", norm_first), ("causal", causal), ("residual", residual)):
+        _checks.boolean(where, name, flag)
+    _checks.string(where, "activation", activation)
+    _checks.string(where, "norm", norm)
     _feed_forward_module(where, activation)
     _norm_module(where, norm)
     _check_params(where, params, x.shape[-1], n_heads, norm=norm, activation=activation,
@@ -86,8 +193,30 @@ def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
                     residual, norm, n_kv_heads, tables)
 
 
+@contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 8)),
+                               "cache": forward(**_example(rng))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (B, T, C) -> ``{"x": (B, T, C), "ln1", "attn", "ln2", "ffn": their grads}``."""
+    """Gradients of a transformer block.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (B, T, C), floating
+        Upstream gradient.
+    cache : object
+        The cache returned by `forward`.
+
+    Returns
+    -------
+    grads : dict
+        `{"x": (B, T, C), "ln1", "attn", "ln2", "ffn": their gradients}`.
+
+    Raises
+    ------
+    TypeError
+        If `dout` is not a floating-point array.
+    ValueError
+        If `dout` has the wrong shape or holds NaN or inf.
+    """
     shape = cache[-1][0].shape                          # the attention's input: (B, T, C)
     return _backward(_checks.dout_like("block.backward", dout, shape), cache)
 
@@ -97,7 +226,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
                   n_kv_heads: int | None = None, bias: bool | None = None,
                   fused: bool | None = None) -> dict:
     """``activation``: ``"swiglu"`` expects SwiGLU parameters, anything else the plain
-    feed-forward's; ``bias`` and ``fused`` as in :func:`reference.mha._check_params`."""
+    feed-forward's; ``bias`` and ``fused`` as in `llmref.mha._check_params`."""
     _checks.keys(where, params, ("ln1", "attn", "ln2", "ffn"), name)
     norm_mod = NORMS[norm]
     norm_mod._check_params(where, params["ln1"], d_model, f"{name}['ln1']", bias)
@@ -114,7 +243,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
 # Unchecked arithmetic, called by the GPT after it checks its input.  The residual sums are
 # done in place on the branch outputs, which are fresh arrays nothing else holds.  ``tables``
 # (rotary cos/sin) and ``past`` (cached keys and values) go to the attention, see
-# :func:`reference.mha._forward`.
+# `llmref.mha._forward`.
 
 def _forward(x, params, n_heads, norm_first=True, activation="gelu_tanh", causal=True,
              key_padding_mask=None, eps=1e-5, residual=True, norm="layer", n_kv_heads=None,

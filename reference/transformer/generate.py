@@ -4,8 +4,8 @@ a repetition penalty, stop tokens, batches of prompts of unequal length, and a K
 At each step the model sees the last ``context_len`` tokens and gives logits ``z`` for the
 next one.  Greedy decoding takes ``argmax z``.  Sampling draws from
 
-.. math::  p_i \propto \exp(z_i / \tau) \quad \text{for } i \text{ among the } k
-           \text{ largest logits}, \qquad p_i = 0 \text{ otherwise}
+$$ p_i \propto \exp(z_i / \tau) \quad \text{for } i \text{ among the } k
+   \text{ largest logits}, \qquad p_i = 0 \text{ otherwise} $$
 
 A temperature ``tau < 1`` sharpens the distribution (as ``tau -> 0`` it puts all its mass on
 the argmax); ``tau > 1`` flattens it.  The generator is seeded, so the same seed gives the
@@ -21,10 +21,10 @@ The rest can be skipped on a first reading.
 - Stop tokens end a row (the stop token is kept); once every row has stopped, generation
   ends early.  The rows of a 2-D result are then padded with ``pad_id`` after their stop.
 - Prompts of unequal length are left-padded, with an attention mask that hides the padding
-  and positions that count real tokens only (see :mod:`reference.gpt`), so each row is
+  and positions that count real tokens only (see `llmref.gpt`), so each row is
   continued exactly as it would be alone.
 - With ``use_cache=True`` (the default) the prompt is run once and each new token costs one
-  position (:func:`reference.gpt.decode`); the tokens are the same as without the cache.
+  position (`llmref.gpt.decode`); the tokens are the same as without the cache.
   Past the context length the window slides, which changes every position, so those steps
   rerun the whole window.
 - Ties: top-k keeps exactly `k` tokens; among logits equal to the `k`-th largest it keeps the
@@ -40,10 +40,42 @@ from llmref._contract import contract
 from llmref.transformer import gpt
 
 
+@contract(example=lambda rng: {"logits": rng.standard_normal((2, 7)), "temperature": 0.7,
+                               "top_k": 5, "top_p": 0.9},
+          lenient={"top_k": ("none",), "top_p": ("none",)})
 def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                      top_p: float | None = None) -> np.ndarray:
-    """``logits`` (B, V) -> sampling probabilities (B, V), exactly 0 outside the top k and
-    outside the top-p nucleus."""
+    r"""Sampling probabilities with temperature, top-k and top-p (nucleus) filtering.
+
+    $$ p_i \propto \exp\big((z_i - \max_j z_j) / \tau\big) \quad \text{for } i
+       \text{ among the top } k \text{ and in the nucleus} $$
+
+    The maximum is subtracted before dividing by the temperature, so a tiny temperature
+    gives (nearly) greedy probabilities, never NaN.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (B, V), floating
+        Next-token logits.
+    temperature : float
+        Temperature (> 0, finite).
+    top_k : int, optional
+        Keep the k likeliest tokens (1 <= k <= V).
+    top_p : float, optional
+        Keep the smallest set of likeliest tokens whose mass reaches p (0 < p <= 1).
+
+    Returns
+    -------
+    p : ndarray, shape (B, V)
+        Probabilities, each row summing to 1, exactly 0 outside the top k and the nucleus.
+
+    Raises
+    ------
+    TypeError
+        If `logits` is not a floating-point array or a number has the wrong type.
+    ValueError
+        If `logits` is not (B, V), empty or not finite, or a number is out of range.
+    """
     where = "generate.next_token_probs"
     _checks.float_array(where, "logits", logits, ndim=2)
     V = logits.shape[-1]
@@ -65,7 +97,10 @@ def _check_sampling(where, V, temperature, top_k, top_p) -> None:
 
 
 def _next_token_probs(logits, temperature, top_k, top_p):
-    z = logits / temperature
+    # subtract the row maximum first: (z - max) / tau <= 0 cannot overflow to inf, so a
+    # tiny temperature gives exp(0) = 1 at the maximum and 0 elsewhere, never inf / inf
+    with np.errstate(over="ignore"):                  # a large gap / tiny tau -> -inf: fine
+        z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None:
         keep = np.argsort(-z, axis=-1, kind="stable")[:, :top_k]      # exactly k per row
         masked = np.full_like(z, -np.inf)
@@ -89,9 +124,34 @@ def _next_token_probs(logits, temperature, top_k, top_p):
                                "mask": rng.random((2, 4)) < 0.8, "penalty": 1.3})
 def penalize_repeats(logits: np.ndarray, ids: np.ndarray, mask: np.ndarray,
                      penalty: float) -> np.ndarray:
-    """``logits`` (B, V): for every token among the real tokens (``mask``) of row ``b`` of
-    ``ids`` (B, T), a positive logit is divided by ``penalty`` and a negative one multiplied
-    by it.  Returns a new array."""
+    r"""The repetition penalty: logits of the tokens already in each row, pushed down.
+
+    $$ z'_i = z_i / r \ \text{if } z_i > 0, \quad z_i\, r \ \text{otherwise},
+       \quad \text{for every token } i \text{ seen in the row} $$
+
+    Parameters
+    ----------
+    logits : ndarray, shape (B, V), floating
+        Next-token logits (not modified).
+    ids : ndarray of int, shape (B, T)
+        Tokens so far, in [0, V).
+    mask : ndarray of bool, shape (B, T)
+        True for a real token of `ids` (padding does not count).
+    penalty : float
+        `r` (> 0, finite); 1 changes nothing.
+
+    Returns
+    -------
+    logits : ndarray, shape (B, V)
+        A new array.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If a shape or value is invalid.
+    """
     where = "generate.penalize_repeats"
     _checks.float_array(where, "logits", logits, ndim=2)
     B, V = logits.shape
@@ -114,6 +174,19 @@ def _penalize_repeats(logits, ids, mask, penalty):
     return np.where(seen, np.where(logits > 0, logits / penalty, logits * penalty), logits)
 
 
+def _generate_example(rng):
+    config = gpt._example_config()
+    return {"params": gpt.init(config, rng), "config": config,
+            "prompt": rng.integers(0, 11, (2, 3)), "max_new_tokens": 2, "greedy": False,
+            "temperature": 0.8, "top_k": 5, "top_p": 0.9, "repetition_penalty": 1.2,
+            "stop_tokens": [3], "attention_mask": np.array([[False, True, True]] + [[True] * 3]),
+            "pad_id": 1, "seed": 3, "use_cache": True}
+
+
+@contract(example=_generate_example,
+          lenient={"prompt": ("list",), "max_new_tokens": ("zero",), "top_k": ("none",),
+                   "top_p": ("none",), "stop_tokens": ("none", "empty"),
+                   "attention_mask": ("none",), "pad_id": ("zero",), "seed": ("zero", "none")})
 def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *,
              greedy: bool = False, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, repetition_penalty: float = 1.0,
@@ -126,6 +199,45 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
     sequences of any lengths -> a list of 1-D arrays, each its prompt and its new tokens.
     ``stop_tokens``: an id or a sequence of ids.  ``n <= max_new_tokens`` is the number of
     steps run (fewer when every row has stopped).
+
+    Parameters
+    ----------
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+    prompt : ndarray of int, shape (T0,) or (B, T0), or list of 1-D id sequences
+        The prompt(s).
+    max_new_tokens : int
+        Most tokens to add (>= 0).
+    greedy : bool
+        Take the likeliest token instead of sampling.
+    temperature, top_k, top_p : float, int, float
+        Sampling options, as in `next_token_probs`.
+    repetition_penalty : float
+        > 0; 1 leaves the logits alone (see `penalize_repeats`).
+    stop_tokens : int or sequence of int, optional
+        Ids that end a row.
+    attention_mask : ndarray of bool, shape (B, T0), optional
+        True for a real token (left padding only).
+    pad_id : int
+        Id written after a row stops, in [0, V).
+    seed : int, optional
+        Seed of the sampler (>= 0).
+    use_cache : bool
+        Decode with a KV cache.
+
+    Returns
+    -------
+    ids : ndarray or list of ndarray
+        The prompt(s) followed by the new tokens, in the prompt's form.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If an id, a size or a sampling option is out of range or the mask is invalid.
     """
     where = "generate.generate"
     if not isinstance(config, gpt.GPTConfig):

@@ -1,9 +1,8 @@
 r"""A tiny GPT: token and position embeddings, N transformer blocks, a final layer norm and
 a language-model head, trained with next-token cross-entropy.
 
-.. math::
-    h_0 = W_{te}[\mathrm{ids}] + W_{pe}[0{:}T], \quad h_{l} = \mathrm{block}_l(h_{l-1}), \quad
-    \mathrm{logits} = \mathrm{LN}_f(h_N)\, W_{head}
+$$ h_0 = W_{te}[\mathrm{ids}] + W_{pe}[0{:}T], \quad h_{l} = \mathrm{block}_l(h_{l-1}), \quad
+   \mathrm{logits} = \mathrm{LN}_f(h_N)\, W_{head} $$
 
 With ``tie_weights=True`` the head is the transposed token table, ``W_head = W_te^T`` (GPT-2),
 so ``W_te`` receives two gradients, one from the lookup and one from the head, and they add.
@@ -24,7 +23,7 @@ attention), ``fused_qkv=False`` (separate ``"q"``, ``"k"``, ``"v"`` projections)
 ``bias=False`` (no ``"b"`` anywhere, no layer-norm ``beta``) and ``tie_weights=False``.
 Llama 2 70B, for example, is ``GPTConfig(vocab_size=32000, context_len=4096, d_model=8192,
 n_heads=64, n_layers=80, d_ff=28672, activation="swiglu", tie_weights=False, norm="rms",
-position="rope", n_kv_heads=8, bias=False, fused_qkv=False)``.  :func:`shapes` gives its
+position="rope", n_kv_heads=8, bias=False, fused_qkv=False)``.  `shapes` gives its
 parameter tree's shapes without allocating a single parameter.
 
 **Padded batches.**  ``attention_mask`` (B, T) is a *boolean* array, ``True`` for a real token
@@ -35,11 +34,11 @@ get the same logits as the prompt alone.  Explicit ``position_ids`` (B, T) overr
 The outputs at padding positions mean nothing (a left-padding query has no key it may see,
 and attention defines its output as 0).
 
-**Decoding with a KV cache** (:func:`decode`): the prompt is run once ("prefill") and every
+**Decoding with a KV cache** (`decode`): the prompt is run once ("prefill") and every
 layer's keys and values are kept; each new token then costs one position's work, attending
 to the cached keys with the causal mask aligned bottom-right (see
-:mod:`reference.attention`) at position ``n_real_tokens_so_far``.  Its logits equal those of
-:func:`forward` on the whole sequence.
+`llmref.attention`) at position ``n_real_tokens_so_far``.  Its logits equal those of
+`forward` on the whole sequence.
 """
 
 from __future__ import annotations
@@ -59,8 +58,48 @@ NORMS = block.NORMS
 POSITIONS = ("learned", "rope")
 
 
+def _config_example(rng):
+    return {"vocab_size": 11, "context_len": 8, "d_model": 8, "n_heads": 4, "n_layers": 2,
+            "d_ff": 12, "activation": "swiglu", "norm_first": True, "tie_weights": False,
+            "eps": 1e-5, "residual": True, "norm": "rms", "position": "rope",
+            "rope_theta": 10000.0, "n_kv_heads": 2, "bias": False, "fused_qkv": False}
+
+
+@contract(example=_config_example, lenient={"d_ff": ("none",), "n_kv_heads": ("none",)})
 @dataclass(frozen=True)
 class GPTConfig:
+    """The sizes and options of a GPT (GPT-2 by default; a Llama with the options below).
+
+    Parameters
+    ----------
+    vocab_size, context_len, d_model, n_heads, n_layers : int
+        Sizes (>= 1); `n_heads` divides `d_model`.
+    d_ff : int, optional
+        Hidden width of the feed-forward (default 4 * d_model).
+    activation : str
+        `"relu"`, `"gelu"`, `"gelu_tanh"` or `"swiglu"`.
+    norm_first, tie_weights, residual, bias, fused_qkv : bool
+        Pre-norm; head tied to the token table; residual connections; biases; one fused
+        Q/K/V projection.
+    eps : float
+        The norms' epsilon (> 0).
+    norm : str
+        `"layer"` or `"rms"`.
+    position : str
+        `"learned"` or `"rope"`.
+    rope_theta : float
+        RoPE's base (> 0).
+    n_kv_heads : int, optional
+        Key/value heads (grouped-query attention), dividing `n_heads`.
+
+    Raises
+    ------
+    TypeError
+        If a field has the wrong type.
+    ValueError
+        If a size or name is invalid.
+    """
+
     vocab_size: int
     context_len: int
     d_model: int
@@ -86,6 +125,8 @@ class GPTConfig:
         if self.d_ff is not None:
             _checks.positive("GPTConfig", "d_ff", self.d_ff, integer=True)
         mha.check_heads("GPTConfig", self.d_model, self.n_heads, self.n_kv_heads)
+        for name in ("activation", "norm", "position"):
+            _checks.string("GPTConfig", name, getattr(self, name))
         block._feed_forward_module("GPTConfig", self.activation)
         block._norm_module("GPTConfig", self.norm)
         if self.position not in POSITIONS:
@@ -118,8 +159,8 @@ class GPTConfig:
 
 def _layout(config: GPTConfig) -> dict:
     """The parameter tree with ``(shape, fill)`` leaves: ``fill`` is the standard deviation of
-    a N(0, std^2) weight, or ``"zeros"`` (biases) or ``"ones"`` (norm gains).  :func:`init`
-    and :func:`shapes` both read it, so the shapes always describe what ``init`` makes."""
+    a N(0, std^2) weight, or ``"zeros"`` (biases) or ``"ones"`` (norm gains).  `init`
+    and `shapes` both read it, so the shapes always describe what ``init`` makes."""
     C, V, F = config.d_model, config.vocab_size, config.hidden
     H, H_kv, D = config.n_heads, config.kv_heads, config.head_dim
     proj_std = 0.02 / math.sqrt(2 * config.n_layers)     # residual projections (GPT-2)
@@ -198,9 +239,55 @@ def _flat_shapes(tree, prefix: str = "") -> dict:
     return out
 
 
+def _check_config(where: str, config) -> GPTConfig:
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, got "
+                        f"{type(config).__name__}")
+    return config
+
+
+def _tied_config():
+    return GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=1)
+
+
+def _ids_example(rng, config=None):
+    config = _example_config() if config is None else config
+    return {"ids": rng.integers(0, 11, (2, 3)), "params": init(config, rng), "config": config,
+            "attention_mask": np.array([[False, True, True]] + [[True] * 3]),
+            "position_ids": np.array([[0, 0, 1], [0, 1, 2]])}
+
+
+@contract(example=lambda rng: {"config": _example_config(), "rng": rng, "dtype": np.float32})
 def init(config: GPTConfig, rng: np.random.Generator, dtype=np.float64) -> dict:
-    """GPT-2 style initialisation: N(0, 0.02^2) weights, residual projections scaled by
-    1/sqrt(2 n_layers), zero biases, unit norm gains (Llama configurations too)."""
+    r"""GPT-2 style initialisation (Llama configurations too).
+
+    $$ W \sim \mathcal{N}(0, 0.02^2), \quad W_{proj} \sim
+       \mathcal{N}\big(0, (0.02 / \sqrt{2 L})^2\big), \quad b = 0, \quad \gamma = 1 $$
+
+    Parameters
+    ----------
+    config : GPTConfig
+        The model.
+    rng : numpy.random.Generator
+        Source of the random weights.
+    dtype : numpy floating dtype
+        The parameters' dtype.
+
+    Returns
+    -------
+    params : dict
+        The parameter tree (see the module docstring).
+
+    Raises
+    ------
+    TypeError
+        If `config` is not a GPTConfig, `rng` not a Generator or `dtype` not floating.
+    """
+    where = "gpt.init"
+    _check_config(where, config)
+    _checks.generator(where, "rng", rng)
+    dtype = _checks.float_dtype(where, "dtype", dtype)
+
     def make(shape, fill):
         if fill == "zeros":
             return np.zeros(shape, dtype)
@@ -210,8 +297,35 @@ def init(config: GPTConfig, rng: np.random.Generator, dtype=np.float64) -> dict:
     return _map_layout(make, _layout(config))
 
 
+@contract(example=lambda rng: {"params": init(_example_config(), rng),
+                               "config": _example_config()})
 def head(params: dict, config: GPTConfig) -> np.ndarray:
-    """The LM head (C, V): the transposed token table when tied, else ``lm_head.W``."""
+    """The LM head (C, V): the transposed token table when tied, else `lm_head.W`.
+
+    Parameters
+    ----------
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+
+    Returns
+    -------
+    head_w : ndarray, shape (C, V)
+        A view of the parameter (not a copy).
+
+    Raises
+    ------
+    TypeError
+        If `config` is not a GPTConfig or `params` not a parameter tree.
+    ValueError
+        If `params` does not match `config`.
+    """
+    _check_params(params, _check_config("gpt.head", config), "gpt.head")
+    return _head(params, config)
+
+
+def _head(params, config):
     return params["wte"]["W"].T if config.tie_weights else params["lm_head"]["W"]
 
 
@@ -247,8 +361,27 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
 @contract(example=lambda rng: {"attention_mask": rng.random((2, 5)) < 0.7},
           lenient={})
 def positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
-    """(B, T) boolean mask -> (B, T) positions: each real token's index among the real tokens
-    of its row, 0 on padding (Hugging Face's rule)."""
+    r"""Positions that count real tokens only (Hugging Face's rule).
+
+    $$ \mathrm{pos}_{bt} = \max\Big(\sum_{t' \le t} m_{bt'} - 1,\ 0\Big) $$
+
+    Parameters
+    ----------
+    attention_mask : ndarray of bool, shape (B, T)
+        True for a real token (an int mask is refused).
+
+    Returns
+    -------
+    positions : ndarray of int, shape (B, T)
+        Each real token's index among the real tokens of its row, 0 on padding.
+
+    Raises
+    ------
+    TypeError
+        If `attention_mask` is not a boolean array.
+    ValueError
+        If it is not 2-D.
+    """
     _check_attention_mask("gpt.positions_from_mask", attention_mask,
                           getattr(attention_mask, "shape", ()))
     if attention_mask.ndim != 2:
@@ -306,9 +439,45 @@ def _check_inputs(where: str, ids, config: GPTConfig, attention_mask=None, posit
 
 # ----------------------------------------------------------------- the model
 
+@contract(example=lambda rng: {k: v for k, v in _ids_example(rng, _tied_config()).items()
+                               if k in ("ids", "params", "config")})
 def embed_forward(ids: np.ndarray, params: dict, config: GPTConfig):
-    """``ids`` (B, T) -> token plus position embeddings ``h_0`` (B, T, C), cache."""
-    _check_inputs("gpt.forward", ids, config)
+    r"""Token plus position embeddings.
+
+    $$ h_0 = W_{te}[\mathrm{ids}] + W_{pe}[0{:}T] $$
+
+    (rotary configurations: token embeddings only.)
+
+    Parameters
+    ----------
+    ids : ndarray of int, shape (B, T)
+        Token ids in [0, V), T <= context_len.
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+
+    Returns
+    -------
+    h0 : ndarray, shape (B, T, C)
+        The embeddings.
+    cache : object
+        What `embed_backward` needs (see Cache).
+
+    Cache
+    -----
+    The embedding lookups' caches and the kind of positions.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If an id is out of range, a shape is wrong or `params` does not match `config`.
+    """
+    where = "gpt.embed_forward"
+    _check_params(params, _check_config(where, config), where)
+    _check_inputs(where, ids, config)
     return _embed(ids, params, config, None)
 
 
@@ -326,9 +495,38 @@ def _embed(ids, params, config, positions):
     return tok + pos, (tok_c, "ids", pos_c)
 
 
+@contract(example=lambda rng: {"dh": rng.standard_normal((2, 3, 8)),
+                               "cache": embed_forward(**{k: v for k, v in _ids_example(
+                                   rng, _tied_config()).items()
+                                   if k in ("ids", "params", "config")})[1]})
 def embed_backward(dh: np.ndarray, cache) -> dict:
-    """``dh`` (B, T, C) -> ``{"wte", "wpe"}``; positions ``0 .. T-1`` were broadcast over the
-    batch, so their gradient is summed over it."""
+    """Gradients of the embeddings; positions `0 .. T-1` were broadcast over the batch, so
+    their gradient is summed over it.
+
+    Parameters
+    ----------
+    dh : ndarray, shape (B, T, C), floating
+        Upstream gradient.
+    cache : object
+        The cache returned by `embed_forward`.
+
+    Returns
+    -------
+    grads : dict
+        `{"wte": {"W"}, "wpe": {"W"}}` (no `"wpe"` for rotary positions).
+
+    Raises
+    ------
+    TypeError
+        If `dh` is not a floating-point array.
+    ValueError
+        If `dh` has the wrong shape or holds NaN or inf.
+    """
+    _checks.float_array("gpt.embed_backward", "dh", dh, ndim=3)
+    return _embed_backward(dh, cache)
+
+
+def _embed_backward(dh, cache) -> dict:
     tok_c, kind, pos_c = cache
     grads = {"wte": embedding.backward(dh, tok_c)}
     if kind == "0..T-1":
@@ -352,14 +550,52 @@ def _attention_inputs(config, T: int, key_mask, positions, dtype) -> dict:
 
 def _block_forward(h, params, config, key_padding_mask=None, tables=None, past=None):
     """One causal block with the configuration's options; unchecked (the callers check the
-    whole parameter tree once with :func:`_check_params`)."""
+    whole parameter tree once with `_check_params`)."""
     return block._forward(h, params, config.n_heads, config.norm_first, config.activation,
                           True, key_padding_mask, config.eps, config.residual, config.norm,
                           config.n_kv_heads, tables, past)
 
 
+@contract(example=lambda rng: {"dlogits": rng.standard_normal((2, 3, 5)),
+                               "h": rng.standard_normal((2, 3, 4)),
+                               "head_w": rng.standard_normal((4, 5))})
 def head_backward(dlogits: np.ndarray, h: np.ndarray, head_w: np.ndarray):
-    """forward: ``logits = h @ head_w``; returns ``(dh, d_head)``."""
+    r"""Gradients of the LM head `logits = h @ head_w`.
+
+    $$ dh = G\, W_{head}^\top, \qquad dW_{head} = h^\top G $$
+
+    Parameters
+    ----------
+    dlogits : ndarray, shape (B, T, V), floating
+        Upstream gradient `G`.
+    h : ndarray, shape (B, T, C), floating
+        The head's input.
+    head_w : ndarray, shape (C, V), floating
+        The head.
+
+    Returns
+    -------
+    dh : ndarray, shape (B, T, C)
+    d_head : ndarray, shape (C, V)
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a floating-point array.
+    ValueError
+        If a shape is wrong or an array is empty or holds NaN or inf.
+    """
+    where = "gpt.head_backward"
+    _checks.float_array(where, "head_w", head_w, ndim=2)
+    _checks.float_array(where, "h", h, ndim=3)
+    if h.shape[-1] != head_w.shape[0]:
+        raise ValueError(f"{where}: argument 'h' must have shape (B, T, C) with C = "
+                         f"{head_w.shape[0]} (the rows of 'head_w'), got shape {h.shape}")
+    _checks.dout_like(where, dlogits, h.shape[:-1] + (head_w.shape[1],), "dlogits")
+    return _head_backward(dlogits, h, head_w)
+
+
+def _head_backward(dlogits, h, head_w):
     C, V = head_w.shape
     # d_head = h^T dlogits, computed as (dlogits^T h)^T: a (V, C) product whose transpose
     # adds straight onto a tied (V, C) token table
@@ -367,8 +603,47 @@ def head_backward(dlogits: np.ndarray, h: np.ndarray, head_w: np.ndarray):
     return dlogits @ head_w.T, d_head
 
 
+@contract(example=lambda rng: {"grads": init(_tied_config(), rng),
+                               "d_head": rng.standard_normal((8, 11)),
+                               "config": _tied_config()},
+          mutates=("grads",))
 def add_head_grad(grads: dict, d_head: np.ndarray, config: GPTConfig) -> dict:
-    """Put the head's gradient in ``grads``: added to the token table's when tied."""
+    """Put the head's gradient in `grads`, **in place**: added to `grads["wte"]["W"]` when the
+    weights are tied, else stored as `grads["lm_head"]`.
+
+    Parameters
+    ----------
+    grads : dict
+        The trunk's gradients (`hidden_backward`); updated in place and returned.
+    d_head : ndarray, shape (C, V), floating
+        The head's gradient.
+    config : GPTConfig
+        The configuration.
+
+    Returns
+    -------
+    grads : dict
+        The same dict, now with the head's gradient.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If a key or shape is wrong or `d_head` holds NaN or inf.
+    """
+    where = "gpt.add_head_grad"
+    _check_config(where, config)
+    V, C = config.vocab_size, config.d_model
+    table = ("wpe",) if config.position == "learned" else ()
+    _checks.keys(where, grads, ("wte",) + table + ("blocks", "ln_f"), "grads")
+    _checks.params(where, grads["wte"], {"W": (V, C)}, name="grads['wte']")
+    _checks.float_array(where, "d_head", d_head, ndim=2)
+    _checks.same_shape(where, "d_head", d_head, (C, V))
+    return _add_head_grad(grads, d_head, config)
+
+
+def _add_head_grad(grads, d_head, config):
     if config.tie_weights:
         grads["wte"]["W"] += d_head.T              # the head's share of the tied table
     else:
@@ -376,12 +651,51 @@ def add_head_grad(grads: dict, d_head: np.ndarray, config: GPTConfig) -> dict:
     return grads
 
 
+_MASKS_LENIENT = {"attention_mask": ("none",), "position_ids": ("none",)}
+
+
+@contract(example=_ids_example, lenient=_MASKS_LENIENT)
 def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig,
                    attention_mask: np.ndarray | None = None,
                    position_ids: np.ndarray | None = None):
-    """The trunk: ``ids`` (B, T) -> final hidden states ``LN_f(h_N)`` (B, T, C), cache."""
-    _check_params(params, config)
-    positions = _check_inputs("gpt.forward", ids, config, attention_mask, position_ids)
+    r"""The trunk: embeddings, the blocks and the final norm.
+
+    $$ h = \mathrm{LN}_f(h_N), \qquad h_l = \mathrm{block}_l(h_{l-1}) $$
+
+    Parameters
+    ----------
+    ids : ndarray of int, shape (B, T)
+        Token ids in [0, V).
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+    attention_mask : ndarray of bool, shape (B, T), optional
+        True for a real token (an int mask is refused).
+    position_ids : ndarray of int, shape (B, T), optional
+        Positions in [0, context_len) (default: from the mask, else 0 .. T-1).
+
+    Returns
+    -------
+    h : ndarray, shape (B, T, C)
+        Final hidden states.
+    cache : object
+        What `hidden_backward` needs (see Cache).
+
+    Cache
+    -----
+    The embeddings', blocks' and final norm's caches.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If an id or position is out of range, a shape is wrong or `params` does not match.
+    """
+    where = "gpt.hidden_forward"
+    _check_params(params, _check_config(where, config), where)
+    positions = _check_inputs(where, ids, config, attention_mask, position_ids)
     return _hidden_forward(ids, params, config, attention_mask, positions)
 
 
@@ -397,9 +711,35 @@ def _hidden_forward(ids, params, config, attention_mask, positions):
     return h, (embed_c, block_caches, norm, ln_c)
 
 
+@contract(example=lambda rng: {"dh": rng.standard_normal((2, 3, 8)),
+                               "cache": hidden_forward(**_ids_example(rng))[1]})
 def hidden_backward(dh: np.ndarray, cache) -> dict:
-    """``dh`` (B, T, C) -> gradients of the trunk's parameters (no head).  ``dh`` is not
-    checked here: the callers (:func:`backward`, the reward model) check their own input."""
+    """Gradients of the trunk's parameters (no head).
+
+    Parameters
+    ----------
+    dh : ndarray, shape (B, T, C), floating
+        Upstream gradient of the final hidden states.
+    cache : object
+        The cache returned by `hidden_forward`.
+
+    Returns
+    -------
+    grads : dict
+        `{"wte", "wpe" (learned positions), "blocks": [...], "ln_f"}`.
+
+    Raises
+    ------
+    TypeError
+        If `dh` is not a floating-point array.
+    ValueError
+        If `dh` has the wrong shape or holds NaN or inf.
+    """
+    shape = cache[1][-1][-1][0].shape                   # the last block's attention input
+    return _hidden_backward(_checks.dout_like("gpt.hidden_backward", dh, shape, "dh"), cache)
+
+
+def _hidden_backward(dh, cache) -> dict:
     embed_c, block_caches, norm, ln_c = cache
     d_ln_f = norm._backward(dh, ln_c)
     dh = d_ln_f.pop("x")
@@ -407,33 +747,91 @@ def hidden_backward(dh: np.ndarray, cache) -> dict:
     for i in reversed(range(len(block_caches))):
         d_blocks[i] = block._backward(dh, block_caches[i])
         dh = d_blocks[i].pop("x")
-    return {**embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
+    return {**_embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
 
 
+@contract(example=_ids_example, lenient=_MASKS_LENIENT)
 def forward(ids: np.ndarray, params: dict, config: GPTConfig,
             attention_mask: np.ndarray | None = None, position_ids: np.ndarray | None = None):
-    """``ids`` (B, T) -> ``logits`` (B, T, V), cache.  ``attention_mask`` (B, T) bool, True =
-    real token; ``position_ids`` (B, T) ints in [0, context_len) (default: from the mask)."""
-    _check_params(params, config)
+    r"""The GPT: `ids` (B, T) -> next-token logits (B, T, V).
+
+    $$ \mathrm{logits} = \mathrm{LN}_f(h_N)\, W_{head} $$
+
+    Parameters
+    ----------
+    ids : ndarray of int, shape (B, T)
+        Token ids in [0, V).
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+    attention_mask : ndarray of bool, shape (B, T), optional
+        True for a real token (an int mask is refused).
+    position_ids : ndarray of int, shape (B, T), optional
+        Positions in [0, context_len) (default: from the mask, else 0 .. T-1).
+
+    Returns
+    -------
+    logits : ndarray, shape (B, T, V)
+    cache : object
+        What `backward` needs (see Cache).
+
+    Cache
+    -----
+    The configuration, the trunk's cache, the final hidden states and the head.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If an id or position is out of range, a shape is wrong or `params` does not match.
+    """
+    _check_params(params, _check_config("gpt.forward", config))
     positions = _check_inputs("gpt.forward", ids, config, attention_mask, position_ids)
     return _forward(ids, params, config, attention_mask, positions)
 
 
 def _forward(ids, params, config, attention_mask=None, positions=None):
     h, trunk_c = _hidden_forward(ids, params, config, attention_mask, positions)
-    head_w = head(params, config)
+    head_w = _head(params, config)
     return h @ head_w, (config, trunk_c, h, head_w)
 
 
+@contract(example=lambda rng: {"dlogits": rng.standard_normal((2, 3, 11)),
+                               "cache": forward(**_ids_example(rng))[1]})
 def backward(dlogits: np.ndarray, cache) -> dict:
-    """``dlogits`` (B, T, V) -> gradients with the same tree shape as the parameters."""
+    """Gradients of every parameter, a tree shaped like the parameters.
+
+    Parameters
+    ----------
+    dlogits : ndarray, shape (B, T, V), floating
+        Upstream gradient.
+    cache : object
+        The cache returned by `forward`.
+
+    Returns
+    -------
+    grads : dict
+        Same tree as the parameters.
+
+    Raises
+    ------
+    TypeError
+        If `dlogits` is not a floating-point array.
+    ValueError
+        If `dlogits` has the wrong shape or holds NaN or inf.
+    """
     config, trunk_c, h, head_w = cache
     dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head_w.shape[1],),
                                 name="dlogits")
-    dh, d_head = head_backward(dlogits, h, head_w)
-    return add_head_grad(hidden_backward(dh, trunk_c), d_head, config)
+    dh, d_head = _head_backward(dlogits, h, head_w)
+    return _add_head_grad(_hidden_backward(dh, trunk_c), d_head, config)
 
 
+@contract(example=lambda rng: {**_ids_example(rng), "targets": rng.integers(0, 11, (2, 3)),
+                               "ignore_index": -100, "dloss": 2.0},
+          lenient={**_MASKS_LENIENT, "ignore_index": ("negative", "zero"), "dloss": ("zero",)})
 def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: GPTConfig,
                    ignore_index: int = -100, dloss: float = 1.0,
                    attention_mask: np.ndarray | None = None,
@@ -444,9 +842,44 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     ``dloss`` is the gradient fed into the loss: 1 gives the gradient of the loss itself, a
     loss scale ``S`` gives the gradient of ``S * loss`` (mixed-precision loss scaling).
     With an ``attention_mask``, the targets at padding positions are ignored.
-    Returns ``(loss, grads)``.
+
+    Parameters
+    ----------
+    ids, targets : ndarray of int, shape (B, T)
+        Inputs and targets, in [0, V) (`targets` may hold `ignore_index`).
+    params : dict
+        The GPT's parameters.
+    config : GPTConfig
+        Its configuration.
+    ignore_index : int
+        Target value that counts for nothing.
+    dloss : float
+        Gradient fed into the loss (>= 0, finite).
+    attention_mask, position_ids : ndarray, shape (B, T), optional
+        As in `forward`.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy over the counted targets.
+    grads : dict
+        Gradients, same tree as the parameters.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If an id, target or position is out of range, or a shape is wrong.
     """
-    logits, cache = forward(ids, params, config, attention_mask, position_ids)
+    where = "gpt.loss_and_grads"
+    _check_params(params, _check_config(where, config), where)
+    positions = _check_inputs(where, ids, config, attention_mask, position_ids)
+    ignore_index = _checks.integer(where, "ignore_index", ignore_index)
+    _checks.int_array(where, "targets", targets, 0, config.vocab_size, allowed=(ignore_index,))
+    _checks.same_shape(where, "targets", targets, ids.shape)
+    dloss = _checks.number(where, "dloss", dloss, low=0)
+    logits, cache = _forward(ids, params, config, attention_mask, positions)
     if attention_mask is not None:
         targets = np.where(attention_mask, targets, ignore_index)
     loss, ce_cache = cross_entropy.forward(logits, targets, ignore_index)
@@ -493,7 +926,7 @@ def decode(ids: np.ndarray, params: dict, config: GPTConfig, kv_cache: dict | No
 
 
 def _check_kv_cache(where: str, kv_cache, config: GPTConfig, B: int) -> np.ndarray:
-    """The structure :func:`decode` returns, for batch size ``B``; returns ``next_position``."""
+    """The structure `decode` returns, for batch size ``B``; returns ``next_position``."""
     _checks.keys(where, kv_cache, ("k", "v", "mask", "next_position"), "kv_cache")
     mask = kv_cache["mask"]
     _check_attention_mask(where, mask, getattr(mask, "shape", ()), "kv_cache['mask']")
@@ -536,6 +969,6 @@ def _decode(ids, params, config, kv_cache, attention_mask):
         h, c = _block_forward(h, p, config, past=layer_past, **extra)
         presents.append(block._present(c))
     h, _ = NORMS[config.norm]._forward(h, params["ln_f"], config.eps)
-    logits = h @ head(params, config)
+    logits = h @ _head(params, config)
     return logits, {"k": [k for k, _ in presents], "v": [v for _, v in presents],
                     "mask": keys, "next_position": start + new.sum(axis=1)}

@@ -1,10 +1,9 @@
 r"""Multi-head causal self-attention: Q, K, V projections, attention per head, an output
 projection.
 
-.. math::
-    [Q\;K\;V] = x W_{qkv} + b_{qkv}, \qquad
-    \mathrm{head}_h = \mathrm{attention}(Q_h, K_h, V_h), \qquad
-    y = [\mathrm{head}_1 \dots \mathrm{head}_H]\, W_o + b_o
+$$ [Q\;K\;V] = x W_{qkv} + b_{qkv}, \qquad
+   \mathrm{head}_h = \mathrm{attention}(Q_h, K_h, V_h), \qquad
+   y = [\mathrm{head}_1 \dots \mathrm{head}_H]\, W_o + b_o $$
 
 Shapes: ``x`` (B, T, C) -> ``y`` (B, T, C); ``C = H * D``.  Parameters (GPT-2's ``c_attn`` and
 ``c_proj``): ``{"qkv": {"W": (C, 3C), "b": (3C,)}, "proj": {"W": (C, C), "b": (C,)}}``.
@@ -22,7 +21,7 @@ Options a Llama-style model uses (each can be skipped on a first reading):
 - ``n_kv_heads`` (``H_kv``, dividing ``H``): grouped-query attention, fewer key/value heads
   than query heads (with a fused ``"qkv"`` its columns are ``H D`` queries, ``H_kv D`` keys,
   ``H_kv D`` values);
-- ``rope_theta``: queries and keys are rotated by :mod:`reference.rope` at their ``positions``
+- ``rope_theta``: queries and keys are rotated by `llmref.rope` at their ``positions``
   (default ``0 .. T-1``) before the scores; the backward rotates their gradients back;
 - no ``"b"`` in a projection: no bias.
 """
@@ -32,19 +31,92 @@ from __future__ import annotations
 import numpy as np
 
 from llmref import _checks
+from llmref._contract import contract
 from llmref.layers import linear, rope
 from llmref.transformer import attention
 
 
+def _example(rng):
+    return {"x": rng.standard_normal((2, 3, 8)), "params": init(8, 2, rng, std=0.5),
+            "n_heads": 2, "causal": True,
+            "key_padding_mask": np.array([[False] * 3, [False, False, True]]),
+            "n_kv_heads": 2, "rope_theta": 100.0, "positions": rng.integers(0, 9, (2, 3))}
+
+
+@contract(example=lambda rng: {"d_model": 8, "n_heads": 2, "rng": rng, "std": 0.02,
+                               "proj_std": 0.01},
+          lenient={"std": ("zero",), "proj_std": ("none",)})
 def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02,
          proj_std: float | None = None) -> dict:
-    """Parameters for ``d_model`` C and ``n_heads`` H (weights ~ N(0, std^2), biases 0)."""
-    check_heads("mha.init", d_model, n_heads)
+    r"""Parameters of multi-head attention (fused Q/K/V projection).
+
+    $$ W \sim \mathcal{N}(0, \sigma^2), \qquad b = 0 $$
+
+    Parameters
+    ----------
+    d_model : int
+        Width C (>= 1), divisible by `n_heads`.
+    n_heads : int
+        Number of heads H (>= 1).
+    rng : numpy.random.Generator
+        Source of the random weights.
+    std : float
+        Standard deviation of the weights (>= 0).
+    proj_std : float, optional
+        Standard deviation of the output projection (default: `std`).
+
+    Returns
+    -------
+    params : dict
+        `{"qkv": {"W": (C, 3C), "b": (3C,)}, "proj": {"W": (C, C), "b": (C,)}}`.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If `d_model` or `n_heads` < 1, `n_heads` does not divide `d_model`, or a standard
+        deviation is negative or not finite.
+    """
+    where = "mha.init"
+    _checks.integer(where, "d_model", d_model, low=1)
+    check_heads(where, d_model, n_heads)
+    _checks.generator(where, "rng", rng)
+    std = _checks.number(where, "std", std, low=0)
+    if proj_std is not None:
+        proj_std = _checks.number(where, "proj_std", proj_std, low=0)
     return {"qkv": linear.init(d_model, 3 * d_model, rng, std=std),
             "proj": linear.init(d_model, d_model, rng, std=std if proj_std is None else proj_std)}
 
 
+@contract(example=lambda rng: {"where": "mha.check_heads", "d_model": 8, "n_heads": 4,
+                               "n_kv_heads": 2},
+          lenient={"n_kv_heads": ("none",)})
 def check_heads(where: str, d_model: int, n_heads: int, n_kv_heads: int | None = None) -> None:
+    """Check a number of heads (and of key/value heads) against a width.
+
+    Parameters
+    ----------
+    where : str
+        The name of the calling function, for the error messages.
+    d_model : int
+        Width C (>= 1).
+    n_heads : int
+        Number of query heads H (>= 1), dividing C.
+    n_kv_heads : int, optional
+        Number of key/value heads (>= 1), dividing H.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an int (`where` not a str).
+    ValueError
+        If a number is < 1 or does not divide what it must.
+    """
+    if not isinstance(where, str):
+        raise TypeError(f"mha.check_heads: argument 'where' must be a str, "
+                        f"got {_checks._describe(where)}")
+    _checks.integer(where, "d_model", d_model, low=1)
     _checks.positive(where, "n_heads", n_heads, integer=True)
     if d_model % n_heads:
         raise ValueError(f"{where}: argument 'n_heads' must divide d_model = {d_model}, "
@@ -56,14 +128,58 @@ def check_heads(where: str, d_model: int, n_heads: int, n_kv_heads: int | None =
                              f"got n_kv_heads = {n_kv_heads}")
 
 
+@contract(example=_example, lenient={"key_padding_mask": ("none",), "n_kv_heads": ("none",),
+                                     "rope_theta": ("none",), "positions": ("none",)})
 def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
             key_padding_mask: np.ndarray | None = None, *, n_kv_heads: int | None = None,
             rope_theta: float | None = None, positions: np.ndarray | None = None):
-    """``x`` (B, T, C) -> ``y`` (B, T, C), cache.  ``positions`` (T,) or (B, T): only used
-    with ``rope_theta``."""
+    r"""Multi-head self-attention.
+
+    $$ y = [\mathrm{head}_1 \dots \mathrm{head}_H]\, W_o + b_o, \qquad
+       \mathrm{head}_h = \mathrm{attention}(Q_h, K_h, V_h) $$
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, T, C), floating
+        Input.
+    params : dict
+        Fused `{"qkv", "proj"}` or separate `{"q", "k", "v", "proj"}` projections.
+    n_heads : int
+        Number of query heads H (>= 1, dividing C).
+    causal : bool
+        Causal mask.
+    key_padding_mask : ndarray of bool, shape (B, T), optional
+        True marks a padding position. Must be boolean.
+    n_kv_heads : int, optional
+        Number of key/value heads (grouped-query attention), dividing H.
+    rope_theta : float, optional
+        Base of the rotary embedding (> 0); None: no rotation.
+    positions : ndarray of int, shape (T,) or (B, T), optional
+        Rotary positions (default 0 .. T-1); used only with `rope_theta`.
+
+    Returns
+    -------
+    y : ndarray, shape (B, T, C)
+        Output.
+    cache : object
+        What `backward` needs (see Cache).
+
+    Cache
+    -----
+    The input, the projections' and attention's caches, the rotary tables and the keys and
+    values of every position (what a KV cache keeps).
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type or dtype.
+    ValueError
+        If a shape, a number of heads or a value is invalid.
+    """
     where = "mha.forward"
     _checks.float_array(where, "x", x, ndim=3)
     check_heads(where, x.shape[-1], n_heads, n_kv_heads)
+    _checks.boolean(where, "causal", causal)
     _check_params(where, params, x.shape[-1], n_heads, n_kv_heads=n_kv_heads)
     attention._check_mask(where, key_padding_mask, x.shape[0], x.shape[1])
     tables = None
@@ -76,9 +192,31 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
     return _forward(x, params, n_heads, causal, key_padding_mask, n_kv_heads, tables)
 
 
+@contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 8)),
+                               "cache": forward(**_example(rng))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
-    """``dout`` (B, T, C) -> ``{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}`` (or
-    ``"q"``, ``"k"``, ``"v"`` for separate projections)."""
+    """Gradients of multi-head attention.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (B, T, C), floating
+        Upstream gradient.
+    cache : object
+        The cache returned by `forward`.
+
+    Returns
+    -------
+    grads : dict
+        `{"x": (B, T, C), "qkv": {"W", "b"}, "proj": {"W", "b"}}` (or `"q"`, `"k"`, `"v"`
+        for separate projections).
+
+    Raises
+    ------
+    TypeError
+        If `dout` is not a floating-point array.
+    ValueError
+        If `dout` has the wrong shape or holds NaN or inf.
+    """
     x, w_proj = cache[0], cache[4][1]                  # the input and the output projection
     return _backward(_checks.dout_like("mha.backward", dout, x.shape[:-1] + w_proj.shape[1:]),
                      cache)
@@ -112,7 +250,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
     """Fused Q/K/V projection (C, (H + 2 H_kv) D) or separate ones (C, H D), (C, H_kv D),
     (C, H_kv D); output projection (H D, C_out) (usually C_inner = H D = C).  ``fused``: True
     or False requires that layout, None accepts either; ``bias`` as in
-    :func:`reference.linear._check_params`."""
+    `llmref.linear._check_params`."""
     n_kv = n_heads if n_kv_heads is None else n_kv_heads
     if fused is None:
         fused = isinstance(params, dict) and "qkv" in params
@@ -164,7 +302,7 @@ def _split_qkv(qkv: np.ndarray, n_heads: int, n_kv: int):
 
 
 def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_split_qkv`, written into one new (B, T, (H + 2 H_kv) D) array."""
+    """The inverse of `_split_qkv`, written into one new (B, T, (H + 2 H_kv) D) array."""
     B, H, T, D = dq.shape
     n_kv = dk.shape[1]
     out = np.empty((B, T, (H + 2 * n_kv) * D), dtype=np.result_type(dq, dk, dv))
@@ -179,7 +317,7 @@ def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
 # Unchecked arithmetic, called by the transformer block after it checks its input.
 # ``tables``: the rotary (cos, sin) or None; ``past``: cached (k, v) of earlier positions
 # (B, H_kv, P, D) each, or None.  The cache ends with the keys and values of every position
-# so far (after rotation): what a KV cache keeps, see :func:`_present`.
+# so far (after rotation): what a KV cache keeps, see `_present`.
 
 def _forward(x, params, n_heads, causal=True, key_padding_mask=None, n_kv_heads=None,
              tables=None, past=None):

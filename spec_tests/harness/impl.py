@@ -13,7 +13,9 @@ instead of failing, so a learner can work through the components one at a time.
 
 Every call of a function reached this way is recorded (:attr:`Implementation.calls`): the
 suite checks its map of which test grades which component against it, and the report names
-the function a failure came from.
+the function a failure came from. It also
+lets the suite check that a claim test computed what it judges from the implementation under
+test.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ class Implementation:
         except Exception as exc:       # noqa: BLE001
             raise ImplementationError(describe_import_error(dotted, exc)) from None
 
+    @property
+    def lib(self) -> Library:
+        """The implementation as a module-like object, ``impl.lib.softmax.forward(x)``, for
+        code written against a module of components (the examples take one as ``lib``)."""
+        return Library(self)
+
     def _component(self, component: str):
         found = getattr(self.module, component, None)
         if found is not None:
@@ -153,3 +161,26 @@ class Implementation:
                 raise
 
         return call
+
+
+class Library:
+    """``lib.softmax.forward``: attribute access that goes through :class:`Implementation`
+    (so missing functions skip and calls are recorded)."""
+
+    def __init__(self, impl: Implementation):
+        self._impl = impl
+
+    def __getattr__(self, component: str) -> _Component:
+        if component.startswith("__"):
+            raise AttributeError(component)
+        return _Component(self._impl, component)
+
+
+class _Component:
+    def __init__(self, impl: Implementation, name: str):
+        self._impl, self._name = impl, name
+
+    def __getattr__(self, function: str):
+        if function.startswith("__"):
+            raise AttributeError(function)
+        return self._impl(f"{self._name}.{function}")

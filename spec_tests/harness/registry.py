@@ -46,6 +46,11 @@ def marked_tests() -> dict:
     return found
 
 
+def _component_names() -> list:
+    import llmref
+    return llmref.__all__
+
+
 def problems() -> list:
     """Every way the registry and the tests disagree, as sentences."""
     out = []
@@ -58,6 +63,9 @@ def problems() -> list:
             continue
         if entry["verdict"] not in VERDICTS:
             out.append(f"claim {cid}: verdict {entry['verdict']!r} is not one of {VERDICTS}")
+        unknown = sorted(set(entry["components"]) - set(_component_names()))
+        if unknown:
+            out.append(f"claim {cid}: unknown component(s) {unknown}")
         if not (HERE.parent.parent / "shared" / "lessons" / entry["lesson"]).exists() and \
                 not entry["lesson"][:3].isdigit():
             out.append(f"claim {cid}: unknown lesson file {entry['lesson']!r}")
@@ -84,26 +92,43 @@ def problems() -> list:
     return out
 
 
+def test_results(tests: dict, node: str) -> list:
+    """The results ``tests[...]`` of registry node id ``node``: the test itself, or each of
+    its parametrized instances (``node[pre-norm]``, ...)."""
+    return [result for key, result in tests.items()
+            if key == node or (key.startswith(node + "[") and key.endswith("]"))]
+
+
+def _combined(outcomes: list) -> str:
+    if not outcomes:
+        return "not run"
+    if any(o in ("failed", "error") for o in outcomes):
+        return "failed"
+    if all(o == "passed" for o in outcomes):
+        return "passed"
+    return "skipped" if all(o == "skipped" for o in outcomes) else "partly run"
+
+
 def claim_statuses(tests: dict) -> dict:
     """Each claim's status from test outcomes ``{node id: {"outcome": ...}}``: passed (all
     its tests passed), failed (any failed or errored), partly run, skipped, not run, or not
-    testable."""
+    testable.  A parametrized test counts through all its instances."""
     out = {}
     for cid, entry in claims().items():
-        outcomes = [tests[t]["outcome"] for t in entry["tests"] if t in tests]
+        per_test = {t: _combined([r["outcome"] for r in test_results(tests, t)])
+                    for t in entry["tests"]}
+        outcomes = [o for o in per_test.values() if o != "not run"]
         if entry["verdict"] == "not testable":
             status = "not testable"
         elif not outcomes:
             status = "not run"
-        elif any(o in ("failed", "error") for o in outcomes):
+        elif any(o == "failed" for o in outcomes):
             status = "failed"
         elif all(o == "passed" for o in outcomes) and len(outcomes) == len(entry["tests"]):
             status = "passed"
-        elif any(o == "passed" for o in outcomes):
+        elif any(o in ("passed", "partly run") for o in outcomes):
             status = "partly run"
         else:
             status = "skipped"
-        out[cid] = {"status": status, "verdict": entry["verdict"],
-                    "tests": {t: tests.get(t, {}).get("outcome", "not run")
-                              for t in entry["tests"]}}
+        out[cid] = {"status": status, "verdict": entry["verdict"], "tests": per_test}
     return out
