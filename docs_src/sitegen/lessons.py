@@ -26,7 +26,6 @@ from collections import Counter
 
 from . import common, examples
 
-
 DIRECTIVE = re.compile(r"[ \t]*\{\{(claim|code|figure):([^}]+)\}\}")
 LESSON_TITLES = {"000": "How networks learn from their mistakes",
                  "001": "The cat sat on the mat", "002": "How the word calculator learns",
