@@ -231,7 +231,7 @@ def main(argv=None) -> int:
         for path in ("", "components/layer_norm/", "components/attention/",
                      "annotated/attention/", "lessons/002/"):
             page.goto(f"{base}/{path}")
-            page.wait_for_selector("mjx-container", timeout=15000)
+            page.wait_for_selector("mjx-container", timeout=60000)
             text = page.evaluate("""() => {
                 const a = document.querySelector("article").cloneNode(true);
                 a.querySelectorAll("pre, code").forEach(e => e.remove());   // code is code
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
             page.goto(f"{base}/")
             page.keyboard.press("s")             # material's shortcut opens the search box
             page.locator("input.md-search__input").fill(query)
-            page.wait_for_selector(".md-search-result__item", timeout=15000)
+            page.wait_for_selector(".md-search-result__item", timeout=60000)
             first = page.locator(".md-search-result__item a").first.get_attribute("href") or ""
             c.check("components/softmax/" in first,
                     f"search for {query!r} lists the softmax component first ({first})")

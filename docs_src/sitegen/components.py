@@ -123,6 +123,7 @@ def component_page(name: str, claims: dict, annotated: dict) -> None:
     meta.append("uses: " + (", ".join(link(d) for d in deps) if deps else "no other component"))
     if used_by:
         meta.append("used by: " + ", ".join(link(u) for u in used_by))
+    meta.append(f"check your own: [`llmspec check {name}`](#test-your-own)")
     out = ["---", "search:", "  boost: 3", "---", "", f"# `{name}`", "",
            '<p class="component-meta" markdown="1">' + " · ".join(meta) + "</p>", ""]
     if name in annotated:
@@ -130,7 +131,7 @@ def component_page(name: str, claims: dict, annotated: dict) -> None:
                 f"    [{annotated[name][1]}](../annotated/{annotated[name][0]}.md) walks "
                 f"through this component's code line by line, next to its equations.", ""]
     out += [f"::: {module}", ""]
-    out += ["## Test your own version { #test-your-own }", "",
+    out += [f"## Check your own {name} {{ #test-your-own }}", "",
             f"Write your own `{name}` as `myimpl/{name}.py` (`llmspec exercises work` "
             f"writes a skeleton of every component, docstrings included), then grade it "
             f"from the folder that holds `myimpl/`:", "",
