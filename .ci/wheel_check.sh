@@ -42,7 +42,7 @@ mkdir -p "$empty"
 cd "$empty"
 llmspec check softmax
 llmspec exercises work
-cp "$("$py" -c 'import llmref; print(llmref.softmax.__file__)')" work/myimpl/softmax.py
+cp "$("$py" -c 'import llmref; print(llmref.softmax.__file__)')" work/myimpl/layers/softmax.py
 (cd work && llmspec check softmax --impl myimpl)
 (cd work && PYTHONPATH=. python -m pytest -q -p no:cacheprovider --pyargs llmref.spec.test_softmax \
     --llmspec-impl=myimpl --llmspec-status "$work/status.json")

@@ -233,8 +233,8 @@ def _map_problem(item, graded, calls) -> str | None:
     decides what ``llmspec check NAME`` runs, so it must be right)."""
     from llmref.spec.harness import components
     called = {c for dotted in calls if (c := components.component_of(dotted))}
-    if called == set(graded):
-        return None
+    if called <= set(graded):            # a component the map names but this run's path
+        return None                      # did not reach (a cached result) is harmless
     return (f"the component map (llmref.spec.harness.components) says this test grades "
             f"{sorted(graded)}, but it called {sorted(called)} of the implementation "
             f"({sorted(calls)}).  Mark it with @pytest.mark.component(...) naming the "

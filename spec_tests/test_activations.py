@@ -91,7 +91,7 @@ def test_relu_derivative_at_zero_is_zero(impl):
 
 #: the value and the slope of each activation at 0 (the conventions its docstring states)
 AT_ZERO = {"relu": (0.0, 0.0), "gelu": (0.0, 0.5), "gelu_tanh": (0.0, 0.5),
-           "sigmoid": (0.5, 0.25), "tanh": (0.0, 1.0)}
+           "sigmoid": (0.5, 0.25), "tanh": (0.0, 1.0), "silu": (0.0, 0.5)}
 
 
 @pytest.mark.parametrize("name", NAMES)

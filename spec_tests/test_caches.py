@@ -142,7 +142,7 @@ def test_an_input_changed_before_the_backward_is_reported_in_debug_mode(impl, co
             f"input leaf {i} of {component}.forward was edited in place after the forward; "
             f"the gradient changed and the debug mode did not report it")
     held = {"linear", "relu", "gelu", "gelu_tanh", "layer_norm", "rms_norm", "embedding",
-            "ffn", "cross_entropy"}
+            "ffn", "cross_entropy", "silu", "swiglu"}
     assert (reported > 0) == (component in held), (
         f"{component}: {reported} edited input(s) reported; the docstrings say the cache "
         f"holds caller inputs by reference for exactly {sorted(held)}")

@@ -120,6 +120,7 @@ def _mixed_precision_saving(impl, B, optimizer="adam"):
             "state_mixed_per_param": (held(compute) + held(g16) + held(master) + opt) / n}
 
 
+@pytest.mark.component("adam", "checkpoint", "gpt", "mixed_precision")
 @pytest.mark.claim("L003-mixed-precision-memory")
 def test_mixed_precision_halves_activations_not_the_model_state(impl, claim, claim_figures):
     """Measured (a float32 GPT and its float16 compute copy): activations take half the

@@ -110,8 +110,17 @@ def graded(impl, request):
     return impl
 
 
-@pytest.mark.parametrize("component,name,obj", FUNCTIONS,
-                         ids=[f"{c}.{n}" for c, n, _ in FUNCTIONS])
+#: stages whose contract declarations are still to be written (issue 14 stays open until this
+#: is empty); their cases run and are reported as expected failures, never hidden
+PENDING_STAGES = ("rlhf",)
+PENDING = {c for s in PENDING_STAGES for c in llmref.STAGES[s]}
+CASES = [pytest.param(c, n, o, id=f"{c}.{n}", marks=pytest.mark.xfail(
+             reason="issue 14: this stage's input contracts are not declared yet"))
+         if c in PENDING else pytest.param(c, n, o, id=f"{c}.{n}")
+         for c, n, o in FUNCTIONS]
+
+
+@pytest.mark.parametrize("component,name,obj", CASES)
 @settings(max_examples=2)
 @given(seed=st.integers(0, 2**16), index=st.integers(0, 2**10))
 def test_input_contract(graded, component, name, obj, seed, index):

@@ -237,3 +237,22 @@ def test_trees_that_do_not_fit_the_config_are_rejected(impl):
     with pytest.raises(ValueError, match=r"to_nanogpt.*params\['wpe\.W'\].*\(5, 8\).*\(6, 8\)"):
         impl("convert.to_nanogpt")(params, dataclasses.replace(TIED, context_len=5,
                                                                activation="gelu"))
+
+
+LLAMA = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=4, n_layers=2, d_ff=12,
+                  activation="swiglu", tie_weights=False, norm="rms", position="rope",
+                  rope_theta=500.0, n_kv_heads=2, bias=False, fused_qkv=False, eps=1e-5)
+
+
+def test_llama_config_and_weights_round_trip(impl):
+    """The Llama converters without transformers (HF parity is in test_llama_parity.py): the
+    configuration and every weight come back unchanged through Hugging Face's layout, and the
+    state dict holds the names LlamaForCausalLM uses."""
+    fields = impl("convert_llama.config_to_hf_llama")(LLAMA)
+    assert impl("convert_llama.config_from_hf_llama")(fields) == LLAMA
+    params = hp.random_gpt(LLAMA, np.random.default_rng(5))
+    state = impl("convert_llama.to_hf_llama")(params, LLAMA)
+    assert "model.embed_tokens.weight" in state and "lm_head.weight" in state
+    assert "model.layers.1.self_attn.q_proj.weight" in state
+    back = impl("convert_llama.from_hf_llama")(state, LLAMA)
+    assert_same_tree(back, params)

@@ -120,7 +120,7 @@ def test_held_bytes_walks_dicts_lists_and_views(impl):
     """Distinct buffers reachable through dicts, lists and tuples count once each (a view
     counts with the array it views), and buffers behind the excluded arrays not at all."""
     x, y = np.zeros((4, 8)), np.ones(16)
-    held = impl("checkpoint.held_bytes")({"a": x, "b": [x[:2], (y, y.reshape(4, 4))]},
+    held = impl("checkpoint.held_bytes")([{"a": x, "b": [x[:2], (y, y.reshape(4, 4))]}],
                                          exclude=[y[:3]])
     assert held == x.nbytes
     assert impl("checkpoint.held_bytes")([{"a": x}, [y]]) == x.nbytes + y.nbytes

@@ -87,7 +87,13 @@ def _rotate_half(x: np.ndarray) -> np.ndarray:
                                "positions": rng.integers(0, 50, size=3), "theta": 10000.0},
           lenient={"positions": ("too_large",)})
 def forward(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0):
-    """``x`` (B, H, T, D), ``positions`` (T,) or (B, T) -> rotated ``x`` (B, H, T, D), cache."""
+    """``x`` (B, H, T, D), ``positions`` (T,) or (B, T) -> rotated ``x`` (B, H, T, D), cache.
+
+    Cache
+    -----
+    The cos and sin tables (private arrays) and the shape of `x`; nothing the caller passed
+    is held by reference.
+    """
     where = "rope.forward"
     _checks.float_array(where, "x", x, ndim=4)
     B, _, T, D = x.shape
@@ -100,7 +106,8 @@ def forward(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0):
                          f"(B, T) = ({B}, {T}), got shape {positions.shape}")
     _check_theta(where, theta)
     cos, sin = _tables(positions, D, theta, x.dtype)
-    return _forward(x, cos, sin)
+    out, cache = _forward(x, cos, sin)
+    return out, _checks.guard(where, cache)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 1, 3, 4)),
@@ -108,6 +115,7 @@ def forward(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0):
                                                 np.arange(3))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (B, H, T, D) -> ``{"x": (B, H, T, D)}``."""
+    cache = _checks.unguard("rope.backward", cache, 3)
     return _backward(_checks.dout_like("rope.backward", dout, cache[2]), cache)
 
 

@@ -23,14 +23,23 @@ from llmref.layers import sigmoid
 @contract(example=lambda rng: {"x": rng.standard_normal((2, 5))},
           lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray):
-    """``x`` (...) -> ``x * sigma(x)`` (...), cache."""
-    return _forward(_checks.float_array("silu.forward", "x", x))
+    """``x`` (...) -> ``x * sigma(x)`` (...), cache.
+
+    Cache
+    -----
+    The input `x` (held by reference: do not change it before `backward`; the cache debug
+    mode detects such a change) and the sigmoid of `x` (a private array).
+    """
+    x = _checks.float_array("silu.forward", "x", x)
+    out, cache = _forward(x)
+    return out, _checks.guard("silu.forward", cache, x=x)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 5)),
                                "cache": forward(rng.standard_normal((2, 5)))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (...) -> ``{"x": dout * sigma(x) (1 + x (1 - sigma(x)))}``."""
+    cache = _checks.unguard("silu.backward", cache, 2)
     return _backward(_checks.dout_like("silu.backward", dout, cache[0].shape), cache)
 
 

@@ -50,10 +50,18 @@ def init(d_model: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
                                "params": _example_params(rng)},
           lenient={"x": ("rank_up", "rank_down")})
 def forward(x: np.ndarray, params: dict):
-    """``x`` (..., C) -> ``y`` (..., C), cache."""
-    _checks.float_array("swiglu.forward", "x", x, ndim_min=1)
+    """``x`` (..., C) -> ``y`` (..., C), cache.
+
+    Cache
+    -----
+    The input `x` and the weights in `params` (held by reference: do not change them before
+    `backward`; the cache debug mode detects such a change), and the intermediate
+    activations (private arrays).
+    """
+    x = _checks.float_array("swiglu.forward", "x", x, ndim_min=1)
     _check_params("swiglu.forward", params, x.shape[-1])
-    return _forward(x, params)
+    y, cache = _forward(x, params)
+    return y, _checks.guard("swiglu.forward", cache, x=x, params=params)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 4)),
@@ -61,6 +69,7 @@ def forward(x: np.ndarray, params: dict):
                                                 _example_params(rng))[1]})
 def backward(dout: np.ndarray, cache) -> dict:
     """``dout`` (..., C) -> ``{"x": (..., C), "gate", "up", "down": their grads}``."""
+    cache = _checks.unguard("swiglu.backward", cache, 6)
     x = cache[0][0]                                     # the input, kept by the gate layer
     return _backward(_checks.dout_like("swiglu.backward", dout, x.shape), cache)
 

@@ -158,4 +158,6 @@ def _linear_warmup(t: int, base_lr: float, warmup_steps: int) -> float:
 
 def _cosine(t: int, base_lr: float, total_steps: int, min_lr: float) -> float:
     t = min(t, total_steps)
+    if t == 0:                   # exactly base_lr at the start (the formula rounds: 0.99999 ->
+        return float(base_lr)    # 0.9999900000000002 with min_lr > 0)
     return min_lr + (base_lr - min_lr) * (1.0 + math.cos(math.pi * t / total_steps)) / 2.0

@@ -68,12 +68,30 @@ def install(name: str, mutant) -> str:
     mutated.__file__ = original.__file__
     mutated.__package__ = original.__package__
     exec(compile(source, f"<mutant {name} of {original.__file__}>", "exec"), mutated.__dict__)
+    _keep_unchanged_classes(mutated, original, source)
     package = importlib.import_module(DEFAULT)
     impl = types.ModuleType(impl_name, f"the reference with mutant {name}")
     impl.__dict__.update({k: v for k, v in vars(package).items() if not k.startswith("__")})
     setattr(impl, mutant.component, mutated)
     sys.modules[impl_name] = impl
     return impl_name
+
+
+def _keep_unchanged_classes(mutated, original, source: str) -> None:
+    """Re-executing a module defines its classes anew, so an ``isinstance`` check inside the
+    mutant (``gpt``'s ``GPTConfig``) would refuse the instances the tests build from the
+    reference's class and the mutant would be "caught" by a TypeError, not by its bug.  Every
+    class whose source the edits left unchanged is therefore the reference's own class."""
+    import ast
+
+    def classes(text):
+        return {node.name: ast.get_source_segment(text, node)
+                for node in ast.parse(text).body if isinstance(node, ast.ClassDef)}
+
+    before = classes(Path(original.__file__).read_text())
+    for cls, text in classes(source).items():
+        if before.get(cls) == text and isinstance(getattr(original, cls, None), type):
+            mutated.__dict__[cls] = getattr(original, cls)
 
 
 TESTS = Path(__file__).resolve().parents[1]          # spec_tests/: node ids are relative to it
