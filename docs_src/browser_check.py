@@ -245,9 +245,17 @@ def main(argv=None) -> int:
         # search: the component first, no raw reST in results or in the index
         for query in ("softmax", "check softmax"):
             page.goto(f"{base}/")
-            page.keyboard.press("s")             # material's shortcut opens the search box
-            page.locator("input.md-search__input").fill(query)
-            page.wait_for_selector(".md-search-result__item", timeout=60000)
+            page.wait_for_load_state("load")
+            box = page.locator("input.md-search__input")
+            box.click()
+            page.wait_for_timeout(500)
+            box.press_sequentially(query, delay=50)
+            try:                                 # the index is built in the browser: slow
+                page.wait_for_selector(".md-search-result__item", timeout=120000)
+            except Exception:
+                meta = page.locator(".md-search-result__meta").inner_text()
+                c.check(False, f"search for {query!r} shows results ({meta!r})")
+                continue
             first = page.locator(".md-search-result__item a").first.get_attribute("href") or ""
             c.check("components/softmax/" in first,
                     f"search for {query!r} lists the softmax component first ({first})")
