@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from llmref.examples import common
 from llmref.examples.benchmark_step import restart_with_blas_threads
 from llmref.transformer import convert, convert_llama, generate, gpt
 from llmref.transformer.gpt import GPTConfig
@@ -91,10 +92,12 @@ def main(argv=None) -> dict:
                         help="run both libraries on this many threads (default: each "
                              "library's own choice); the script restarts itself so that "
                              "NumPy's BLAS reads OPENBLAS_NUM_THREADS at start-up")
+    common.add_artefacts_option(parser)
     args = parser.parse_args(argv)
     if args.threads is not None:
         restart_with_blas_threads(args.threads, sys.argv[1:] if argv is None else list(argv),
                                   "llmref.examples.benchmark_decode")
+    record = common.Run("benchmark_decode", args, argv)
 
     config = configuration(args)
     rng = np.random.default_rng(0)
@@ -155,6 +158,11 @@ def main(argv=None) -> dict:
     if "Hugging Face generate" in rate:
         print(f"ratio ours cached / Hugging Face generate: "
               f"{cached / rate['Hugging Face generate']:.2f}  (> 1: ours is faster)")
+    record.finish(results={**{f"{name}, tokens/s": round(r, 1) for name, r in rate.items()},
+                           "ratio cached / uncached": round(cached / rate["numpy, no cache"], 2),
+                           **({"ratio ours cached / Hugging Face": round(
+                               cached / rate["Hugging Face generate"], 2)}
+                              if "Hugging Face generate" in rate else {})})
     return {"tokens_per_s": rate, "same_tokens": same}
 
 

@@ -135,9 +135,11 @@ def main(argv=None) -> float:
                         help="run both sides on this many threads (default: each library's "
                              "own choice, all cores); the script restarts itself so that "
                              "NumPy's BLAS reads OPENBLAS_NUM_THREADS at start-up")
+    common.add_artefacts_option(parser)
     args = parser.parse_args(argv)
     if args.threads is not None:
         restart_with_blas_threads(args.threads, sys.argv[1:] if argv is None else list(argv))
+    record = common.Run("benchmark_step", args, argv)
 
     allocator = "default" if args.no_malloc_tuning else tune_glibc_malloc()
     import torch
@@ -221,6 +223,11 @@ def main(argv=None) -> float:
               for i in range(0, len(times[fastest]), BLOCK)]
     print(f"  the same ratio round by round ({len(rounds)} rounds of {BLOCK} steps each): "
           f"{min(rounds):.2f} to {max(rounds):.2f}")
+    record.finish(results={"numpy (ours), ms": round(ours_ms, 1),
+                           **{f"{name}, ms": round(ms, 1) for name, ms in med.items()},
+                           f"ratio ours / {fastest}": round(ratio, 2),
+                           "ratio, round by round": f"{min(rounds):.2f} to {max(rounds):.2f}",
+                           "torch threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     return ratio
 
 

@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from llmref.examples import common
 from llmref.text import gpt2_tokenizer
 
 
@@ -62,7 +63,9 @@ def main(argv=None) -> float | None:
                              "own source files)")
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side")
+    common.add_artefacts_option(parser)
     args = parser.parse_args(argv)
+    record = common.Run("benchmark_tokenizer", args, argv)
 
     text = args.text.read_text(encoding="utf-8") if args.text else package_text()
     megabytes = len(text.encode("utf-8")) / 1e6
@@ -118,13 +121,16 @@ def main(argv=None) -> float | None:
     print(f"word cache: {median['ours, no cache'] / cold:.1f}x faster than no cache "
           f"({median['ours, no cache'] / median['ours, cache filled before']:.1f}x when "
           f"filled before)")
+    found = {f"{name}, MB/s": round(megabytes / seconds, 2) for name, seconds in median.items()}
     if hf is None:
+        record.finish(results=found)
         return None
     ratio = cold / median["tokenizers encode, one call"]
     print(f"ratio ours (empty cache at start) / tokenizers encode, one call = {ratio:.2f}  "
           f"(time; > 1 means ours is slower)")
     print(f"ratio ours (empty cache at start) / tokenizers encode_batch, lines = "
           f"{cold / median['tokenizers encode_batch, lines']:.2f}")
+    record.finish(results={**found, "time ratio ours / tokenizers encode": round(ratio, 2)})
     return ratio
 
 

@@ -97,27 +97,48 @@ def report(result) -> str:
     return "\n".join(lines)
 
 
-def plot(result, path: Path) -> Path:
-    plt = common.pyplot()
+def _draw_loss(ax, result):
+    ax.plot(result["history"]["loss"])
+    ax.set(title="Loss during training", xlabel="epoch", ylabel="mean cross-entropy")
 
-    h = result["history"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    axes[0, 0].plot(h["loss"])
-    axes[0, 0].set(title="loss (mean cross-entropy)", xlabel="epoch")
+
+def _draw_probabilities(ax, result):
     for i, pair in enumerate(result["pairs"]):
-        axes[0, 1].plot(h["p_correct"][:, i], label=pair)
-    axes[0, 1].axhline(result["chance"], color="gray", ls=":", label="chance (1/V)")
-    axes[0, 1].axhline(0.5, color="red", ls="--", lw=0.8, label="ceiling for 'the -> ?'")
-    axes[0, 1].set(title="probability of the correct next word", xlabel="epoch", ylim=(0, 1))
-    axes[0, 1].legend(fontsize=8)
-    axes[1, 0].plot(h["cat_embedding"])
-    axes[1, 0].set(title="embedding vector of 'cat' (8 numbers)", xlabel="epoch")
-    im = axes[1, 1].imshow(h["hidden"][-1], cmap="coolwarm", vmin=-1, vmax=1)
-    axes[1, 1].set(title="hidden activations after training", xlabel="hidden unit",
-                   yticks=range(len(result["pairs"])), yticklabels=result["pairs"])
-    fig.colorbar(im, ax=axes[1, 1])
-    fig.tight_layout()
-    return common.save(fig, path)
+        ax.plot(result["history"]["p_correct"][:, i], label=pair)
+    ax.axhline(result["chance"], color="gray", ls=":", label="chance (1/V)")
+    ax.axhline(0.5, color="red", ls="--", lw=0.8, label="ceiling for 'the -> ?'")
+    ax.set(title="Probability of the correct next word", xlabel="epoch",
+           ylabel="probability", ylim=(0, 1))
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
+
+
+def _draw_embedding(ax, result):
+    ax.plot(result["history"]["cat_embedding"])
+    ax.set(title="The embedding of 'cat' (8 numbers)", xlabel="epoch",
+           ylabel="coordinate value")
+
+
+def _draw_hidden(ax, result):
+    im = ax.imshow(result["history"]["hidden"][-1], cmap="coolwarm", vmin=-1, vmax=1)
+    ax.set(title="Hidden activations after training", xlabel="hidden unit",
+           ylabel="input -> next word", xticks=range(result["history"]["hidden"].shape[-1]),
+           yticks=range(len(result["pairs"])), yticklabels=result["pairs"])
+    ax.figure.colorbar(im, ax=ax, label="tanh activation")
+
+
+PANELS = [("loss", "The loss falls as the network learns the sentence.", _draw_loss),
+          ("probabilities", "The probability the network gives each correct next word. The "
+           "words after 'the' level off at 50%: 'the' is followed once by 'cat' and once by "
+           "'mat'.", _draw_probabilities),
+          ("cat_embedding", "The eight numbers that represent 'cat' move as training goes "
+           "on and settle.", _draw_embedding),
+          ("hidden", "The hidden layer's activations for each input word after training.",
+           _draw_hidden)]
+
+
+def plot(result, path: Path) -> Path:
+    """Every panel in one PNG."""
+    return common.plot_panels(PANELS, result, path)
 
 
 def main(argv=None):
@@ -125,9 +146,18 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--lr", type=float, default=0.5)
     args = parser.parse_args(argv)
+    record = common.Run("cat_sat_mat", args, argv)
     result = train(args.epochs, args.lr, args.seed, log_every=max(1, args.epochs // 10))
     print(report(result))
     common.maybe_plot(args, plot, result, "cat_sat_mat.png")
+    p = result["history"]["p_correct"]
+    record.finish(result, PANELS, {
+        "parameters": result["n_params"], "epochs": args.epochs, "learning_rate": args.lr,
+        "loss_start": result["history"]["loss"][0], "loss_end": result["history"]["loss"][-1],
+        **{f"p({b} | {a}) start": p[0, i] for i, (a, b) in
+           enumerate(pair.split(" -> ") for pair in result["pairs"])},
+        **{f"p({b} | {a}) end": p[-1, i] for i, (a, b) in
+           enumerate(pair.split(" -> ") for pair in result["pairs"])}})
     return result
 
 

@@ -3,7 +3,7 @@ reward model learned from rankings -> PPO with a per-token KL penalty, for sever
 and DPO on the same preferences.
 
     llmspec run rlhf_pipeline                       # or python -m llmref.examples.rlhf_pipeline
-    llmspec run rlhf_pipeline --out results/        # table, plots and results.json there
+    llmspec run rlhf_pipeline --out results/        # the plot and results.json there
 
 The task is lesson 003's "What is 2+2?": questions "what is two plus two ?" with operands
 0..4, answered in words.  The stages:
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -503,14 +502,12 @@ def summary(results) -> str:
 
 # ------------------------------------------------------------------ plots
 
-def plot_overoptimisation(results, path: Path) -> Path:
-    """Proxy and gold reward of the PPO rollouts against their KL to the SFT model, one
-    colour per beta (every seed), with the SFT model and DPO marked."""
-    plt = common.pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, key, title in ((axes[0], "proxy", "proxy reward (the reward model)"),
-                           (axes[1], "gold", "gold reward (the hidden human)")):
+def _reward_panel(key: str, title: str):
+    """Proxy or gold reward of the PPO rollouts against their KL to the SFT model, one colour
+    per beta (every seed: dots, running mean: line), the SFT model and DPO marked."""
+    def draw(ax, results):
+        plt = common.pyplot()
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for colour, (beta, runs) in zip(colours, results["ppo"].items(), strict=False):
             for i, r in enumerate(runs):
                 kl = np.array([p["kl"] for p in r["curve"]])
@@ -519,76 +516,105 @@ def plot_overoptimisation(results, path: Path) -> Path:
                 smooth = np.convolve(y[order], np.ones(9) / 9, mode="valid")
                 ax.scatter(kl, y, s=4, color=colour, alpha=0.25)
                 ax.plot(kl[order][4:-4], smooth, color=colour, lw=1.5,
-                        label=f"PPO beta = {beta}" if i == 0 else None)
-        ax.scatter([0], [results["sft"][key]], marker="*", s=150, color="k", label="SFT model",
-                   zorder=5)
+                        label=f"PPO, beta = {beta}" if i == 0 else None)
+        ax.scatter([0], [results["sft"][key]], marker="*", s=150, color="k",
+                   label="SFT model", zorder=5)
         ax.scatter([results["dpo"]["kl"]], [results["dpo"][key]], marker="D", s=50,
                    color="grey", label="DPO (after training)", zorder=5)
         ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xlabel("KL(policy || SFT model), nats per answer")
-        ax.set_title(title)
-    axes[0].set_ylabel("mean reward of the answers")
-    axes[1].legend(fontsize=8, loc="lower left")
-    fig.suptitle("Optimising a learned reward: the proxy rises and stays up; the gold reward "
-                 "falls once the policy moves far from the SFT model")
-    fig.tight_layout()
-    return common.save(fig, path)
+        ax.set(title=title, xlabel="KL(policy || SFT model), nats per answer",
+               ylabel="mean reward of the answers")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
+    return draw
 
 
-def plot_reward_model(results, path: Path) -> Path:
-    plt = common.pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+def _draw_reward_model(ax, results):
     curve = results["rm_curve"]
     epochs = [c["epoch"] for c in curve]
     ax.plot(epochs, [c["train"] for c in curve], "o-", label="training pairs")
     ax.plot(epochs, [c["held_out"] for c in curve], "s-",
             label=f"held-out pairs ({results['pairs']['held_out']})")
     ax.axhline(0.5, color="grey", ls=":", label="chance")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("pairs ranked as the human did")
-    ax.set_ylim(0, 1)
-    ax.set_title("Reward model (Bradley-Terry) accuracy")
+    ax.set(title="Reward model (Bradley-Terry) accuracy", xlabel="epoch",
+           ylabel="pairs ranked as the person did", ylim=(0, 1))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    return common.save(fig, path)
+
+
+#: the plots, one panel each on the site (file stem, caption, draw)
+PANELS = [
+    ("reward_model", "The reward model's accuracy on the pairs it learns from and on the "
+     "pairs of the last two rounds, which it never sees.", _draw_reward_model),
+    ("proxy", "The reward model's score (the proxy) of each PPO rollout against the policy's "
+     "KL to the SFT model, one colour per beta, every seed; lines are running means.",
+     _reward_panel("proxy", "Proxy reward (the reward model)")),
+    ("gold", "The hidden person's score (the gold reward) of the same rollouts: it falls "
+     "once the policy moves far from the SFT model.",
+     _reward_panel("gold", "Gold reward (the hidden person)")),
+]
+
+
+def plot(results, path: Path) -> Path:
+    """Every panel in one PNG."""
+    return common.plot_panels(PANELS, results, path, ncols=3)
+
+
+def figures(results) -> dict:
+    """The numbers the site quotes, flat: the reward model, the SFT model, each beta's mean
+    over its seeds, DPO, the order of the stages, the run time; ``table`` is the Markdown
+    table of ``table``."""
+    out = {"reward model held-out accuracy": results["rm_accuracy"],
+           "held-out pairs": results["pairs"]["held_out"],
+           "training pairs": results["pairs"]["train"],
+           "SFT proxy": results["sft"]["proxy"], "SFT gold": results["sft"]["gold"]}
+    for beta, runs in results["ppo"].items():
+        for k in ("proxy", "gold", "kl"):
+            out[f"beta {beta} {k}"] = float(np.mean([r[k] for r in runs]))
+        out[f"beta {beta} gold per seed"] = [r["gold"] for r in runs]
+        out[f"beta {beta} answers"] = " / ".join(runs[0]["answers"])
+    out.update({"DPO gold": results["dpo"]["gold"], "DPO KL": results["dpo"]["kl"],
+                "pre-trained gold": results["no_sft"]["pretrained"]["gold"],
+                "PPO without SFT gold": results["no_sft"]["ppo"]["gold"],
+                "CPU seconds": results["seconds"]["cpu"], "table": table(results)})
+    return out
 
 
 # ------------------------------------------------------------------ command line
 
-def main(argv=None):
+def main(argv=None, lib=llmref):
+    """The command line; returns the results.  ``lib``: the module of components the
+    pipeline is built from (the slow test passes the implementation under test)."""
     parser = common.parser("RLHF end to end on a tiny GPT: pre-training, SFT, a reward model "
                            "from rankings, PPO for several beta, and DPO")
     parser.add_argument("--ppo-iterations", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3, help="PPO seeds per beta (default 3)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (default 1: the matrices are tiny, and more threads "
-                             "only wait for each other); the script restarts itself to set it")
+                             "only wait for each other)")
     args = parser.parse_args(argv)
-    restart_with_blas_threads(args.threads, sys.argv[1:] if argv is None else list(argv))
-    out = args.out if args.out is not None else Path("examples/output")
-    results = run(seed=args.seed, seeds=tuple(range(args.seeds)),
-                  ppo_iterations=args.ppo_iterations)
+    record = common.Run("rlhf_pipeline", args, argv)
+    with blas_threads(args.threads):
+        results = run(seed=args.seed, seeds=tuple(range(args.seeds)),
+                      ppo_iterations=args.ppo_iterations, lib=lib)
     print(table(results))
     print(summary(results))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rlhf_pipeline.json").write_text(json.dumps(results, indent=1))
-    (out / "rlhf_pipeline_table.md").write_text(table(results) + "\n")
-    print("results:", out / "rlhf_pipeline.json")
-    common.maybe_plot(args, plot_overoptimisation, results, "rlhf_overoptimisation.png")
-    common.maybe_plot(args, plot_reward_model, results, "rlhf_reward_model.png")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "rlhf_pipeline.json").write_text(json.dumps(results, indent=1))
+        print("results:", args.out / "rlhf_pipeline.json")
+    common.maybe_plot(args, plot, results, "rlhf_pipeline.png")
+    record.finish(results, PANELS, figures(results))
     return results
 
 
-def restart_with_blas_threads(threads: int, argv: list) -> None:
-    """NumPy's BLAS fixes its thread count when NumPy is imported: re-run this module once
-    with the environment variables set."""
-    wanted = str(threads)
-    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    if all(os.environ.get(name) == wanted for name in names):
-        return
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "llmref.examples.rlhf_pipeline", *argv],
-              {**os.environ, **{name: wanted for name in names}})
+def blas_threads(threads: int):
+    """A context that limits NumPy's BLAS to ``threads`` threads (threadpoolctl, from the
+    ``examples`` extra); without threadpoolctl, nothing is changed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 if __name__ == "__main__":

@@ -137,43 +137,73 @@ def attention_weights(result, question: str, lib=llmref):
     return out
 
 
-def plot(result, path: Path, question: str = "twelve plus thirty equals") -> Path:
-    plt = common.pyplot()
+QUESTION = "twelve plus thirty equals"
 
+
+def _draw_loss(ax, result):
     h = result["history"]
-    layers = attention_weights(result, question)
-    words = question.split()
-    fig, axes = plt.subplots(1, 1 + len(layers), figsize=(5 + 4 * len(layers), 4))
-    axes[0].plot(h["step"], h["loss"], label="training loss")
-    axes[0].set(xlabel="step", title="loss and accuracy")
-    twin = axes[0].twinx()
-    twin.plot(h["step"], h["train_acc"], "g--", label="train accuracy")
-    twin.plot(h["step"], h["test_acc"], "r-", label="held-out accuracy")
-    twin.set_ylim(0, 1)
-    axes[0].legend(loc="center left")
-    twin.legend(loc="center right")
-    for i, weights in enumerate(layers):
-        ax = axes[1 + i]
-        ax.imshow(weights.mean(axis=0), cmap="viridis", vmin=0, vmax=1)
-        ax.set(title=f"layer {i + 1} attention (mean over heads)", xticks=range(len(words)),
-               yticks=range(len(words)))
-        ax.set_xticklabels(words, rotation=45, ha="right")
+    ax.plot(h["step"], h["loss"])
+    ax.set(title="Training loss", xlabel="step", ylabel="cross-entropy of the answer",
+           yscale="log")
+
+
+def _draw_accuracy(ax, result):
+    h = result["history"]
+    ax.plot(h["step"], h["train_acc"], "g--", label="training problems")
+    ax.plot(h["step"], h["test_acc"], "r-", label="held-out problems")
+    ax.set(title="Accuracy", xlabel="step", ylabel="share answered right", ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize="small")
+
+
+def _attention_panel(layer: int):
+    def draw(ax, result):
+        weights = attention_weights(result, QUESTION)[layer].mean(axis=0)
+        words = QUESTION.split()
+        im = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+        ax.set(title=f"Layer {layer + 1} attention, mean over heads",
+               xlabel="attended word (key)", ylabel="attending word (query)",
+               xticks=range(len(words)), yticks=range(len(words)))
+        ax.set_xticklabels(words, rotation=30, ha="right")
         ax.set_yticklabels(words)
-    fig.tight_layout()
-    return common.save(fig, path)
+        ax.figure.colorbar(im, ax=ax, label="attention weight")
+    return draw
+
+
+def panels(result) -> list:
+    """The plot panels: loss, accuracy and one attention map per layer."""
+    return [("loss", "The loss on the answer word falls over training (log scale).",
+             _draw_loss),
+            ("accuracy", "Accuracy on training problems and on the held-out problems the "
+             "model never saw.", _draw_accuracy),
+            *((f"attention_layer_{i + 1}", f"Where each word of '{QUESTION}' looks in layer "
+               f"{i + 1} (causal: only at itself and earlier words).", _attention_panel(i))
+              for i in range(result["config"].n_layers))]
+
+
+def plot(result, path: Path) -> Path:
+    """Every panel in one PNG."""
+    return common.plot_panels(panels(result), result, path)
 
 
 def main(argv=None):
     parser = common.parser("A tiny GPT learns arithmetic in words")
     parser.add_argument("--steps", type=int, default=4000)
     args = parser.parse_args(argv)
+    record = common.Run("word_calculator", args, argv)
     result = train(args.steps, seed=args.seed)
     print(f"held-out accuracy {result['test_acc']:.1%} on {result['n_test']} never-seen "
           f"problems, after {result['seconds']:.0f} s")
+    answers = {}
     for q in ("two plus three equals", "seventy minus twenty-five equals",
               "forty-four plus forty-four equals"):
-        print(f"  {q} -> {ask(result, q)}")
+        answers[q] = ask(result, q)
+        print(f"  {q} -> {answers[q]}")
     common.maybe_plot(args, plot, result, "word_calculator.png")
+    record.finish(result, panels(result), {
+        "held-out accuracy": result["test_acc"], "held-out problems": result["n_test"],
+        "training problems": result["n_train"], "weights": result["n_params"],
+        "steps": args.steps, "training seconds": round(result["seconds"], 1),
+        **{f"{q} ...": a for q, a in answers.items()}})
     return result
 
 

@@ -2,16 +2,18 @@
 is built from (``lib``); these tests pass the implementation under test (``impl.lib``), so a
 learner's run trains the examples with the learner's components."""
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-#: where the slow RLHF pipeline test leaves its results and plots, in the checkout, for the
-#: docs to show without running the pipeline again (docs_src/make_plots.py copies them)
-ARTEFACTS = Path(".llmspec") / "artefacts" / "rlhf_pipeline"
+
+def _artefacts_root(config) -> Path:
+    """Where the slow RLHF pipeline test saves its run for the docs (which never run the
+    pipeline again): the repository's .llmspec/artefacts (``test_example_artefacts``)."""
+    from llmref.spec.test_example_artefacts import artefacts_root
+    return artefacts_root(config)
 
 
 @pytest.mark.slow
@@ -32,11 +34,12 @@ def test_rlhf_pipeline_finds_the_exploit_without_kl_and_not_with_it(impl, claim_
     every seed the proxy rises above the SFT model's and the gold reward falls at least 1.0
     below it.  The default beta (0.1): in every seed the gold reward is no more than 0.25
     below the SFT model's.  The same RLHF started from the pre-trained model instead of the
-    SFT model ends with a lower gold reward.  Results and plots go to .llmspec/artefacts/
-    rlhf_pipeline/ in the checkout, for the docs."""
+    SFT model ends with a lower gold reward.  Against the reference, its results and plot panels go
+    to .llmspec/artefacts/rlhf_pipeline/ in the checkout, for the docs."""
     from llmref.examples import rlhf_pipeline as rp
 
-    results = rp.run(seed=0, stream=None, lib=impl.lib)
+    save = ["--save-artefacts", str(_artefacts_root(request.config))] if impl.is_reference else []
+    results = rp.main(["--seed", "0", "--no-plot", *save], lib=impl.lib)
     sft, free = results["sft"], results["ppo"]["0.0"]
     default = results["ppo"][str(rp.DEFAULT_BETA)]
     assert results["rm_accuracy"] >= 0.75
@@ -48,16 +51,6 @@ def test_rlhf_pipeline_finds_the_exploit_without_kl_and_not_with_it(impl, claim_
         assert r["gold"] > sft["gold"] - rp.DEFAULT_MARGIN, r["seed"]
     assert default[0]["gold"] > results["no_sft"]["ppo"]["gold"]
     assert all(results["checks"].values())
-    if impl.is_reference:
-        folder = request.config.rootpath / ARTEFACTS
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "rlhf_pipeline.json").write_text(json.dumps(results, indent=1))
-        (folder / "rlhf_pipeline_table.md").write_text(rp.table(results) + "\n")
-        try:
-            rp.plot_overoptimisation(results, folder / "rlhf_overoptimisation.png")
-            rp.plot_reward_model(results, folder / "rlhf_reward_model.png")
-        except ImportError:
-            pass
     claim_figures.record(
         rm_held_out_accuracy=results["rm_accuracy"], rm_score_range=results["rm_score_range"],
         sft_proxy=sft["proxy"], sft_gold=sft["gold"],
