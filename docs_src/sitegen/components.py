@@ -43,7 +43,9 @@ def dependencies() -> dict:
         module = getattr(llmref, name)
         tree = ast.parse(Path(inspect.getsourcefile(module)).read_text())
         used = set()
-        for node in ast.walk(tree):
+        # module-level imports only: an import inside a function (a contract's example that
+        # builds a policy, say) is not a dependency of the component
+        for node in tree.body:
             if isinstance(node, ast.ImportFrom) and node.module and \
                     node.module.split(".")[0] == "llmref":
                 parts = node.module.split(".")
