@@ -397,14 +397,6 @@ def _attention_flops_linear(f):
     return g
 
 
-def _half_cost(f):
-    @functools.wraps(f)
-    def g(*args, **kwargs):
-        cost = f(*args, **kwargs)
-        return type(cost)(cost.forward // 2, cost.backward // 2)
-    return g
-
-
 def _param_count_narrow_ffn(f):
     @functools.wraps(f)
     def g(config):
@@ -418,6 +410,14 @@ def _shapes_without_grouped_heads(f):
     def g(config, *args, **kwargs):
         import dataclasses
         return f(dataclasses.replace(config, n_kv_heads=None), *args, **kwargs)
+    return g
+
+
+def _shapes_default_ffn_width(f):
+    @functools.wraps(f)
+    def g(config, *args, **kwargs):
+        import dataclasses
+        return f(dataclasses.replace(config, d_ff=None), *args, **kwargs)
     return g
 
 
@@ -622,9 +622,12 @@ _PERTURBATIONS = [
      "the backward counted at 1x the forward"),
     ("flops: attention over 64 keys", "flops.attention", _attention_flops_linear,
      "the scores counted against a fixed number of keys"),
-    ("flops: one FFN matrix", "flops.ffn", _half_cost, "one of the two matrices counted"),
     ("gpt: shapes without grouped key/value heads", "gpt.shapes",
      _shapes_without_grouped_heads, "keys and values as wide as the queries (n_kv_heads ignored)"),
+    ("gpt: shapes with the FFN width 4C", "gpt.shapes", _shapes_default_ffn_width,
+     "the configured FFN width ignored (4 d_model)"),
+    ("flops: gated FFN counted as two matrices", "flops.ffn", force_kwargs(gated=False),
+     "the gated flag ignored"),
     ("memory: FFN width 2C", "memory.param_count", _param_count_narrow_ffn,
      "the configured FFN width ignored"),
     ("memory: Adam counted as one state", "memory.training_bytes", _adam_counted_once,
@@ -681,7 +684,8 @@ _kills("test_claims.py", {
     "test_forward_multiplications_per_token_are_about_the_parameter_count": [
         "flops: backward as cheap as forward"],
     "test_gpt3_configuration_gives_175b": ["memory: FFN width 2C"],
-    "test_llama2_published_shapes": ["flops: one FFN matrix"],
+    "test_llama2_published_shapes": ["gpt: shapes with the FFN width 4C",
+                                     "flops: gated FFN counted as two matrices"],
     "test_loss_105_is_the_wrong_words_probability": ["cross_entropy: log base 2"],
     "test_sgd_steps_from_the_lessons": ["sgd: lr x1.1"],
     "test_softmax_of_close_scores_is_nearly_uniform": ["softmax: not normalised"],
