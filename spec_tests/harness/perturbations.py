@@ -536,6 +536,8 @@ _PERTURBATIONS = [
      "the derivative taken as 1 for negative inputs too"),
     ("sigmoid: derivative 1", "sigmoid.backward", _backward_identity,
      "the backward forgets the factor s (1 - s)"),
+    ("tanh: derivative 1", "tanh.backward", _backward_identity,
+     "the backward forgets the factor 1 - tanh^2"),
     ("linear: bias added twice", "linear.forward", _linear_bias_twice, "x W + 2 b"),
     ("linear: input gradient halved", "linear.backward", scale_grads(0.5, only="x"),
      "dx = 0.5 dout W^T"),
@@ -729,6 +731,8 @@ _kills("test_claims_gradients.py", {
     "test_minus_the_gradient_is_the_steepest_way_down": ["gpt: gradient sign flipped"],
     "test_sigmoid_stacks_lose_their_gradient_and_skips_or_relu_restore_it": [
         "sigmoid: derivative 1"],
+    "test_tanh_stacks_lose_the_backward_signal_not_the_weight_gradient": [
+        "linear: input gradient halved", "tanh: derivative 1"],
     "test_too_large_an_initialisation_explodes_the_gradient": [
         "linear: input gradient halved"],
     "test_transformer_weight_gradients_do_not_fade_with_depth": ["block: gradients x1.01",
