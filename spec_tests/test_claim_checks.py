@@ -64,6 +64,57 @@ def test_a_claim_test_that_uses_neither_the_implementation_nor_the_registry_is_r
     assert fixtures.usage_problem([], set(), set()) is None        # not a claim test
 
 
+class _Item:
+    """A pytest item as the ClaimUse hooks see it: markers and the run's implementation."""
+
+    def __init__(self, claims):
+        self.config = _Node()
+        self.config._llmspec_impl = Implementation("llmref")
+        self._markers = [pytest.mark.claim(c).mark for c in claims]
+
+    def iter_markers(self, name):
+        return (m for m in self._markers if m.name == name)
+
+
+def _run_claim_use(item, body):
+    """Drive ClaimUse's setup and call hooks around ``body`` (the test's own code), as pytest
+    does; return the failure the hook raised, or None."""
+    hooks = fixtures.ClaimUse()
+    setup = hooks.pytest_runtest_setup(item)
+    next(setup)
+    with pytest.raises(StopIteration):
+        setup.send(None)
+    call = hooks.pytest_runtest_call(item)
+    next(call)
+    body(item)
+    try:
+        call.send(None)
+    except StopIteration:
+        return None
+    except pytest.fail.Exception as exc:
+        return str(exc)
+    raise AssertionError("the call hook did not finish")
+
+
+def test_the_run_fails_a_passing_claim_test_that_used_neither():
+    """The hooks every run installs, around three passing test bodies: one that only restates
+    a number fails; one that calls the implementation, or reads the registry, passes."""
+    def restates(item):
+        assert 0.87 == 0.87
+
+    def calls(item):
+        item.config._llmspec_impl("cross_entropy.forward")(np.zeros((1, 3)), np.array([0]))
+
+    def reads(item):
+        assert fixtures.Entry(registry.claims()["L002-loss-042"], item)["value"] > 0
+
+    failure = _run_claim_use(_Item(["L002-loss-042"]), restates)
+    assert failure and "L002-loss-042" in failure and "cannot tell" in failure
+    assert _run_claim_use(_Item(["L002-loss-042"]), calls) is None
+    assert _run_claim_use(_Item(["L002-loss-042"]), reads) is None
+    assert _run_claim_use(_Item([]), restates) is None                  # not a claim test
+
+
 def test_the_implementation_records_the_functions_called_through_it():
     implementation = Implementation("llmref")
     implementation.reset_calls()

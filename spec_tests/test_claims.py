@@ -191,20 +191,33 @@ def test_softmax_of_close_scores_is_nearly_uniform(impl, claim_figures):
 
 @pytest.mark.claim("L003-llama-ffn")
 def test_llama2_published_shapes(impl, claim_figures):
-    """Published Llama 2 configurations (Touvron et al. 2023; the released config files):
-    7B has width 4096, FFN 11008, 32 layers; 70B has width 8192, FFN 28672, 80 layers.  The
-    lesson's 4096/11008 with 80 layers mixes the two.  Its FFN is SwiGLU, three matrices
-    (gate, up, down): the multiply-adds per token of the lesson's Linear-ReLU-Linear at
-    4096/11008, from the implementation's cost model, are two matrices' worth, 2/3 of
-    SwiGLU's at the same widths."""
-    llama2 = {"7B": (4096, 11008, 32), "70B": (8192, 28672, 80)}
+    """Llama 2 7B and 70B built as configurations of our model (their published sizes,
+    :data:`LLAMA2_7B` and :data:`LLAMA2_70B`), read off their parameter trees' shapes: 7B's
+    feed-forward maps 4096 to 11008 in 32 layers, 70B's 8192 to 28672 in 80; the lesson's
+    4096/11008 over 80 layers is neither.  Each feed-forward is SwiGLU, three matrices (gate,
+    up, down); the lesson's Linear-ReLU-Linear at its widths has two, and the cost model
+    counts 2/3 of SwiGLU's multiply-adds per token for it."""
+    found = {}
+    for name, config in {"7B": LLAMA2_7B, "70B": LLAMA2_70B}.items():
+        shapes = impl("gpt.shapes")(config)
+        ffn = shapes["blocks"][0]["ffn"]
+        assert sorted(ffn) == ["down", "gate", "up"]
+        assert ffn["gate"]["W"] == ffn["up"]["W"] == ffn["down"]["W"][::-1]
+        assert all(b["ffn"] == ffn for b in shapes["blocks"])
+        found[name] = (*ffn["up"]["W"], len(shapes["blocks"]))
+    assert found["7B"] == (4096, 11008, 32) and found["70B"] == (8192, 28672, 80)
     lesson = (4096, 11008, 80)
-    assert lesson not in llama2.values()
-    assert llama2["7B"][:2] == lesson[:2] and llama2["70B"][2] == lesson[2]
-    two_matrix = impl("flops.ffn")(1, 4096, 11008).forward // 2     # multiply-adds per token
-    swiglu = 3 * 4096 * 11008
-    assert two_matrix == 2 * 4096 * 11008 and two_matrix / swiglu == 2 / 3
-    claim_figures.record(lesson_ffn_macs_per_token=two_matrix, swiglu_macs_per_token=swiglu)
+    assert lesson not in found.values()
+    lesson_config = GPTConfig(vocab_size=32000, context_len=4096, d_model=4096, n_heads=32,
+                              n_layers=80, d_ff=11008, activation="relu")
+    lesson_ffn = impl("gpt.shapes")(lesson_config)["blocks"][0]["ffn"]
+    assert len([k for k in lesson_ffn if "W" in lesson_ffn[k]]) == 2
+    two_matrix = impl("flops.ffn")(1, 4096, 11008).forward // 2      # multiply-adds per token
+    swiglu = impl("flops.ffn")(1, 4096, 11008, gated=True).forward // 2
+    assert 3 * two_matrix == 2 * swiglu
+    claim_figures.record(llama2_7b_ffn=found["7B"], llama2_70b_ffn=found["70B"],
+                         lesson_ffn=lesson, lesson_ffn_macs_per_token=two_matrix,
+                         swiglu_macs_per_token=swiglu)
 
 
 @pytest.mark.claim("L003-apples")

@@ -2,11 +2,16 @@
 001/004's GPT-3): memory per parameter and per GPU, the optimizer's state, mixed precision,
 gradient checkpointing, training time and the number of steps.
 
-Per-parameter and per-token figures are measured on the implementation (bytes its trees and
-caches hold, FLOPs its cost model counts) and then scaled by the lesson's own numbers (70
-billion parameters, 2 trillion tokens, 6000 GPUs) or by published figures, each cited where
-it is used: an A100 has 80 GB and 312 dense bf16 TFLOP/s (NVIDIA's A100 datasheet); Llama 2
-trained with a global batch of 4M tokens (Touvron et al. 2023, section 2.2)."""
+Llama 2 70B is built as a configuration of our model (:data:`LLAMA2_70B`) and costed by the
+implementation's accounting without allocating a weight: its parameter tree's shapes
+(``gpt.shapes``, counted by ``params.count``), the memory calculator (``memory``) and the
+cost model (``flops``).  The bytes per parameter and per activation that the accounting
+uses are first measured on the same architecture at a size that can be allocated
+(:data:`TINY_LLAMA`: the bytes its arrays, gradients, optimizer state and caches hold).
+The lesson's own inputs (2 trillion tokens, 6000 GPUs) and published hardware figures are
+cited where they are used: an A100 has 80 GB and 312 dense bf16 TFLOP/s (NVIDIA's A100
+datasheet); Llama 2 trained with a global batch of 4M tokens (Touvron et al. 2023, section
+2.2)."""
 
 import math
 
@@ -16,82 +21,32 @@ import pytest
 from llmref.spec.harness import params as hp
 from llmref.transformer.gpt import GPTConfig
 
-N_70B = 70e9                     # the lesson's "70 billion weights"
 TOKENS = 2e12                    # the lesson's "2 trillion tokens"
 GPUS = 6000                      # the lesson's "6000 GPUs"
 A100_BYTES = 80e9                # the largest A100
 A100_FLOPS = 312e12              # dense bf16 peak
 LLAMA2_BATCH_TOKENS = 4e6        # Llama 2's global batch
-# a GPT of the 70B class (width 8192, 80 layers, 4096 context): its FLOPs per token
-GPT_70B = GPTConfig(vocab_size=32000, context_len=4096, d_model=8192, n_heads=64,
-                    n_layers=80, d_ff=4 * 8192)
+#: Llama 2's options in our GPT (Touvron et al. 2023 and the released config.json files):
+#: RMSNorm, rotary positions, SwiGLU feed-forward, no biases, untied head, separate q/k/v
+LLAMA2_OPTIONS = {"activation": "swiglu", "norm": "rms", "position": "rope", "bias": False,
+                  "tie_weights": False, "fused_qkv": False}
+#: Llama 2 70B: vocabulary 32000, context 4096, width 8192, 80 layers, 64 query heads sharing
+#: 8 key/value heads, SwiGLU width 28672
+LLAMA2_70B = GPTConfig(vocab_size=32000, context_len=4096, d_model=8192, n_heads=64,
+                       n_kv_heads=8, n_layers=80, d_ff=28672, **LLAMA2_OPTIONS)
+#: the same architecture small enough to allocate and measure (grouped-query heads included)
+TINY_LLAMA = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=4, n_kv_heads=2,
+                       n_layers=2, d_ff=40, **LLAMA2_OPTIONS)
 TINY = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=2, n_layers=2)
 
 
-def _float32_model(impl):
-    return impl("gpt.init")(TINY, np.random.default_rng(0), dtype=np.float32)
+def _float32_model(impl, config=TINY):
+    return impl("gpt.init")(config, np.random.default_rng(0), dtype=np.float32)
 
 
 def _batch(B, T=16, V=50, seed=1):
     ids = np.random.default_rng(seed).integers(0, V, size=(B, T))
     return ids, np.roll(ids, -1, axis=1)
-
-
-def _count(tree):
-    if isinstance(tree, dict):
-        return sum(_count(v) for v in tree.values())
-    if isinstance(tree, list):
-        return sum(_count(v) for v in tree)
-    return tree.size
-
-
-@pytest.mark.claim("L003-adam-state-280gb")
-def test_adam_state_and_gradient_bytes_per_parameter(impl, claim, claim_figures):
-    """Measured on a float32 GPT: Adam's state is two float32 tensors per parameter, 8 bytes,
-    so 560 GB for 70 billion parameters (280 GB is one of the two moments).  The gradients
-    hold one number per parameter whatever the batch size (the same bytes at batch 1 and 8):
-    140 GB in 16 bits, 280 GB in 32, never 'per batch'."""
-    params = _float32_model(impl)
-    n = _count(params)
-    held = impl("checkpoint.held_bytes")
-    per_param = held(impl("adam.init")(params)) / n
-    grads = {B: held(impl("gpt.loss_and_grads")(*_batch(B), params, TINY)[1]) for B in (1, 8)}
-    assert per_param == 8
-    assert grads[1] == grads[8] == 4 * n
-    state = per_param * N_70B
-    assert abs(state - claim["value"]) <= claim["tolerance"] * claim["value"]
-    claim_figures.record(adam_bytes_per_parameter=per_param, adam_state_70b_gb=state / 1e9,
-                         gradient_bytes_batch_1=grads[1], gradient_bytes_batch_8=grads[8],
-                         gradients_70b_gb_16_bit=2 * N_70B / 1e9,
-                         gradients_70b_gb_32_bit=4 * N_70B / 1e9)
-
-
-def _training_state_bytes(impl, params, grads, master=None):
-    """Bytes held by weights, gradients, Adam's state and (mixed precision) master weights."""
-    held = impl("checkpoint.held_bytes")
-    opt = impl("adam.init")(params if master is None else master)
-    return held(params) + held(grads) + held(opt) + (0 if master is None else held(master))
-
-
-@pytest.mark.claim("L003-500gb-per-gpu")
-def test_memory_per_gpu_for_a_70b_model(impl, claim, claim_figures):
-    """Measured: mixed-precision training with Adam holds 16 bytes of model state per
-    parameter (2 + 2 + 4 master + 8 moments), so a 70-billion-parameter model needs 1.12 TB
-    before any activation.  That cannot sit on one GPU (an A100 has 80 GB: at least 14 of
-    them for the state alone); shared over the lesson's 6000 GPUs it is 0.19 GB each, plus
-    each GPU's own activations.  'About 500 GB per GPU' is neither: no A100 holds it."""
-    master = _float32_model(impl)
-    compute = _map(master, lambda a: impl("mixed_precision.cast")(a, "float16"))
-    _, grads = impl("gpt.loss_and_grads")(*_batch(2), compute, TINY)
-    per_param = _training_state_bytes(impl, compute, grads, master) / _count(master)
-    total = per_param * N_70B
-    min_gpus = math.ceil(total / A100_BYTES)
-    shared = total / GPUS
-    assert per_param == claim["value"]
-    assert min_gpus >= 14 and shared < 1e9 and 500e9 > A100_BYTES
-    claim_figures.record(model_state_bytes_per_parameter=per_param,
-                         model_state_70b_tb=total / 1e12, a100s_needed_for_the_state=min_gpus,
-                         state_per_gpu_over_6000_gb=shared / 1e9)
 
 
 def _map(tree, fn):
@@ -102,49 +57,181 @@ def _map(tree, fn):
     return fn(tree)
 
 
-def _mixed_precision_saving(impl, B, optimizer="adam"):
-    master = _float32_model(impl)
+def _llama2_70b_parameters(impl) -> int:
+    """Llama 2 70B's parameter count, read off its parameter tree's shapes (nothing
+    allocated), checked against the closed form of its published sizes and against the
+    memory calculator's count: two V x C tables (embedding, untied head), per layer q and
+    output C x C, k and v C x (C H_kv / H), three C x F SwiGLU matrices and two RMSNorm
+    scales, and the final norm."""
+    c = LLAMA2_70B
+    n = impl("params.count")(impl("gpt.shapes")(c))
+    kv_width = c.d_model * c.n_kv_heads // c.n_heads
+    per_layer = (2 * c.d_model ** 2 + 2 * c.d_model * kv_width + 3 * c.d_model * c.d_ff
+                 + 2 * c.d_model)
+    closed_form = 2 * c.vocab_size * c.d_model + c.n_layers * per_layer + c.d_model
+    assert n == closed_form
+    assert n == impl("memory.param_count")(c)
+    return n
+
+
+def _held_per_parameter(impl, tree, n):
+    return impl("checkpoint.held_bytes")(tree) / n
+
+
+@pytest.mark.claim("L003-adam-state-280gb")
+def test_adam_state_and_gradient_bytes_of_llama2_70b(impl, claim, claim_figures):
+    """Llama 2 70B as a configuration of our model has 68,976,648,192 parameters (its
+    parameter tree's shapes).  Measured on the same architecture in float32: Adam's state is
+    8 bytes per parameter (two float32 moments), and the gradients hold 4 bytes per
+    parameter whatever the batch (the same bytes at batch 1 and 8).  So the state is 551.8 GB
+    (280 GB is one of its two moments, 275.9 GB), and the gradients are 138.0 GB in 16 bits
+    or 275.9 GB in 32, the same for one sequence or eight of 4096 tokens: not 'per
+    batch'."""
+    tiny = _float32_model(impl, TINY_LLAMA)
+    n_tiny = impl("params.count")(tiny)
+    adam_per_param = _held_per_parameter(impl, impl("adam.init")(tiny), n_tiny)
+    grads_per_param = {B: _held_per_parameter(
+        impl, impl("gpt.loss_and_grads")(*_batch(B), tiny, TINY_LLAMA)[1], n_tiny)
+        for B in (1, 8)}
+    assert adam_per_param == 8
+    assert grads_per_param[1] == grads_per_param[8] == 4
+
+    n = _llama2_70b_parameters(impl)
+    state = adam_per_param * n
+    one_moment = state / 2
+    mem = {(B, T): impl("memory.training_bytes")(LLAMA2_70B, B, T, "adam", param_bytes=2)
+           for B, T in ((1, 1), (8, 4096))}
+    assert mem[1, 1]["optimizer_state"] == mem[8, 4096]["optimizer_state"] == state
+    assert mem[1, 1]["grads"] == mem[8, 4096]["grads"] == grads_per_param[1] / 2 * n
+    assert abs(state - claim["value"]) <= claim["tolerance"] * claim["value"]
+    assert abs(one_moment - 280e9) / 280e9 < 0.02          # the lesson's 280 GB: one moment
+    claim_figures.record(llama2_70b_parameters=n, adam_bytes_per_parameter=adam_per_param,
+                         adam_state_gb=state / 1e9, one_moment_gb=one_moment / 1e9,
+                         gradient_bytes_per_parameter_batch_1=grads_per_param[1],
+                         gradient_bytes_per_parameter_batch_8=grads_per_param[8],
+                         gradients_gb_16_bit=mem[1, 1]["grads"] / 1e9,
+                         gradients_gb_16_bit_8_sequences=mem[8, 4096]["grads"] / 1e9,
+                         gradients_gb_32_bit=grads_per_param[1] * n / 1e9)
+
+
+def _mixed_precision_state_per_parameter(impl, config, B=2):
+    """Measured bytes per parameter of mixed-precision training with Adam: the float16
+    compute copy, its gradients, the float32 master weights and Adam's state (of the
+    master)."""
+    master = _float32_model(impl, config)
+    compute = _map(master, lambda a: impl("mixed_precision.cast")(a, "float16"))
+    _, grads = impl("gpt.loss_and_grads")(*_batch(B), compute, config)
+    held = impl("checkpoint.held_bytes")
+    total = held(compute) + held(grads) + held(master) + held(impl("adam.init")(master))
+    return total / impl("params.count")(master)
+
+
+@pytest.mark.claim("L003-500gb-per-gpu")
+def test_memory_per_gpu_for_llama2_70b(impl, claim, claim_figures):
+    """Measured on the Llama architecture: mixed-precision training with Adam holds 16 bytes
+    of model state per parameter (2 + 2 + 4 master + 8 moments).  For Llama 2 70B's
+    68.98e9 parameters that is 1.10 TB before any activation (the memory calculator agrees,
+    and adds 310 GB of 16-bit activations for one 4096-token sequence as the reference keeps
+    them).  No GPU holds it: an A100 has 80 GB, so the state alone needs at least 14 of them;
+    shared over the lesson's 6000 GPUs it is 0.18 GB each.  'About 500 GB per GPU' is
+    neither the total nor a share."""
+    per_param = _mixed_precision_state_per_parameter(impl, TINY_LLAMA)
+    n = _llama2_70b_parameters(impl)
+    state = per_param * n
+    mem = impl("memory.training_bytes")(LLAMA2_70B, 1, LLAMA2_70B.context_len, "adam",
+                                        param_bytes=2, master_weights=True)
+    assert mem["params"] + mem["grads"] + mem["optimizer_state"] + mem["master_weights"] \
+        == state
+    assert abs(state - claim["value"]) <= claim["tolerance"] * claim["value"]
+    min_gpus = math.ceil(state / A100_BYTES)
+    share = state / GPUS
+    assert min_gpus >= 14 and share < 1e9
+    assert state > 2 * 500e9 and share < 500e9 / 1000      # neither the total nor a share
+    claim_figures.record(model_state_bytes_per_parameter=per_param,
+                         llama2_70b_parameters=n, model_state_tb=state / 1e12,
+                         activations_one_sequence_gb=mem["activations"] / 1e9,
+                         total_one_sequence_tb=mem["total"] / 1e12,
+                         a100s_needed_for_the_state=min_gpus,
+                         state_per_gpu_over_6000_gb=share / 1e9)
+
+
+def _mixed_precision_saving(impl, B, optimizer="adam", config=TINY_LLAMA):
+    """Measured on allocated arrays: bytes of float32 training against mixed precision
+    (float16 compute copy, its gradients and activations, float32 master weights)."""
+    master = _float32_model(impl, config)
     compute = _map(master, lambda a: impl("mixed_precision.cast")(a, "float16"))
     ids, targets = _batch(B)
-    _, g32 = impl("gpt.loss_and_grads")(ids, targets, master, TINY)
-    _, g16 = impl("gpt.loss_and_grads")(ids, targets, compute, TINY)
-    act32 = impl("checkpoint.plain_activation_bytes")(ids, targets, master, TINY)
-    act16 = impl("checkpoint.plain_activation_bytes")(ids, targets, compute, TINY)
+    _, g32 = impl("gpt.loss_and_grads")(ids, targets, master, config)
+    _, g16 = impl("gpt.loss_and_grads")(ids, targets, compute, config)
+    act32 = impl("checkpoint.plain_activation_bytes")(ids, targets, master, config)
+    act16 = impl("checkpoint.plain_activation_bytes")(ids, targets, compute, config)
     held = impl("checkpoint.held_bytes")
     opt = held(impl(f"{optimizer}.init")(master))
     fp32 = held(master) + held(g32) + opt + act32
     mixed = held(compute) + held(g16) + held(master) + opt + act16
-    n = _count(master)
-    return {"activation_ratio": act16 / act32, "saving": 1 - mixed / fp32,
+    n = impl("params.count")(master)
+    return {"activations_32": act32, "activations_16": act16,
+            "activation_ratio": act16 / act32, "saving": 1 - mixed / fp32,
             "state_fp32_per_param": (held(master) + held(g32) + opt) / n,
             "state_mixed_per_param": (held(compute) + held(g16) + held(master) + opt) / n}
 
 
-@pytest.mark.component("adam", "checkpoint", "gpt", "mixed_precision")
+def _llama2_70b_saving(impl, B, optimizer):
+    """The memory calculator for Llama 2 70B on B sequences of 4096 tokens."""
+    T = LLAMA2_70B.context_len
+    fp32 = impl("memory.training_bytes")(LLAMA2_70B, B, T, optimizer, param_bytes=4)
+    mixed = impl("memory.training_bytes")(LLAMA2_70B, B, T, optimizer, param_bytes=2,
+                                          master_weights=True)
+    state = ("params", "grads", "optimizer_state", "master_weights")
+    return {"saving": 1 - mixed["total"] / fp32["total"],
+            "activation_ratio": mixed["activations"] / fp32["activations"],
+            "state_fp32": sum(fp32[k] for k in state),
+            "state_mixed": sum(mixed[k] for k in state)}
+
+
 @pytest.mark.claim("L003-mixed-precision-memory")
 def test_mixed_precision_halves_activations_not_the_model_state(impl, claim, claim_figures):
-    """Measured (a float32 GPT and its float16 compute copy): activations take half the
-    bytes; with Adam the model state is 16 bytes per parameter in both (4 + 4 + 8 against
-    2 + 2 + 4 master + 8).  So the total saving depends on the activations' share: 15% at
-    batch 1 and 48% at batch 64 for this small GPT."""
-    small, large = _mixed_precision_saving(impl, 1), _mixed_precision_saving(impl, 64)
-    assert large["activation_ratio"] == pytest.approx(claim["value"], abs=1e-3)
-    assert small["state_fp32_per_param"] == small["state_mixed_per_param"] == 16
-    assert 0.1 < small["saving"] < 0.25 and 0.45 < large["saving"] < claim["value"]
-    claim_figures.record(activation_ratio=large["activation_ratio"],
-                         state_bytes_per_param_fp32=small["state_fp32_per_param"],
-                         state_bytes_per_param_mixed=small["state_mixed_per_param"],
-                         total_saving_batch_1=small["saving"],
-                         total_saving_batch_64=large["saving"])
+    """Measured on the Llama architecture (a float32 model and its float16 compute copy):
+    activations take half the bytes, and the memory calculator gives the bytes measured in
+    both formats; the model state with Adam is 16 bytes per parameter either way (4 + 4 + 8
+    against 2 + 2 + 4 master + 8).  For Llama 2 70B on sequences of 4096 tokens the
+    calculator's saving is 18% for one sequence, 41% for 8, 49% for 64, under 50% at
+    every batch; with plain SGD (8 bytes per parameter either way) 26%, 45%, 49%."""
+    measured = {opt: _mixed_precision_saving(impl, 4, opt) for opt in ("adam", "sgd")}
+    B, T = _batch(4)[0].shape
+    for itemsize, key in ((4, "activations_32"), (2, "activations_16")):
+        assert impl("memory.activation_bytes")(TINY_LLAMA, B, T, itemsize) \
+            == measured["adam"][key]
+    assert measured["adam"]["activation_ratio"] == pytest.approx(claim["value"], abs=1e-2)
+    assert measured["adam"]["state_fp32_per_param"] == 16
+    assert measured["sgd"]["state_fp32_per_param"] == 8
+    n = _llama2_70b_parameters(impl)
+    found = {f"{opt}_{b}": _llama2_70b_saving(impl, b, opt)
+             for opt in ("adam", "sgd") for b in (1, 8, 64)}
+    for key, r in found.items():
+        m = measured[key.partition("_")[0]]
+        assert m["state_fp32_per_param"] == m["state_mixed_per_param"]
+        assert r["state_fp32"] == r["state_mixed"] == m["state_fp32_per_param"] * n
+        assert r["activation_ratio"] == pytest.approx(claim["value"], abs=1e-6)
+        assert r["saving"] < claim["value"]
+    for opt in ("adam", "sgd"):
+        savings = [found[f"{opt}_{b}"]["saving"] for b in (1, 8, 64)]
+        assert savings == sorted(savings) and savings[0] < 0.3 and savings[-1] > 0.45
+    claim_figures.record(activation_ratio_measured=measured["adam"]["activation_ratio"],
+                         adam_state_bytes_per_param_fp32=measured["adam"]["state_fp32_per_param"],
+                         adam_state_bytes_per_param_mixed=measured["adam"]["state_mixed_per_param"],
+                         sgd_state_bytes_per_param_fp32=measured["sgd"]["state_fp32_per_param"],
+                         sgd_state_bytes_per_param_mixed=measured["sgd"]["state_mixed_per_param"],
+                         **{f"llama2_70b_saving_{k}_sequences": v["saving"]
+                            for k, v in found.items()})
 
 
 @pytest.mark.slow
 @pytest.mark.claim("L003-mixed-precision-memory")
 def test_mixed_precision_saving_over_batch_sizes_and_optimizers(impl, claim_figures):
-    """The saving over batch sizes 1..512 with Adam and with plain SGD (no state: 8 bytes per
-    parameter either way, 4 + 4 against 2 + 2 + 4 master): it grows towards 50% as the
-    activations dominate and never reaches it; and for a 70B-class GPT at one 4096-token
-    sequence (the memory calculator) it is 18%."""
+    """Measured on allocated arrays of the Llama architecture, batch sizes 1..512 with Adam
+    and with plain SGD: the saving grows towards 50% as the activations dominate and never
+    reaches it."""
     found = {}
     for optimizer in ("adam", "sgd"):
         for B in (1, 8, 64, 512):
@@ -152,12 +239,8 @@ def test_mixed_precision_saving_over_batch_sizes_and_optimizers(impl, claim_figu
             found[f"{optimizer}_batch_{B}"] = r["saving"]
             assert r["state_fp32_per_param"] == r["state_mixed_per_param"]
             assert r["saving"] < 0.5
-    assert found["adam_batch_512"] > 0.49
-    fp32 = impl("memory.training_bytes")(GPT_70B, 1, 4096, "adamw", param_bytes=4)
-    mixed = impl("memory.training_bytes")(GPT_70B, 1, 4096, "adamw", param_bytes=2,
-                                          master_weights=True)
-    found["gpt_70b_batch_1_saving"] = 1 - mixed["total"] / fp32["total"]
-    assert 0.1 < found["gpt_70b_batch_1_saving"] < 0.3
+        assert found[f"{optimizer}_batch_512"] > 0.45
+        assert found[f"{optimizer}_batch_1"] < found[f"{optimizer}_batch_64"]
     claim_figures.record(**found)
 
 
@@ -181,11 +264,15 @@ def test_checkpointing_every_10th_of_80_layers(impl, claim_figures):
     peak activation memory (measured: the arrays alive at the worst moment) falls by 87%, close
     to the lesson's 90%: besides the 8 stored boundaries, one segment's full caches are alive
     while it is recomputed.  The extra work is one more forward pass of every block, a third
-    of a plain step's FLOPs (33%), not 20%."""
-    stats = _checkpoint_stats(impl, 80, (10,))[10]
+    of a plain step's FLOPs (33%), not 20%.  Against the segment length: 95% at 2 blocks, 50%
+    at 40, and the same third of a step at every length."""
+    found = _checkpoint_stats(impl, 80, (2, 10, 40))
+    stats = found[10]
     assert 0.85 < stats["memory_cut"] < 0.9
-    assert abs(stats["extra_compute"] - 1 / 3) < 0.01
-    claim_figures.record(memory_cut=stats["memory_cut"], extra_compute=stats["extra_compute"])
+    assert found[2]["memory_cut"] > stats["memory_cut"] > found[40]["memory_cut"] > 0.45
+    assert all(abs(v["extra_compute"] - 1 / 3) < 0.01 for v in found.values())
+    claim_figures.record(memory_cut=stats["memory_cut"], extra_compute=stats["extra_compute"],
+                         **{f"segment_{k}": v for k, v in found.items() if k != 10})
 
 
 @pytest.mark.slow
@@ -204,18 +291,19 @@ def test_checkpointing_memory_and_compute_over_segment_lengths(impl, claim_figur
 
 @pytest.mark.claim("L003-llama-training-time")
 def test_training_time_from_six_n_d_and_a_stated_throughput(impl, claim, claim_figures):
-    """Training FLOPs per token, from the implementation's cost model of a 70B-class GPT at a
-    4096-token context, are 6.5 N (forward 2N, backward 4N; attention over the context adds
-    8%).  That times the lesson's 70 billion parameters and 2 trillion tokens, on 6000 A100s
-    at 312 TFLOP/s, takes 12 days at 47% of peak (between 11.2 days at 50% and 14 at 40%,
-    utilisations large runs reach), about what Meta's published 1.72 million A100-hours
-    imply.  The lesson's own per-pass times, 0.1 s + 0.2 s for each of 2 trillion passes,
-    give 3.2 years instead."""
-    cost = impl("flops.gpt")(GPT_70B, 1, GPT_70B.context_len)
-    n = impl("memory.param_count")(GPT_70B)
-    per_token = cost.total / GPT_70B.context_len
+    """Training FLOPs per token of Llama 2 70B as a configuration of our model, from the
+    implementation's cost model at a 4096-token context: 6.44 N (forward 2N, backward 4N;
+    attention over the context adds 7%).  Times the lesson's 2 trillion tokens, on its 6000
+    A100s at 312 TFLOP/s, that takes 11.0 days at 50% of peak and 13.7 at 40% (utilisations
+    large runs reach); 12 days means 46%, about what Meta's published 1.72 million
+    A100-hours imply.  The lesson's own per-pass times, 0.1 s + 0.2 s for each of 2 trillion
+    passes, give 3.2 years instead; one token's forward at peak takes 0.47 ms."""
+    T = LLAMA2_70B.context_len
+    cost = impl("flops.gpt")(LLAMA2_70B, 1, T)
+    n = _llama2_70b_parameters(impl)
+    per_token = cost.total / T
     assert 6.0 <= per_token / n < 6.6
-    flops = per_token / n * N_70B * TOKENS
+    flops = per_token * TOKENS
     days = {mfu: flops / (GPUS * A100_FLOPS * mfu) / 86400 for mfu in (0.4, 0.5)}
     assert days[0.5] < 12 < days[0.4]
     implied = flops / (GPUS * A100_FLOPS * 12 * 86400)
@@ -224,13 +312,15 @@ def test_training_time_from_six_n_d_and_a_stated_throughput(impl, claim, claim_f
     assert abs(implied - implied_published) < 0.03
     years = (0.1 + 0.2) * TOKENS / GPUS / (365.25 * 86400)
     assert abs(years - claim["value"]) <= claim["tolerance"]
-    per_token_forward_at_peak = 2 * N_70B / A100_FLOPS
-    claim_figures.record(training_flops_per_token_over_n=per_token / n,
+    forward_at_peak = cost.forward / T / A100_FLOPS
+    assert forward_at_peak < 0.1 / 100
+    claim_figures.record(llama2_70b_parameters=n, training_flops_per_token_over_n=per_token / n,
+                         training_flops=flops,
                          days_at_50_percent=days[0.5], days_at_40_percent=days[0.4],
                          utilisation_implied_by_12_days=implied,
                          utilisation_implied_by_published_hours=implied_published,
                          years_from_the_lessons_pass_times=years,
-                         forward_seconds_per_token_at_peak=per_token_forward_at_peak)
+                         forward_seconds_per_token_at_peak=forward_at_peak)
 
 
 @pytest.mark.claim("L003-two-trillion-passes")

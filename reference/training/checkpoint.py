@@ -149,8 +149,9 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     stats : dict
         ``peak_activation_bytes``: the most activation memory held at any moment, measured by
         walking the arrays kept alive (`held_bytes`; parameters, ids and targets are not
-        activations and are not counted); ``recompute_flops``: the extra forward work, from
-        `flops`; ``segments``: the number of segments.
+        activations and are not counted); ``recompute_flops``: the extra forward work, the
+        `flops` cost of every block run again, counted as they run; ``segments``: the
+        number of segments.
 
     Raises
     ------
@@ -188,9 +189,12 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
     d_ln_f = norm._backward(dh, ln_c)
     dh = d_ln_f.pop("x")
     d_blocks = [None] * n_layers
+    block_flops = flops._gpt_block(config, B, T).forward
+    recompute = 0                                       # counted as the blocks are rerun
     for s in reversed(starts):
         seg = params["blocks"][s:s + segment_size]
         _, caches = _blocks_forward(boundaries[s // segment_size], seg, config, True, extra)
+        recompute += block_flops * len(seg)
         peak = max(peak, _held_bytes((boundaries, top, caches), param_leaves))
         for i in reversed(range(len(seg))):
             d_blocks[s + i] = block._backward(dh, caches[i])
@@ -199,8 +203,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         boundaries[s // segment_size] = None            # this boundary is no longer needed
     grads = {**gpt.embed_backward(dh, embed_c), "blocks": d_blocks, "ln_f": d_ln_f}
     gpt.add_head_grad(grads, d_head, config)
-    recompute = flops._gpt_block(config, B, T).forward
-    stats = {"peak_activation_bytes": peak, "recompute_flops": recompute * n_layers,
+    stats = {"peak_activation_bytes": peak, "recompute_flops": recompute,
              "segments": len(starts)}
     return loss, grads, stats
 
