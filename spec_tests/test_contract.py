@@ -110,15 +110,7 @@ def graded(impl, request):
     return impl
 
 
-#: components whose contract declarations are still to be written (issue 14 stays open until
-#: this is empty); their cases run and are reported as expected failures, never hidden.  The
-#: rest of the rlhf stage declares its contracts (issue 17); reward_model's init, forward and
-#: backward do not yet.
-PENDING = {"reward_model"}
-CASES = [pytest.param(c, n, o, id=f"{c}.{n}", marks=pytest.mark.xfail(
-             reason="issue 14: this stage's input contracts are not declared yet"))
-         if c in PENDING else pytest.param(c, n, o, id=f"{c}.{n}")
-         for c, n, o in FUNCTIONS]
+CASES = [pytest.param(c, n, o, id=f"{c}.{n}") for c, n, o in FUNCTIONS]
 
 
 @pytest.mark.parametrize("component,name,obj", CASES)
