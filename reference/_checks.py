@@ -125,6 +125,30 @@ def same_shape(where: str, name: str, x: np.ndarray, shape: tuple) -> None:
             f"{where}: argument {_label(name)} must have shape {tuple(shape)}, got shape {x.shape}")
 
 
+def bool_array(where: str, name: str, mask, shape: tuple, meaning: str = "") -> np.ndarray:
+    """Check a boolean NumPy array of exactly ``shape``.  An integer 0/1 mask is refused:
+    ``~1`` is -2, which is truthy, so an int mask would silently select everything.
+    ``meaning`` (such as ``"True = real token"``) is added to the message."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool:
+        got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else _describe(mask)
+        shown = f" ({meaning})" if meaning else ""
+        raise TypeError(f"{where}: argument {_label(name)} must be a boolean NumPy "
+                        f"array{shown}, got {got}; convert a 0/1 mask with mask.astype(bool)")
+    same_shape(where, name, mask, shape)
+    return mask
+
+
+def optional_mask(where: str, name: str, mask, shape: tuple) -> np.ndarray:
+    """``mask`` checked as :func:`bool_array`, or all True when None; at least one True."""
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    bool_array(where, name, mask, shape)
+    if not mask.any():
+        raise ValueError(f"{where}: argument {_label(name)} must select at least one entry, "
+                         f"got none")
+    return mask
+
+
 def _label(name: str) -> str:
     """How messages name an argument: ``'params'`` for a plain name, ``params['attn']`` for a
     part of one."""
@@ -222,19 +246,17 @@ def integer(where: str, name: str, value, low: int | None = None,
 
 
 def number(where: str, name: str, value, low: float | None = None,
-           strict: bool = False) -> float:
+           strict: bool = False, high: float | None = None) -> float:
     """Check a finite real number (Python or NumPy, not bool), ``>= low`` (``> low`` when
-    ``strict``) where given; return it as a Python float."""
-    if not _is_number(value):
-        raise TypeError(f"{where}: argument {_label(name)} must be a number, "
-                        f"got {_describe(value)}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{where}: argument {_label(name)} must be finite, got {value!r}")
-    if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{where}: argument {_label(name)} must be {'>' if strict else '>='} "
-                         f"{low}, got {value!r}")
-    return value
+    ``strict``) and ``<= high`` where given; return it as a Python float (see :func:`real`)."""
+    return real(where, name, value, -np.inf if low is None else low,
+                np.inf if high is None else high, low_open=strict)
+
+
+def optional_number(where: str, name: str, value, low: float | None = None,
+                    strict: bool = False) -> float | None:
+    """None, or a number as :func:`number` checks it."""
+    return None if value is None else number(where, name, value, low, strict=strict)
 
 
 def real(where: str, name: str, value, low: float = -np.inf, high: float = np.inf,
@@ -290,11 +312,29 @@ def string(where: str, name: str, value, choices=None) -> str:
 
 
 def function(where: str, name: str, value):
-    """Check a callable (a function, not a class instance that merely looks like one)."""
-    if not callable(value):
+    """Check a callable: a function, a method or an object with ``__call__``, but not a class
+    (``Policy(sample=MyPolicy)`` instead of ``MyPolicy().sample`` is a mistake)."""
+    if not callable(value) or isinstance(value, type):
         raise TypeError(f"{where}: argument {_label(name)} must be a function, "
                         f"got {_describe(value)}")
     return value
+
+
+def loss_and_grads_result(where: str, fn_name: str, result, context: str = "") -> tuple:
+    """What a user's ``loss_and_grads``-like function (the argument ``fn_name``) returned:
+    a pair ``(loss, grads)`` with a real number (or 0-d array) as the loss.  Returns the
+    loss as a NumPy or Python scalar (not checked for finiteness) and ``grads`` unchecked.
+    ``context`` (such as ``" for micro-batch 3"``) ends each message."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"{where}: argument {fn_name!r} must return a pair (loss, grads), "
+                        f"got {_describe(result)}{context}")
+    loss, grads = result
+    if isinstance(loss, np.ndarray) and loss.ndim == 0:
+        loss = loss[()]
+    if not _is_number(loss):
+        raise TypeError(f"{where}: argument {fn_name!r} must return a number as the loss, "
+                        f"got {_describe(loss)}{context}")
+    return loss, grads
 
 
 def float_tree(where: str, name: str, tree, finite: bool = True) -> dict:
@@ -337,9 +377,10 @@ def _sum(x: np.ndarray):
         return np.add.reduce(x, axis=None)
 
 
-def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict) -> None:
+def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict,
+              same_dtype: bool = True) -> None:
     """Check that the flat tree ``flat`` (from :func:`float_tree`) has the leaves of ``like``,
-    each with the same shape and dtype."""
+    each with the same shape and (when ``same_dtype``) the same dtype."""
     missing, unknown = sorted(set(like) - set(flat)), sorted(set(flat) - set(like))
     if missing or unknown:
         found = "; ".join(f"{what} leaves {paths}" for what, paths in
@@ -350,7 +391,7 @@ def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict) -> 
         if flat[path].shape != leaf.shape:
             raise ValueError(f"{where}: argument {name}[{path!r}] must have shape {leaf.shape} "
                              f"like {like_name}[{path!r}], got {flat[path].shape}")
-        if flat[path].dtype != leaf.dtype:
+        if same_dtype and flat[path].dtype != leaf.dtype:
             raise TypeError(f"{where}: argument {name}[{path!r}] must have dtype {leaf.dtype} "
                             f"like {like_name}[{path!r}], got {flat[path].dtype}")
 

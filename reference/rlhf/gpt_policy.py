@@ -34,18 +34,11 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
-from llmref.rlhf import _validate, ppo, rlhf_loop
+from llmref.rlhf import ppo, rlhf_loop
 from llmref.transformer import generate, gpt
 from llmref.transformer.gpt import GPTConfig
 
 _CONFIG = GPTConfig(vocab_size=7, context_len=8, d_model=8, n_heads=2, n_layers=1)
-
-
-def _check_config(where, config):
-    if not isinstance(config, GPTConfig):
-        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, got "
-                        f"{type(config).__name__}")
-    return config
 
 
 def _example_batch(rng):
@@ -98,8 +91,8 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
 
 
 def _logits(where, batch, params, config, temperature):
-    _check_config(where, config)
-    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
+    gpt._check_config(where, config)
+    temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
     rlhf_loop._check_batch(where, batch, config.vocab_size)
     ids, attention_mask = rlhf_loop.sequences(batch)
     full, cache = gpt.forward(ids, params, config, attention_mask=attention_mask)
@@ -265,11 +258,11 @@ def sample(params: dict, config: GPTConfig, prompts: list, max_new_tokens: int, 
         context.
     """
     where = "gpt_policy.sample"
-    _check_config(where, config)
+    gpt._check_config(where, config)
     prompts = rlhf_loop._id_list(where, "prompts", prompts, config.vocab_size)
-    max_new_tokens = _validate.integer(where, "max_new_tokens", max_new_tokens, low=1)
-    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
-    seed = _validate.integer(where, "seed", seed, low=0)
+    max_new_tokens = _checks.integer(where, "max_new_tokens", max_new_tokens, low=1)
+    temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
+    seed = _checks.integer(where, "seed", seed, low=0)
     longest = max(map(len, prompts)) + max_new_tokens
     if longest > config.context_len:
         raise ValueError(f"{where}: argument 'max_new_tokens' plus the longest prompt makes "
@@ -318,9 +311,9 @@ def policy(config: GPTConfig, max_new_tokens: int, *, temperature: float = 1.0,
         If an argument is out of range.
     """
     where = "gpt_policy.policy"
-    _check_config(where, config)
-    max_new_tokens = _validate.integer(where, "max_new_tokens", max_new_tokens, low=1)
-    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
+    gpt._check_config(where, config)
+    max_new_tokens = _checks.integer(where, "max_new_tokens", max_new_tokens, low=1)
+    temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
     generate._stop_ids(where, stop_tokens, config.vocab_size)
     generate._check_count(where, "pad_id", pad_id)
 

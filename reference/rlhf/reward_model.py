@@ -32,6 +32,7 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
+from llmref.params import map_tree
 from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
@@ -148,16 +149,15 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig, lengths: np.ndarra
     """
     where = "reward_model.forward"
     gpt._check_config(where, config)
-    gpt._check_ids(where, ids, config)
-    B, T = ids.shape
     if lengths is not None and attention_mask is not None:
         raise ValueError(f"{where}: give 'lengths' (right padding) or 'attention_mask', not both")
+    positions = gpt._check_inputs(where, ids, config, attention_mask)
+    B, T = ids.shape
     if lengths is not None:
         _checks.int_array(where, "lengths", lengths, 1, T + 1)
         _checks.same_shape(where, "lengths", lengths, (B,))
         last = lengths - 1
     elif attention_mask is not None:
-        gpt._check_attention_mask(where, attention_mask, (B, T))
         if not attention_mask.any(axis=1).all():
             raise ValueError(f"{where}: argument 'attention_mask' has a row without any real "
                              f"token")
@@ -165,7 +165,8 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig, lengths: np.ndarra
     else:
         last = np.full(B, T - 1)
     trunk, head = _check_params(where, params, config)
-    h, trunk_c = gpt.hidden_forward(ids, trunk, _trunk_config(config), attention_mask)
+    h, trunk_c = gpt._hidden_forward(ids, trunk, _trunk_config(config), attention_mask,
+                                     positions)
     h_last = h[np.arange(B), last]                                         # (B, C)
     rewards = (h_last @ head["W"])[:, 0] + head["b"][0]
     return rewards, (trunk_c, h.shape, last, h_last, head["W"].copy())
@@ -250,14 +251,6 @@ def init_from_gpt(params: dict, config: GPTConfig, rng: np.random.Generator) -> 
     gpt._check_config(where, config)
     _checks.generator(where, "rng", rng)
     gpt._check_params(params, config, where)
-
-    def copy(tree):
-        if isinstance(tree, dict):
-            return {k: copy(v) for k, v in tree.items()}
-        if isinstance(tree, list):
-            return [copy(v) for v in tree]
-        return np.array(tree, copy=True)
-
-    out = copy({k: v for k, v in params.items() if k != "lm_head"})
+    out = map_tree(np.copy, {k: v for k, v in params.items() if k != "lm_head"})
     out["reward_head"] = _head(config, rng)
     return out

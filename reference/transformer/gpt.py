@@ -395,16 +395,9 @@ def _positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
 
 
 def _check_attention_mask(where: str, attention_mask, shape: tuple,
-                         name: str = "attention_mask") -> np.ndarray:
-    """A boolean array of ``shape``, ``True`` for real tokens.  Integer masks are refused:
-    ``~`` of an integer 1 is -2, which would silently keep every padding token."""
-    if not isinstance(attention_mask, np.ndarray) or attention_mask.dtype != bool:
-        got = attention_mask.dtype if isinstance(attention_mask, np.ndarray) \
-            else type(attention_mask).__name__
-        raise TypeError(f"{where}: argument '{name}' must be a boolean NumPy array (True = "
-                        f"real token), got {got}; convert a 0/1 mask with mask.astype(bool)")
-    _checks.same_shape(where, name, attention_mask, shape)
-    return attention_mask
+                          name: str = "attention_mask") -> np.ndarray:
+    """A boolean array of ``shape``, ``True`` for real tokens (an integer mask is refused)."""
+    return _checks.bool_array(where, name, attention_mask, shape, "True = real token")
 
 
 def _check_ids(where: str, ids, config: GPTConfig) -> np.ndarray:
