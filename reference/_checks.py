@@ -201,6 +201,8 @@ def positive(where: str, name: str, value, integer: bool = False):
         raise TypeError(f"{where}: argument {_label(name)} must be {kind}, got {_describe(value)}")
     if not value > 0:
         raise ValueError(f"{where}: argument {_label(name)} must be > 0, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        _fits_int64(where, name, int(value))
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         raise ValueError(f"{where}: argument {_label(name)} must be finite, got {value!r}")
     return value
@@ -222,6 +224,20 @@ def dout_like(where: str, dout, shape: tuple, name: str = "dout") -> np.ndarray:
 # Scalars and other non-array arguments.  Each returns the value (a Python scalar for numbers)
 # so a caller can write ``n = _checks.integer(where, "n", n)``.
 
+#: the largest magnitude an int argument may have: what fits in a NumPy int64.  Sizes, counts,
+#: steps, ids and seeds past it cannot index an array or be used in NumPy arithmetic without
+#: overflowing (or being silently rounded as a float), so they are refused up front.
+INT_LIMIT = 2**63
+
+
+def _fits_int64(where: str, name: str, value: int) -> int:
+    if not -INT_LIMIT <= value < INT_LIMIT:
+        shown = f"{value}" if abs(value) < 10**30 else f"an int of {value.bit_length()} bits"
+        raise ValueError(f"{where}: argument {_label(name)} must be an int that fits in int64 "
+                         f"(magnitude < 2**63), got {shown}")
+    return value
+
+
 def _is_number(value) -> bool:
     """A real number: Python or NumPy int or float, never a bool."""
     return (isinstance(value, (int, float, np.integer, np.floating))
@@ -229,13 +245,14 @@ def _is_number(value) -> bool:
 
 
 def integer(where: str, name: str, value, low: int | None = None,
-            high: int | None = None) -> int:
+            high: int | None = None, int64: bool = True) -> int:
     """Check an int (Python or NumPy, not bool) with ``low <= value`` and ``value <= high``
-    where given; return it as a Python int."""
+    where given, and (unless ``int64`` is False, for exact counts such as FLOPs that may
+    outgrow it) within int64; return it as a Python int."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{where}: argument {_label(name)} must be an int, "
                         f"got {_describe(value)}")
-    value = int(value)
+    value = _fits_int64(where, name, int(value)) if int64 else int(value)
     if low is not None and value < low:
         raise ValueError(f"{where}: argument {_label(name)} must be an int >= {low}, "
                          f"got {value}")
@@ -251,6 +268,17 @@ def number(where: str, name: str, value, low: float | None = None,
     ``strict``) and ``<= high`` where given; return it as a Python float (see :func:`real`)."""
     return real(where, name, value, -np.inf if low is None else low,
                 np.inf if high is None else high, low_open=strict)
+
+
+#: the largest standard deviation an initialiser takes: its draws (|z| < 40 in practice) stay
+#: finite in float64
+MAX_STD = 1e300
+
+
+def std(where: str, name: str, value, strict: bool = False) -> float:
+    """Check an initialiser's standard deviation: a finite number >= 0 (> 0 when ``strict``)
+    and <= :data:`MAX_STD`, so that no draw overflows; return it as a Python float."""
+    return number(where, name, value, low=0.0, strict=strict, high=MAX_STD)
 
 
 def optional_number(where: str, name: str, value, low: float | None = None,
@@ -370,6 +398,19 @@ def float_tree(where: str, name: str, tree, finite: bool = True) -> dict:
             raise TypeError(f"{where}: argument {name}[{path!r}] must be an array, a dict or "
                             f"a list, got {_describe(node)}")
     return flat
+
+
+def finite_result(where: str, what: str, tree, blame: str) -> None:
+    """Check that a result computed from finite, checked inputs is still finite: a large
+    but finite argument (``lr = 1e308``) can overflow float64.  ``what`` names the result
+    (``"the new params"``; a tuple of trees counts as one tree), ``blame`` the arguments
+    that make it overflow, as the message gives them (``"argument 'lr' = 1e+308"``).
+    Raises ``ValueError`` instead of handing back inf or NaN."""
+    for path, leaf in _leaves("", tree if isinstance(tree, tuple) else (tree,)):
+        path = path.split("]", 1)[1]                       # drop the tuple's own index
+        if leaf.size and not math.isfinite(_sum(leaf)) and not np.isfinite(leaf).all():
+            raise ValueError(f"{where}: {blame} makes the result overflow float64 ({what}{path} "
+                             f"came out NaN or inf from finite inputs); use a smaller value")
 
 
 def _sum(x: np.ndarray):

@@ -59,7 +59,7 @@ def init(vocab_size: int, rng: np.random.Generator, std: float = 1.0) -> dict:
     where = "bigram_policy.init"
     vocab_size = int(_checks.positive(where, "vocab_size", vocab_size, integer=True))
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0.0, strict=True)
+    std = _checks.std(where, "std", std, strict=True)
     return {"Z": rng.normal(0.0, std, size=(vocab_size + 1, vocab_size))}
 
 

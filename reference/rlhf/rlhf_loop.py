@@ -582,9 +582,9 @@ def ppo_train(policy: Policy, params, reference_params, reward_fn: Callable, pro
                 if max_grad_norm is not None:
                     grads, _ = clip.clip_by_global_norm(grads, max_grad_norm)
                     v_grads, _ = clip.clip_by_global_norm(v_grads, max_grad_norm)
-                params, opt = adam.step(params, grads, opt, lr=lr)
-                critic_params, critic_opt = adam.step(critic_params, v_grads, critic_opt,
-                                                      lr=critic_lr)
+                params, opt = _step(where, "lr", lr, params, grads, opt)
+                critic_params, critic_opt = _step(where, "critic_lr", critic_lr,
+                                                  critic_params, v_grads, critic_opt)
                 record.update(steps=record["steps"] + 1, policy_loss=loss, value_loss=v_loss,
                               entropy=info["entropy"], clip_fraction=info["clip_fraction"],
                               approx_kl=info["approx_kl"])
@@ -611,3 +611,13 @@ def _scores(where, reward_fn, batch):
         raise ValueError(f"{where}: argument reward_fn(batch) must return one score per "
                          f"response, shape {batch['mask'].shape[:1]}, got shape {scores.shape}")
     return scores
+
+
+def _step(where: str, name: str, lr: float, params, grads, state):
+    """One Adam step of the loop; a step that overflows (a huge learning rate) is reported
+    as this function's argument ``name``, not as ``adam.step``'s."""
+    try:
+        return adam.step(params, grads, state, lr=lr)
+    except ValueError as exc:
+        raise ValueError(f"{where}: argument {name!r} = {lr!r} gave a failed optimizer step: "
+                         f"{exc}") from None

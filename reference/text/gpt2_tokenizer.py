@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llmref import _checks
 from llmref._contract import contract
 from llmref.text import bpe
 
@@ -468,8 +469,7 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
     """
     where = "gpt2_tokenizer.train"
     _check_text(where, text)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
-        raise TypeError(f"{where}: argument 'vocab_size' must be an int, got {vocab_size!r}")
+    vocab_size = _checks.integer(where, "vocab_size", vocab_size)
     special_tokens = _special_list(where, special_tokens)
     if vocab_size < 256 + len(special_tokens):
         raise ValueError(f"{where}: argument 'vocab_size' must be >= 256 + "

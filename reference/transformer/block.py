@@ -85,9 +85,9 @@ def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: f
     mha.check_heads(where, d_model, n_heads)
     _checks.integer(where, "d_ff", d_ff, low=1)
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0)
+    std = _checks.std(where, "std", std)
     if proj_std is not None:
-        proj_std = _checks.number(where, "proj_std", proj_std, low=0)
+        proj_std = _checks.std(where, "proj_std", proj_std)
     return {"ln1": layer_norm.init(d_model),
             "attn": mha.init(d_model, n_heads, rng, std, proj_std),
             "ln2": layer_norm.init(d_model),

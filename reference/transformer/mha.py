@@ -82,9 +82,9 @@ def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02
     _checks.integer(where, "d_model", d_model, low=1)
     check_heads(where, d_model, n_heads)
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0)
+    std = _checks.std(where, "std", std)
     if proj_std is not None:
-        proj_std = _checks.number(where, "proj_std", proj_std, low=0)
+        proj_std = _checks.std(where, "proj_std", proj_std)
     return {"qkv": linear.init(d_model, 3 * d_model, rng, std=std),
             "proj": linear.init(d_model, d_model, rng, std=std if proj_std is None else proj_std)}
 
