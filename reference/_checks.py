@@ -20,11 +20,12 @@ it from being corrupted by the caller:
    docstring says which, under *Cache*.  Update parameters after the backward, as every
    optimizer step does, never between the two calls.
 
-Set the environment variable ``LLMREF_DEBUG_CACHE=1`` (read at import), or call
-`debug_caches` with ``True``, to have every public forward record a checksum of the
-inputs its cache holds by reference and every backward verify it: a changed input then raises
-``ValueError`` naming the backward, ``'cache'`` and the input.  The switch is the only
-module-level state; it costs one hash of each held input per call, so it is off by default.
+Set the environment variable ``LLMREF_DEBUG_CACHE=1`` (read at every call, so it can be
+switched on while a program runs), or call `debug_caches` with ``True``, which sets it, to
+have every public forward record a checksum of the arrays its cache holds by reference and
+every backward verify it: a changed input then raises ``ValueError`` naming the backward,
+``'cache'`` and the input.  It costs one hash of each held array per call, so it is off by
+default.  ``spec_tests/test_caches.py`` checks both rules for every forward/backward pair.
 Nothing here ever changes a caller's array or its flags.
 """
 
@@ -460,14 +461,21 @@ def float_dtype(where: str, name: str, dtype) -> np.dtype:
 # ---------------------------------------------------------------------------------------------
 # The cache debug mode (see "Caches" in the module docstring).
 
-_debug_caches = os.environ.get("LLMREF_DEBUG_CACHE", "").strip() not in ("", "0")
+def _debug_on() -> bool:
+    """Whether the cache debug mode is on: the environment variable ``LLMREF_DEBUG_CACHE``,
+    read at each call (no module state; set it before or while the program runs)."""
+    return os.environ.get("LLMREF_DEBUG_CACHE", "").strip() not in ("", "0")
 
 
 def debug_caches(enabled: bool) -> bool:
-    """Turn the cache check on or off for the whole process; returns the previous setting
-    (so a test can restore it).  ``LLMREF_DEBUG_CACHE=1`` sets it on at import."""
-    global _debug_caches
-    previous, _debug_caches = _debug_caches, boolean("debug_caches", "enabled", enabled)
+    """Turn the cache check on or off for this process by setting (or removing) the
+    environment variable ``LLMREF_DEBUG_CACHE``; returns the previous setting (so a test
+    can restore it)."""
+    previous = _debug_on()
+    if boolean("debug_caches", "enabled", enabled):
+        os.environ["LLMREF_DEBUG_CACHE"] = "1"
+    else:
+        os.environ.pop("LLMREF_DEBUG_CACHE", None)
     return previous
 
 
@@ -503,7 +511,7 @@ def guard(where: str, cache, **held):
     """What a public forward returns as its cache: ``cache`` itself, or, in debug mode,
     ``cache`` wrapped with checksums of ``held`` (the caller's arrays, or dicts of them, that
     ``cache`` keeps by reference)."""
-    if not _debug_caches:
+    if not _debug_on():
         return cache
     return _Guarded(cache, where, [(label, a, _checksum(a)) for name, value in held.items()
                                    for label, a in _leaves(name, value)])

@@ -342,7 +342,7 @@ def values_backward(dv: np.ndarray, cache) -> dict:
     ValueError
         If `dv` has the wrong shape or is not finite.
     """
-    pos, ctx, shape = cache
+    pos, ctx, shape = _checks.unguard("bigram_policy.values_backward", cache, 3)
     dv = _checks.dout_like("bigram_policy.values_backward", dv, pos.shape, name="dv")
     grad = np.zeros(shape, dtype=dv.dtype)
     np.add.at(grad, (pos, ctx), dv)

@@ -77,8 +77,9 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
 
     Cache
     -----
-    The GPT's cache (its own arrays), the prompt width P, the full logits' shape and the
-    temperature.
+    The GPT's cache, the prompt width P, the full logits' shape and the temperature.  The
+    GPT's cache holds its weights by reference: do not change `params` in place before the
+    backward (`LLMREF_DEBUG_CACHE=1` verifies it).
 
     Raises
     ------
@@ -87,15 +88,18 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
     ValueError
         If `batch` or `params` is malformed or a row is longer than the context.
     """
-    return _logits("gpt_policy.logits", batch, params, config, temperature)
+    z, cache = _logits("gpt_policy.logits", batch, params, config, temperature)
+    return z, _checks.guard("gpt_policy.logits", cache, batch=batch, params=params)
 
 
 def _logits(where, batch, params, config, temperature):
     gpt._check_config(where, config)
     temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
     rlhf_loop._check_batch(where, batch, config.vocab_size)
+    gpt._check_params(params, config, where)
     ids, attention_mask = rlhf_loop.sequences(batch)
-    full, cache = gpt.forward(ids, params, config, attention_mask=attention_mask)
+    positions = gpt._check_inputs(where, ids, config, attention_mask)
+    full, cache = gpt._forward(ids, params, config, attention_mask, positions)
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
     return full[:, P - 1:P + L - 1] / temperature, (cache, P, full.shape, temperature)
 
@@ -126,7 +130,7 @@ def logits_backward(dz: np.ndarray, cache) -> dict:
     ValueError
         If `dz` has the wrong shape or is not finite.
     """
-    gpt_cache, P, shape, temperature = cache
+    gpt_cache, P, shape, temperature = _checks.unguard("gpt_policy.logits_backward", cache, 4)
     B, T, V = shape
     dz = _checks.dout_like("gpt_policy.logits_backward", dz, (B, T - P, V), name="dz")
     _, _, h, _ = gpt_cache
@@ -171,7 +175,8 @@ def logprobs(batch: dict, params: dict, config: GPTConfig, temperature: float = 
     z, z_cache = _logits("gpt_policy.logprobs", batch, params, config, temperature)
     logp, lp_cache = ppo.logprobs_forward(z, batch["responses"])
     mask = batch["mask"]
-    return np.where(mask, logp, 0.0), (z_cache, lp_cache, mask.copy())
+    return np.where(mask, logp, 0.0), _checks.guard(
+        "gpt_policy.logprobs", (z_cache, lp_cache, mask.copy()), batch=batch, params=params)
 
 
 @contract(example=lambda rng: {"dlogp": rng.standard_normal((2, 4)),
@@ -201,7 +206,7 @@ def logprobs_backward(dlogp: np.ndarray, cache) -> dict:
     ValueError
         If `dlogp` has the wrong shape or is not finite.
     """
-    z_cache, lp_cache, mask = cache
+    z_cache, lp_cache, mask = _checks.unguard("gpt_policy.logprobs_backward", cache, 3)
     dlogp = _checks.dout_like("gpt_policy.logprobs_backward", dlogp, mask.shape,
                                   name="dlogp")
     dz = ppo.logprobs_backward(np.where(mask, dlogp, 0.0), lp_cache)["logits"]

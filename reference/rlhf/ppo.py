@@ -167,8 +167,8 @@ def policy_backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not finite.
     """
+    (grad,) = _checks.unguard("ppo.policy_backward", cache, 1)
     dloss = _dloss("ppo.policy_backward", dloss)
-    (grad,) = cache
     return {"logp_new": dloss * grad}
 
 
@@ -324,8 +324,8 @@ def value_backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not finite.
     """
+    (grad,) = _checks.unguard("ppo.value_backward", cache, 1)
     dloss = _dloss("ppo.value_backward", dloss)
-    (grad,) = cache
     return {"values": dloss * grad}
 
 
@@ -408,8 +408,8 @@ def entropy_backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not finite.
     """
+    p, logp, H, weight = _checks.unguard("ppo.entropy_backward", cache, 4)
     dloss = _dloss("ppo.entropy_backward", dloss)
-    p, logp, H, weight = cache
     return {"logits": dloss * weight[..., None] * (-p * (logp + H[..., None]))}
 
 
@@ -485,7 +485,7 @@ def logprobs_backward(dlogp: np.ndarray, cache) -> dict:
     ValueError
         If `dlogp` does not have the shape of `logp` or is not finite.
     """
-    tokens, ls_cache, shape = cache
+    tokens, ls_cache, shape = _checks.unguard("ppo.logprobs_backward", cache, 3)
     dlogp = _checks.dout_like("ppo.logprobs_backward", dlogp, tokens.shape, name="dlogp")
     d_all = np.zeros(shape, dtype=np.result_type(dlogp.dtype, ls_cache.dtype))
     np.put_along_axis(d_all, tokens[..., None], dlogp[..., None], axis=-1)

@@ -169,7 +169,9 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig, lengths: np.ndarra
                                      positions)
     h_last = h[np.arange(B), last]                                         # (B, C)
     rewards = (h_last @ head["W"])[:, 0] + head["b"][0]
-    return rewards, (trunk_c, h.shape, last, h_last, head["W"].copy())
+    return rewards, _checks.guard(where, (trunk_c, h.shape, last, h_last, head["W"].copy()),
+                                  ids=ids, params=params, lengths=lengths,
+                                  attention_mask=attention_mask)
 
 
 @contract(example=lambda rng: {"drewards": rng.standard_normal(2),

@@ -114,8 +114,10 @@ def forward(batch: dict, params: dict, config: GPTConfig):
 
     Cache
     -----
-    The trunk's cache, the hidden states read (a new array), the value head's `W` and the
-    prompt width P.
+    The trunk's cache, the hidden states read (a new array), a copy of the value head's `W`
+    and the prompt width P.  The trunk's cache holds the batch's ids and masks (new arrays)
+    and the trunk's weights by reference: do not change `params` in place before the
+    backward (`LLMREF_DEBUG_CACHE=1` verifies it).
 
     Raises
     ------
@@ -141,7 +143,8 @@ def forward(batch: dict, params: dict, config: GPTConfig):
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
     h_read = h[:, P - 1:P + L - 1]                                         # (B, L, C)
     values = (h_read @ head["W"])[..., 0] + head["b"][0]
-    return values, (trunk_cache, h.shape, P, h_read, head["W"].copy())
+    return values, _checks.guard(where, (trunk_cache, h.shape, P, h_read, head["W"].copy()),
+                                 batch=batch, params=params)
 
 
 @contract(example=lambda rng: {"dvalues": rng.standard_normal((2, 4)),
@@ -173,7 +176,7 @@ def backward(dvalues: np.ndarray, cache) -> dict:
     ValueError
         If `dvalues` has the wrong shape or is not finite.
     """
-    trunk_cache, h_shape, P, h_read, W = cache
+    trunk_cache, h_shape, P, h_read, W = _checks.unguard("value_model.backward", cache, 5)
     dvalues = _checks.dout_like("value_model.backward", dvalues, h_read.shape[:2],
                                 name="dvalues")
     L = h_read.shape[1]
