@@ -20,11 +20,12 @@ it from being corrupted by the caller:
    docstring says which, under *Cache*.  Update parameters after the backward, as every
    optimizer step does, never between the two calls.
 
-Set the environment variable ``LLMREF_DEBUG_CACHE=1`` (read at import), or call
-`debug_caches` with ``True``, to have every public forward record a checksum of the
-inputs its cache holds by reference and every backward verify it: a changed input then raises
-``ValueError`` naming the backward, ``'cache'`` and the input.  The switch is the only
-module-level state; it costs one hash of each held input per call, so it is off by default.
+Set the environment variable ``LLMREF_DEBUG_CACHE=1`` (read at every call, so it can be
+switched on while a program runs), or call `debug_caches` with ``True``, which sets it, to
+have every public forward record a checksum of the arrays its cache holds by reference and
+every backward verify it: a changed input then raises ``ValueError`` naming the backward,
+``'cache'`` and the input.  It costs one hash of each held array per call, so it is off by
+default.  ``spec_tests/test_caches.py`` checks both rules for every forward/backward pair.
 Nothing here ever changes a caller's array or its flags.
 """
 
@@ -125,6 +126,30 @@ def same_shape(where: str, name: str, x: np.ndarray, shape: tuple) -> None:
             f"{where}: argument {_label(name)} must have shape {tuple(shape)}, got shape {x.shape}")
 
 
+def bool_array(where: str, name: str, mask, shape: tuple, meaning: str = "") -> np.ndarray:
+    """Check a boolean NumPy array of exactly ``shape``.  An integer 0/1 mask is refused:
+    ``~1`` is -2, which is truthy, so an int mask would silently select everything.
+    ``meaning`` (such as ``"True = real token"``) is added to the message."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool:
+        got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else _describe(mask)
+        shown = f" ({meaning})" if meaning else ""
+        raise TypeError(f"{where}: argument {_label(name)} must be a boolean NumPy "
+                        f"array{shown}, got {got}; convert a 0/1 mask with mask.astype(bool)")
+    same_shape(where, name, mask, shape)
+    return mask
+
+
+def optional_mask(where: str, name: str, mask, shape: tuple) -> np.ndarray:
+    """``mask`` checked as :func:`bool_array`, or all True when None; at least one True."""
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    bool_array(where, name, mask, shape)
+    if not mask.any():
+        raise ValueError(f"{where}: argument {_label(name)} must select at least one entry, "
+                         f"got none")
+    return mask
+
+
 def _label(name: str) -> str:
     """How messages name an argument: ``'params'`` for a plain name, ``params['attn']`` for a
     part of one."""
@@ -177,6 +202,8 @@ def positive(where: str, name: str, value, integer: bool = False):
         raise TypeError(f"{where}: argument {_label(name)} must be {kind}, got {_describe(value)}")
     if not value > 0:
         raise ValueError(f"{where}: argument {_label(name)} must be > 0, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        _fits_int64(where, name, int(value))
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         raise ValueError(f"{where}: argument {_label(name)} must be finite, got {value!r}")
     return value
@@ -198,6 +225,20 @@ def dout_like(where: str, dout, shape: tuple, name: str = "dout") -> np.ndarray:
 # Scalars and other non-array arguments.  Each returns the value (a Python scalar for numbers)
 # so a caller can write ``n = _checks.integer(where, "n", n)``.
 
+#: the largest magnitude an int argument may have: what fits in a NumPy int64.  Sizes, counts,
+#: steps, ids and seeds past it cannot index an array or be used in NumPy arithmetic without
+#: overflowing (or being silently rounded as a float), so they are refused up front.
+INT_LIMIT = 2**63
+
+
+def _fits_int64(where: str, name: str, value: int) -> int:
+    if not -INT_LIMIT <= value < INT_LIMIT:
+        shown = f"{value}" if abs(value) < 10**30 else f"an int of {value.bit_length()} bits"
+        raise ValueError(f"{where}: argument {_label(name)} must be an int that fits in int64 "
+                         f"(magnitude < 2**63), got {shown}")
+    return value
+
+
 def _is_number(value) -> bool:
     """A real number: Python or NumPy int or float, never a bool."""
     return (isinstance(value, (int, float, np.integer, np.floating))
@@ -205,13 +246,14 @@ def _is_number(value) -> bool:
 
 
 def integer(where: str, name: str, value, low: int | None = None,
-            high: int | None = None) -> int:
+            high: int | None = None, int64: bool = True) -> int:
     """Check an int (Python or NumPy, not bool) with ``low <= value`` and ``value <= high``
-    where given; return it as a Python int."""
+    where given, and (unless ``int64`` is False, for exact counts such as FLOPs that may
+    outgrow it) within int64; return it as a Python int."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{where}: argument {_label(name)} must be an int, "
                         f"got {_describe(value)}")
-    value = int(value)
+    value = _fits_int64(where, name, int(value)) if int64 else int(value)
     if low is not None and value < low:
         raise ValueError(f"{where}: argument {_label(name)} must be an int >= {low}, "
                          f"got {value}")
@@ -222,19 +264,28 @@ def integer(where: str, name: str, value, low: int | None = None,
 
 
 def number(where: str, name: str, value, low: float | None = None,
-           strict: bool = False) -> float:
+           strict: bool = False, high: float | None = None) -> float:
     """Check a finite real number (Python or NumPy, not bool), ``>= low`` (``> low`` when
-    ``strict``) where given; return it as a Python float."""
-    if not _is_number(value):
-        raise TypeError(f"{where}: argument {_label(name)} must be a number, "
-                        f"got {_describe(value)}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{where}: argument {_label(name)} must be finite, got {value!r}")
-    if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{where}: argument {_label(name)} must be {'>' if strict else '>='} "
-                         f"{low}, got {value!r}")
-    return value
+    ``strict``) and ``<= high`` where given; return it as a Python float (see :func:`real`)."""
+    return real(where, name, value, -np.inf if low is None else low,
+                np.inf if high is None else high, low_open=strict)
+
+
+#: the largest standard deviation an initialiser takes: its draws (|z| < 40 in practice) stay
+#: finite in float64
+MAX_STD = 1e300
+
+
+def std(where: str, name: str, value, strict: bool = False) -> float:
+    """Check an initialiser's standard deviation: a finite number >= 0 (> 0 when ``strict``)
+    and <= :data:`MAX_STD`, so that no draw overflows; return it as a Python float."""
+    return number(where, name, value, low=0.0, strict=strict, high=MAX_STD)
+
+
+def optional_number(where: str, name: str, value, low: float | None = None,
+                    strict: bool = False) -> float | None:
+    """None, or a number as :func:`number` checks it."""
+    return None if value is None else number(where, name, value, low, strict=strict)
 
 
 def real(where: str, name: str, value, low: float = -np.inf, high: float = np.inf,
@@ -290,11 +341,29 @@ def string(where: str, name: str, value, choices=None) -> str:
 
 
 def function(where: str, name: str, value):
-    """Check a callable (a function, not a class instance that merely looks like one)."""
-    if not callable(value):
+    """Check a callable: a function, a method or an object with ``__call__``, but not a class
+    (``Policy(sample=MyPolicy)`` instead of ``MyPolicy().sample`` is a mistake)."""
+    if not callable(value) or isinstance(value, type):
         raise TypeError(f"{where}: argument {_label(name)} must be a function, "
                         f"got {_describe(value)}")
     return value
+
+
+def loss_and_grads_result(where: str, fn_name: str, result, context: str = "") -> tuple:
+    """What a user's ``loss_and_grads``-like function (the argument ``fn_name``) returned:
+    a pair ``(loss, grads)`` with a real number (or 0-d array) as the loss.  Returns the
+    loss as a NumPy or Python scalar (not checked for finiteness) and ``grads`` unchecked.
+    ``context`` (such as ``" for micro-batch 3"``) ends each message."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"{where}: argument {fn_name!r} must return a pair (loss, grads), "
+                        f"got {_describe(result)}{context}")
+    loss, grads = result
+    if isinstance(loss, np.ndarray) and loss.ndim == 0:
+        loss = loss[()]
+    if not _is_number(loss):
+        raise TypeError(f"{where}: argument {fn_name!r} must return a number as the loss, "
+                        f"got {_describe(loss)}{context}")
+    return loss, grads
 
 
 def float_tree(where: str, name: str, tree, finite: bool = True) -> dict:
@@ -332,14 +401,28 @@ def float_tree(where: str, name: str, tree, finite: bool = True) -> dict:
     return flat
 
 
+def finite_result(where: str, what: str, tree, blame: str) -> None:
+    """Check that a result computed from finite, checked inputs is still finite: a large
+    but finite argument (``lr = 1e308``) can overflow float64.  ``what`` names the result
+    (``"the new params"``; a tuple of trees counts as one tree), ``blame`` the arguments
+    that make it overflow, as the message gives them (``"argument 'lr' = 1e+308"``).
+    Raises ``ValueError`` instead of handing back inf or NaN."""
+    for path, leaf in _leaves("", tree if isinstance(tree, tuple) else (tree,)):
+        path = path.split("]", 1)[1]                       # drop the tuple's own index
+        if leaf.size and not math.isfinite(_sum(leaf)) and not np.isfinite(leaf).all():
+            raise ValueError(f"{where}: {blame} makes the result overflow float64 ({what}{path} "
+                             f"came out NaN or inf from finite inputs); use a smaller value")
+
+
 def _sum(x: np.ndarray):
     with np.errstate(over="ignore", invalid="ignore"):     # inf - inf, or a float16 overflow
         return np.add.reduce(x, axis=None)
 
 
-def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict) -> None:
+def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict,
+              same_dtype: bool = True) -> None:
     """Check that the flat tree ``flat`` (from :func:`float_tree`) has the leaves of ``like``,
-    each with the same shape and dtype."""
+    each with the same shape and (when ``same_dtype``) the same dtype."""
     missing, unknown = sorted(set(like) - set(flat)), sorted(set(flat) - set(like))
     if missing or unknown:
         found = "; ".join(f"{what} leaves {paths}" for what, paths in
@@ -350,7 +433,7 @@ def same_tree(where: str, name: str, flat: dict, like_name: str, like: dict) -> 
         if flat[path].shape != leaf.shape:
             raise ValueError(f"{where}: argument {name}[{path!r}] must have shape {leaf.shape} "
                              f"like {like_name}[{path!r}], got {flat[path].shape}")
-        if flat[path].dtype != leaf.dtype:
+        if same_dtype and flat[path].dtype != leaf.dtype:
             raise TypeError(f"{where}: argument {name}[{path!r}] must have dtype {leaf.dtype} "
                             f"like {like_name}[{path!r}], got {flat[path].dtype}")
 
@@ -378,14 +461,21 @@ def float_dtype(where: str, name: str, dtype) -> np.dtype:
 # ---------------------------------------------------------------------------------------------
 # The cache debug mode (see "Caches" in the module docstring).
 
-_debug_caches = os.environ.get("LLMREF_DEBUG_CACHE", "").strip() not in ("", "0")
+def _debug_on() -> bool:
+    """Whether the cache debug mode is on: the environment variable ``LLMREF_DEBUG_CACHE``,
+    read at each call (no module state; set it before or while the program runs)."""
+    return os.environ.get("LLMREF_DEBUG_CACHE", "").strip() not in ("", "0")
 
 
 def debug_caches(enabled: bool) -> bool:
-    """Turn the cache check on or off for the whole process; returns the previous setting
-    (so a test can restore it).  ``LLMREF_DEBUG_CACHE=1`` sets it on at import."""
-    global _debug_caches
-    previous, _debug_caches = _debug_caches, boolean("debug_caches", "enabled", enabled)
+    """Turn the cache check on or off for this process by setting (or removing) the
+    environment variable ``LLMREF_DEBUG_CACHE``; returns the previous setting (so a test
+    can restore it)."""
+    previous = _debug_on()
+    if boolean("debug_caches", "enabled", enabled):
+        os.environ["LLMREF_DEBUG_CACHE"] = "1"
+    else:
+        os.environ.pop("LLMREF_DEBUG_CACHE", None)
     return previous
 
 
@@ -421,7 +511,7 @@ def guard(where: str, cache, **held):
     """What a public forward returns as its cache: ``cache`` itself, or, in debug mode,
     ``cache`` wrapped with checksums of ``held`` (the caller's arrays, or dicts of them, that
     ``cache`` keeps by reference)."""
-    if not _debug_caches:
+    if not _debug_on():
         return cache
     return _Guarded(cache, where, [(label, a, _checksum(a)) for name, value in held.items()
                                    for label, a in _leaves(name, value)])

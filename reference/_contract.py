@@ -57,6 +57,7 @@ VARIANTS = {
     "int": {
         "negative": ("ValueError", "-1"),
         "zero": ("ValueError", "0"),
+        "huge": ("ValueError", "2**70, past what an int64 holds"),
         "float": ("TypeError", "a float such as 1.5"),
         "bool": ("TypeError", "True"),
         "str": ("TypeError", "a string"),

@@ -7,6 +7,8 @@ named) by ``test_contract.py`` with ``--llmspec-contract``.  So these tests skip
 implementation other than the reference (the ``reference_only`` marker).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -349,3 +351,71 @@ def test_gpt_config_rejects_bad_llama_options(fields, error, needle):
     with pytest.raises(error) as info:
         GPTConfig(**{**base, **fields})
     assert "GPTConfig" in str(info.value) and needle in str(info.value), str(info.value)
+
+
+# Sizes past int64, and finite numbers so large that the result overflows float64 (issue 14):
+# a clear ValueError naming the function and the argument, never a raw NumPy or Python error
+# and never an inf or NaN handed back (the warnings filter makes a RuntimeWarning an error).
+_P = {"W": np.ones((2, 2))}
+_G = {"W": np.full((2, 2), 3.0)}
+HUGE = {
+    "a GPT of 2**70 layers": (GPTConfig, (), {"vocab_size": 7, "context_len": 4, "d_model": 6,
+                                              "n_heads": 2, "n_layers": 2**70},
+                              "GPTConfig", ["'n_layers'", "fits in int64"]),
+    "FLOPs of 2**70 rows": ("flops.linear", (2**70, 3, 4), {}, "flops.linear",
+                            ["'n_rows'", "fits in int64"]),
+    "a warm-up of 2**1100 steps": ("schedules.linear_warmup", (3, 0.1, 2**1100), {},
+                                   "schedules.linear_warmup",
+                                   ["'warmup_steps'", "fits in int64", "1101 bits"]),
+    "generating 2**70 tokens": ("generate.generate",
+                                (GPT, CONFIG, np.zeros((1, 2), dtype=np.int64), 2**70), {},
+                                "generate.generate", ["'max_new_tokens'", "fits in int64"]),
+    "an SGD step with lr 1e308": ("sgd.step", (_P, _G, {"step": 0, "buffer": None}, 1e308), {},
+                                  "sgd.step", ["'lr' = 1e+308", "overflow float64"]),
+    "an Adam step with weight decay 1e308": (
+        "adam.step", (_P, _G, {"step": 0, "m": {"W": np.zeros((2, 2))},
+                                "v": {"W": np.zeros((2, 2))}}),
+        {"weight_decay": 1e308}, "adam.step", ["'weight_decay' = 1e+308", "overflow float64"]),
+    "DPO with beta 1e308": ("dpo.forward", (np.array([-1.0, -2.0]), np.array([-3.0, -1.0]),
+                                            np.array([-2.0, -2.0]), np.array([-2.0, -2.0]),
+                                            1e308), {},
+                            "dpo.forward", ["'beta' = 1e+308", "overflow float64"]),
+    "a repetition penalty of 1e308": ("generate.penalize_repeats",
+                                      (np.array([[-3.0, 1.0, 2.0]]), np.array([[0, 2]]),
+                                       np.array([[True, True]]), 1e308), {},
+                                      "generate.penalize_repeats",
+                                      ["'penalty' = 1e+308", "overflow float64"]),
+    "an initial std of 1e308": ("linear.init", (3, 2, _RNG), {"std": 1e308}, "linear.init",
+                                ["'std'", "1e+300"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HUGE))
+def test_huge_values_are_refused_clearly(impl, case):
+    function, args, kwargs, label, needles = HUGE[case]
+    fn = function if callable(function) else impl(function)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError) as info:
+            fn(*args, **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{label}: "), message
+    missing = [n for n in needles if n not in message]
+    assert not missing, f"{message!r} does not mention {missing}"
+
+
+def test_mse_backward_refuses_an_upstream_gradient_that_overflows(impl):
+    _, cache = impl("mse.forward")(np.array([3.0, -2.0]), np.array([0.0, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^mse\.backward: argument 'dloss' = 1e\+308"):
+            impl("mse.backward")(1e308, cache)
+
+
+def test_huge_but_representable_learning_rates_schedule_exactly(impl):
+    """The schedules multiply base_lr by a ratio <= 1, so no finite base_lr overflows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert impl("schedules.linear_warmup")(3, 1e308, 10) == 1e308 * (4 / 10)
+        assert impl("schedules.cosine")(0, 1e308, 10) == 1e308
+        assert 0 < impl("schedules.warmup_cosine")(5, 1e308, 2, 10) < 1e308

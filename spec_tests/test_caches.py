@@ -4,14 +4,16 @@ A forward returns ``(out, cache)``.  Editing the returned ``out`` in place must 
 what the backward computes: no forward hands back an object its backward reads.  Inputs are
 another matter: NumPy has no version counters, so a cache may hold the caller's inputs and
 parameters by reference and the rule is that they must not change between forward and
-backward (``llmref._checks``).  The reference's debug mode (``LLMREF_DEBUG_CACHE=1`` or
-``llmref._checks.debug_caches(True)``) turns a broken rule into a ``ValueError`` instead of a
-silently different gradient; these tests check both, for every forward/backward pair of the
-stages listed in ``STAGES``, each called with its declared contract example.
+backward (``llmref._checks``).  The reference's debug mode (the environment variable
+``LLMREF_DEBUG_CACHE=1``, read at every call, or ``llmref._checks.debug_caches(True)``, which
+sets it) turns a broken rule into a ``ValueError`` instead of a silently different gradient;
+these tests check both, for every forward/backward pair (discovered) of the stages listed in
+``STAGES``, each called with its declared contract example.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -24,11 +26,31 @@ from llmref import _checks
 
 pytestmark = pytest.mark.contract
 
-#: stages whose public forwards guard their caches (the transformer and later stages join as
-#: their forwards do)
-STAGES = ("layers", "losses")
-PAIRS = [c for stage in STAGES for c in llmref.STAGES[stage]
-         if hasattr(getattr(llmref, c), "backward")]
+#: the stages whose forward/backward pairs are checked: every stage that has any
+STAGES = ("layers", "losses", "transformer", "rlhf")
+
+
+def forward_backward_pairs() -> list:
+    """``(component, forward name, backward name)`` for every public backward of the stages
+    in ``STAGES``, discovered: ``backward`` goes with ``forward``, ``X_backward`` with
+    ``X_forward`` or ``X`` (``ppo.policy_backward``, ``gpt_policy.logits_backward``)."""
+    pairs = []
+    for stage in STAGES:
+        for component in llmref.STAGES[stage]:
+            module = getattr(llmref, component)
+            names = {n for n, o in vars(module).items() if not n.startswith("_")
+                     and inspect.isfunction(o) and o.__module__ == module.__name__}
+            for name in sorted(n for n in names if n.endswith("backward") and "cache" in
+                               inspect.signature(getattr(module, n)).parameters):
+                base = name[:-len("backward")].rstrip("_")
+                for forward in ((f"{base}_forward", base) if base else ("forward",)):
+                    if forward in names:
+                        pairs.append((component, forward, name))
+                        break
+    return pairs
+
+
+PAIRS = [pytest.param(c, f, b, id=f"{c}.{f}") for c, f, b in forward_backward_pairs()]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +75,10 @@ def debug_off():
     _checks.debug_caches(previous)
 
 
-def _example(component: str, seed: int = 0) -> dict:
+def _example(component: str, forward: str = "forward", seed: int = 0) -> dict:
     """The contract example of ``component.forward`` (fresh arrays on every call)."""
-    return getattr(llmref, component).forward.__contract__.example(np.random.default_rng(seed))
+    return getattr(getattr(llmref, component), forward).__contract__.example(
+        np.random.default_rng(seed))
 
 
 def _leaves(value):
@@ -91,31 +114,43 @@ def _edit_in_place(a: np.ndarray) -> None:
         a[...] = np.roll(a, 1)
 
 
-@pytest.mark.parametrize("component", PAIRS)
-def test_editing_the_output_in_place_leaves_the_gradient(graded, component, debug_off):
+@pytest.mark.parametrize("component,forward_name,backward_name", PAIRS)
+def test_editing_the_output_in_place_leaves_the_gradient(graded, component, forward_name,
+                                                         backward_name, debug_off):
     """``out *= -1.5; out += 0.25`` between forward and backward changes no gradient, and the
     forward leaves the caller's arrays and their flags as they were."""
-    forward, backward = graded(f"{component}.forward"), graded(f"{component}.backward")
-    out, cache = forward(**_example(component))
+    forward = graded(f"{component}.{forward_name}")
+    backward = graded(f"{component}.{backward_name}")
+    out, cache = forward(**_example(component, forward_name))
     dout = _upstream(out)
     expected = backward(dout, cache)
 
-    inputs = _example(component)
+    inputs = _example(component, forward_name)
     flags = [(a.flags.writeable, a.flags.c_contiguous) for a in _leaves(inputs)]
     out, cache = forward(**inputs)
     assert [(a.flags.writeable, a.flags.c_contiguous) for a in _leaves(inputs)] == flags, \
-        f"{component}.forward changed the flags of an input array"
+        f"{component}.{forward_name} changed the flags of an input array"
     if not (isinstance(out, np.ndarray) and out.ndim):
-        pytest.skip(f"{component}.forward returns a scalar: nothing to edit in place")
+        pytest.skip(f"{component}.{forward_name} returns a scalar: nothing to edit in place")
     _edit_in_place(out)
     assert _same_grads(backward(dout, cache), expected), (
-        f"editing the output of {component}.forward in place changed its gradient: the "
-        f"cache shares memory with the returned output")
+        f"editing the output of {component}.{forward_name} in place changed its gradient: "
+        f"the cache shares memory with the returned output")
 
 
-@pytest.mark.parametrize("component", PAIRS)
-def test_an_input_changed_before_the_backward_is_reported_in_debug_mode(impl, component,
-                                                                         debug_on):
+#: the forwards whose cache holds caller arrays (inputs or parameters) by reference, as
+#: their docstrings say under Cache; the debug mode must report an edit of those
+HELD = {"linear.forward", "relu.forward", "gelu.forward", "gelu_tanh.forward",
+        "layer_norm.forward", "rms_norm.forward", "embedding.forward", "ffn.forward",
+        "cross_entropy.forward", "silu.forward", "swiglu.forward",
+        "attention.forward", "mha.forward", "block.forward", "gpt.embed_forward",
+        "gpt.hidden_forward", "gpt.forward", "reward_model.forward", "value_model.forward",
+        "gpt_policy.logits", "gpt_policy.logprobs"}
+
+
+@pytest.mark.parametrize("component,forward_name,backward_name", PAIRS)
+def test_an_input_changed_before_the_backward_is_reported_in_debug_mode(
+        impl, component, forward_name, backward_name, debug_on):
     """With the debug mode on, editing any input array in place between forward and backward
     either leaves the gradient exactly as it was (the cache does not depend on it) or makes
     the backward raise ``ValueError`` naming itself and ``'cache'``: never a silently
@@ -123,29 +158,30 @@ def test_an_input_changed_before_the_backward_is_reported_in_debug_mode(impl, co
     if not impl.is_reference:
         pytest.skip("the cache debug mode is the reference's own tool")
     module = getattr(llmref, component)
-    out, cache = module.forward(**_example(component))
+    forward, backward = getattr(module, forward_name), getattr(module, backward_name)
+    out, cache = forward(**_example(component, forward_name))
     dout = _upstream(out)
-    expected = module.backward(dout, cache)
-    n_leaves = len(list(_leaves(_example(component))))
+    expected = backward(dout, cache)
+    n_leaves = len(list(_leaves(_example(component, forward_name))))
     reported = 0
     for i in range(n_leaves):
-        inputs = _example(component)
-        out, cache = module.forward(**inputs)
+        inputs = _example(component, forward_name)
+        out, cache = forward(**inputs)
         _edit_in_place(list(_leaves(inputs))[i])
         try:
-            got = module.backward(dout, cache)
+            got = backward(dout, cache)
         except ValueError as exc:
-            assert f"{component}.backward" in str(exc) and "'cache'" in str(exc), str(exc)
+            assert f"{component}.{backward_name}" in str(exc) and "'cache'" in str(exc), \
+                str(exc)
             reported += 1
             continue
         assert _same_grads(got, expected), (
-            f"input leaf {i} of {component}.forward was edited in place after the forward; "
-            f"the gradient changed and the debug mode did not report it")
-    held = {"linear", "relu", "gelu", "gelu_tanh", "layer_norm", "rms_norm", "embedding",
-            "ffn", "cross_entropy", "silu", "swiglu"}
-    assert (reported > 0) == (component in held), (
-        f"{component}: {reported} edited input(s) reported; the docstrings say the cache "
-        f"holds caller inputs by reference for exactly {sorted(held)}")
+            f"input leaf {i} of {component}.{forward_name} was edited in place after the "
+            f"forward; the gradient changed and the debug mode did not report it")
+    label = f"{component}.{forward_name}"
+    assert (reported > 0) == (label in HELD), (
+        f"{label}: {reported} edited input(s) reported; the docstrings say the cache holds "
+        f"caller arrays by reference for exactly {sorted(HELD)}")
 
 
 def test_the_debug_mode_wraps_only_when_on_and_is_transparent():
@@ -182,21 +218,45 @@ def test_the_debug_mode_follows_the_environment_variable(value, expected):
     env = {k: v for k, v in os.environ.items() if k != "LLMREF_DEBUG_CACHE"}
     env["LLMREF_DEBUG_CACHE"] = value
     run = subprocess.run([sys.executable, "-c", "from llmref import _checks; "
-                          "print(_checks._debug_caches)"], env=env, capture_output=True,
+                          "print(_checks._debug_on())"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(expected)
 
 
-@pytest.mark.parametrize("component", PAIRS)
-def test_a_backward_refuses_what_is_not_its_forwards_cache(graded, component):
+@pytest.mark.parametrize("component,forward_name,backward_name", PAIRS)
+def test_a_backward_refuses_what_is_not_its_forwards_cache(graded, component, forward_name,
+                                                           backward_name):
     """None, a number or a string as ``cache`` raises ``TypeError`` naming the backward and
     ``'cache'`` (not an AttributeError from deep inside)."""
-    backward = graded(f"{component}.backward")
-    example = getattr(llmref, component).backward.__contract__.example(
+    backward = graded(f"{component}.{backward_name}")
+    example = getattr(getattr(llmref, component), backward_name).__contract__.example(
         np.random.default_rng(0))
+    upstream = next(v for k, v in example.items() if k != "cache")
     for bad in (None, 3, "cache"):
         with pytest.raises(TypeError) as info:
-            backward(example["dout" if "dout" in example else "dloss"], bad)
-        assert f"{component}.backward" in str(info.value) and "'cache'" in str(info.value), \
-            str(info.value)
+            backward(upstream, bad)
+        assert f"{component}.{backward_name}" in str(info.value) and \
+            "'cache'" in str(info.value), str(info.value)
+
+
+def test_the_debug_mode_is_read_at_call_time(monkeypatch):
+    """The switch is the environment variable itself, read by each forward: setting it in a
+    running program turns the check on, removing it turns it off, and the module keeps no
+    copy of it."""
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((1, 2, 3, 4)) for _ in range(3))
+    monkeypatch.delenv("LLMREF_DEBUG_CACHE", raising=False)
+    assert isinstance(llmref.attention.forward(q, k, v)[1], tuple)
+    monkeypatch.setenv("LLMREF_DEBUG_CACHE", "1")
+    _, guarded = llmref.attention.forward(q, k, v)
+    assert not isinstance(guarded, tuple)
+    k[0, 0, 0, 0] += 1.0
+    with pytest.raises(ValueError, match=r"attention\.backward: argument 'cache'.*'k'"):
+        llmref.attention.backward(rng.standard_normal((1, 2, 3, 4)), guarded)
+    monkeypatch.setenv("LLMREF_DEBUG_CACHE", "0")
+    assert isinstance(llmref.attention.forward(q, k, v)[1], tuple)
+    assert not [name for name, value in vars(_checks).items()
+                if "debug" in name.lower() and isinstance(value, bool)], \
+        "llmref._checks keeps the debug switch as module state"
+

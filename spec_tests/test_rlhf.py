@@ -698,8 +698,8 @@ def test_the_loop_is_reproducible_from_its_seed(impl):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "needle"), [
-    ({"gamma": 1.5}, ValueError, "'gamma' must be <= 1"),
-    ({"lam": -0.1}, ValueError, "'lam' must be >= 0"),
+    ({"gamma": 1.5}, ValueError, "'gamma' must be in [0, 1]"),
+    ({"lam": -0.1}, ValueError, "'lam' must be in [0, 1]"),
     ({"next_value": np.zeros(2)}, ValueError, "'next_value' must have shape (B,) = (1,)"),
     ({"dones": np.zeros((1, 2))}, TypeError, "'dones' must be a boolean NumPy array"),
     ({"truncated": np.ones((1, 2), bool)}, ValueError, "'truncated_value' is needed"),

@@ -40,7 +40,7 @@ def _sizes(where: str, **sizes) -> list:
 
 
 @contract(example=lambda rng: {"forward": 6, "backward": 12},
-          lenient={"forward": ("zero",), "backward": ("zero",)})
+          lenient={"forward": ("zero", "huge"), "backward": ("zero", "huge")})
 @dataclass(frozen=True)
 class Cost:
     """FLOPs of one forward and one backward pass.
@@ -68,7 +68,8 @@ class Cost:
     def __post_init__(self):
         for name in ("forward", "backward"):
             object.__setattr__(self, name,
-                               _checks.integer("flops.Cost", name, getattr(self, name), low=0))
+                               _checks.integer("flops.Cost", name, getattr(self, name), low=0,
+                                               int64=False))
 
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):

@@ -51,7 +51,7 @@ def _init(where, rows, d_model, rng, std, rows_name) -> dict:
     rows = _checks.integer(where, rows_name, rows, low=1)
     d_model = _checks.integer(where, "d_model", d_model, low=1)
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0.0)
+    std = _checks.std(where, "std", std)
     return {"W": rng.normal(0.0, std, size=(rows, d_model))}
 
 

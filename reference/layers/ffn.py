@@ -65,9 +65,8 @@ def init(d_model: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
     d_model = _checks.integer(where, "d_model", d_model, low=1)
     d_ff = _checks.integer(where, "d_ff", d_ff, low=1)
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0.0)
-    proj_std = std if proj_std is None else _checks.number(where, "proj_std", proj_std,
-                                                           low=0.0)
+    std = _checks.std(where, "std", std)
+    proj_std = std if proj_std is None else _checks.std(where, "proj_std", proj_std)
     return {"fc": linear.init(d_model, d_ff, rng, std=std),
             "proj": linear.init(d_ff, d_model, rng, std=proj_std)}
 

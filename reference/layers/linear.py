@@ -59,7 +59,7 @@ def init(d_in: int, d_out: int, rng: np.random.Generator, bias: bool = True,
     d_out = _checks.integer(where, "d_out", d_out, low=1)
     _checks.generator(where, "rng", rng)
     bias = _checks.boolean(where, "bias", bias)
-    std = 1.0 / np.sqrt(d_in) if std is None else _checks.number(where, "std", std, low=0.0)
+    std = 1.0 / np.sqrt(d_in) if std is None else _checks.std(where, "std", std)
     params = {"W": rng.normal(0.0, std, size=(d_in, d_out))}
     if bias:
         params["b"] = np.zeros(d_out)

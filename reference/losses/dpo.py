@@ -84,8 +84,12 @@ def forward(policy_chosen: np.ndarray, policy_rejected: np.ndarray, ref_chosen: 
             raise ValueError(f"{where}: argument {name!r} must have shape "
                              f"{policy_chosen.shape} (the shape of 'policy_chosen'), "
                              f"got shape {arr.shape}")
-    r_chosen = beta * (policy_chosen - ref_chosen)          # the implicit rewards
-    r_rejected = beta * (policy_rejected - ref_rejected)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r_chosen = beta * (policy_chosen - ref_chosen)      # the implicit rewards
+        r_rejected = beta * (policy_rejected - ref_rejected)
+        margin = r_chosen - r_rejected
+    _checks.finite_result(where, "the implicit rewards", (r_chosen, r_rejected, margin),
+                          f"argument 'beta' = {beta!r} (with these log-probabilities)")
     loss, cache = preference._forward(r_chosen, r_rejected)
     return loss, (cache, beta)
 

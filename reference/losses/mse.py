@@ -90,5 +90,8 @@ def backward(dloss, cache) -> dict:
     """
     diff = _checks.unguard("mse.backward", cache)
     dloss = _checks.dout_like("mse.backward", dloss, (), name="dloss")
-    dpred = (2.0 * float(dloss) / diff.size) * diff
+    with np.errstate(over="ignore", invalid="ignore"):
+        dpred = (2.0 * float(dloss) / diff.size) * diff
+    _checks.finite_result("mse.backward", "the gradient", dpred,
+                          f"argument 'dloss' = {float(dloss)!r}")
     return {"pred": dpred, "target": -dpred}

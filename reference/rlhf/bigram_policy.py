@@ -20,7 +20,7 @@ import numpy as np
 from llmref import _checks
 from llmref._contract import contract
 from llmref.layers import embedding
-from llmref.rlhf import _validate, rlhf_loop
+from llmref.rlhf import rlhf_loop
 
 
 def _vocab(params, where) -> int:
@@ -58,8 +58,8 @@ def init(vocab_size: int, rng: np.random.Generator, std: float = 1.0) -> dict:
     """
     where = "bigram_policy.init"
     vocab_size = int(_checks.positive(where, "vocab_size", vocab_size, integer=True))
-    _validate.generator(where, "rng", rng)
-    std = _validate.number(where, "std", std, low=0.0, strict=True)
+    _checks.generator(where, "rng", rng)
+    std = _checks.std(where, "std", std, strict=True)
     return {"Z": rng.normal(0.0, std, size=(vocab_size + 1, vocab_size))}
 
 
@@ -105,8 +105,8 @@ def sample(params: dict, prompts: list, length: int, rng: np.random.Generator) -
     where = "bigram_policy.sample"
     V = _vocab(params, where)
     prompts = rlhf_loop._id_list(where, "prompts", prompts, V + 1)
-    length = _validate.integer(where, "length", length, low=1)
-    _validate.generator(where, "rng", rng)
+    length = _checks.integer(where, "length", length, low=1)
+    _checks.generator(where, "rng", rng)
     Z = params["Z"]
     tokens = np.zeros((len(prompts), length), dtype=np.int64)
     prev = np.array([p[-1] for p in prompts])
@@ -242,7 +242,7 @@ def policy(length: int) -> rlhf_loop.Policy:
     ValueError
         If `length` < 1.
     """
-    length = _validate.integer("bigram_policy.policy", "length", length, low=1)
+    length = _checks.integer("bigram_policy.policy", "length", length, low=1)
     return rlhf_loop.Policy(sample=lambda params, prompts, rng: sample(params, prompts, length,
                                                                        rng),
                             logits=logits, logits_backward=logits_backward)
@@ -273,8 +273,8 @@ def critic_init(length: int, vocab_size: int) -> dict:
     ValueError
         If an argument is < 1.
     """
-    length = _validate.integer("bigram_policy.critic_init", "length", length, low=1)
-    vocab_size = _validate.integer("bigram_policy.critic_init", "vocab_size", vocab_size, low=1)
+    length = _checks.integer("bigram_policy.critic_init", "length", length, low=1)
+    vocab_size = _checks.integer("bigram_policy.critic_init", "vocab_size", vocab_size, low=1)
     return {"table": np.zeros((length, vocab_size + 1))}
 
 
@@ -342,7 +342,7 @@ def values_backward(dv: np.ndarray, cache) -> dict:
     ValueError
         If `dv` has the wrong shape or is not finite.
     """
-    pos, ctx, shape = cache
+    pos, ctx, shape = _checks.unguard("bigram_policy.values_backward", cache, 3)
     dv = _checks.dout_like("bigram_policy.values_backward", dv, pos.shape, name="dv")
     grad = np.zeros(shape, dtype=dv.dtype)
     np.add.at(grad, (pos, ctx), dv)

@@ -31,7 +31,6 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
-from llmref.rlhf import _validate
 
 
 def _advantages_example(rng):
@@ -49,10 +48,10 @@ def _flags(where, name, flags, shape):
     if flags is None:
         return np.zeros(shape, dtype=bool)
     if getattr(flags, "shape", None) != shape:
-        _validate.bool_array(where, name, flags, getattr(flags, "shape", ()))
+        _checks.bool_array(where, name, flags, getattr(flags, "shape", ()))
         raise ValueError(f"{where}: argument '{name}' must have the shape of 'rewards', "
                          f"{shape}, got shape {flags.shape}")
-    return _validate.bool_array(where, name, flags, shape)
+    return _checks.bool_array(where, name, flags, shape)
 
 
 @contract(example=_advantages_example,
@@ -119,9 +118,9 @@ def advantages(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, gamma
     if dones is None:
         raise TypeError(f"{where}: argument 'dones' must be a boolean NumPy array, got None")
     dones = _flags(where, "dones", dones, shape)
-    gamma = _validate.number(where, "gamma", gamma, low=0.0, high=1.0)
-    lam = _validate.number(where, "lam", lam, low=0.0, high=1.0)
-    _validate.float_array(where, "next_value", next_value, ndim=1)
+    gamma = _checks.number(where, "gamma", gamma, low=0.0, high=1.0)
+    lam = _checks.number(where, "lam", lam, low=0.0, high=1.0)
+    _checks.float_array(where, "next_value", next_value, ndim=1)
     if next_value.shape != shape[:1]:
         raise ValueError(f"{where}: argument 'next_value' must have shape (B,) = {shape[:1]} "
                          f"(one per row of 'rewards'), got shape {next_value.shape}")
@@ -195,12 +194,12 @@ def whiten(x: np.ndarray, mask: np.ndarray | None = None, eps: float = 1e-8) -> 
     where = "gae.whiten"
     _checks.float_array(where, "x", x)
     if mask is not None and getattr(mask, "shape", None) != x.shape:
-        _validate.bool_array(where, "mask", mask, getattr(mask, "shape", ()))
+        _checks.bool_array(where, "mask", mask, getattr(mask, "shape", ()))
         raise ValueError(f"{where}: argument 'mask' must have the shape of 'x', {x.shape}, "
                          f"got shape {mask.shape}")
     mask = np.ones(x.shape, dtype=bool) if mask is None else \
-        _validate.bool_array(where, "mask", mask, x.shape)
-    eps = _validate.number(where, "eps", eps, low=0.0)
+        _checks.bool_array(where, "mask", mask, x.shape)
+    eps = _checks.number(where, "eps", eps, low=0.0)
     sel = x[mask]
     if sel.size < 2:
         raise ValueError(f"{where}: argument 'x' needs at least 2 selected entries, got "

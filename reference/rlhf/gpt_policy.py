@@ -34,18 +34,11 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
-from llmref.rlhf import _validate, ppo, rlhf_loop
+from llmref.rlhf import ppo, rlhf_loop
 from llmref.transformer import generate, gpt
 from llmref.transformer.gpt import GPTConfig
 
 _CONFIG = GPTConfig(vocab_size=7, context_len=8, d_model=8, n_heads=2, n_layers=1)
-
-
-def _check_config(where, config):
-    if not isinstance(config, GPTConfig):
-        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, got "
-                        f"{type(config).__name__}")
-    return config
 
 
 def _example_batch(rng):
@@ -84,8 +77,9 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
 
     Cache
     -----
-    The GPT's cache (its own arrays), the prompt width P, the full logits' shape and the
-    temperature.
+    The GPT's cache, the prompt width P, the full logits' shape and the temperature.  The
+    GPT's cache holds its weights by reference: do not change `params` in place before the
+    backward (`LLMREF_DEBUG_CACHE=1` verifies it).
 
     Raises
     ------
@@ -94,15 +88,18 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
     ValueError
         If `batch` or `params` is malformed or a row is longer than the context.
     """
-    return _logits("gpt_policy.logits", batch, params, config, temperature)
+    z, cache = _logits("gpt_policy.logits", batch, params, config, temperature)
+    return z, _checks.guard("gpt_policy.logits", cache, batch=batch, params=params)
 
 
 def _logits(where, batch, params, config, temperature):
-    _check_config(where, config)
-    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
+    gpt._check_config(where, config)
+    temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
     rlhf_loop._check_batch(where, batch, config.vocab_size)
+    gpt._check_params(params, config, where)
     ids, attention_mask = rlhf_loop.sequences(batch)
-    full, cache = gpt.forward(ids, params, config, attention_mask=attention_mask)
+    positions = gpt._check_inputs(where, ids, config, attention_mask)
+    full, cache = gpt._forward(ids, params, config, attention_mask, positions)
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
     return full[:, P - 1:P + L - 1] / temperature, (cache, P, full.shape, temperature)
 
@@ -133,7 +130,7 @@ def logits_backward(dz: np.ndarray, cache) -> dict:
     ValueError
         If `dz` has the wrong shape or is not finite.
     """
-    gpt_cache, P, shape, temperature = cache
+    gpt_cache, P, shape, temperature = _checks.unguard("gpt_policy.logits_backward", cache, 4)
     B, T, V = shape
     dz = _checks.dout_like("gpt_policy.logits_backward", dz, (B, T - P, V), name="dz")
     _, _, h, _ = gpt_cache
@@ -178,7 +175,8 @@ def logprobs(batch: dict, params: dict, config: GPTConfig, temperature: float = 
     z, z_cache = _logits("gpt_policy.logprobs", batch, params, config, temperature)
     logp, lp_cache = ppo.logprobs_forward(z, batch["responses"])
     mask = batch["mask"]
-    return np.where(mask, logp, 0.0), (z_cache, lp_cache, mask.copy())
+    return np.where(mask, logp, 0.0), _checks.guard(
+        "gpt_policy.logprobs", (z_cache, lp_cache, mask.copy()), batch=batch, params=params)
 
 
 @contract(example=lambda rng: {"dlogp": rng.standard_normal((2, 4)),
@@ -208,7 +206,7 @@ def logprobs_backward(dlogp: np.ndarray, cache) -> dict:
     ValueError
         If `dlogp` has the wrong shape or is not finite.
     """
-    z_cache, lp_cache, mask = cache
+    z_cache, lp_cache, mask = _checks.unguard("gpt_policy.logprobs_backward", cache, 3)
     dlogp = _checks.dout_like("gpt_policy.logprobs_backward", dlogp, mask.shape,
                                   name="dlogp")
     dz = ppo.logprobs_backward(np.where(mask, dlogp, 0.0), lp_cache)["logits"]
@@ -265,11 +263,11 @@ def sample(params: dict, config: GPTConfig, prompts: list, max_new_tokens: int, 
         context.
     """
     where = "gpt_policy.sample"
-    _check_config(where, config)
+    gpt._check_config(where, config)
     prompts = rlhf_loop._id_list(where, "prompts", prompts, config.vocab_size)
-    max_new_tokens = _validate.integer(where, "max_new_tokens", max_new_tokens, low=1)
-    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
-    seed = _validate.integer(where, "seed", seed, low=0)
+    max_new_tokens = _checks.integer(where, "max_new_tokens", max_new_tokens, low=1)
+    temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
+    seed = _checks.integer(where, "seed", seed, low=0)
     longest = max(map(len, prompts)) + max_new_tokens
     if longest > config.context_len:
         raise ValueError(f"{where}: argument 'max_new_tokens' plus the longest prompt makes "
@@ -318,9 +316,9 @@ def policy(config: GPTConfig, max_new_tokens: int, *, temperature: float = 1.0,
         If an argument is out of range.
     """
     where = "gpt_policy.policy"
-    _check_config(where, config)
-    max_new_tokens = _validate.integer(where, "max_new_tokens", max_new_tokens, low=1)
-    temperature = _validate.number(where, "temperature", temperature, low=0.0, strict=True)
+    gpt._check_config(where, config)
+    max_new_tokens = _checks.integer(where, "max_new_tokens", max_new_tokens, low=1)
+    temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
     generate._stop_ids(where, stop_tokens, config.vocab_size)
     generate._check_count(where, "pad_id", pad_id)
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
-from llmref.rlhf import _validate
 
 
 def _estimators_example(rng):
@@ -117,17 +116,17 @@ def penalized_rewards(logp_policy: np.ndarray, logp_ref: np.ndarray, scores: np.
     if logp_ref.shape != logp_policy.shape:
         raise ValueError(f"{where}: argument 'logp_ref' must have the shape of 'logp_policy', "
                          f"{logp_policy.shape}, got shape {logp_ref.shape}")
-    _validate.float_array(where, "scores", scores, ndim=1)
+    _checks.float_array(where, "scores", scores, ndim=1)
     if scores.shape != logp_policy.shape[:1]:
         raise ValueError(f"{where}: argument 'scores' must have shape (B,) = "
                          f"{logp_policy.shape[:1]} (one per row of 'logp_policy'), got shape "
                          f"{scores.shape}")
     if getattr(mask, "shape", None) != logp_policy.shape:
-        _validate.bool_array(where, "mask", mask, getattr(mask, "shape", ()))
+        _checks.bool_array(where, "mask", mask, getattr(mask, "shape", ()))
         raise ValueError(f"{where}: argument 'mask' must have the shape of 'logp_policy', "
                          f"{logp_policy.shape}, got shape {mask.shape}")
-    _validate.bool_array(where, "mask", mask, logp_policy.shape)
-    beta = _validate.number(where, "beta", beta, low=0.0)
+    _checks.bool_array(where, "mask", mask, logp_policy.shape)
+    beta = _checks.number(where, "beta", beta, low=0.0)
     if not np.all(mask.any(axis=1)):
         raise ValueError(f"{where}: argument 'mask' must mark at least one response token in "
                          f"every row")

@@ -42,7 +42,7 @@ import numpy as np
 from llmref import _checks
 from llmref._contract import contract
 from llmref.layers import log_softmax
-from llmref.rlhf import _validate, kl
+from llmref.rlhf import kl
 
 
 def _same_shape_as(where, name, x, ref_name, ref):
@@ -61,7 +61,7 @@ def _token_arrays(where, first_name, first, **others):
 
 
 def _mask(where, mask, shape):
-    return _validate.optional_mask(where, "mask", mask, shape)
+    return _checks.optional_mask(where, "mask", mask, shape)
 
 
 def _masked_mean(x, mask) -> float:
@@ -72,7 +72,7 @@ def _dloss(where, dloss) -> float:
     """A scalar upstream gradient: a number or a 0-d floating-point array."""
     if isinstance(dloss, np.ndarray):
         dloss = _checks.dout_like(where, dloss, (), name="dloss")[()]
-    return _validate.number(where, "dloss", dloss)
+    return _checks.number(where, "dloss", dloss)
 
 
 def _per_token_example(rng, shape=(2, 3)):
@@ -127,7 +127,7 @@ def policy_forward(logp_new: np.ndarray, logp_old: np.ndarray, advantages: np.nd
     """
     where = "ppo.policy_forward"
     _token_arrays(where, "logp_new", logp_new, logp_old=logp_old, advantages=advantages)
-    clip_eps = _validate.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
+    clip_eps = _checks.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
     mask = _mask(where, mask, logp_new.shape)
     ratio = np.exp(logp_new - logp_old)
     unclipped = ratio * advantages
@@ -167,8 +167,8 @@ def policy_backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not finite.
     """
+    (grad,) = _checks.unguard("ppo.policy_backward", cache, 1)
     dloss = _dloss("ppo.policy_backward", dloss)
-    (grad,) = cache
     return {"logp_new": dloss * grad}
 
 
@@ -214,7 +214,7 @@ def stats(logp_new: np.ndarray, logp_old: np.ndarray, clip_eps: float = 0.2,
     """
     where = "ppo.stats"
     _token_arrays(where, "logp_new", logp_new, logp_old=logp_old)
-    clip_eps = _validate.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
+    clip_eps = _checks.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
     mask = _mask(where, mask, logp_new.shape)
     ratio = np.exp(logp_new - logp_old)
     k3 = kl.estimators(logp_q=logp_old, logp_p=logp_new)["k3"]
@@ -276,7 +276,7 @@ def value_forward(values: np.ndarray, returns: np.ndarray, old_values: np.ndarra
     """
     where = "ppo.value_forward"
     _token_arrays(where, "values", values, returns=returns)
-    clip_eps = _validate.optional_number(where, "clip_eps", clip_eps, low=0.0, strict=True)
+    clip_eps = _checks.optional_number(where, "clip_eps", clip_eps, low=0.0, strict=True)
     mask = _mask(where, mask, values.shape)
     n = np.count_nonzero(mask)
     err = values - returns
@@ -324,8 +324,8 @@ def value_backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not finite.
     """
+    (grad,) = _checks.unguard("ppo.value_backward", cache, 1)
     dloss = _dloss("ppo.value_backward", dloss)
-    (grad,) = cache
     return {"values": dloss * grad}
 
 
@@ -369,7 +369,7 @@ def entropy_forward(logits: np.ndarray, mask: np.ndarray | None = None):
     where = "ppo.entropy_forward"
     _checks.float_array(where, "logits", logits, ndim_min=1)
     if mask is not None and getattr(mask, "shape", None) != logits.shape[:-1]:
-        _validate.bool_array(where, "mask", mask, getattr(mask, "shape", ()))
+        _checks.bool_array(where, "mask", mask, getattr(mask, "shape", ()))
         raise ValueError(f"{where}: argument 'mask' must have the shape of 'logits' without "
                          f"its last axis, {logits.shape[:-1]}, got shape {mask.shape}")
     mask = _mask(where, mask, logits.shape[:-1])
@@ -408,8 +408,8 @@ def entropy_backward(dloss, cache) -> dict:
     ValueError
         If `dloss` is not finite.
     """
+    p, logp, H, weight = _checks.unguard("ppo.entropy_backward", cache, 4)
     dloss = _dloss("ppo.entropy_backward", dloss)
-    p, logp, H, weight = cache
     return {"logits": dloss * weight[..., None] * (-p * (logp + H[..., None]))}
 
 
@@ -485,7 +485,7 @@ def logprobs_backward(dlogp: np.ndarray, cache) -> dict:
     ValueError
         If `dlogp` does not have the shape of `logp` or is not finite.
     """
-    tokens, ls_cache, shape = cache
+    tokens, ls_cache, shape = _checks.unguard("ppo.logprobs_backward", cache, 3)
     dlogp = _checks.dout_like("ppo.logprobs_backward", dlogp, tokens.shape, name="dlogp")
     d_all = np.zeros(shape, dtype=np.result_type(dlogp.dtype, ls_cache.dtype))
     np.put_along_axis(d_all, tokens[..., None], dlogp[..., None], axis=-1)
@@ -531,12 +531,12 @@ def adaptive_kl_update(beta: float, kl: float, target: float, horizon: int,
         `n_steps` < 0.
     """
     where = "ppo.adaptive_kl_update"
-    beta = _validate.number(where, "beta", beta)
+    beta = _checks.number(where, "beta", beta)
     if beta < 0:
         raise ValueError(f"{where}: argument 'beta' must be >= 0, got {beta!r}")
-    kl = _validate.number(where, "kl", kl)
-    target = _validate.number(where, "target", target, low=0.0, strict=True)
-    horizon = _validate.integer(where, "horizon", horizon, low=1)
-    n_steps = _validate.integer(where, "n_steps", n_steps, low=0)
+    kl = _checks.number(where, "kl", kl)
+    target = _checks.number(where, "target", target, low=0.0, strict=True)
+    horizon = _checks.integer(where, "horizon", horizon, low=1)
+    n_steps = _checks.integer(where, "n_steps", n_steps, low=0)
     error = float(np.clip(kl / target - 1.0, -0.2, 0.2))
     return beta * (1.0 + error * n_steps / horizon)

@@ -44,7 +44,7 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
-from llmref.rlhf import _validate, gae, kl, ppo
+from llmref.rlhf import gae, kl, ppo
 from llmref.training import adam, clip
 
 
@@ -83,7 +83,7 @@ class Policy:
 
     def __post_init__(self):
         for name in ("sample", "logits", "logits_backward"):
-            _validate.function("Policy", name, getattr(self, name))
+            _checks.function("Policy", name, getattr(self, name))
 
 
 @contract(example=lambda rng: {"values": _fn(rng), "values_backward": _fn(rng)})
@@ -110,7 +110,7 @@ class Critic:
 
     def __post_init__(self):
         for name in ("values", "values_backward"):
-            _validate.function("Critic", name, getattr(self, name))
+            _checks.function("Critic", name, getattr(self, name))
 
 
 # ------------------------------------------------------------------ batches
@@ -172,7 +172,7 @@ def batch(prompts: list, responses: list, pad_id: int = 0) -> dict:
     if len(responses) != len(prompts):
         raise ValueError(f"{where}: argument 'responses' must hold one response per prompt, "
                          f"{len(prompts)}, got {len(responses)}")
-    pad_id = _validate.integer(where, "pad_id", pad_id, low=0)
+    pad_id = _checks.integer(where, "pad_id", pad_id, low=0)
     B, P, L = len(prompts), max(map(len, prompts)), max(map(len, responses))
     out = {"prompts": np.full((B, P), pad_id, np.int64), "prompt_mask": np.zeros((B, P), bool),
            "responses": np.full((B, L), pad_id, np.int64), "mask": np.zeros((B, L), bool)}
@@ -195,9 +195,9 @@ def _check_batch(where: str, batch, vocab_size: int) -> dict:
         if ids.ndim != 2 or ids.shape[0] != prompts.shape[0]:
             raise ValueError(f"{where}: argument batch['{name}'] must have shape (B, ...) with "
                              f"B = {prompts.shape[0]}, got shape {ids.shape}")
-    pm = _validate.bool_array(where, "batch['prompt_mask']", batch["prompt_mask"],
+    pm = _checks.bool_array(where, "batch['prompt_mask']", batch["prompt_mask"],
                               prompts.shape)
-    mask = _validate.bool_array(where, "batch['mask']", batch["mask"], responses.shape)
+    mask = _checks.bool_array(where, "batch['mask']", batch["mask"], responses.shape)
     if not pm[:, -1].all():
         raise ValueError(f"{where}: argument batch['prompt_mask'] must describe left-padded "
                          f"prompts: every row's last column is a real prompt token")
@@ -310,9 +310,9 @@ def policy_loss_and_grads(policy: Policy, params, batch: dict, logp_old: np.ndar
         if arr.shape != np.shape(mask):
             raise ValueError(f"{where}: argument '{name}' must have the shape of "
                              f"batch['responses'], {np.shape(mask)}, got shape {arr.shape}")
-    clip_eps = _validate.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
-    ent_coef = _validate.number(where, "ent_coef", ent_coef)
-    dloss = _validate.number(where, "dloss", dloss)
+    clip_eps = _checks.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
+    ent_coef = _checks.number(where, "ent_coef", ent_coef)
+    dloss = _checks.number(where, "dloss", dloss)
     logits, cache = policy.logits(params, batch)
     logp, lp_cache = ppo.logprobs_forward(logits, batch["responses"])
     l_clip, pg_cache = ppo.policy_forward(logp, logp_old, advantages, clip_eps, mask)
@@ -384,7 +384,7 @@ def value_loss_and_grads(critic: Critic, params, batch: dict, returns: np.ndarra
         raise ValueError(f"{where}: argument 'returns' must have the shape of "
                          f"batch['responses'], {np.shape(batch['mask'])}, got shape "
                          f"{returns.shape}")
-    dloss = _validate.number(where, "dloss", dloss)
+    dloss = _checks.number(where, "dloss", dloss)
     values, cache = critic.values(params, batch)
     try:
         loss, v_cache = ppo.value_forward(values, returns, old_values, clip_eps, batch["mask"])
@@ -515,31 +515,31 @@ def ppo_train(policy: Policy, params, reference_params, reward_fn: Callable, pro
     where = "rlhf_loop.ppo_train"
     _check_kind(where, "policy", policy, Policy)
     _check_kind(where, "critic", critic, Critic)
-    _validate.function(where, "reward_fn", reward_fn)
+    _checks.function(where, "reward_fn", reward_fn)
     prompts = _id_list(where, "prompts", prompts)
-    iterations = _validate.integer(where, "iterations", iterations, low=1)
-    batch_size = _validate.integer(where, "batch_size", batch_size, low=2)
-    epochs = _validate.integer(where, "epochs", epochs, low=1)
-    minibatch_size = _validate.integer(where, "minibatch_size", minibatch_size, low=1)
-    beta = _validate.number(where, "beta", beta, low=0.0)
-    kl_target = _validate.optional_number(where, "kl_target", kl_target, low=0.0, strict=True)
-    kl_horizon = _validate.integer(where, "kl_horizon", kl_horizon, low=1)
-    clip_eps = _validate.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
-    value_clip_eps = _validate.optional_number(where, "value_clip_eps", value_clip_eps,
+    iterations = _checks.integer(where, "iterations", iterations, low=1)
+    batch_size = _checks.integer(where, "batch_size", batch_size, low=2)
+    epochs = _checks.integer(where, "epochs", epochs, low=1)
+    minibatch_size = _checks.integer(where, "minibatch_size", minibatch_size, low=1)
+    beta = _checks.number(where, "beta", beta, low=0.0)
+    kl_target = _checks.optional_number(where, "kl_target", kl_target, low=0.0, strict=True)
+    kl_horizon = _checks.integer(where, "kl_horizon", kl_horizon, low=1)
+    clip_eps = _checks.number(where, "clip_eps", clip_eps, low=0.0, strict=True)
+    value_clip_eps = _checks.optional_number(where, "value_clip_eps", value_clip_eps,
                                                low=0.0, strict=True)
-    ent_coef = _validate.number(where, "ent_coef", ent_coef)
-    lr = _validate.number(where, "lr", lr, low=0.0, strict=True)
-    critic_lr = _validate.number(where, "critic_lr", critic_lr, low=0.0, strict=True)
-    gamma = _validate.number(where, "gamma", gamma, low=0.0, high=1.0)
-    lam = _validate.number(where, "lam", lam, low=0.0, high=1.0)
-    target_kl = _validate.optional_number(where, "target_kl", target_kl, low=0.0, strict=True)
-    whiten_advantages = _validate.boolean(where, "whiten_advantages", whiten_advantages)
-    max_grad_norm = _validate.optional_number(where, "max_grad_norm", max_grad_norm, low=0.0,
+    ent_coef = _checks.number(where, "ent_coef", ent_coef)
+    lr = _checks.number(where, "lr", lr, low=0.0, strict=True)
+    critic_lr = _checks.number(where, "critic_lr", critic_lr, low=0.0, strict=True)
+    gamma = _checks.number(where, "gamma", gamma, low=0.0, high=1.0)
+    lam = _checks.number(where, "lam", lam, low=0.0, high=1.0)
+    target_kl = _checks.optional_number(where, "target_kl", target_kl, low=0.0, strict=True)
+    whiten_advantages = _checks.boolean(where, "whiten_advantages", whiten_advantages)
+    max_grad_norm = _checks.optional_number(where, "max_grad_norm", max_grad_norm, low=0.0,
                                               strict=True)
-    seed = _validate.integer(where, "seed", seed, low=0)
+    seed = _checks.integer(where, "seed", seed, low=0)
     if log is not None:
-        _validate.function(where, "log", log)
-    log_every = _validate.integer(where, "log_every", log_every, low=1)
+        _checks.function(where, "log", log)
+    log_every = _checks.integer(where, "log_every", log_every, low=1)
 
     rng = np.random.default_rng(seed)
     opt, critic_opt = adam.init(params), adam.init(critic_params)
@@ -582,9 +582,9 @@ def ppo_train(policy: Policy, params, reference_params, reward_fn: Callable, pro
                 if max_grad_norm is not None:
                     grads, _ = clip.clip_by_global_norm(grads, max_grad_norm)
                     v_grads, _ = clip.clip_by_global_norm(v_grads, max_grad_norm)
-                params, opt = adam.step(params, grads, opt, lr=lr)
-                critic_params, critic_opt = adam.step(critic_params, v_grads, critic_opt,
-                                                      lr=critic_lr)
+                params, opt = _step(where, "lr", lr, params, grads, opt)
+                critic_params, critic_opt = _step(where, "critic_lr", critic_lr,
+                                                  critic_params, v_grads, critic_opt)
                 record.update(steps=record["steps"] + 1, policy_loss=loss, value_loss=v_loss,
                               entropy=info["entropy"], clip_fraction=info["clip_fraction"],
                               approx_kl=info["approx_kl"])
@@ -611,3 +611,13 @@ def _scores(where, reward_fn, batch):
         raise ValueError(f"{where}: argument reward_fn(batch) must return one score per "
                          f"response, shape {batch['mask'].shape[:1]}, got shape {scores.shape}")
     return scores
+
+
+def _step(where: str, name: str, lr: float, params, grads, state):
+    """One Adam step of the loop; a step that overflows (a huge learning rate) is reported
+    as this function's argument ``name``, not as ``adam.step``'s."""
+    try:
+        return adam.step(params, grads, state, lr=lr)
+    except ValueError as exc:
+        raise ValueError(f"{where}: argument {name!r} = {lr!r} gave a failed optimizer step: "
+                         f"{exc}") from None

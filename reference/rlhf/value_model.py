@@ -25,22 +25,12 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
+from llmref.params import map_tree
 from llmref.rlhf import reward_model, rlhf_loop
 from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
 _CONFIG = GPTConfig(vocab_size=7, context_len=8, d_model=8, n_heads=2, n_layers=1)
-
-
-def _check_config(where, config):
-    if not isinstance(config, GPTConfig):
-        raise TypeError(f"{where}: argument 'config' must be a GPTConfig, got "
-                        f"{type(config).__name__}")
-
-
-def _trunk_config(config: GPTConfig) -> GPTConfig:
-    """The trunk has no head of its own: checked as a tied model (no `lm_head` key)."""
-    return GPTConfig(**{**config.__dict__, "tie_weights": True})
 
 
 def _rm_example(rng):
@@ -73,7 +63,7 @@ def init_from_reward_model(reward_params: dict, config: GPTConfig) -> dict:
         If `reward_params` is not a reward model's tree for `config`.
     """
     where = "value_model.init_from_reward_model"
-    _check_config(where, config)
+    gpt._check_config(where, config)
     if not isinstance(reward_params, dict):
         raise TypeError(f"{where}: argument 'reward_params' must be a dict, got "
                         f"{type(reward_params).__name__}")
@@ -82,23 +72,15 @@ def init_from_reward_model(reward_params: dict, config: GPTConfig) -> dict:
                          f"['reward_head']: not a reward model's parameters")
     try:
         gpt._check_params({k: v for k, v in reward_params.items() if k != "reward_head"},
-                          _trunk_config(config), where)
+                          reward_model._trunk_config(config), where)
         _checks.params(where, reward_params["reward_head"], {"W": (config.d_model, 1),
                                                               "b": (1,)}, name="reward_head")
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{where}: argument 'reward_params' is not a reward model's tree for "
                         f"'config': {exc}") from None
-    params = _copy({k: v for k, v in reward_params.items() if k != "reward_head"})
-    params["value_head"] = _copy(reward_params["reward_head"])
+    params = map_tree(np.copy, {k: v for k, v in reward_params.items() if k != "reward_head"})
+    params["value_head"] = map_tree(np.copy, reward_params["reward_head"])
     return params
-
-
-def _copy(tree):
-    if isinstance(tree, dict):
-        return {k: _copy(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_copy(v) for v in tree]
-    return np.array(tree, copy=True)
 
 
 def _forward_example(rng):
@@ -132,8 +114,10 @@ def forward(batch: dict, params: dict, config: GPTConfig):
 
     Cache
     -----
-    The trunk's cache, the hidden states read (a new array), the value head's `W` and the
-    prompt width P.
+    The trunk's cache, the hidden states read (a new array), a copy of the value head's `W`
+    and the prompt width P.  The trunk's cache holds the batch's ids and masks (new arrays)
+    and the trunk's weights by reference: do not change `params` in place before the
+    backward (`LLMREF_DEBUG_CACHE=1` verifies it).
 
     Raises
     ------
@@ -143,7 +127,7 @@ def forward(batch: dict, params: dict, config: GPTConfig):
         If `batch` or `params` is malformed or a row is longer than the context.
     """
     where = "value_model.forward"
-    _check_config(where, config)
+    gpt._check_config(where, config)
     rlhf_loop._check_batch(where, batch, config.vocab_size)
     if not isinstance(params, dict):
         raise TypeError(f"{where}: argument 'params' must be a dict, got "
@@ -154,11 +138,13 @@ def forward(batch: dict, params: dict, config: GPTConfig):
                           name="params['value_head']")
     trunk = {k: v for k, v in params.items() if k != "value_head"}
     ids, attention_mask = rlhf_loop.sequences(batch)
-    h, trunk_cache = gpt.hidden_forward(ids, trunk, _trunk_config(config), attention_mask)
+    h, trunk_cache = gpt.hidden_forward(ids, trunk, reward_model._trunk_config(config),
+                                        attention_mask)
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
     h_read = h[:, P - 1:P + L - 1]                                         # (B, L, C)
     values = (h_read @ head["W"])[..., 0] + head["b"][0]
-    return values, (trunk_cache, h.shape, P, h_read, head["W"].copy())
+    return values, _checks.guard(where, (trunk_cache, h.shape, P, h_read, head["W"].copy()),
+                                 batch=batch, params=params)
 
 
 @contract(example=lambda rng: {"dvalues": rng.standard_normal((2, 4)),
@@ -190,7 +176,7 @@ def backward(dvalues: np.ndarray, cache) -> dict:
     ValueError
         If `dvalues` has the wrong shape or is not finite.
     """
-    trunk_cache, h_shape, P, h_read, W = cache
+    trunk_cache, h_shape, P, h_read, W = _checks.unguard("value_model.backward", cache, 5)
     dvalues = _checks.dout_like("value_model.backward", dvalues, h_read.shape[:2],
                                 name="dvalues")
     L = h_read.shape[1]
@@ -221,6 +207,6 @@ def critic(config: GPTConfig) -> rlhf_loop.Critic:
     TypeError
         If `config` is not a GPTConfig.
     """
-    _check_config("value_model.critic", config)
+    gpt._check_config("value_model.critic", config)
     return rlhf_loop.Critic(values=lambda params, batch: forward(batch, params, config),
                             values_backward=backward)

@@ -45,7 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
+from llmref import _checks
 from llmref._contract import contract
+from llmref.text import bpe
 
 #: GPT-2's end-of-text marker, the default special token
 END_OF_TEXT = "<|endoftext|>"
@@ -467,8 +469,7 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
     """
     where = "gpt2_tokenizer.train"
     _check_text(where, text)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
-        raise TypeError(f"{where}: argument 'vocab_size' must be an int, got {vocab_size!r}")
+    vocab_size = _checks.integer(where, "vocab_size", vocab_size)
     special_tokens = _special_list(where, special_tokens)
     if vocab_size < 256 + len(special_tokens):
         raise ValueError(f"{where}: argument 'vocab_size' must be >= 256 + "
@@ -510,7 +511,7 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
         touched = set()
         for w in holders.pop(pair):
             old, f = seqs[w], freqs[w]
-            new = _merge_all(old, pair, ids[merged])
+            new = bpe._merge(old, pair, ids[merged])
             for p in pairwise(old):
                 pair_count[p] -= f
                 touched.add(p)
@@ -529,19 +530,6 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
             ids[token] = len(tokens)
             tokens.append(token)
     return Tokenizer(ids, merges, special_tokens)
-
-
-def _merge_all(seq: list, pair: tuple, new: int) -> list:
-    """``seq`` with every occurrence of ``pair``, left to right, replaced by ``new``."""
-    out, i = [], 0
-    while i < len(seq):
-        if i + 1 < len(seq) and seq[i] == pair[0] and seq[i + 1] == pair[1]:
-            out.append(new)
-            i += 2
-        else:
-            out.append(seq[i])
-            i += 1
-    return out
 
 
 # --- files --------------------------------------------------------------------------------

@@ -86,16 +86,8 @@ def _loss_and_grads(where: str, fn_name: str, fn, batches_name: str, micro_batch
 def _result(where: str, fn_name: str, result, j: int, first: dict | None):
     """``(loss as a float, grads, flat grads)`` from one call of ``fn``, checked: a finite
     loss, finite floating-point gradients shaped like the first micro-batch's (``first``)."""
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise TypeError(f"{where}: argument {fn_name!r} must return a pair (loss, grads), "
-                        f"got {_checks._describe(result)} for micro-batch {j}")
-    loss, grads = result
-    if isinstance(loss, np.ndarray) and loss.ndim == 0:
-        loss = loss[()]
-    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (int, float, np.integer,
-                                                                   np.floating)):
-        raise TypeError(f"{where}: argument {fn_name!r} must return a number as the loss, "
-                        f"got {_checks._describe(loss)} for micro-batch {j}")
+    loss, grads = _checks.loss_and_grads_result(where, fn_name, result,
+                                                f" for micro-batch {j}")
     if not np.isfinite(loss):
         raise ValueError(f"{where}: argument {fn_name!r} returned the loss {float(loss)!r} "
                          f"for micro-batch {j}; it must be finite")

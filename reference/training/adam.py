@@ -115,8 +115,11 @@ def step(params, grads, state: dict, lr: float = 1e-3, betas=(0.9, 0.999), eps: 
     lr, weight_decay = sgd._check_hyper(where, lr, weight_decay)
     betas, eps = _check_betas(where, betas, eps)
     state = _check_state(where, state, flat)
-    g = map_trees(where, lambda p, g: g + weight_decay * p if weight_decay else g, params, grads)
-    return _moments_update(where, params, g, state, lr, betas, eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = map_trees(where, lambda p, g: g + weight_decay * p if weight_decay else g, params,
+                      grads)
+    return _moments_update(where, params, g, state, lr, betas, eps,
+                           sgd._blame(lr, weight_decay))
 
 
 def _check_betas(where: str, betas, eps) -> tuple:
@@ -144,8 +147,16 @@ def _check_state(where: str, state, flat_params: dict) -> dict:
     return state
 
 
-def _moments_update(where, params, grads, state, lr, betas, eps):
-    """The shared Adam update on already-decayed gradients: ``(new_params, new_state)``."""
+def _moments_update(where, params, grads, state, lr, betas, eps, blame):
+    """The shared Adam update on already-decayed gradients: ``(new_params, new_state)``,
+    checked finite (an overflow is blamed on ``blame``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        new, new_state = _moments(where, params, grads, state, lr, betas, eps)
+    _checks.finite_result(where, "the new params", (new, new_state["m"], new_state["v"]), blame)
+    return new, new_state
+
+
+def _moments(where, params, grads, state, lr, betas, eps):
     b1, b2 = betas
     t = int(state["step"]) + 1
     m = map_trees(where, lambda m, g: b1 * m + (1.0 - b1) * g, state["m"], grads,

@@ -145,9 +145,9 @@ def step(params, grads, state: dict, lr: float = 1e-3, betas=(0.9, 0.999), eps: 
     flat = sgd._check_trees(where, params, grads)
     lr, weight_decay = sgd._check_hyper(where, lr, weight_decay)
     if lr * weight_decay > 1.0:
-        raise ValueError(f"{where}: argument 'weight_decay' times lr must be <= 1 (the decay "
-                         f"factor 1 - lr * weight_decay would be negative), got "
-                         f"{weight_decay!r} * {lr!r}")
+        raise ValueError(f"{where}: arguments 'lr' and 'weight_decay' must have a product "
+                         f"lr * weight_decay <= 1 (the decay factor 1 - lr * weight_decay "
+                         f"would be negative), got {lr!r} * {weight_decay!r}")
     betas, eps = adam._check_betas(where, betas, eps)
     state = adam._check_state(where, state, flat)
     if decay is not None:
@@ -162,4 +162,4 @@ def step(params, grads, state: dict, lr: float = 1e-3, betas=(0.9, 0.999), eps: 
         return p * shrink if chosen else p
 
     return adam._moments_update(where, map_with_paths(decayed, params), grads, state, lr,
-                                betas, eps)
+                                betas, eps, sgd._blame(lr, 0.0))

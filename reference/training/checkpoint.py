@@ -95,6 +95,8 @@ def _held_bytes(objects, exclude) -> int:
             stack.extend(obj)
         elif isinstance(obj, dict):
             stack.extend(obj.values())
+        elif isinstance(obj, _checks._Guarded):       # a cache made in the debug mode
+            stack.append(obj.cache)
     return total
 
 
@@ -243,7 +245,7 @@ def plain_activation_bytes(ids: np.ndarray, targets: np.ndarray, params: dict,
     """
     where = "checkpoint.plain_activation_bytes"
     _check_batch(where, ids, targets, params, config, ignore_index)
-    logits, cache = gpt.forward(ids, params, config)
+    logits, cache = gpt._forward(ids, params, config)        # checked above
     _, ce_c = cross_entropy.forward(logits, targets, ignore_index)
     return _held_bytes((cache[1:], ce_c), list(flatten(params).values()) + [ids, targets])
 

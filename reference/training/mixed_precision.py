@@ -368,26 +368,10 @@ def _check_scaler(where: str, name: str, state) -> None:
 def _pair(where: str, fn_name: str, result, flat: dict, finite: bool):
     """``(loss as a float, grads)`` from ``loss_and_grads``: a number and a float tree shaped
     like the master weights (dtypes may differ: they are the compute format's)."""
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise TypeError(f"{where}: argument {fn_name!r} must return a pair (loss, grads), "
-                        f"got {_checks._describe(result)}")
-    loss, grads = result
-    if isinstance(loss, np.ndarray) and loss.ndim == 0:
-        loss = loss[()]
-    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (int, float, np.integer,
-                                                                   np.floating)):
-        raise TypeError(f"{where}: argument {fn_name!r} must return a number as the loss, "
-                        f"got {_checks._describe(loss)}")
+    loss, grads = _checks.loss_and_grads_result(where, fn_name, result)
     try:
         got = _checks.float_tree(where, "grads", grads, finite=finite)
-        missing, unknown = sorted(set(flat) - set(got)), sorted(set(got) - set(flat))
-        if missing or unknown:
-            raise ValueError(f"{where}: argument grads must have the leaves of master, "
-                             f"missing {missing}, unknown {unknown}")
-        for path, leaf in flat.items():
-            if got[path].shape != leaf.shape:
-                raise ValueError(f"{where}: argument grads[{path!r}] must have shape "
-                                 f"{leaf.shape}, got {got[path].shape}")
+        _checks.same_tree(where, "grads", got, "master", flat, same_dtype=False)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{where}: argument {fn_name!r} returned bad gradients: "
                         f"{str(exc).removeprefix(f'{where}: argument ')}") from None

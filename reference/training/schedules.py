@@ -153,11 +153,11 @@ def warmup_cosine(t: int, base_lr: float, warmup_steps: int, total_steps: int,
 # Unchecked cores: arguments already checked (Python ints and floats).
 
 def _linear_warmup(t: int, base_lr: float, warmup_steps: int) -> float:
-    return base_lr * min(t + 1, warmup_steps) / warmup_steps
+    return base_lr * (min(t + 1, warmup_steps) / warmup_steps)       # <= base_lr: no overflow
 
 
 def _cosine(t: int, base_lr: float, total_steps: int, min_lr: float) -> float:
     t = min(t, total_steps)
     if t == 0:                   # exactly base_lr at the start (the formula rounds: 0.99999 ->
         return float(base_lr)    # 0.9999900000000002 with min_lr > 0)
-    return min_lr + (base_lr - min_lr) * (1.0 + math.cos(math.pi * t / total_steps)) / 2.0
+    return min_lr + (base_lr - min_lr) * ((1.0 + math.cos(math.pi * t / total_steps)) / 2.0)

@@ -121,6 +121,21 @@ def step(params, grads, state: dict, lr: float, momentum: float = 0.0,
     t = _checks.integer(where, "state['step']", state["step"], low=0)
     if state["buffer"] is not None:
         _check_like(where, "state['buffer']", state["buffer"], flat)
+    with np.errstate(over="ignore", invalid="ignore"):
+        new, new_state = _update(where, params, grads, state, t, lr, momentum, dampening,
+                                 nesterov, weight_decay)
+    _checks.finite_result(where, "the new params", (new, new_state["buffer"]),
+                          _blame(lr, weight_decay))
+    return new, new_state
+
+
+def _blame(lr: float, weight_decay: float) -> str:
+    """Which hyper-parameters an overflowing step is blamed on, with their values."""
+    return (f"argument 'lr' = {lr!r}" + (f" with 'weight_decay' = {weight_decay!r}"
+                                         if weight_decay else "") + " (or a huge gradient)")
+
+
+def _update(where, params, grads, state, t, lr, momentum, dampening, nesterov, weight_decay):
     g = map_trees(where, lambda p, g: g + weight_decay * p if weight_decay else g, params, grads)
     if momentum == 0.0:
         new = map_trees(where, lambda p, d: p - lr * d, params, g)

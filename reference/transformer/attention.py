@@ -322,7 +322,10 @@ def forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
 
     Cache
     -----
-    The inputs (keys and values repeated to H heads), the weights `A` and the group size.
+    The inputs (keys and values repeated to H heads), the weights `A` (a new array) and
+    the group size.  `q`, and `k`, `v` without grouping, are the caller's arrays, held by
+    reference: do not change them in place before the backward (`LLMREF_DEBUG_CACHE=1`
+    verifies it).
 
     Raises
     ------
@@ -332,7 +335,8 @@ def forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
         If a shape is wrong, an array is empty or not finite, or `offset` < 0.
     """
     _validate(q, k, v, key_padding_mask, offset, causal)
-    return _forward(q, k, v, causal, key_padding_mask, offset)
+    out, cache = _forward(q, k, v, causal, key_padding_mask, offset)
+    return out, _checks.guard("attention.forward", cache, q=q, k=k, v=v)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 2, 3, 4)),
@@ -362,6 +366,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     ValueError
         If `dout` has the wrong shape or holds NaN or inf.
     """
+    cache = _checks.unguard("attention.backward", cache, 5)
     q, _, v, _, _ = cache
     return _backward(_checks.dout_like("attention.backward", dout, q.shape[:3] + (v.shape[-1],)),
                      cache)

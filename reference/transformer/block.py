@@ -85,9 +85,9 @@ def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: f
     mha.check_heads(where, d_model, n_heads)
     _checks.integer(where, "d_ff", d_ff, low=1)
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0)
+    std = _checks.std(where, "std", std)
     if proj_std is not None:
-        proj_std = _checks.number(where, "proj_std", proj_std, low=0)
+        proj_std = _checks.std(where, "proj_std", proj_std)
     return {"ln1": layer_norm.init(d_model),
             "attn": mha.init(d_model, n_heads, rng, std, proj_std),
             "ln2": layer_norm.init(d_model),
@@ -160,7 +160,10 @@ def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
 
     Cache
     -----
-    The order flags, the norm and feed-forward modules and every sub-layer's cache.
+    The order flags, the norm and feed-forward modules and every sub-layer's cache, which
+    hold `x` and the weights by reference: do not change them in place before the backward
+    (`LLMREF_DEBUG_CACHE=1` verifies it).  The output is a new array the cache does not
+    hold.
 
     Raises
     ------
@@ -189,8 +192,9 @@ def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
         positions = np.arange(x.shape[1]) if positions is None else positions
         tables = mha._check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
                                      rope_theta, x.dtype)
-    return _forward(x, params, n_heads, norm_first, activation, causal, key_padding_mask, eps,
-                    residual, norm, n_kv_heads, tables)
+    y, cache = _forward(x, params, n_heads, norm_first, activation, causal, key_padding_mask,
+                        eps, residual, norm, n_kv_heads, tables)
+    return y, _checks.guard("block.forward", cache, x=x, params=params)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 8)),
@@ -217,6 +221,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     ValueError
         If `dout` has the wrong shape or holds NaN or inf.
     """
+    cache = _checks.unguard("block.backward", cache, 8)
     shape = cache[-1][0].shape                          # the attention's input: (B, T, C)
     return _backward(_checks.dout_like("block.backward", dout, shape), cache)
 

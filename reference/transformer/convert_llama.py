@@ -41,8 +41,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from llmref._contract import contract
-from llmref.params import flatten
-from llmref.transformer import gpt
+from llmref.transformer import convert, gpt
 from llmref.transformer.gpt import GPTConfig
 
 #: one block's parameters: our path -> Hugging Face's name after ``model.layers.{i}.``
@@ -101,9 +100,7 @@ def config_from_hf_llama(hf_config: Mapping) -> GPTConfig:
         ``pretraining_tp`` other than 1.
     """
     where = "convert_llama.config_from_hf_llama"
-    if not isinstance(hf_config, Mapping):
-        raise TypeError(f"{where}: argument 'hf_config' must be a mapping, got "
-                        f"{type(hf_config).__name__}")
+    convert._mapping(where, "hf_config", hf_config)
     required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                 "num_attention_heads", "max_position_embeddings")
     missing = [k for k in required if k not in hf_config]
@@ -278,10 +275,7 @@ def to_hf_llama(params: dict, config: GPTConfig) -> dict:
     """
     where = "convert_llama.to_hf_llama"
     _check_llama(where, config)
-    if not isinstance(params, dict):
-        raise TypeError(f"{where}: argument 'params' must be a parameter tree (dict), got "
-                        f"{type(params).__name__}")
-    flat = flatten(params)
+    flat = convert._flat(where, params)
     shapes = gpt.shapes(config, flat=True)
     missing, unknown = sorted(set(shapes) - set(flat)), sorted(set(flat) - set(shapes))
     if missing or unknown:

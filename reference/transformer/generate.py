@@ -163,10 +163,19 @@ def penalize_repeats(logits: np.ndarray, ids: np.ndarray, mask: np.ndarray,
     _checks.positive(where, "penalty", penalty)
     if not np.isfinite(penalty):
         raise ValueError(f"{where}: argument 'penalty' must be finite, got {penalty!r}")
-    return _penalize_repeats(logits, ids, mask, penalty)
+    return _penalize_repeats(logits, ids, mask, penalty, where, "penalty")
 
 
-def _penalize_repeats(logits, ids, mask, penalty):
+def _penalize_repeats(logits, ids, mask, penalty, where, name):
+    """The penalty applied; a penalty so large that a logit overflows is the caller's
+    argument ``name`` (a ``ValueError``), never a silent -inf."""
+    with np.errstate(over="ignore"):
+        out = _penalized(logits, ids, mask, penalty)
+    _checks.finite_result(where, "the penalized logits", out, f"argument {name!r} = {penalty!r}")
+    return out
+
+
+def _penalized(logits, ids, mask, penalty):
     B, V = logits.shape
     seen = np.zeros((B, V), dtype=bool)
     rows = np.broadcast_to(np.arange(B)[:, None], ids.shape)
@@ -274,7 +283,8 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
                                      gpt._positions_from_mask(window))
         z = logits[:, -1]
         if repetition_penalty != 1.0:
-            z = _penalize_repeats(z, ids, mask, repetition_penalty)
+            z = _penalize_repeats(z, ids, mask, repetition_penalty, where,
+                                  "repetition_penalty")
         if greedy:
             nxt = z.argmax(axis=-1)
         else:
@@ -293,12 +303,8 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
 
 
 def _check_count(where: str, name: str, value) -> None:
-    """An int >= 0 (NumPy integers too, bools not)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: argument '{name}' must be an int >= 0, got "
-                        f"{type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{where}: argument '{name}' must be an int >= 0, got {value!r}")
+    """An int >= 0 (NumPy integers too, bools not) that fits in int64."""
+    _checks.integer(where, name, value, low=0)
 
 
 def _stop_ids(where: str, stop_tokens, V: int) -> np.ndarray:

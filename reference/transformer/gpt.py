@@ -395,16 +395,9 @@ def _positions_from_mask(attention_mask: np.ndarray) -> np.ndarray:
 
 
 def _check_attention_mask(where: str, attention_mask, shape: tuple,
-                         name: str = "attention_mask") -> np.ndarray:
-    """A boolean array of ``shape``, ``True`` for real tokens.  Integer masks are refused:
-    ``~`` of an integer 1 is -2, which would silently keep every padding token."""
-    if not isinstance(attention_mask, np.ndarray) or attention_mask.dtype != bool:
-        got = attention_mask.dtype if isinstance(attention_mask, np.ndarray) \
-            else type(attention_mask).__name__
-        raise TypeError(f"{where}: argument '{name}' must be a boolean NumPy array (True = "
-                        f"real token), got {got}; convert a 0/1 mask with mask.astype(bool)")
-    _checks.same_shape(where, name, attention_mask, shape)
-    return attention_mask
+                          name: str = "attention_mask") -> np.ndarray:
+    """A boolean array of ``shape``, ``True`` for real tokens (an integer mask is refused)."""
+    return _checks.bool_array(where, name, attention_mask, shape, "True = real token")
 
 
 def _check_ids(where: str, ids, config: GPTConfig) -> np.ndarray:
@@ -466,7 +459,9 @@ def embed_forward(ids: np.ndarray, params: dict, config: GPTConfig):
 
     Cache
     -----
-    The embedding lookups' caches and the kind of positions.
+    The embedding lookups' caches (they hold `ids` by reference) and the kind of positions:
+    do not change `ids` or the tables in place before the backward (`LLMREF_DEBUG_CACHE=1`
+    verifies it).
 
     Raises
     ------
@@ -478,7 +473,8 @@ def embed_forward(ids: np.ndarray, params: dict, config: GPTConfig):
     where = "gpt.embed_forward"
     _check_params(params, _check_config(where, config), where)
     _check_inputs(where, ids, config)
-    return _embed(ids, params, config, None)
+    h, cache = _embed(ids, params, config, None)
+    return h, _checks.guard(where, cache, ids=ids, params=params)
 
 
 def _embed(ids, params, config, positions):
@@ -522,6 +518,7 @@ def embed_backward(dh: np.ndarray, cache) -> dict:
     ValueError
         If `dh` has the wrong shape or holds NaN or inf.
     """
+    cache = _checks.unguard("gpt.embed_backward", cache, 3)
     _checks.float_array("gpt.embed_backward", "dh", dh, ndim=3)
     return _embed_backward(dh, cache)
 
@@ -684,7 +681,9 @@ def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig,
 
     Cache
     -----
-    The embeddings', blocks' and final norm's caches.
+    The embeddings', blocks' and final norm's caches, which hold `ids`, the masks and the
+    weights by reference: do not change them in place before the backward
+    (`LLMREF_DEBUG_CACHE=1` verifies it).  `h` is a new array the cache does not hold.
 
     Raises
     ------
@@ -696,7 +695,9 @@ def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig,
     where = "gpt.hidden_forward"
     _check_params(params, _check_config(where, config), where)
     positions = _check_inputs(where, ids, config, attention_mask, position_ids)
-    return _hidden_forward(ids, params, config, attention_mask, positions)
+    h, cache = _hidden_forward(ids, params, config, attention_mask, positions)
+    return h, _checks.guard(where, cache, ids=ids, params=params, attention_mask=attention_mask,
+                            position_ids=position_ids)
 
 
 def _hidden_forward(ids, params, config, attention_mask, positions):
@@ -735,6 +736,7 @@ def hidden_backward(dh: np.ndarray, cache) -> dict:
     ValueError
         If `dh` has the wrong shape or holds NaN or inf.
     """
+    cache = _checks.unguard("gpt.hidden_backward", cache, 4)
     shape = cache[1][-1][-1][0].shape                   # the last block's attention input
     return _hidden_backward(_checks.dout_like("gpt.hidden_backward", dh, shape, "dh"), cache)
 
@@ -778,7 +780,10 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig,
 
     Cache
     -----
-    The configuration, the trunk's cache, the final hidden states and the head.
+    The configuration, the trunk's cache, the final hidden states and the head, which hold
+    `ids`, the masks and the weights by reference: do not change them in place before the
+    backward (`LLMREF_DEBUG_CACHE=1` verifies it).  The logits are a new array the cache does
+    not hold.
 
     Raises
     ------
@@ -789,7 +794,9 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig,
     """
     _check_params(params, _check_config("gpt.forward", config))
     positions = _check_inputs("gpt.forward", ids, config, attention_mask, position_ids)
-    return _forward(ids, params, config, attention_mask, positions)
+    logits, cache = _forward(ids, params, config, attention_mask, positions)
+    return logits, _checks.guard("gpt.forward", cache, ids=ids, params=params,
+                                 attention_mask=attention_mask, position_ids=position_ids)
 
 
 def _forward(ids, params, config, attention_mask=None, positions=None):
@@ -822,7 +829,7 @@ def backward(dlogits: np.ndarray, cache) -> dict:
     ValueError
         If `dlogits` has the wrong shape or holds NaN or inf.
     """
-    config, trunk_c, h, head_w = cache
+    config, trunk_c, h, head_w = _checks.unguard("gpt.backward", cache, 4)
     dlogits = _checks.dout_like("gpt.backward", dlogits, h.shape[:-1] + (head_w.shape[1],),
                                 name="dlogits")
     dh, d_head = _head_backward(dlogits, h, head_w)

@@ -82,9 +82,9 @@ def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02
     _checks.integer(where, "d_model", d_model, low=1)
     check_heads(where, d_model, n_heads)
     _checks.generator(where, "rng", rng)
-    std = _checks.number(where, "std", std, low=0)
+    std = _checks.std(where, "std", std)
     if proj_std is not None:
-        proj_std = _checks.number(where, "proj_std", proj_std, low=0)
+        proj_std = _checks.std(where, "proj_std", proj_std)
     return {"qkv": linear.init(d_model, 3 * d_model, rng, std=std),
             "proj": linear.init(d_model, d_model, rng, std=std if proj_std is None else proj_std)}
 
@@ -167,7 +167,9 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
     Cache
     -----
     The input, the projections' and attention's caches, the rotary tables and the keys and
-    values of every position (what a KV cache keeps).
+    values of every position (what a KV cache keeps).  `x` and the weights are held by
+    reference: do not change them in place before the backward (`LLMREF_DEBUG_CACHE=1`
+    verifies it).  The output is a new array the cache does not hold.
 
     Raises
     ------
@@ -189,7 +191,8 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
         positions = np.arange(x.shape[1]) if positions is None else positions
         tables = _check_positions(where, positions, x.shape[0], x.shape[1], head_dim,
                                  rope_theta, x.dtype)
-    return _forward(x, params, n_heads, causal, key_padding_mask, n_kv_heads, tables)
+    y, cache = _forward(x, params, n_heads, causal, key_padding_mask, n_kv_heads, tables)
+    return y, _checks.guard("mha.forward", cache, x=x, params=params)
 
 
 @contract(example=lambda rng: {"dout": rng.standard_normal((2, 3, 8)),
@@ -217,6 +220,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     ValueError
         If `dout` has the wrong shape or holds NaN or inf.
     """
+    cache = _checks.unguard("mha.backward", cache, 8)
     x, w_proj = cache[0], cache[4][1]                  # the input and the output projection
     return _backward(_checks.dout_like("mha.backward", dout, x.shape[:-1] + w_proj.shape[1:]),
                      cache)

@@ -288,8 +288,8 @@ CATALOGUE = {
     "warmup_off_by_one": _m(
         "training", "schedules", "linear warmup starts at 0 instead of base_lr / W",
         "test_optim.py::test_schedules_match_torch",
-        ("base_lr * min(t + 1, warmup_steps) / warmup_steps",
-         "base_lr * min(t, warmup_steps) / warmup_steps")),
+        ("base_lr * (min(t + 1, warmup_steps) / warmup_steps)",
+         "base_lr * (min(t, warmup_steps) / warmup_steps)")),
     "cosine_rises_after_the_end": _m(
         "training", "schedules", "cosine decay is not held at min_lr after total_steps",
         "test_optim.py::test_cosine_stays_at_min_lr_after_the_end",
