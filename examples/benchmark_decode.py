@@ -29,13 +29,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 
 from llmref.examples import common
-from llmref.examples.benchmark_step import restart_with_blas_threads
 from llmref.transformer import convert, convert_llama, generate, gpt
 from llmref.transformer.gpt import GPTConfig
 
@@ -90,13 +88,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-hf", action="store_true", help="skip Hugging Face")
     parser.add_argument("--threads", type=int, default=None,
                         help="run both libraries on this many threads (default: each "
-                             "library's own choice); the script restarts itself so that "
-                             "NumPy's BLAS reads OPENBLAS_NUM_THREADS at start-up")
+                             "library's own choice): threadpoolctl sets NumPy's BLAS, "
+                             "torch.set_num_threads PyTorch's)")
     common.add_artefacts_option(parser)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        restart_with_blas_threads(args.threads, sys.argv[1:] if argv is None else list(argv),
-                                  "llmref.examples.benchmark_decode")
+    with common.blas_threads(args.threads):
+        return _measure(args, argv)
+
+
+def _measure(args, argv) -> dict:
     record = common.Run("benchmark_decode", args, argv)
 
     config = configuration(args)
@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
     tokens = args.batch * args.new
     rate = {name: tokens / statistics.median(t) for name, t in times.items()}
 
-    print(f"threads: NumPy BLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
+    print(f"threads: NumPy BLAS {common.blas_thread_count()}, "
           f"torch {'-' if args.no_hf else __import__('torch').get_num_threads()}, "
           f"cpus {os.cpu_count()}")
     print(f"model: {args.model}, d_model {config.d_model}, layers {config.n_layers}, heads "

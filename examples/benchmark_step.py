@@ -31,7 +31,6 @@ from __future__ import annotations
 import ctypes
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -52,20 +51,6 @@ def tune_glibc_malloc() -> str:
         (m_mmap_threshold, 512 * 2**20), (m_trim_threshold, 2**30), (m_top_pad, 64 * 2**20)))
     return "glibc mallopt: mmap threshold 512 MiB, trim threshold 1 GiB" if ok else \
         "mallopt refused: allocator left as it is"
-
-
-def restart_with_blas_threads(threads: int, argv: list,
-                              module: str = "llmref.examples.benchmark_step") -> None:
-    """NumPy's BLAS fixes its thread count when NumPy is imported, so a different count
-    needs a fresh interpreter: re-run ``module`` (this script by default) with the
-    environment variables set (once)."""
-    wanted = str(threads)
-    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    if all(os.environ.get(name) == wanted for name in names):
-        return
-    env = {**os.environ, **{name: wanted for name in names}}
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
 
 
 def nanogpt_style_module(config, torch):
@@ -133,12 +118,15 @@ def main(argv=None) -> float:
     parser.add_argument("--no-malloc-tuning", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="run both sides on this many threads (default: each library's "
-                             "own choice, all cores); the script restarts itself so that "
-                             "NumPy's BLAS reads OPENBLAS_NUM_THREADS at start-up")
+                             "own choice, all cores): threadpoolctl sets NumPy's BLAS, "
+                             "torch.set_num_threads PyTorch's)")
     common.add_artefacts_option(parser)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        restart_with_blas_threads(args.threads, sys.argv[1:] if argv is None else list(argv))
+    with common.blas_threads(args.threads):
+        return _measure(args, argv)
+
+
+def _measure(args, argv) -> float:
     record = common.Run("benchmark_step", args, argv)
 
     allocator = "default" if args.no_malloc_tuning else tune_glibc_malloc()
@@ -207,7 +195,7 @@ def main(argv=None) -> float:
     ratio = ours_ms / med[fastest]
     print(f"config: d_model {args.d_model}, layers {args.layers}, heads {args.heads}, "
           f"seq {args.seq}, batch {args.batch}, vocab {args.vocab}; float32")
-    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default (all cores)")
+    blas_threads = common.blas_thread_count()
     print(f"threads: torch {torch.get_num_threads()}, NumPy BLAS {blas_threads}, NumPy "
           f"element-wise 1, cpus {os.cpu_count()}; allocator: {allocator}")
     print(f"loss (all three agree): {reference_loss:.6f}")

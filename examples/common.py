@@ -39,6 +39,31 @@ def parser(description: str) -> argparse.ArgumentParser:
     return add_artefacts_option(p)
 
 
+def blas_threads(threads: int | None):
+    """A context in which NumPy's BLAS uses ``threads`` threads (None: leave it alone), by
+    threadpoolctl (the ``examples`` extra); without it, says so and changes nothing."""
+    import contextlib
+    if threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("threadpoolctl is not installed (pip install -e '.[examples]'): "
+              "NumPy's BLAS keeps its own thread count")
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def blas_thread_count() -> str:
+    """How many threads NumPy's BLAS uses now (threadpoolctl), or "unknown"."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown"
+    counts = {str(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
+    return ", ".join(sorted(counts)) or "unknown"
+
+
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend."""
     import matplotlib

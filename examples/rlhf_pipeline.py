@@ -592,7 +592,7 @@ def main(argv=None, lib=llmref):
                              "only wait for each other)")
     args = parser.parse_args(argv)
     record = common.Run("rlhf_pipeline", args, argv)
-    with blas_threads(args.threads):
+    with common.blas_threads(args.threads):
         results = run(seed=args.seed, seeds=tuple(range(args.seeds)),
                       ppo_iterations=args.ppo_iterations, lib=lib)
     print(table(results))
@@ -604,17 +604,6 @@ def main(argv=None, lib=llmref):
     common.maybe_plot(args, plot, results, "rlhf_pipeline.png")
     record.finish(results, PANELS, figures(results))
     return results
-
-
-def blas_threads(threads: int):
-    """A context that limits NumPy's BLAS to ``threads`` threads (threadpoolctl, from the
-    ``examples`` extra); without threadpoolctl, nothing is changed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
 
 
 if __name__ == "__main__":

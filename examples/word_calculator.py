@@ -185,18 +185,21 @@ def plot(result, path: Path) -> Path:
     return common.plot_panels(panels(result), result, path)
 
 
-def main(argv=None):
+def main(argv=None, lib=llmref):
+    """The command line; returns the trained result.  ``lib``: the module of components
+    (the slow claim test passes the implementation under test and saves this run for the
+    site)."""
     parser = common.parser("A tiny GPT learns arithmetic in words")
     parser.add_argument("--steps", type=int, default=4000)
     args = parser.parse_args(argv)
     record = common.Run("word_calculator", args, argv)
-    result = train(args.steps, seed=args.seed)
+    result = train(args.steps, seed=args.seed, lib=lib)
     print(f"held-out accuracy {result['test_acc']:.1%} on {result['n_test']} never-seen "
           f"problems, after {result['seconds']:.0f} s")
     answers = {}
     for q in ("two plus three equals", "seventy minus twenty-five equals",
               "forty-four plus forty-four equals"):
-        answers[q] = ask(result, q)
+        answers[q] = ask(result, q, lib=lib)
         print(f"  {q} -> {answers[q]}")
     common.maybe_plot(args, plot, result, "word_calculator.png")
     record.finish(result, panels(result), {

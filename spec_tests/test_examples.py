@@ -2,17 +2,19 @@
 is built from (``lib``); these tests pass the implementation under test (``impl.lib``), so a
 learner's run trains the examples with the learner's components."""
 
+import importlib.util
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from llmref.spec.test_example_artefacts import artefacts_root, check_saved
+
 
 def _artefacts_root(config) -> Path:
-    """Where the slow RLHF pipeline test saves its run for the docs (which never run the
-    pipeline again): the repository's .llmspec/artefacts (``test_example_artefacts``)."""
-    from llmref.spec.test_example_artefacts import artefacts_root
+    """Where the slow claim tests that run a whole example save that run for the docs
+    (which never run an example again): the repository's .llmspec/artefacts."""
     return artefacts_root(config)
 
 
@@ -38,8 +40,11 @@ def test_rlhf_pipeline_finds_the_exploit_without_kl_and_not_with_it(impl, claim_
     to .llmspec/artefacts/rlhf_pipeline/ in the checkout, for the docs."""
     from llmref.examples import rlhf_pipeline as rp
 
-    save = ["--save-artefacts", str(_artefacts_root(request.config))] if impl.is_reference else []
+    root = _artefacts_root(request.config)
+    save = ["--save-artefacts", str(root)] if impl.is_reference else []
     results = rp.main(["--seed", "0", "--no-plot", *save], lib=impl.lib)
+    if save and importlib.util.find_spec("matplotlib"):
+        check_saved(root, "rlhf_pipeline", ["--seed", "0"])
     sft, free = results["sft"], results["ppo"]["0.0"]
     default = results["ppo"][str(rp.DEFAULT_BETA)]
     assert results["rm_accuracy"] >= 0.75
@@ -121,15 +126,22 @@ def _answer_attention(impl, result, rows):
 @pytest.mark.claim("L002-number-representations")
 @pytest.mark.claim("L003-compression-generalises")
 @pytest.mark.slow
-def test_word_calculator_generalises_to_held_out_problems(impl, claim, claim_figures):
+def test_word_calculator_generalises_to_held_out_problems(impl, claim, claim_figures,
+                                                         request):
     """4000 steps (about 3 minutes on two cores): above 90% on the 1515 held-out problems,
     for sums and differences alike; the position that predicts the answer ('equals') draws
     most of its attention from the two numbers in at least one head; a line through the
     trained embeddings of the number words orders them by size; and the model cannot even be
-    asked about a number outside its range."""
+    asked about a number outside its range.  Against the reference, the run is saved to
+    .llmspec/artefacts/word_calculator/ for the site."""
     from llmref.examples import word_calculator
 
-    result = word_calculator.train(steps=4000, seed=0, log=None, lib=impl.lib)
+    args = ["--seed", "0", "--steps", "4000"]
+    root = _artefacts_root(request.config)
+    save = ["--save-artefacts", str(root)] if impl.is_reference else []
+    result = word_calculator.main([*args, "--no-plot", *save], lib=impl.lib)
+    if save and importlib.util.find_spec("matplotlib"):
+        check_saved(root, "word_calculator", args)
     assert result["test_acc"] > claim["value"]
     assert 90_000 < result["n_params"] < 150_000
     assert 13_000 < result["n_train"] < 16_000
