@@ -134,6 +134,7 @@ def _drive(root: Path, scenarios: list) -> dict:
     return results
 
 
+@pytest.mark.slow          # about 30 s of CLI runs: the default run stays under 20 s
 def test_the_learner_loop_on_a_skeleton(tmp_path):
     """(a) nothing written: exit 3 and a plain sentence; (b) a correct softmax without input
     checks passes the math tier and fails the contract tier; (c) a wrong backward gets one

@@ -186,6 +186,7 @@ def _held_out_number_fit(W):
         (values[rest] - values[rest].mean()) ** 2)
 
 
+@pytest.mark.slow          # 5-15 s: the default run stays under 20 s on two cores
 @pytest.mark.component("adamw", "gpt", "schedules")
 def test_word_calculator_short_run_learns_something(impl):
     """A 60-step run is far from done but already beats chance (1/202) on held-out data
