@@ -188,8 +188,9 @@ def params(where: str, params, required: dict, optional: dict = None,
         value = float_array(where, f"{name}['{key}']", params[key], ndim=len(shape))
         for got, want in zip(value.shape, shape, strict=True):
             if want is not None and got != want:
+                want_text = ", ".join("any" if s is None else str(s) for s in shape)
                 raise ValueError(f"{where}: argument {name}['{key}'] must have shape "
-                                 f"{tuple('any' if s is None else s for s in shape)}, "
+                                 f"({want_text}{',' if len(shape) == 1 else ''}), "
                                  f"got shape {value.shape}")
     return params
 

@@ -101,9 +101,12 @@ MHA = {"qkv": {"W": np.zeros((6, 18)), "b": np.zeros(18)},
        "proj": {"W": np.zeros((6, 6)), "b": np.zeros(6)}}
 FFN = {"fc": {"W": np.zeros((6, 8)), "b": np.zeros(8)},
        "proj": {"W": np.zeros((8, 6)), "b": np.zeros(6)}}
-BLOCK = {"ln1": {"gamma": np.ones(6), "beta": np.zeros(6)}, "attn": MHA,
-         "ln2": {"gamma": np.ones(6), "beta": np.zeros(6)}, "ffn": FFN}
 CONFIG = GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2, n_layers=1)
+#: the GPT's feed-forward width is the config's (4 d_model), unlike the standalone FFN's
+FFN_GPT = {"fc": {"W": np.zeros((6, CONFIG.hidden)), "b": np.zeros(CONFIG.hidden)},
+           "proj": {"W": np.zeros((CONFIG.hidden, 6)), "b": np.zeros(6)}}
+BLOCK = {"ln1": {"gamma": np.ones(6), "beta": np.zeros(6)}, "attn": MHA,
+         "ln2": {"gamma": np.ones(6), "beta": np.zeros(6)}, "ffn": FFN_GPT}
 GPT = {"wte": {"W": RNG.standard_normal((7, 6))}, "wpe": {"W": RNG.standard_normal((4, 6))},
        "blocks": [BLOCK], "ln_f": {"gamma": np.ones(6), "beta": np.zeros(6)}}
 CASES.update({
@@ -131,15 +134,16 @@ CASES.update({
     "a block weight of the wrong shape inside the GPT": (
         "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
             {**BLOCK, "attn": {**MHA, "qkv": {"W": np.zeros((6, 17)), "b": np.zeros(17)}}}]},
-            CONFIG), {}, ValueError, ["params['blocks'][0]['attn']['qkv']", "3 * n_heads = 6",
-                                      "(6, 17)"]),
+            CONFIG), {}, ValueError, ["params['blocks'][0]['attn']['qkv']['W']", "(6, 18)",
+                                      "config", "(6, 17)"]),
     "a GPT with fewer blocks than n_layers": ("gpt.forward",
                                               (np.array([[1, 2]]), {**GPT, "blocks": []}, CONFIG),
                                               {}, ValueError, ["params['blocks']",
                                                                "n_layers = 1", "got 0"]),
     "a NaN weight deep in the GPT": (
         "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
-            {**BLOCK, "ffn": {**FFN, "proj": {"W": np.full((8, 6), np.nan), "b": np.zeros(6)}}}]},
+            {**BLOCK, "ffn": {**FFN_GPT, "proj": {"W": np.full((CONFIG.hidden, 6), np.nan),
+                                                  "b": np.zeros(6)}}}]},
             CONFIG), {}, ValueError, ["params['blocks'][0]['ffn']['proj']['W']", "finite", "NaN"]),
     "key/value heads that do not divide the heads": (
         "mha.forward", (np.zeros((1, 2, 6)), MHA, 2), {"n_kv_heads": 4}, ValueError,
@@ -173,7 +177,7 @@ CASES.update({
         ["params['blocks'][0]['ln1']", "unknown", "beta"]),
     "a GPT with biases missing one": (
         "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
-            {**BLOCK, "ffn": {**FFN, "fc": {"W": np.zeros((6, 8))}}}]}, CONFIG), {},
+            {**BLOCK, "ffn": {**FFN_GPT, "fc": {"W": np.zeros((6, CONFIG.hidden))}}}]}, CONFIG), {},
         ValueError, ["params['blocks'][0]['ffn']['fc']", "missing", "b"]),
     "an integer attention mask": (
         "gpt.forward", (np.array([[1, 2]]), GPT, CONFIG), {"attention_mask": np.ones((1, 2),

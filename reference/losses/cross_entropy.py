@@ -9,9 +9,19 @@ $$
 where `N` counts the targets that are not `ignore_index`; ignored rows get zero gradient.
 Shapes: `logits` (..., V) float, `targets` (...) int -> scalar loss.  For next-token
 prediction that is `logits` (B, T, V) and `targets` (B, T).
-The log-probability of the target is computed the stable way of `llmref.layers.log_softmax`
-(row maximum subtracted first), so logits of any magnitude give a finite loss; the forward
-keeps the probabilities, which are all the backward needs.
+The log-probability of the target is computed with the row maximum $m = z_{n,k}$ subtracted
+first (as in `llmref.layers.log_softmax`), so logits of any magnitude give a finite loss, and
+with the maximum's own term, exactly 1, taken out of the sum:
+
+$$
+-\log \mathrm{softmax}(z_n)_{t}
+  = (m - z_{n,t}) + \operatorname{log1p}\Big(\sum_{j \ne k} e^{z_{n,j} - m}\Big)
+$$
+
+so a confident right answer's tiny loss (4e-8 for logits [17, 0]) keeps its relative
+accuracy: `log(1 + rest)` would round it to 0 once `rest` < 1e-16, and the suite checks the
+loss stays above 0 and accurate up to a margin of 59.5.  The forward keeps the
+probabilities, which are all the backward needs.
 A batch where every target is ignored has no mean and raises `ValueError`
 (PyTorch returns NaN there).
 """
@@ -36,6 +46,10 @@ def forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
     r"""Mean negative log-probability of the targets.
 
     $$ L = -\frac{1}{N} \sum_{n:\,t_n \ne \mathrm{ignore}} \log \mathrm{softmax}(z_n)_{t_n} $$
+
+    Computed as $(m - z_{n,t}) + \operatorname{log1p}(\sum_{j \ne k} e^{z_{n,j} - m})$ with
+    $m = z_{n,k}$ the row maximum, so a tiny loss (a confident right answer) keeps its
+    relative accuracy (see the module docstring).
 
     Parameters
     ----------

@@ -333,6 +333,7 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
     """Check the whole parameter tree against ``config``: keys, float dtypes, shapes and finite
     values, with messages that name the part (``params['blocks'][2]['attn']['qkv']['W']``).
     The forward pass runs this once instead of checking every layer's input on the way."""
+    _check_leaf_shapes(params, config, where)
     V, P, C = config.vocab_size, config.context_len, config.d_model
     own_head = () if config.tie_weights else ("lm_head",)        # tie_weights=False
     table = ("wpe",) if config.position == "learned" else ()
@@ -354,6 +355,27 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
     if not config.tie_weights:
         _checks.params(where, params["lm_head"], {"W": (C, V)}, name="params['lm_head']")
     return params
+
+
+def _check_leaf_shapes(params, config: GPTConfig, where: str) -> None:
+    """The config fixes the shape of every parameter (`shapes`): a leaf of another shape is
+    named by its own path, before the layer checks (which infer widths from the tree and
+    would blame a healthy neighbour).  Missing keys and non-arrays are left to them."""
+    for path, shape in shapes(config, flat=True).items():
+        leaf, label = params, "params"
+        for part in path.split("."):
+            key = int(part) if part.isdigit() else part
+            if isinstance(leaf, dict) and key in leaf:
+                leaf = leaf[key]
+            elif isinstance(leaf, (list, tuple)) and isinstance(key, int) and key < len(leaf):
+                leaf = leaf[key]
+            else:
+                leaf = None
+                break
+            label += f"[{key}]" if isinstance(key, int) else f"['{key}']"
+        if isinstance(leaf, np.ndarray) and leaf.shape != shape:
+            raise ValueError(f"{where}: argument {label} must have shape {shape} (set by the "
+                             f"config), got shape {leaf.shape}")
 
 
 # ----------------------------------------------------------------- inputs

@@ -180,6 +180,9 @@ def load(path, *, format: str | None = None):
     """
     where = "weights.load"
     path = _path(where, path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{where}: argument 'path' names no file: {str(path)!r} "
+                                f"(from {os.getcwd()!r})")
     fmt = _format(where, path, format)
     if fmt == "safetensors":
         tensors, meta = _read_safetensors(where, path)
