@@ -276,6 +276,8 @@ def value_forward(values: np.ndarray, returns: np.ndarray, old_values: np.ndarra
     """
     where = "ppo.value_forward"
     _token_arrays(where, "values", values, returns=returns)
+    if old_values is not None:                  # checked even where the plain loss ignores it
+        _token_arrays(where, "values", values, old_values=old_values)
     clip_eps = _checks.optional_number(where, "clip_eps", clip_eps, low=0.0, strict=True)
     mask = _mask(where, mask, values.shape)
     n = np.count_nonzero(mask)
@@ -285,7 +287,6 @@ def value_forward(values: np.ndarray, returns: np.ndarray, old_values: np.ndarra
     if old_values is None:
         raise ValueError(f"{where}: argument 'old_values' is needed with 'clip_eps' (the "
                          f"clipped loss measures V - V_old)")
-    _token_arrays(where, "values", values, old_values=old_values)
     clipped_err = old_values + np.clip(values - old_values, -clip_eps, clip_eps) - returns
     use_plain = err**2 >= clipped_err**2
     # the clipped branch depends on V only while V - V_old is inside [-eps, eps]
