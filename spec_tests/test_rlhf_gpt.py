@@ -114,7 +114,13 @@ def test_ppo_objective_gradient_through_the_gpt_matches_torch(impl, config, ent_
     p_t = tw.tensors(params)
     z_t, logp_t = torch_logprobs(batch, p_t, config, temperature)
     shape = batch["mask"].shape
-    logp_old = logp_t.detach().numpy() + rng.normal(0.0, 0.4, shape)
+    shift = rng.normal(0.0, 0.4, shape)
+    # one response token far outside the clip range and one well inside it, whatever the
+    # draw (8 random shifts can all land inside: hypothesis found seed 475)
+    response = np.flatnonzero(batch["mask"])
+    assert response.size >= 2
+    shift.flat[response[0]], shift.flat[response[-1]] = 0.5, -0.05
+    logp_old = logp_t.detach().numpy() + shift
     adv = rng.standard_normal(shape)
     dloss = float(rng.normal() * 3)
     loss_t = torch_ppo_objective(logp_t, logp_old, adv, z_t, batch["mask"], 0.2, ent_coef)
