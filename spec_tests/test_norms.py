@@ -119,7 +119,19 @@ def test_rms_norm_finite_differences(impl, x, seed):
                                      ["x", "gamma"], seed)
 
 
+def _rms_conditioning(x, gamma, eps):
+    """The size, relative to the upstream gradient, of the two terms whose difference is the
+    input gradient: gamma g / rms and x (x . gamma g) / (C rms^3), both up to max|gamma| / rms
+    per unit of g.  Where |x| >> sqrt(eps) they nearly cancel (a single element: the gradient
+    is gamma eps / rms^3, hypothesis found 9.4e-4 from terms of 0.13), so float32 keeps about
+    one unit roundoff of the terms, not of the result."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    rms = np.sqrt(np.mean(rows**2, axis=1) + eps)
+    return float(np.max(np.abs(gamma)) / np.min(rms)) * x.shape[-1]
+
+
 @given(hs.float_arrays(dtype=np.float32), hs.seeds)
 def test_rms_norm_float32(impl, x, seed):
-    check_float32_forward(impl, "rms_norm", _rms_inputs(x, seed), _rms_args(1e-6),
-                          _rms_torch(1e-6))
+    inputs = _rms_inputs(x, seed)
+    check_float32_forward(impl, "rms_norm", inputs, _rms_args(1e-6), _rms_torch(1e-6),
+                          rounding_scale=_rms_conditioning(x, inputs["gamma"], 1e-6))
