@@ -394,3 +394,110 @@ def test_exercise_skeleton_filled_with_the_reference_softmax_passes(tmp_path):
                              "myimpl"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=600, env=_env(tmp_path))
     assert second.returncode == cli.OK and "[x] softmax" in second.stdout, second.stdout
+
+
+# ---------------------------------------------------------------- failure blocks, in-process
+# (fast: the report's functions on tests compiled the way pytest compiles them)
+
+_BARE_ASSERTS = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.claim("L003-softmax-example")
+def test_close_scores_give_nearly_equal_weights(impl):
+    w = np.array([0.328011, 0.336651, 0.331971])
+    assert np.allclose(w, [0.329, 0.338, 0.333], atol=1e-3)
+
+
+def test_probabilities_are_positive(impl):
+    """Every probability is positive.  More words here."""
+    p = np.array([0.5, -0.25, 0.75])
+    assert np.all(p > 0)
+'''
+
+
+class _Item:
+    """What the report reads of a pytest item."""
+
+    def __init__(self, fn, path):
+        self.function, self.path = fn, path
+        self.name = self.originalname = fn.__name__
+        self.fixturenames = ("impl",)
+        self._llmspec_components = ("softmax",)
+
+    def iter_markers(self, name):
+        return [m for m in getattr(self.function, "pytestmark", []) if m.name == name]
+
+
+def _rewritten_module(path: Path, source: str) -> dict:
+    """``source`` compiled with pytest's assertion rewriting, as the suite's tests are."""
+    import ast
+
+    from _pytest.assertion.rewrite import rewrite_asserts
+    path.write_text(source)
+    tree = ast.parse(source)
+    rewrite_asserts(tree, source.encode(), str(path))
+    namespace = {"__name__": path.stem, "__file__": str(path)}
+    exec(compile(tree, str(path), "exec"), namespace)  # noqa: S102  (our own test text)
+    return namespace
+
+
+def _details(namespace, name, path):
+    from types import SimpleNamespace
+
+    from llmref.spec import report
+    fn = namespace[name]
+    with pytest.raises(AssertionError) as info:
+        fn(None)
+    impl = SimpleNamespace(is_reference=False, name="mine", calls={"softmax.forward"})
+    return report.failure_details(_Item(fn, path), info, impl)
+
+
+def test_a_bare_assert_reads_as_plain_words_with_the_claim_and_its_link(tmp_path):
+    """A claim test's bare ``assert np.allclose(...)`` and a bare ``assert np.all(...)``: the
+    block shows the line that failed and the values it reads, never pytest's introspection
+    (function reprs, addresses, np.False_); the property is the docstring's first sentence,
+    or for a claim test without one what the registry says holds; a claim test's block names
+    the claim and links its anchor in the lesson."""
+    from llmref.spec import report
+    path = tmp_path / "test_bare.py"
+    namespace = _rewritten_module(path, _BARE_ASSERTS)
+    claim = _details(namespace, "test_close_scores_give_nearly_equal_weights", path)
+    positive = _details(namespace, "test_probabilities_are_positive", path)
+    for d in (claim, positive):
+        text = "\n".join(d["message"])
+        for noise in ("<function", " at 0x", "np.False_", "+  where", "assert False"):
+            assert noise not in text, text
+    assert claim["message"][1].strip() == \
+        "assert np.allclose(w, [0.329, 0.338, 0.333], atol=1e-3)", claim["message"]
+    assert "line 9 of test_bare.py" in claim["message"][0]
+    assert "w = [0.328011, 0.336651, 0.331971]" in "\n".join(claim["message"])
+    assert positive["message"][1].strip() == "assert np.all(p > 0)"
+    assert "where p = [0.5, -0.25, 0.75]" in "\n".join(positive["message"]), positive["message"]
+    assert positive["property"] == "Every probability is positive."
+    assert "(the test's name)" not in claim["property"]
+    assert "nearly equal weights" in claim["property"]           # the registry's reason
+    assert claim["claims"] == ["L003-softmax-example"]
+    block = "\n".join(report.block(1, claim, base="https://docs.example/"))
+    assert "  claim     L003-softmax-example (lesson 003" in block, block
+    assert "https://docs.example/lessons/003/#claim-L003-softmax-example" in block
+    assert "https://docs.example/components/softmax/#softmax.forward" in block
+    assert len(block.splitlines()) <= 14, block
+
+
+def test_a_components_own_gradient_blocks_come_before_its_claim_blocks():
+    """With one block per component shown, the gradient check's block (it carries the
+    forward-vs-backward hint) comes first; the claim test is among the "more"."""
+    from llmref.spec import report
+    rep = report.Report(["softmax"])
+    rep.add("softmax", "failed", details={
+        "test": "test_claims.py::test_a_claim", "function": "softmax.forward",
+        "message": ["this check does not hold"], "claims": ["L003-softmax-example"]})
+    rep.add("softmax", "failed", details={
+        "test": "test_softmax.py::test_matches_torch[softmax]", "function": "softmax.backward",
+        "message": ["wrong gradient(s): 'x'"], "hints": ["your backward is wrong"]})
+    blocks = "\n".join(rep.blocks(limit_per_component=1))
+    assert blocks.index("test_matches_torch") < blocks.index("test_a_claim"), blocks
+    assert "your backward is wrong" in blocks
+    assert "1 more failing test(s) of softmax: test_a_claim" in blocks
