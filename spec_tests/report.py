@@ -346,17 +346,13 @@ class Report:
         return any(r.passed for r in self.results.values())
 
     def lessons(self) -> dict:
-        """``{component: "001 003"}`` from the claims registry."""
+        """``{component: "001 003"}``: the lessons whose claim tests it owns
+        (:func:`components.lessons`, the map ``--list`` and ``--lesson`` read)."""
         try:
-            from llmref.spec.harness import registry
-            entries = registry.claims().values()
+            found = comp.lessons()
         except Exception:              # noqa: BLE001  (the report works without it)
             return {}
-        found: dict = {}
-        for e in entries:
-            for c in e.get("components", []):
-                found.setdefault(c, set()).add(e["lesson"][:3])
-        return {c: " ".join(sorted(v)) for c, v in found.items()}
+        return {c: " ".join(v) for c, v in found.items()}
 
     def checklist(self) -> list:
         """One line per selected component, grouped by stage, in teaching order."""
@@ -376,8 +372,10 @@ class Report:
                 what = f"{r.passed} tests pass" if r.passed != 1 else "1 test passes"
             elif status == "to do":
                 what = _todo(name, r.to_write)
+            elif r.other_skips:
+                what = f"all {r.other_skips} of its tests skipped"
             else:
-                what = "no test ran"
+                what = "none of its tests is in this selection"
             lesson = (f"  (lesson{'s' if ' ' in lessons[name] else ''} {lessons[name]})"
                       if name in lessons else "")
             out.append(f"  {MARKS[status]} {name:<16} {status:<8} {what}{lesson}")
@@ -389,7 +387,10 @@ class Report:
             if r.status in ("failing",):
                 return f"next: make {name} pass (its failures are shown above)"
             if r.status in ("to do", "started"):
-                return f"next: write {r.to_write[0]}"
+                first = r.to_write[0]
+                if first.startswith(name + "."):
+                    return f"next: write {first}"
+                return f"next: write {first} ({name}'s tests need it)"
         return None
 
     def blocks(self, limit_per_component: int = 3, base: str | None = None) -> list:

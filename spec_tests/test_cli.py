@@ -501,3 +501,66 @@ def test_a_components_own_gradient_blocks_come_before_its_claim_blocks():
     assert blocks.index("test_matches_torch") < blocks.index("test_a_claim"), blocks
     assert "your backward is wrong" in blocks
     assert "1 more failing test(s) of softmax: test_a_claim" in blocks
+
+
+# ---------------------------------------------------------------- lessons: one map
+
+def test_list_and_lesson_selection_read_one_map_of_lessons(capsys):
+    """``--list`` prints each component's lessons from ``components.lessons``; ``NAME
+    --lesson NNN`` accepts exactly those pairs; ``--lesson NNN`` alone selects exactly the
+    components listed with NNN (so no listed component shows "no tests run" and "next:" names
+    one of them); a pair --list does not show is refused naming the component's lessons."""
+    from llmref.spec import report
+    from llmref.spec.harness import components
+    lessons = components.lessons()
+    assert cli.main(["check", "--list"]) == cli.OK
+    listed = {}
+    for line in capsys.readouterr().out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in components.names():
+            listed[parts[1]] = tuple(p for p in parts[2:] if p.isdigit())
+    assert listed == {c: lessons.get(c, ()) for c in components.names()}, listed
+    assert listed["gelu"] == () and "001" not in listed["linear"]
+    for lesson in cli.LESSONS:
+        chosen, got, _ = cli.resolve_targets([], lesson)
+        assert got == lesson
+        assert chosen == [c for c in components.names() if lesson in listed[c]], lesson
+        for name in components.names():
+            if lesson in listed[name]:
+                assert cli.resolve_targets([name], lesson)[0] == [name]
+            else:
+                with pytest.raises(cli.UsageFailure, match=f"belong to none of {name} "):
+                    cli.resolve_targets([name], lesson)
+        rep = report.Report(chosen)
+        for name in chosen:
+            rep.results[name].unwritten = [f"{name}.forward"]
+        step = rep.next_step()
+        assert step == f"next: write {chosen[0]}.forward", step
+    with pytest.raises(cli.UsageFailure, match=r"linear: 003 004"):
+        cli.resolve_targets(["linear"], "001")
+
+
+def test_a_component_with_no_test_run_says_so_once_and_next_names_the_selection():
+    from llmref.spec import report
+    rep = report.Report(["linear", "sgd"])
+    rep.results["sgd"].unwritten = ["embedding.init"]
+    line = next(ln for ln in rep.checklist() if "linear" in ln)
+    assert "no tests run" in line and "no test ran" not in line, line
+    assert "none of its tests is in this selection" in line
+    assert rep.next_step() == "next: write embedding.init (sgd's tests need it)"
+
+
+def test_the_suite_flags_a_claim_test_whose_collected_owner_leaves_the_lesson_map():
+    """The static lesson map is checked against collection in every run of the reference:
+    a claim test collected for another owner than the map gives gets a failure saying so."""
+    from types import SimpleNamespace
+
+    from llmref.spec import plugin, session
+    item = SimpleNamespace(path=plugin.SPEC_DIR / "test_claims.py",
+                           originalname="test_softmax_of_close_scores_is_nearly_uniform",
+                           name="test_softmax_of_close_scores_is_nearly_uniform",
+                           _llmspec_components=("softmax",))
+    assert session._lesson_map_problem(item) is None
+    item._llmspec_components = ("softmax", "gpt")
+    problem = session._lesson_map_problem(item)
+    assert problem and "'softmax'" in problem and "'gpt'" in problem
