@@ -17,7 +17,7 @@ from pathlib import Path
 
 from llmref.spec import anchors, plugin
 from llmref.spec.harness import components as comp
-from llmref.spec.harness.impl import NOT_IMPLEMENTED, RAISED_IN, where
+from llmref.spec.harness.impl import NOT_IMPLEMENTED, RAISED_IN, ImplementationError, where
 
 DETAILS = "llmspec"          # the report's user_properties key
 COMPONENTS = "components"    # ditto: the components a test grades (teaching order)
@@ -115,17 +115,6 @@ def shrunk_example(exc: BaseException, hidden=()) -> str | None:
     return ", ".join(out) if out else None
 
 
-def _parameters(item) -> str | None:
-    callspec = getattr(item, "callspec", None)
-    if not callspec:
-        return None
-    def short(value) -> str:
-        text = repr(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-
-    return ", ".join(f"{k}={short(v)}" for k, v in callspec.params.items())
-
-
 #: pytest's reprs of functions and objects (``<function allclose at 0x7f...>``): noise
 _OBJECT_REPR = re.compile(r"<(?:built-in )?(?:function|method|bound method|class) ([\w.]+)[^>]*>")
 
@@ -207,6 +196,19 @@ def _unclutter(lines: list) -> list:
     return out
 
 
+#: hypothesis arguments that are the test's own draws (the random upstream's seed, which bad
+#: variant a contract test picks), not the component's input: never shown as "input"
+INTERNAL_DRAWS = ("seed", "index")
+
+
+def _example(exc, hidden) -> str | None:
+    """The input line: hypothesis' shrunk example, only where it is the component's input and
+    the failure can depend on it (a module that does not import fails at every input)."""
+    if exc is None or isinstance(exc, ImplementationError):
+        return None
+    return shrunk_example(exc, {*hidden, *INTERNAL_DRAWS})
+
+
 _FUNCTION_AT_START = re.compile(r"^([A-Za-z_]\w*\.[A-Za-z_]\w*)[: ]")
 
 
@@ -217,8 +219,8 @@ def failure_details(item, excinfo, impl) -> dict:
     params = getattr(getattr(item, "callspec", None), "params", {})
     hidden = {"impl", "graded", *params, *getattr(item, "fixturenames", ())}
     raised_in = getattr(exc, RAISED_IN, None)
-    if isinstance(exc, AssertionError):
-        message = str(exc)
+    if isinstance(exc, (AssertionError, ImplementationError)):
+        message = str(exc)             # an import failure's sentence names file and line
     elif exc is not None:
         place = where(exc, None if impl.is_reference else impl.name)
         message = f"{type(exc).__name__}: {exc}"
@@ -261,12 +263,13 @@ def failure_details(item, excinfo, impl) -> dict:
         "test": f"{Path(str(item.path)).name}::{item.name}",
         "function": function,
         "component": owner,
-        "property": _property(item, excinfo),
-        "example": (shrunk_example(exc, hidden) if exc is not None else None),
-        "parameters": _parameters(item),
+        "property": ("Your module imports: every test of the component needs it."
+                     if isinstance(exc, ImplementationError) else _property(item, excinfo)),
+        "example": _example(exc, hidden),
         "message": body,
         "hints": hints,
         "claims": claims,
+        "import_error": isinstance(exc, ImplementationError),
         "links": [link for link in links if link],
     }
 
@@ -401,7 +404,9 @@ class Report:
             # one block per distinct failure (a module that does not import fails every test
             # the same way: one block says it)
             groups: dict = {}
-            for details in self.results[name].failed:
+            # (a claim test last within each group too: the block shows the first)
+            for details in sorted(self.results[name].failed,
+                                  key=lambda d: bool(d.get("claims"))):
                 key = (details.get("function"), tuple(details.get("message") or ()))
                 groups.setdefault(key, []).append(details)
             # the component's own checks (forward, gradients: they carry the hints) before
@@ -461,8 +466,6 @@ def block(n: int, d: dict, base: str | None = None) -> list:
     out += _wrap("property", d.get("property") or "")
     if d.get("example"):
         out += _wrap("input", d["example"] + "  (the smallest failing input found)")
-    elif d.get("parameters"):
-        out += _wrap("input", d["parameters"])
     message = [part for ln in d.get("message") or [] for part in _wrap_line(ln)]
     if message:
         out.append("  expected vs got:")
@@ -474,7 +477,7 @@ def block(n: int, d: dict, base: str | None = None) -> list:
         out += _wrap("hint", hint)
     for i, link in enumerate(d.get("links") or []):
         out += _wrap("docs" if i == 0 else "lesson", anchors.url(link, base))
-    claims = d.get("claims") or []
+    claims = [] if d.get("import_error") else d.get("claims") or []
     for claim in claims[:CLAIMS_SHOWN]:
         # the claim's id, and its badge in the lesson paragraph it comes from
         out.append(f"  {'claim':<10}{claim} (lesson {anchors.lesson_of(claim)}: the "

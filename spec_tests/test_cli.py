@@ -184,6 +184,7 @@ def _broken_component_file(root, code, out, err):
     joined = " ".join(ln.strip() for ln in out.splitlines())
     assert f"cannot import impl_e.layers.softmax: syntax error at {path}:" in joined, out
     assert out.count("--- ") == 1 and re.search(r"the same failure in \d+ more test", joined)
+    assert "  input " not in out, out             # a file that does not import: no input
 
 
 def _nothing_written(code, out, err):
@@ -203,6 +204,7 @@ def _contract_tier_fails(code, out, err):
     assert code == cli.FAILED, out + err
     assert "test_contract.py::test_input_contract[softmax.forward]" in out
     assert "accepted, expected ValueError" in out            # NaN goes through unchecked
+    assert "  input " not in out and "seed=" not in out, out  # its draws are not an input
 
 
 def _wrong_backward_block(code, out, err):
@@ -564,3 +566,50 @@ def test_the_suite_flags_a_claim_test_whose_collected_owner_leaves_the_lesson_ma
     item._llmspec_components = ("softmax", "gpt")
     problem = session._lesson_map_problem(item)
     assert problem and "'softmax'" in problem and "'gpt'" in problem
+
+
+# ---------------------------------------------------------------- the input line
+
+def _raised(exc, notes):
+    for note in notes:
+        exc.add_note(note)
+    with pytest.raises(type(exc)) as info:
+        raise exc
+    return info
+
+
+def test_the_input_line_shows_only_a_real_shrunk_input():
+    """A shrunk example is the component's input (``x``), without the test's own draws (the
+    upstream's ``seed``, the contract test's ``index``); a module that does not import fails
+    at every input, and a contract failure's draws are not an input: no input line then, and
+    never the test's parameters (function reprs) in its place."""
+    from types import SimpleNamespace
+
+    from llmref.spec import report
+    from llmref.spec.harness.impl import ImplementationError
+    impl = SimpleNamespace(is_reference=False, name="mine", calls={"softmax.backward"})
+
+    def example(*args):
+        return ["Falsifying example: test_x(", "    impl=<Implementation mine>,",
+                *(f"    {a}," for a in args), ")"]
+
+    def details(exc, *args, **params):
+        item = _Item(test_the_input_line_shows_only_a_real_shrunk_input, Path(__file__))
+        item.callspec = SimpleNamespace(params=params)
+        d = report.failure_details(item, _raised(exc, example(*args)), impl)
+        return d, "\n".join(report.block(1, d))
+
+    d, block = details(AssertionError("softmax.backward: gradient of 'x' is wrong"),
+                       "x=array([0.5])", "seed=0")
+    assert d["example"] == "x=array([0.5])"
+    assert "  input     x=array([0.5])  (the smallest failing input found)" in block
+    d, block = details(ImplementationError("cannot import mine.layers.softmax: syntax error "
+                                           "at softmax.py:3: invalid syntax"),
+                       "x=array([0.])", "seed=0")
+    assert d["example"] is None and "  input" not in block, block
+    assert "cannot import mine.layers.softmax" in block
+    d, block = details(AssertionError("softmax.forward:\n    x = a NaN element (nan): accepted, "
+                                      "expected ValueError"), "seed=0", "index=0",
+                       name="softmax.forward", obj=print)
+    assert d["example"] is None and "  input" not in block, block
+    assert "<built-in" not in block and "seed=" not in block
