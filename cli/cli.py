@@ -333,6 +333,13 @@ def print_report(args, selected, collector, impl_name, named) -> int:
     if blocks:
         print("\nfailures (one block each; -v shows every failure and pytest's own output):\n")
         print("\n".join(blocks))
+    if not report.any_failed and not report.any_passed:
+        # nothing written: the checklist above and one sentence (no counts)
+        first = report.next_function()
+        print("\nNothing is implemented yet: every function these tests need still raises "
+              "NotImplementedError (or is missing); fill one in and run this again"
+              + (f", starting with {first}" if first else "") + ".")
+        return NOTHING_YET
     counts = {s: sum(1 for r in report.results.values() if r.status == s)
               for s in ("done", "failing", "started", "to do")}
     print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")
@@ -341,12 +348,6 @@ def print_report(args, selected, collector, impl_name, named) -> int:
         if hint:
             print(hint)
         return FAILED
-    if not report.any_passed:
-        print("Nothing is implemented yet: every function these tests need still raises "
-              "NotImplementedError (or is missing). Fill one in and run this again"
-              + (f" (start with {report.next_step().removeprefix('next: write ')})"
-                 if report.next_step() else "") + ".")
-        return NOTHING_YET
     step = report.next_step()
     if step:
         print(step)

@@ -384,16 +384,27 @@ class Report:
             out.append(f"  {MARKS[status]} {name:<16} {status:<8} {what}{lesson}")
         return out
 
+    def next_function(self) -> str | None:
+        """The first function to write, in teaching order: ``"softmax.forward"``, or
+        ``"embedding.init (sgd's tests need it)"`` for another component's function that a
+        selected component's tests need."""
+        for name in sorted(self.selected, key=comp.position):
+            r = self.results[name]
+            if r.status == "failing":
+                return None
+            if r.status in ("to do", "started"):
+                first = r.to_write[0]
+                return first if first.startswith(name + ".") else \
+                    f"{first} ({name}'s tests need it)"
+        return None
+
     def next_step(self) -> str | None:
         for name in sorted(self.selected, key=comp.position):
             r = self.results[name]
             if r.status in ("failing",):
                 return f"next: make {name} pass (its failures are shown above)"
             if r.status in ("to do", "started"):
-                first = r.to_write[0]
-                if first.startswith(name + "."):
-                    return f"next: write {first}"
-                return f"next: write {first} ({name}'s tests need it)"
+                return f"next: write {self.next_function()}"
         return None
 
     def blocks(self, limit_per_component: int = 3, base: str | None = None) -> list:

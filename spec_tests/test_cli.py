@@ -613,3 +613,44 @@ def test_the_input_line_shows_only_a_real_shrunk_input():
                        name="softmax.forward", obj=print)
     assert d["example"] is None and "  input" not in block, block
     assert "<built-in" not in block and "seed=" not in block
+
+
+def test_the_float32_check_names_the_backward_like_the_other_checks():
+    """Every gradient check labels its message ``component.backward: gradient of ...``."""
+    import numpy as np
+    import torch
+
+    from llmref import softmax
+    from llmref.spec.harness import checks
+
+    def mine(dotted):                   # (not named impl: this test grades no component)
+        if dotted == "softmax.forward":
+            return softmax.forward
+        return lambda dout, cache: {"x": cache * dout}            # a wrong backward
+
+    x = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
+    with pytest.raises(AssertionError) as info:
+        checks.check_float32_forward(mine, "softmax", {"x": x}, lambda i: ((i["x"],), {}),
+                                     lambda x: torch.softmax(x, dim=-1))
+    assert "softmax.backward: gradient of 'x'" in str(info.value), str(info.value)
+
+
+def test_with_nothing_written_the_report_is_what_the_docs_show(tmp_path, monkeypatch, capsys):
+    """The "check your understanding" page shows the whole report for a fresh skeleton: the
+    checklist and one sentence (exit 3), no counts."""
+    from types import SimpleNamespace
+    if cli.CHECKOUT is None:
+        pytest.skip("the docs are part of a checkout, not of the installed package")
+    page = (cli.CHECKOUT / "docs" / "check-your-understanding.md").read_text()
+    shown = page.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert shown[0].startswith("llmspec check: myimpl: softmax; tier: math")
+    skeleton.write(tmp_path, "impl_nothing_yet")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    collector = cli.Collector()
+    collector.results = [(f"spec/test_softmax.py::{t}[softmax]", "softmax", "skipped",
+                          "Skipped: not implemented: softmax.forward", None, "math")
+                         for t in ("test_matches_torch", "test_float32")]
+    code = cli.print_report(SimpleNamespace(verbose=False, docs_url=None), ["softmax"],
+                            collector, "impl_nothing_yet", True)
+    assert code == cli.NOTHING_YET
+    assert capsys.readouterr().out.strip("\n").splitlines() == shown[2:], shown
