@@ -90,18 +90,30 @@ def resolve_targets(names, lesson) -> tuple:
     if len(set(lessons)) > 1:
         raise UsageFailure("give one lesson at a time")
     selected = sorted(set(chosen), key=components.position) if chosen else list(valid)
-    return selected, (lessons[0] if lessons else None), bool(chosen)
+    lesson = lessons[0] if lessons else None
+    if lesson:
+        # the same map --list prints: a component belongs to a lesson when it owns one of
+        # the tests behind the lesson's claims
+        of_lesson = [c for c in selected if lesson in components.lessons().get(c, ())]
+        if not of_lesson:
+            theirs = "; ".join(f"{c}: {' '.join(components.lessons().get(c, ())) or 'none'}"
+                               for c in selected)
+            raise UsageFailure(
+                f"lesson {lesson}'s claim tests belong to none of {', '.join(selected)} "
+                f"(their lessons, as llmspec check --list shows them: {theirs})")
+        selected = of_lesson
+    return selected, lesson, bool(chosen)
 
 
 def list_components() -> int:
     """``llmspec check --list``: every component with its stage and lessons."""
     components = _components()
-    from llmref.spec.report import Report
-    lessons = Report(components.names()).lessons()
-    print(f"{'stage':<13}{'component':<17}lessons (claims that name it)")
+    lessons = components.lessons()
+    print(f"{'stage':<13}{'component':<17}lessons (whose claim tests it owns: --lesson NNN "
+          f"runs them)")
     for name in components.names():
         stage = components.stage_of(name)
-        note = lessons.get(name, "-")
+        note = " ".join(lessons.get(name, ())) or "-"
         if stage == "helpers":
             note += "   (provided in the exercises)"
         print(f"{stage:<13}{name:<17}{note}")
@@ -171,7 +183,10 @@ def _pytest_args(args, selected, lesson, impl_name) -> list:
     from llmref.spec import plugin
     components = _components()
     named = len(selected) < len(components.names())
-    modules = components.modules_for(selected) if named else [plugin.PACKAGE]
+    if lesson:
+        modules = components.lesson_modules(lesson)
+    else:
+        modules = components.modules_for(selected) if named else [plugin.PACKAGE]
     markers = ["not slow", "not parity"]
     if not args.contract:
         markers.append("not contract")
@@ -209,8 +224,11 @@ def check(args) -> int:
         print(f"llmspec check: {exc}", file=sys.stderr)
         return FAILED
     what = ", ".join(selected) if named else f"all {len(selected)} components"
-    if lesson:
-        what += f", tests of lesson {lesson}'s claims"
+    if lesson and named:
+        what += f": the tests behind lesson {lesson}'s claims"
+    elif lesson:
+        what = (f"the tests behind lesson {lesson}'s claims ({len(selected)} components own "
+                f"them)")
     tier = "math and input contract" if args.contract else \
         "math (--contract adds the input contract)"
     reference = " (the reference; --impl PACKAGE grades yours)" if impl_name == "llmref" else ""
@@ -246,9 +264,7 @@ def check(args) -> int:
         print(f"{len(collector.items)} tests would run")
         return OK
     if code == pytest.ExitCode.NO_TESTS_COLLECTED or not collector.results:
-        raise UsageFailure("no test matches this selection" + (
-            f" (lesson {lesson}'s claims name none of: {', '.join(selected)})" if lesson
-            else ""))
+        raise UsageFailure("no test matches this selection")
     return print_report(args, selected, collector, impl_name, named or bool(lesson))
 
 
@@ -317,6 +333,13 @@ def print_report(args, selected, collector, impl_name, named) -> int:
     if blocks:
         print("\nfailures (one block each; -v shows every failure and pytest's own output):\n")
         print("\n".join(blocks))
+    if not report.any_failed and not report.any_passed:
+        # nothing written: the checklist above and one sentence (no counts)
+        first = report.next_function()
+        print("\nNothing is implemented yet: every function these tests need still raises "
+              "NotImplementedError (or is missing); fill one in and run this again"
+              + (f", starting with {first}" if first else "") + ".")
+        return NOTHING_YET
     counts = {s: sum(1 for r in report.results.values() if r.status == s)
               for s in ("done", "failing", "started", "to do")}
     print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")
@@ -325,12 +348,6 @@ def print_report(args, selected, collector, impl_name, named) -> int:
         if hint:
             print(hint)
         return FAILED
-    if not report.any_passed:
-        print("Nothing is implemented yet: every function these tests need still raises "
-              "NotImplementedError (or is missing). Fill one in and run this again"
-              + (f" (start with {report.next_step().removeprefix('next: write ')})"
-                 if report.next_step() else "") + ".")
-        return NOTHING_YET
     step = report.next_step()
     if step:
         print(step)

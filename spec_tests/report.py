@@ -17,7 +17,7 @@ from pathlib import Path
 
 from llmref.spec import anchors, plugin
 from llmref.spec.harness import components as comp
-from llmref.spec.harness.impl import NOT_IMPLEMENTED, RAISED_IN, where
+from llmref.spec.harness.impl import NOT_IMPLEMENTED, RAISED_IN, ImplementationError, where
 
 DETAILS = "llmspec"          # the report's user_properties key
 COMPONENTS = "components"    # ditto: the components a test grades (teaching order)
@@ -25,6 +25,8 @@ TIER = "tier"
 
 #: lines a message may take in a failure block (the rest is cut, with a note)
 MESSAGE_LINES = 14
+#: claims a failure block names with their links (a test deciding more lists the rest by id)
+CLAIMS_SHOWN = 2
 
 
 def sentence(doc: str | None) -> str | None:
@@ -57,7 +59,29 @@ def _property(item, excinfo) -> str:
                                if hasattr(checks, entry.frame.code.name) else None)
                 if doc:
                     return doc
+    claims = [m.args[0] for m in item.iter_markers("claim")]
+    if claims:
+        text = _claim_property(claims[0])
+        if text:
+            return text
     return _humanise(getattr(item, "originalname", item.name))
+
+
+def _claim_property(claim: str) -> str | None:
+    """What a claim's test checks, from the registry: the claim where it holds, else what
+    holds instead (None if the registry cannot be read)."""
+    try:
+        from llmref.spec.harness import registry
+        entry = registry.claims()[claim]
+    except Exception:                  # noqa: BLE001  (the report works without it)
+        return None
+    if entry.get("verdict") == "holds":
+        return sentence(entry.get("claim"))
+    if entry.get("verdict") == "holds with caveat":
+        text = sentence(entry.get("claim"))
+        return f"{text} (the lesson's claim; it holds with a caveat)" if text else None
+    instead = sentence(entry.get("reason"))
+    return f"{instead} (what holds instead of the lesson's claim)" if instead else None
 
 
 _EXAMPLE_HEAD = re.compile(r"^(Falsifying example|Failing test case)\b")
@@ -91,15 +115,98 @@ def shrunk_example(exc: BaseException, hidden=()) -> str | None:
     return ", ".join(out) if out else None
 
 
-def _parameters(item) -> str | None:
-    callspec = getattr(item, "callspec", None)
-    if not callspec:
-        return None
-    def short(value) -> str:
-        text = repr(value)
-        return text if len(text) <= 80 else text[:77] + "..."
+#: pytest's reprs of functions and objects (``<function allclose at 0x7f...>``): noise
+_OBJECT_REPR = re.compile(r"<(?:built-in )?(?:function|method|bound method|class) ([\w.]+)[^>]*>")
 
-    return ", ".join(f"{k}={short(v)}" for k, v in callspec.params.items())
+
+def _short_value(value, width: int = 200) -> str | None:
+    """A local's value on one line (arrays by their elements, long ones summarised); None for
+    what is not data (modules, functions, classes, fixtures)."""
+    import numpy as np
+    if inspect.ismodule(value) or inspect.isroutine(value) or inspect.isclass(value):
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        text = format(value.item(), ".6g") if value.dtype.kind == "f" else repr(value.item())
+    elif isinstance(value, np.ndarray) and value.ndim == 1 and value.size <= 12:
+        text = "[" + ", ".join(format(v, ".6g") if isinstance(v, float) else repr(v)
+                               for v in value.reshape(-1).tolist()) + "]"
+    elif isinstance(value, np.ndarray):
+        with np.printoptions(precision=6, threshold=12, edgeitems=3, linewidth=10**6):
+            text = np.array2string(value, separator=", ")
+        text = " ".join(text.split())
+        if value.ndim > 1 or value.size > 12:
+            text += f"  (shape {value.shape}, dtype {value.dtype})"
+    elif isinstance(value, (bool, int, float, complex, str, bytes, np.generic, tuple, list,
+                            dict, set, type(None))):
+        text = " ".join(repr(value).split())
+        text = re.sub(r"np\.(?:float|int|bool)\w*\((.*?)\)", r"\1", text)
+    else:
+        return None
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def plain_assertion(item, excinfo) -> list:
+    """A bare ``assert`` (no message of its own) in plain words: the line that failed, where,
+    and the values of the names it reads; instead of pytest's introspection with function
+    reprs and addresses (``+ where np.False_ = <function all at 0x7f...>(...)``)."""
+    import ast
+    test_file = str(Path(str(item.path)).resolve())
+    entry = next((e for e in reversed(excinfo.traceback)
+                  if str(Path(str(e.path)).resolve()) == test_file), None)
+    if entry is None:
+        return []
+    try:
+        statement = "\n".join(str(entry.statement).splitlines()).strip()
+    except Exception:                  # noqa: BLE001  (no source: keep pytest's text)
+        return []
+    code = " ".join(ln.strip() for ln in statement.splitlines())
+    code = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", code))
+    out = [f"this check does not hold (line {entry.lineno + 1} of {Path(test_file).name}):",
+           f"    {code}"]
+    try:
+        tree = ast.parse(textwrap.dedent(statement))
+    except SyntaxError:
+        tree = None
+    names = []
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) \
+                and node.id not in names:
+            names.append(node.id)
+    local = entry.frame.f_locals
+    shown = []
+    for name in names:
+        if name in local and name not in ("impl", "claim", "claim_values", "claim_figures"):
+            text = _short_value(local[name])
+            if text is not None:
+                shown.append(f"{name} = {text}")
+    if shown:
+        out.append("  where " + shown[0])
+        out += ["        " + s for s in shown[1:]]
+    return out
+
+
+def _unclutter(lines: list) -> list:
+    """pytest's assertion explanation without function reprs and addresses."""
+    out = []
+    for line in lines:
+        if re.match(r"^\s*\+\s+where <", line):       # "+ where <function f at 0x..> = np.f"
+            continue
+        line = _OBJECT_REPR.sub(r"\1", line)
+        out.append(re.sub(r"np\.(False|True)_", r"\1", line))
+    return out
+
+
+#: hypothesis arguments that are the test's own draws (the random upstream's seed, which bad
+#: variant a contract test picks), not the component's input: never shown as "input"
+INTERNAL_DRAWS = ("seed", "index")
+
+
+def _example(exc, hidden) -> str | None:
+    """The input line: hypothesis' shrunk example, only where it is the component's input and
+    the failure can depend on it (a module that does not import fails at every input)."""
+    if exc is None or isinstance(exc, ImplementationError):
+        return None
+    return shrunk_example(exc, {*hidden, *INTERNAL_DRAWS})
 
 
 _FUNCTION_AT_START = re.compile(r"^([A-Za-z_]\w*\.[A-Za-z_]\w*)[: ]")
@@ -112,8 +219,8 @@ def failure_details(item, excinfo, impl) -> dict:
     params = getattr(getattr(item, "callspec", None), "params", {})
     hidden = {"impl", "graded", *params, *getattr(item, "fixturenames", ())}
     raised_in = getattr(exc, RAISED_IN, None)
-    if isinstance(exc, AssertionError):
-        message = str(exc)
+    if isinstance(exc, (AssertionError, ImplementationError)):
+        message = str(exc)             # an import failure's sentence names file and line
     elif exc is not None:
         place = where(exc, None if impl.is_reference else impl.name)
         message = f"{type(exc).__name__}: {exc}"
@@ -129,6 +236,9 @@ def failure_details(item, excinfo, impl) -> dict:
     cut = next((i for i, ln in enumerate(lines) if i and ln.startswith("assert ")), None)
     if cut is not None and isinstance(exc, AssertionError):
         lines = lines[:cut]
+    elif isinstance(exc, AssertionError) and (not lines or lines[0].startswith("assert ")):
+        # a bare assert: the line in plain words, not pytest's introspection
+        lines = plain_assertion(item, excinfo) or _unclutter(lines)
     hints = [ln[len("hint: "):] for ln in lines if ln.startswith("hint: ")]
     body = [ln for ln in lines if not ln.startswith("hint: ")]
     function = raised_in
@@ -149,17 +259,17 @@ def failure_details(item, excinfo, impl) -> dict:
     claims = [m.args[0] for m in item.iter_markers("claim")]
     links = [anchors.function_page(function) if function else
              anchors.component_page(owner) if owner else None]
-    links += [anchors.lesson_page(c) for c in claims]
     return {
         "test": f"{Path(str(item.path)).name}::{item.name}",
         "function": function,
         "component": owner,
-        "property": _property(item, excinfo),
-        "example": (shrunk_example(exc, hidden) if exc is not None else None),
-        "parameters": _parameters(item),
+        "property": ("Your module imports: every test of the component needs it."
+                     if isinstance(exc, ImplementationError) else _property(item, excinfo)),
+        "example": _example(exc, hidden),
         "message": body,
         "hints": hints,
         "claims": claims,
+        "import_error": isinstance(exc, ImplementationError),
         "links": [link for link in links if link],
     }
 
@@ -239,17 +349,13 @@ class Report:
         return any(r.passed for r in self.results.values())
 
     def lessons(self) -> dict:
-        """``{component: "001 003"}`` from the claims registry."""
+        """``{component: "001 003"}``: the lessons whose claim tests it owns
+        (:func:`components.lessons`, the map ``--list`` and ``--lesson`` read)."""
         try:
-            from llmref.spec.harness import registry
-            entries = registry.claims().values()
+            found = comp.lessons()
         except Exception:              # noqa: BLE001  (the report works without it)
             return {}
-        found: dict = {}
-        for e in entries:
-            for c in e.get("components", []):
-                found.setdefault(c, set()).add(e["lesson"][:3])
-        return {c: " ".join(sorted(v)) for c, v in found.items()}
+        return {c: " ".join(v) for c, v in found.items()}
 
     def checklist(self) -> list:
         """One line per selected component, grouped by stage, in teaching order."""
@@ -269,12 +375,28 @@ class Report:
                 what = f"{r.passed} tests pass" if r.passed != 1 else "1 test passes"
             elif status == "to do":
                 what = _todo(name, r.to_write)
+            elif r.other_skips:
+                what = f"all {r.other_skips} of its tests skipped"
             else:
-                what = "no test ran"
+                what = "none of its tests is in this selection"
             lesson = (f"  (lesson{'s' if ' ' in lessons[name] else ''} {lessons[name]})"
                       if name in lessons else "")
             out.append(f"  {MARKS[status]} {name:<16} {status:<8} {what}{lesson}")
         return out
+
+    def next_function(self) -> str | None:
+        """The first function to write, in teaching order: ``"softmax.forward"``, or
+        ``"embedding.init (sgd's tests need it)"`` for another component's function that a
+        selected component's tests need."""
+        for name in sorted(self.selected, key=comp.position):
+            r = self.results[name]
+            if r.status == "failing":
+                return None
+            if r.status in ("to do", "started"):
+                first = r.to_write[0]
+                return first if first.startswith(name + ".") else \
+                    f"{first} ({name}'s tests need it)"
+        return None
 
     def next_step(self) -> str | None:
         for name in sorted(self.selected, key=comp.position):
@@ -282,7 +404,7 @@ class Report:
             if r.status in ("failing",):
                 return f"next: make {name} pass (its failures are shown above)"
             if r.status in ("to do", "started"):
-                return f"next: write {r.to_write[0]}"
+                return f"next: write {self.next_function()}"
         return None
 
     def blocks(self, limit_per_component: int = 3, base: str | None = None) -> list:
@@ -293,10 +415,15 @@ class Report:
             # one block per distinct failure (a module that does not import fails every test
             # the same way: one block says it)
             groups: dict = {}
-            for details in self.results[name].failed:
+            # (a claim test last within each group too: the block shows the first)
+            for details in sorted(self.results[name].failed,
+                                  key=lambda d: bool(d.get("claims"))):
                 key = (details.get("function"), tuple(details.get("message") or ()))
                 groups.setdefault(key, []).append(details)
-            shown = list(groups.values())[:limit_per_component]
+            # the component's own checks (forward, gradients: they carry the hints) before
+            # the claim tests that use it
+            ordered = sorted(groups.values(), key=lambda same: bool(same[0].get("claims")))
+            shown = ordered[:limit_per_component]
             for same in shown:
                 n += 1
                 out += block(n, same[0], base)
@@ -305,7 +432,7 @@ class Report:
                         f"  (the same failure in {len(same) - 1} more test(s): "
                         + ", ".join(d["test"].split("::")[-1] for d in same[1:4])
                         + (", ..." if len(same) > 4 else "") + ")"), ""]
-            rest = [d for same in list(groups.values())[limit_per_component:] for d in same]
+            rest = [d for same in ordered[limit_per_component:] for d in same]
             if rest:
                 out += [f"  ... and {len(rest)} more failing test(s) of {name}: "
                         + ", ".join(d["test"].split("::")[-1] for d in rest), ""]
@@ -350,8 +477,6 @@ def block(n: int, d: dict, base: str | None = None) -> list:
     out += _wrap("property", d.get("property") or "")
     if d.get("example"):
         out += _wrap("input", d["example"] + "  (the smallest failing input found)")
-    elif d.get("parameters"):
-        out += _wrap("input", d["parameters"])
     message = [part for ln in d.get("message") or [] for part in _wrap_line(ln)]
     if message:
         out.append("  expected vs got:")
@@ -363,5 +488,14 @@ def block(n: int, d: dict, base: str | None = None) -> list:
         out += _wrap("hint", hint)
     for i, link in enumerate(d.get("links") or []):
         out += _wrap("docs" if i == 0 else "lesson", anchors.url(link, base))
+    claims = [] if d.get("import_error") else d.get("claims") or []
+    for claim in claims[:CLAIMS_SHOWN]:
+        # the claim's id, and its badge in the lesson paragraph it comes from
+        out.append(f"  {'claim':<10}{claim} (lesson {anchors.lesson_of(claim)}: the "
+                   f"paragraph it comes from)")
+        out.append(" " * 12 + anchors.url(anchors.lesson_page(claim), base))
+    if len(claims) > CLAIMS_SHOWN:
+        out += _wrap("", f"(and {len(claims) - CLAIMS_SHOWN} more claim(s) this test decides: "
+                     + ", ".join(claims[CLAIMS_SHOWN:]) + ")")
     out.append("")
     return out

@@ -112,6 +112,8 @@ class Summary:
                 item._llmspec_components = components.of_item(item)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
+            if claim_ids(item):
+                item._llmspec_lesson_problem = _lesson_map_problem(item)
             if item.get_closest_marker("contract") is None and _checks_errors(item):
                 # a test of which error is raised (and what it says) grades the reference's
                 # input contract, not the math: the learner's contract is test_contract's
@@ -150,7 +152,8 @@ class Summary:
             report.user_properties.append(("figures", figures))
         impl = self.config._llmspec_impl
         if report.when == "call" and report.passed and impl.is_reference:
-            problem = _map_problem(item, graded, impl.calls)
+            problem = _map_problem(item, graded, impl.calls) \
+                or getattr(item, "_llmspec_lesson_problem", None)
             if problem:
                 report.outcome, report.longrepr = "failed", problem
         if report.failed and report.when in ("call", "setup"):
@@ -239,6 +242,21 @@ def _map_problem(item, graded, calls) -> str | None:
             f"{sorted(graded)}, but it called {sorted(called)} of the implementation "
             f"({sorted(calls)}).  Mark it with @pytest.mark.component(...) naming the "
             f"components it grades, or pass the component name as a string literal to impl(...)")
+
+
+def _lesson_map_problem(item) -> str | None:
+    """A claim test whose owner, as collected, differs from the one the static lesson map
+    (``components.lessons``, which ``llmspec check --list`` and ``--lesson`` read) gives."""
+    from llmref.spec.harness import components
+    collected = components.owner(getattr(item, "_llmspec_components", ()))
+    key = (Path(str(item.path)).name, getattr(item, "originalname", item.name))
+    static = components.claim_tests().get(key, (None, ()))[0]
+    if collected == static:
+        return None
+    return (f"the lesson map (llmref.spec.harness.components.lessons, read from the source) "
+            f"gives this claim test to {static!r}, but collected it belongs to {collected!r}, "
+            f"so llmspec check --list and --lesson would disagree.  Mark it with "
+            f"@pytest.mark.component(...) on the function itself")
 
 
 def _section(nodeid: str) -> str:

@@ -184,6 +184,7 @@ def _broken_component_file(root, code, out, err):
     joined = " ".join(ln.strip() for ln in out.splitlines())
     assert f"cannot import impl_e.layers.softmax: syntax error at {path}:" in joined, out
     assert out.count("--- ") == 1 and re.search(r"the same failure in \d+ more test", joined)
+    assert "  input " not in out, out             # a file that does not import: no input
 
 
 def _nothing_written(code, out, err):
@@ -203,6 +204,7 @@ def _contract_tier_fails(code, out, err):
     assert code == cli.FAILED, out + err
     assert "test_contract.py::test_input_contract[softmax.forward]" in out
     assert "accepted, expected ValueError" in out            # NaN goes through unchecked
+    assert "  input " not in out and "seed=" not in out, out  # its draws are not an input
 
 
 def _wrong_backward_block(code, out, err):
@@ -394,3 +396,261 @@ def test_exercise_skeleton_filled_with_the_reference_softmax_passes(tmp_path):
                              "myimpl"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=600, env=_env(tmp_path))
     assert second.returncode == cli.OK and "[x] softmax" in second.stdout, second.stdout
+
+
+# ---------------------------------------------------------------- failure blocks, in-process
+# (fast: the report's functions on tests compiled the way pytest compiles them)
+
+_BARE_ASSERTS = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.claim("L003-softmax-example")
+def test_close_scores_give_nearly_equal_weights(impl):
+    w = np.array([0.328011, 0.336651, 0.331971])
+    assert np.allclose(w, [0.329, 0.338, 0.333], atol=1e-3)
+
+
+def test_probabilities_are_positive(impl):
+    """Every probability is positive.  More words here."""
+    p = np.array([0.5, -0.25, 0.75])
+    assert np.all(p > 0)
+'''
+
+
+class _Item:
+    """What the report reads of a pytest item."""
+
+    def __init__(self, fn, path):
+        self.function, self.path = fn, path
+        self.name = self.originalname = fn.__name__
+        self.fixturenames = ("impl",)
+        self._llmspec_components = ("softmax",)
+
+    def iter_markers(self, name):
+        return [m for m in getattr(self.function, "pytestmark", []) if m.name == name]
+
+
+def _rewritten_module(path: Path, source: str) -> dict:
+    """``source`` compiled with pytest's assertion rewriting, as the suite's tests are."""
+    import ast
+
+    from _pytest.assertion.rewrite import rewrite_asserts
+    path.write_text(source)
+    tree = ast.parse(source)
+    rewrite_asserts(tree, source.encode(), str(path))
+    namespace = {"__name__": path.stem, "__file__": str(path)}
+    exec(compile(tree, str(path), "exec"), namespace)  # noqa: S102  (our own test text)
+    return namespace
+
+
+def _details(namespace, name, path):
+    from types import SimpleNamespace
+
+    from llmref.spec import report
+    fn = namespace[name]
+    with pytest.raises(AssertionError) as info:
+        fn(None)
+    impl = SimpleNamespace(is_reference=False, name="mine", calls={"softmax.forward"})
+    return report.failure_details(_Item(fn, path), info, impl)
+
+
+def test_a_bare_assert_reads_as_plain_words_with_the_claim_and_its_link(tmp_path):
+    """A claim test's bare ``assert np.allclose(...)`` and a bare ``assert np.all(...)``: the
+    block shows the line that failed and the values it reads, never pytest's introspection
+    (function reprs, addresses, np.False_); the property is the docstring's first sentence,
+    or for a claim test without one what the registry says holds; a claim test's block names
+    the claim and links its anchor in the lesson."""
+    from llmref.spec import report
+    path = tmp_path / "test_bare.py"
+    namespace = _rewritten_module(path, _BARE_ASSERTS)
+    claim = _details(namespace, "test_close_scores_give_nearly_equal_weights", path)
+    positive = _details(namespace, "test_probabilities_are_positive", path)
+    for d in (claim, positive):
+        text = "\n".join(d["message"])
+        for noise in ("<function", " at 0x", "np.False_", "+  where", "assert False"):
+            assert noise not in text, text
+    assert claim["message"][1].strip() == \
+        "assert np.allclose(w, [0.329, 0.338, 0.333], atol=1e-3)", claim["message"]
+    assert "line 9 of test_bare.py" in claim["message"][0]
+    assert "w = [0.328011, 0.336651, 0.331971]" in "\n".join(claim["message"])
+    assert positive["message"][1].strip() == "assert np.all(p > 0)"
+    assert "where p = [0.5, -0.25, 0.75]" in "\n".join(positive["message"]), positive["message"]
+    assert positive["property"] == "Every probability is positive."
+    assert "(the test's name)" not in claim["property"]
+    assert "nearly equal weights" in claim["property"]           # the registry's reason
+    assert claim["claims"] == ["L003-softmax-example"]
+    block = "\n".join(report.block(1, claim, base="https://docs.example/"))
+    assert "  claim     L003-softmax-example (lesson 003" in block, block
+    assert "https://docs.example/lessons/003/#claim-L003-softmax-example" in block
+    assert "https://docs.example/components/softmax/#softmax.forward" in block
+    assert len(block.splitlines()) <= 14, block
+
+
+def test_a_components_own_gradient_blocks_come_before_its_claim_blocks():
+    """With one block per component shown, the gradient check's block (it carries the
+    forward-vs-backward hint) comes first; the claim test is among the "more"."""
+    from llmref.spec import report
+    rep = report.Report(["softmax"])
+    rep.add("softmax", "failed", details={
+        "test": "test_claims.py::test_a_claim", "function": "softmax.forward",
+        "message": ["this check does not hold"], "claims": ["L003-softmax-example"]})
+    rep.add("softmax", "failed", details={
+        "test": "test_softmax.py::test_matches_torch[softmax]", "function": "softmax.backward",
+        "message": ["wrong gradient(s): 'x'"], "hints": ["your backward is wrong"]})
+    blocks = "\n".join(rep.blocks(limit_per_component=1))
+    assert blocks.index("test_matches_torch") < blocks.index("test_a_claim"), blocks
+    assert "your backward is wrong" in blocks
+    assert "1 more failing test(s) of softmax: test_a_claim" in blocks
+
+
+# ---------------------------------------------------------------- lessons: one map
+
+def test_list_and_lesson_selection_read_one_map_of_lessons(capsys):
+    """``--list`` prints each component's lessons from ``components.lessons``; ``NAME
+    --lesson NNN`` accepts exactly those pairs; ``--lesson NNN`` alone selects exactly the
+    components listed with NNN (so no listed component shows "no tests run" and "next:" names
+    one of them); a pair --list does not show is refused naming the component's lessons."""
+    from llmref.spec import report
+    from llmref.spec.harness import components
+    lessons = components.lessons()
+    assert cli.main(["check", "--list"]) == cli.OK
+    listed = {}
+    for line in capsys.readouterr().out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in components.names():
+            listed[parts[1]] = tuple(p for p in parts[2:] if p.isdigit())
+    assert listed == {c: lessons.get(c, ()) for c in components.names()}, listed
+    assert listed["gelu"] == () and "001" not in listed["linear"]
+    for lesson in cli.LESSONS:
+        chosen, got, _ = cli.resolve_targets([], lesson)
+        assert got == lesson
+        assert chosen == [c for c in components.names() if lesson in listed[c]], lesson
+        for name in components.names():
+            if lesson in listed[name]:
+                assert cli.resolve_targets([name], lesson)[0] == [name]
+            else:
+                with pytest.raises(cli.UsageFailure, match=f"belong to none of {name} "):
+                    cli.resolve_targets([name], lesson)
+        rep = report.Report(chosen)
+        for name in chosen:
+            rep.results[name].unwritten = [f"{name}.forward"]
+        step = rep.next_step()
+        assert step == f"next: write {chosen[0]}.forward", step
+    with pytest.raises(cli.UsageFailure, match=r"linear: 003 004"):
+        cli.resolve_targets(["linear"], "001")
+
+
+def test_a_component_with_no_test_run_says_so_once_and_next_names_the_selection():
+    from llmref.spec import report
+    rep = report.Report(["linear", "sgd"])
+    rep.results["sgd"].unwritten = ["embedding.init"]
+    line = next(ln for ln in rep.checklist() if "linear" in ln)
+    assert "no tests run" in line and "no test ran" not in line, line
+    assert "none of its tests is in this selection" in line
+    assert rep.next_step() == "next: write embedding.init (sgd's tests need it)"
+
+
+def test_the_suite_flags_a_claim_test_whose_collected_owner_leaves_the_lesson_map():
+    """The static lesson map is checked against collection in every run of the reference:
+    a claim test collected for another owner than the map gives gets a failure saying so."""
+    from types import SimpleNamespace
+
+    from llmref.spec import plugin, session
+    item = SimpleNamespace(path=plugin.SPEC_DIR / "test_claims.py",
+                           originalname="test_softmax_of_close_scores_is_nearly_uniform",
+                           name="test_softmax_of_close_scores_is_nearly_uniform",
+                           _llmspec_components=("softmax",))
+    assert session._lesson_map_problem(item) is None
+    item._llmspec_components = ("softmax", "gpt")
+    problem = session._lesson_map_problem(item)
+    assert problem and "'softmax'" in problem and "'gpt'" in problem
+
+
+# ---------------------------------------------------------------- the input line
+
+def _raised(exc, notes):
+    for note in notes:
+        exc.add_note(note)
+    with pytest.raises(type(exc)) as info:
+        raise exc
+    return info
+
+
+def test_the_input_line_shows_only_a_real_shrunk_input():
+    """A shrunk example is the component's input (``x``), without the test's own draws (the
+    upstream's ``seed``, the contract test's ``index``); a module that does not import fails
+    at every input, and a contract failure's draws are not an input: no input line then, and
+    never the test's parameters (function reprs) in its place."""
+    from types import SimpleNamespace
+
+    from llmref.spec import report
+    from llmref.spec.harness.impl import ImplementationError
+    impl = SimpleNamespace(is_reference=False, name="mine", calls={"softmax.backward"})
+
+    def example(*args):
+        return ["Falsifying example: test_x(", "    impl=<Implementation mine>,",
+                *(f"    {a}," for a in args), ")"]
+
+    def details(exc, *args, **params):
+        item = _Item(test_the_input_line_shows_only_a_real_shrunk_input, Path(__file__))
+        item.callspec = SimpleNamespace(params=params)
+        d = report.failure_details(item, _raised(exc, example(*args)), impl)
+        return d, "\n".join(report.block(1, d))
+
+    d, block = details(AssertionError("softmax.backward: gradient of 'x' is wrong"),
+                       "x=array([0.5])", "seed=0")
+    assert d["example"] == "x=array([0.5])"
+    assert "  input     x=array([0.5])  (the smallest failing input found)" in block
+    d, block = details(ImplementationError("cannot import mine.layers.softmax: syntax error "
+                                           "at softmax.py:3: invalid syntax"),
+                       "x=array([0.])", "seed=0")
+    assert d["example"] is None and "  input" not in block, block
+    assert "cannot import mine.layers.softmax" in block
+    d, block = details(AssertionError("softmax.forward:\n    x = a NaN element (nan): accepted, "
+                                      "expected ValueError"), "seed=0", "index=0",
+                       name="softmax.forward", obj=print)
+    assert d["example"] is None and "  input" not in block, block
+    assert "<built-in" not in block and "seed=" not in block
+
+
+def test_the_float32_check_names_the_backward_like_the_other_checks():
+    """Every gradient check labels its message ``component.backward: gradient of ...``."""
+    import numpy as np
+    import torch
+
+    from llmref import softmax
+    from llmref.spec.harness import checks
+
+    def mine(dotted):                   # (not named impl: this test grades no component)
+        if dotted == "softmax.forward":
+            return softmax.forward
+        return lambda dout, cache: {"x": cache * dout}            # a wrong backward
+
+    x = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
+    with pytest.raises(AssertionError) as info:
+        checks.check_float32_forward(mine, "softmax", {"x": x}, lambda i: ((i["x"],), {}),
+                                     lambda x: torch.softmax(x, dim=-1))
+    assert "softmax.backward: gradient of 'x'" in str(info.value), str(info.value)
+
+
+def test_with_nothing_written_the_report_is_what_the_docs_show(tmp_path, monkeypatch, capsys):
+    """The "check your understanding" page shows the whole report for a fresh skeleton: the
+    checklist and one sentence (exit 3), no counts."""
+    from types import SimpleNamespace
+    if cli.CHECKOUT is None:
+        pytest.skip("the docs are part of a checkout, not of the installed package")
+    page = (cli.CHECKOUT / "docs" / "check-your-understanding.md").read_text()
+    shown = page.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert shown[0].startswith("llmspec check: myimpl: softmax; tier: math")
+    skeleton.write(tmp_path, "impl_nothing_yet")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    collector = cli.Collector()
+    collector.results = [(f"spec/test_softmax.py::{t}[softmax]", "softmax", "skipped",
+                          "Skipped: not implemented: softmax.forward", None, "math")
+                         for t in ("test_matches_torch", "test_float32")]
+    code = cli.print_report(SimpleNamespace(verbose=False, docs_url=None), ["softmax"],
+                            collector, "impl_nothing_yet", True)
+    assert code == cli.NOTHING_YET
+    assert capsys.readouterr().out.strip("\n").splitlines() == shown[2:], shown

@@ -247,9 +247,10 @@ def check_float32_forward(impl, component: str, inputs: dict, to_args: Callable,
     grads = _fn(impl, component, "backward")(upstream, cache)
     for name, g in grads.items():
         assert np.asarray(g).dtype == np.float32, (
-            f"{component}.backward on float32 input and upstream returned gradient {name!r} "
-            f"of dtype {np.asarray(g).dtype}")
-    assert_grads_close(grads, expected_grads, F32, upstream * max(1.0, rounding_scale))
+            f"{_name(component, 'backward')} on float32 input and upstream returned gradient "
+            f"{name!r} of dtype {np.asarray(g).dtype}")
+    assert_grads_close(grads, expected_grads, F32, upstream * max(1.0, rounding_scale),
+                       label=_name(component, "backward"))
 
 
 def flatten(tree, prefix: str = "", keep_tuples: bool = False) -> dict:

@@ -386,3 +386,68 @@ def raises_checked(path: str, function: str) -> bool:
     return node is not None and any(
         isinstance(n, ast.Attribute) and n.attr == "raises" and isinstance(n.value, ast.Name)
         and n.value.id == "pytest" for n in ast.walk(node))
+
+
+# ---------------------------------------------------------------- lessons per component
+
+def _marked_components(node) -> tuple:
+    """``@pytest.mark.component("a", "b")`` on a test function, read from its source."""
+    out = []
+    for deco in node.decorator_list:
+        if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute) \
+                and deco.func.attr == MARKER:
+            out += [a.value for a in deco.args
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    return tuple(out)
+
+
+def static_owner(path: str, function: str) -> str | None:
+    """The owner of a test function, read from its source alone (no import, no collection):
+    its ``component`` marker, else what it passes to the implementation."""
+    node = _module_functions(path).get(function)
+    if node is None:
+        return None
+    marked = [n for n in _marked_components(node) if n in names()]
+    graded = marked or inferred(path, function, {}, _params(node), None)
+    return owner(graded)
+
+
+@functools.cache
+def claim_tests() -> dict:
+    """``{(test file name, test function): (owner, lessons)}`` for every test that decides a
+    lesson's claim (``@pytest.mark.claim``), read statically."""
+    from llmref.spec import plugin
+    from llmref.spec.harness import registry
+    found: dict = {}
+    for claim, nodes in registry.marked_tests().items():
+        for node_id, _ in nodes:
+            file, _, function = node_id.rpartition("/")[2].partition("::")
+            key = (file, function)
+            if key not in found:
+                found[key] = (static_owner(str(plugin.SPEC_DIR / file), function), set())
+            found[key][1].add(claim[1:4])
+    return {k: (o, tuple(sorted(ls))) for k, (o, ls) in found.items()}
+
+
+@functools.cache
+def lessons() -> dict:
+    """``{component: ("001", "003")}``: the lessons whose claim tests the component owns.
+
+    The one source of truth for "the lessons a component belongs to": ``llmspec check
+    --list`` prints it, the checklist shows it, and ``llmspec check NAME --lesson NNN`` runs
+    exactly the claim tests of lesson NNN that NAME owns (a test belongs to the component its
+    lessons teach last; a claim about a linear layer decided by training a GPT is ``gpt``'s or
+    ``sgd``'s).  Every run of the suite checks it against the collected tests
+    (``session.Summary``)."""
+    found: dict = {}
+    for owner_, lessons_ in claim_tests().values():
+        if owner_ is not None:
+            found.setdefault(owner_, set()).update(lessons_)
+    return {c: tuple(sorted(found[c])) for c in names() if c in found}
+
+
+def lesson_modules(lesson: str) -> list:
+    """The test modules that hold lesson ``lesson``'s claim tests (``llmref.spec.test_x``)."""
+    from llmref.spec import plugin
+    files = sorted({file for (file, _), (_, ls) in claim_tests().items() if lesson in ls})
+    return [plugin.module_name(plugin.SPEC_DIR / f) for f in files]
