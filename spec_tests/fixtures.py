@@ -149,7 +149,10 @@ class ClaimUse:
 
 def figures_of(recorded: dict, found: findings.Findings) -> dict:
     """A claim test's figures: those it recorded (``claim_figures``) and noted
-    (:func:`findings.largest` and the like), or, when it gave none, what its passing
-    comparisons found (values compared, largest relative difference)."""
-    figures = {**recorded, **{k: _plain(v) for k, v in found.values.items()}}
-    return figures or {k: _plain(v) for k, v in found.comparison_figures().items()}
+    (:func:`findings.largest` and the like), and, unless it recorded some through
+    ``claim_figures``, what its passing comparisons found (values compared, largest relative
+    difference)."""
+    noted = {k: _plain(v) for k, v in found.values.items()}
+    if recorded:
+        return {**recorded, **noted}
+    return {**noted, **{k: _plain(v) for k, v in found.comparison_figures().items()}}

@@ -117,8 +117,9 @@ def test_the_run_fails_a_passing_claim_test_that_used_neither():
 
 def test_a_claim_test_without_figures_gets_what_its_comparisons_found():
     """A claim test that records nothing gets its passing comparisons as figures (values
-    compared, the largest relative difference, measured as the tolerance measures it); one
-    that records or notes figures keeps only those; a failed comparison is not counted."""
+    compared, the largest relative difference, measured as the tolerance measures it), also
+    next to the values it notes with ``findings``; one that records figures through
+    ``claim_figures`` keeps only those; a failed comparison is not counted."""
     from llmref.spec.harness import findings
     from llmref.spec.harness.tolerances import F64, FD, assert_close, compare
 
@@ -145,7 +146,17 @@ def test_a_claim_test_without_figures_gets_what_its_comparisons_found():
 
     item = _Item(["L002-loss-042"])
     assert _run_claim_use(item, notes) is None
-    assert item._llmspec_figures == {"least": 1.0, "count": 3}
+    assert {k: item._llmspec_figures[k] for k in ("least", "count")} == {"least": 1.0,
+                                                                           "count": 3}
+    assert item._llmspec_figures["values_compared_(float64)"] == 6
+
+    def records(item):
+        fixtures.Figures(item)["measured"] = 0.5
+        compares(item)
+
+    item = _Item(["L002-loss-042"])
+    assert _run_claim_use(item, records) is None
+    assert item._llmspec_figures == {"measured": 0.5}
     findings.largest("outside a claim test", 1.0)                # does nothing
 
 
