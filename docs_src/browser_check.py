@@ -145,8 +145,7 @@ def main(argv=None) -> int:
                 if (!text.includes("What we found")) return [id, "no finding"];
                 return [id, el.querySelector("table") ? "figures" :
                             (text.includes("not recorded yet") || text.includes("has not run")
-                             ? "placeholder" : text.includes("Checked by") ? "checked"
-                             : "no figures")];
+                             ? "placeholder" : "no figures")];
             })""", [anchors.claim_id(cid) for cid in mine])
             bad = [f"{i}: {s}" for i, s in found
                    if s in ("missing", "no claim", "no finding")

@@ -3,7 +3,9 @@
 Claim tests get the implementation from ``impl`` and their numbers from ``claim`` /
 ``claim_values``; both record what the test used (the functions it called, the registry
 values it read), and :class:`ClaimUse` fails a claim test that used neither.  A claim test
-records the figures it computed with ``claim_figures``; they go into the run's status file.
+records the figures it computed with ``claim_figures`` (a test run by hypothesis notes them
+with :mod:`~llmref.spec.harness.findings`; a test that gives none gets what its passing
+comparisons found); they go into the run's status file.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 
 import pytest
 
-from llmref.spec.harness import registry
+from llmref.spec.harness import findings, registry
 from llmref.spec.harness.impl import Implementation
 from llmref.spec.session import claim_ids
 
@@ -131,10 +133,26 @@ class ClaimUse:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item):
-        result = yield
+        if not claim_ids(item):
+            return (yield)
+        with findings.gathering() as found:
+            result = yield
         problem = usage_problem(claim_ids(item), item.config._llmspec_impl.calls,
                                 getattr(item, "_llmspec_registry_reads", set()))
         if problem:
             pytest.fail(problem, pytrace=False)
         item._llmspec_used = sorted(item.config._llmspec_impl.calls)
+        item._llmspec_figures = figures_of(getattr(item, "_llmspec_figures", None) or {},
+                                           found)
         return result
+
+
+def figures_of(recorded: dict, found: findings.Findings) -> dict:
+    """A claim test's figures: those it recorded (``claim_figures``) and noted
+    (:func:`findings.largest` and the like), and, unless it recorded some through
+    ``claim_figures``, what its passing comparisons found (values compared, largest relative
+    difference)."""
+    noted = {k: _plain(v) for k, v in found.values.items()}
+    if recorded:
+        return {**recorded, **noted}
+    return {**noted, **{k: _plain(v) for k, v in found.comparison_figures().items()}}

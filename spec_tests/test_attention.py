@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llmref.spec.harness import findings
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness.checks import (
     check_against_finite_differences,
@@ -131,6 +132,11 @@ def test_attention_weights_are_distributions(impl, case):
     assert np.all(att >= 0)
     assert np.all(att[~allowed] == 0.0)
     np.testing.assert_allclose(att.sum(axis=-1), 1.0, rtol=1e-12)
+    findings.total("rows checked", att.sum(axis=-1).size)
+    findings.smallest("smallest weight", np.min(att, initial=np.inf))
+    findings.largest("largest masked weight", np.max(att[~allowed], initial=0.0))
+    findings.largest("largest |row sum - 1|", np.max(np.abs(att.sum(axis=-1) - 1.0),
+                                                     initial=0.0))
 
 
 @pytest.mark.parametrize("name", ["weights", "allowed_mask"])
@@ -146,7 +152,7 @@ def test_an_integer_padding_mask_is_refused(impl, name):
 
 
 @pytest.mark.claim("L003-scaling-sqrt-dk")
-def test_sqrt_dk_scaling_keeps_score_variance_near_one(impl):
+def test_sqrt_dk_scaling_keeps_score_variance_near_one(impl, claim_figures):
     """For queries and keys with unit-variance entries, q . k has variance D; dividing by
     sqrt(D) brings it back to about 1, whatever D is."""
     rng = np.random.default_rng(0)
@@ -156,3 +162,6 @@ def test_sqrt_dk_scaling_keeps_score_variance_near_one(impl):
         var = impl("attention.scores")(q, k).var()
         assert 0.9 < var < 1.1, f"D={D}: scaled score variance {var:.3f}"
         assert 0.9 * D < (var * D) < 1.1 * D      # the unscaled variance is D times larger
+        claim_figures[f"variance of the scaled scores, D = {D}"] = var
+        claim_figures[f"variance of q · k unscaled, D = {D}"] = (
+            np.einsum("bhtd,bhsd->bhts", q, k).var())

@@ -115,6 +115,51 @@ def test_the_run_fails_a_passing_claim_test_that_used_neither():
     assert _run_claim_use(_Item([]), restates) is None                  # not a claim test
 
 
+def test_a_claim_test_without_figures_gets_what_its_comparisons_found():
+    """A claim test that records nothing gets its passing comparisons as figures (values
+    compared, the largest relative difference, measured as the tolerance measures it), also
+    next to the values it notes with ``findings``; one that records figures through
+    ``claim_figures`` keeps only those; a failed comparison is not counted."""
+    from llmref.spec.harness import findings
+    from llmref.spec.harness.tolerances import F64, FD, assert_close, compare
+
+    def compares(item):
+        s = item.config._llmspec_impl("softmax.forward")(np.zeros((2, 3)))[0]
+        assert_close(s, np.full((2, 3), 1 / 3) * (1 + 1e-12), F64)
+        assert compare(s, s + 1.0, F64) is not None              # a failed comparison
+        assert_close(np.array([2.0]), np.array([2.0 + 2e-7]), FD)
+
+    item = _Item(["L002-loss-042"])
+    assert _run_claim_use(item, compares) is None
+    figures = item._llmspec_figures
+    assert figures["values_compared_(float64)"] == 6
+    assert figures["arrays_compared_(finite differences)"] == 1
+    assert 0.9e-12 < figures["largest_relative_difference_(float64)"] < 1.1e-12
+    assert 0.9e-7 < figures["largest_relative_difference_(finite differences)"] < 1e-7
+    assert figures["relative_tolerance_(float64)"] == F64.rtol
+
+    def notes(item):
+        compares(item)
+        for value in (3.0, 1.0, 2.0):
+            findings.smallest("least", value)
+            findings.total("count", 1)
+
+    item = _Item(["L002-loss-042"])
+    assert _run_claim_use(item, notes) is None
+    assert {k: item._llmspec_figures[k] for k in ("least", "count")} == {"least": 1.0,
+                                                                           "count": 3}
+    assert item._llmspec_figures["values_compared_(float64)"] == 6
+
+    def records(item):
+        fixtures.Figures(item)["measured"] = 0.5
+        compares(item)
+
+    item = _Item(["L002-loss-042"])
+    assert _run_claim_use(item, records) is None
+    assert item._llmspec_figures == {"measured": 0.5}
+    findings.largest("outside a claim test", 1.0)                # does nothing
+
+
 def test_the_implementation_records_the_functions_called_through_it():
     implementation = Implementation("llmref")
     implementation.reset_calls()

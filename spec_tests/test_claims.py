@@ -28,15 +28,16 @@ def _ce(impl, probs, target):
 
 
 @pytest.mark.claim("L001-five-words")
-def test_cat_sentence_has_five_distinct_words(impl, claim):
+def test_cat_sentence_has_five_distinct_words(impl, claim, claim_figures):
     vocab = impl("word_tokenizer.build_vocab")("the cat sat on the mat")
     assert len(vocab) == claim["value"]
+    claim_figures.record(distinct_words=len(vocab), vocabulary=" ".join(vocab))
 
 
 @pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
                        "word_tokenizer")
 @pytest.mark.claim("L001-sat-reaches-99")
-def test_cat_loss_floor_is_two_ln2_over_five(impl, claim):
+def test_cat_loss_floor_is_two_ln2_over_five(impl, claim, claim_figures):
     """The best possible model gives 'the' 1/2 -> cat and 1/2 -> mat and is certain about the
     other three pairs: mean loss 2 ln 2 / 5.  Checked by evaluating the loss of that ideal
     prediction; after 400 epochs the trained network is within 2.5% of it."""
@@ -51,6 +52,9 @@ def test_cat_loss_floor_is_two_ln2_over_five(impl, claim):
     result = cat_sat_mat.train(epochs=400, lr=0.5, log=None, lib=impl.lib)
     assert result["history"]["loss"][-1] < floor * 1.025
     assert result["history"]["p_correct"][-1][1] >= claim["value"]
+    claim_figures.record(loss_of_the_ideal_prediction=floor,
+                         loss_after_400_epochs=result["history"]["loss"][-1],
+                         **{"p(sat | cat) after 400 epochs": result["history"]["p_correct"][-1][1]})
 
 
 @pytest.mark.component("cross_entropy", "embedding", "linear", "sgd", "softmax", "tanh",
@@ -223,15 +227,19 @@ def test_llama2_published_shapes(impl, claim_figures):
 @pytest.mark.claim("L003-apples")
 @pytest.mark.claim("L003-chain-of-thought-steps")
 @pytest.mark.claim("L003-1081-marked-wrong")
-def test_worked_arithmetic_in_lesson_003(claim_values):
+def test_worked_arithmetic_in_lesson_003(claim_values, claim_figures):
     assert 5 - 2 + 3 == claim_values["L003-apples"]["value"]
     assert (47 * 20, 47 * 3, 47 * 20 + 47 * 3) == (940, 141, 1081)
     assert 47 * 23 == claim_values["L003-chain-of-thought-steps"]["value"]
     # the "wrong" one-step answer equals the right one
     assert 47 * 23 == claim_values["L003-1081-marked-wrong"]["value"]
+    claim_figures.record(**{"5 - 2 + 3": 5 - 2 + 3, "47 × 20": 47 * 20, "47 × 3": 47 * 3,
+                            "47 × 20 + 47 × 3": 47 * 20 + 47 * 3, "47 × 23": 47 * 23})
 
 
 @pytest.mark.claim("L003-qa-arithmetic")
-def test_five_percent_of_two_trillion_tokens(claim):
+def test_five_percent_of_two_trillion_tokens(claim, claim_figures):
     """The lesson's own estimate, multiplied out: 5% of 2 trillion tokens is 100 billion."""
-    assert abs(0.05 * 2e12 - claim["value"]) <= claim["tolerance"] * claim["value"]
+    product = 0.05 * 2e12
+    assert abs(product - claim["value"]) <= claim["tolerance"] * claim["value"]
+    claim_figures["0.05 × 2 × 10¹² tokens"] = product

@@ -300,7 +300,7 @@ def test_the_lessons_distributions_are_what_a_softmax_can_give(impl, claim_figur
 
 
 @pytest.mark.claim("L003-score-example")
-def test_attention_score_of_the_lessons_vectors(impl, claim):
+def test_attention_score_of_the_lessons_vectors(impl, claim, claim_figures):
     """Score = q . k / sqrt(d_k) for the lesson's first three entries of 512-wide vectors
     (the rest zero): 0.44 / 22.6 = 0.019."""
     q = np.zeros((1, 1, 1, 512))
@@ -310,3 +310,5 @@ def test_attention_score_of_the_lessons_vectors(impl, claim):
     score = float(np.asarray(impl("attention.scores")(q, k)).ravel()[0])
     assert abs(score * math.sqrt(512) - 0.44) < 1e-12
     assert abs(score - claim["value"]) <= claim["tolerance"]
+    claim_figures.record(**{"score": score, "score × √512 (= q · k)": score * math.sqrt(512),
+                            "√512": math.sqrt(512)})

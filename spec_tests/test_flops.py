@@ -73,22 +73,29 @@ def test_gpt_flops(impl, B, H, T, D, n_layers, vocab, tie, d_ff):
 
 
 @pytest.mark.claim("L003-backward-2x")
-def test_backward_costs_twice_the_forward(impl):
+def test_backward_costs_twice_the_forward(impl, claim_figures):
     """Counting matrix products, a training step's backward is exactly 2x its forward, for
     every layer and so for the model (GPT-2 small's shape, batch 8 x 1024 tokens)."""
     config = GPTConfig(vocab_size=50257, context_len=1024, d_model=768, n_heads=12,
                        n_layers=12)
     cost = impl("flops.gpt")(config, 8, 1024)
     assert cost.backward == 2 * cost.forward
+    claim_figures.record(forward_flops=cost.forward, backward_flops=cost.backward,
+                         backward_over_forward=cost.backward / cost.forward)
 
 
 @pytest.mark.claim("L003-attention-quadratic")
-def test_attention_cost_grows_with_the_square_of_the_sequence(impl):
+def test_attention_cost_grows_with_the_square_of_the_sequence(impl, claim_figures):
     """Doubling T quadruples the attention products and doubles everything else."""
     att = [impl("flops.attention")(1, 12, T, T, 64).forward for T in (512, 1024, 2048)]
     assert att[1] == 4 * att[0] and att[2] == 4 * att[1]
     proj = [impl("flops.linear")(T, 768, 768).forward for T in (512, 1024)]
     assert proj[1] == 2 * proj[0]
+    claim_figures.record(**{f"attention forward FLOPs, T = {T}": a
+                            for T, a in zip((512, 1024, 2048), att, strict=True)},
+                         **{"attention, 1024 over 512": att[1] / att[0],
+                            "attention, 2048 over 1024": att[2] / att[1],
+                            "projection, 1024 over 512": proj[1] / proj[0]})
 
 
 @pytest.mark.parametrize(("call", "args"), [

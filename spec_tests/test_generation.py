@@ -23,7 +23,7 @@ def _params(seed=0, config=CONFIG):
 @pytest.mark.claim("L001-one-token-at-a-time")
 @pytest.mark.claim("L003-answers-token-by-token")
 @pytest.mark.parametrize("config", [CONFIG, SHORT], ids=["context-6", "context-2"])
-def test_greedy_picks_the_argmax_every_step(impl, config):
+def test_greedy_picks_the_argmax_every_step(impl, config, claim_figures):
     """Each new token is the argmax of the logits the model gives for the last context_len
     tokens (the window slides once the sequence is longer than the context)."""
     params = _params(0, config)
@@ -31,10 +31,15 @@ def test_greedy_picks_the_argmax_every_step(impl, config):
     out = impl("generate.generate")(params, config, prompt, 8, greedy=True)
     assert out.shape == (6, 11)
     np.testing.assert_array_equal(out[:, :3], prompt)
+    agree = 0
     for t in range(3, 11):
         context = out[:, max(0, t - config.context_len):t]       # context window slides
         logits, _ = impl("gpt.forward")(context, params, config)
         np.testing.assert_array_equal(out[:, t], logits[:, -1].argmax(-1))
+        agree += int(np.sum(out[:, t] == logits[:, -1].argmax(-1)))
+    claim_figures.record(sequences=out.shape[0], tokens_generated=out[:, 3:].size,
+                         tokens_equal_to_the_argmax_of_a_fresh_forward=agree,
+                         context_len=config.context_len)
 
 
 def _torch_probs(logits, temperature, top_k):

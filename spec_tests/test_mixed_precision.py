@@ -19,7 +19,7 @@ def _sgd(lr):
 
 
 @pytest.mark.claim("L003-mixed-precision-parts")
-def test_tiny_update_is_lost_in_fp16_weights_but_kept_by_fp32_master(impl):
+def test_tiny_update_is_lost_in_fp16_weights_but_kept_by_fp32_master(impl, claim_figures):
     """Near 1.0, float16's spacing is 2^-10; an update of 1e-4 (under half of it) rounds away.
     Applied 100 times to float16 weights nothing changes; a float32 master copy moves by
     100 * 1e-4 = 0.01."""
@@ -34,6 +34,10 @@ def test_tiny_update_is_lost_in_fp16_weights_but_kept_by_fp32_master(impl):
             _sgd(1.0), None, None, dtype="float16")
     assert w16["w"].dtype == np.float16 and np.all(w16["w"] == 1.0)
     np.testing.assert_allclose(master["w"], 1.0 - 100 * 1e-4, rtol=1e-5)
+    claim_figures.record(float16_weight_after_100_updates=w16["w"][0],
+                         float32_master_after_100_updates=master["w"][0],
+                         float16_moved_by=1.0 - float(w16["w"][0]),
+                         float32_master_moved_by=1.0 - float(master["w"][0]))
 
 
 def _linear_weight_grad(impl, dtype, dout_scale):
@@ -48,7 +52,7 @@ def _linear_weight_grad(impl, dtype, dout_scale):
 
 
 @pytest.mark.claim("L003-mixed-precision-parts")
-def test_small_gradients_underflow_in_fp16_without_loss_scaling(impl):
+def test_small_gradients_underflow_in_fp16_without_loss_scaling(impl, claim_figures):
     """Gradients of size ~1e-8 are below float16's smallest subnormal (6e-8): they flush to
     zero.  Scaled by 2^16 first they survive and, unscaled in float32, are within float16's
     relative precision (about 1e-3) of the float64 truth."""
@@ -56,6 +60,12 @@ def test_small_gradients_underflow_in_fp16_without_loss_scaling(impl):
     assert np.count_nonzero(unscaled) <= truth.size // 4        # (almost) everything is lost
     scaled, truth = _linear_weight_grad(impl, np.float16, 2.0**16)
     np.testing.assert_allclose(scaled, truth, rtol=1e-2, atol=1e-3 * np.abs(truth).max())
+    claim_figures.record(
+        gradient_elements=truth.size,
+        nonzero_without_loss_scaling=np.count_nonzero(unscaled),
+        **{"nonzero with loss scale 2¹⁶": np.count_nonzero(scaled),
+           "largest error with loss scaling, relative to the largest gradient": (
+               np.max(np.abs(scaled - truth)) / np.max(np.abs(truth)))})
 
 
 def test_overflow_skips_the_step_and_halves_the_scale(impl):

@@ -27,12 +27,15 @@ def _vec(seed, n, scale=1.0, offset=0):
 
 
 @pytest.mark.claim("L003-ranking-pairs")
-def test_pairs_from_a_ranking(impl, claim):
+def test_pairs_from_a_ranking(impl, claim, claim_figures):
     pairs = impl("preference.pairs_from_ranking")(["C", "A", "B", "D"])
     assert len(pairs) == claim["value"]
     assert pairs == [("C", "A"), ("C", "B"), ("C", "D"), ("A", "B"), ("A", "D"), ("B", "D")]
-    for k in range(1, 8):
-        assert len(impl("preference.pairs_from_ranking")(range(k))) == k * (k - 1) // 2
+    counts = [len(impl("preference.pairs_from_ranking")(range(k))) for k in range(1, 8)]
+    assert counts == [k * (k - 1) // 2 for k in range(1, 8)]
+    claim_figures.record(pairs_from_4_responses=len(pairs),
+                         pairs=", ".join(f"{a} > {b}" for a, b in pairs),
+                         pairs_from_1_to_7_responses=counts)
 
 
 @given(N, hs.scales, hs.seeds)
@@ -471,7 +474,7 @@ def test_ppo_train_options(impl):
 
 
 @pytest.mark.claim("L003-kl-objective")
-def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
+def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl, claim_figures):
     """Five one-token responses with rewards r: the best policy under a KL penalty of weight
     beta is pi*(y) ~ pi_ref(y) exp(r(y) / beta).  PPO (the loop every policy shares, here the
     bigram policy with its value table) starting from pi_ref (total-variation distance 0.39
@@ -494,6 +497,11 @@ def test_ppo_with_kl_penalty_approaches_the_regularised_optimum(impl):
     assert 0.5 * np.abs(p_ref - star).sum() > 0.35
     assert 0.5 * np.abs(p - star).sum() < 0.08
     assert history[-1]["score"] > history[0]["score"]
+    claim_figures.record(**{"distance from π* before (total variation)":
+                            0.5 * np.abs(p_ref - star).sum(),
+                            "distance from π* after 120 iterations": 0.5 * np.abs(p - star).sum(),
+                            "score, first iteration": history[0]["score"],
+                            "score, last iteration": history[-1]["score"]})
 
 
 @pytest.mark.parametrize(("call", "args", "error", "needle"), [
@@ -511,7 +519,7 @@ def test_rlhf_bad_input(impl, call, args, error, needle):
 
 
 @pytest.mark.claim("L003-reward-learns-preferences")
-def test_reward_model_learns_preferences_with_the_bradley_terry_loss(impl):
+def test_reward_model_learns_preferences_with_the_bradley_terry_loss(impl, claim_figures):
     """Thirty AdamW steps on 24 pairs where the chosen sequence holds token 1 and the
     rejected one does not: the pairwise loss falls from about log 2 to under a third of it
     and the model ranks every pair correctly."""
@@ -538,6 +546,8 @@ def test_reward_model_learns_preferences_with_the_bradley_terry_loss(impl):
     assert losses[-1] < losses[0] / 3
     r, _ = impl("reward_model.forward")(ids, params, config, np.concatenate([lengths, lengths]))
     assert np.all(r[:24] > r[24:])
+    claim_figures.record(pairwise_loss_at_step_1=losses[0], pairwise_loss_at_step_30=losses[-1],
+                         pairs_ranked_correctly=int(np.sum(r[:24] > r[24:])), pairs=24)
 
 
 # ------------------------------------------------------------------ conventions (SB3 / TRL)

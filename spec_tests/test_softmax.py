@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given
 
+from llmref.spec.harness import findings
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness.checks import (
     check_against_finite_differences,
@@ -56,6 +57,9 @@ def test_softmax_rows_are_distributions(impl, x):
     s, _ = impl("softmax.forward")(x)
     assert np.all(s >= 0)
     np.testing.assert_allclose(s.sum(axis=-1), 1.0, rtol=1e-12)
+    findings.total("rows checked", s.sum(axis=-1).size)
+    findings.smallest("smallest probability", np.min(s, initial=np.inf))
+    findings.largest("largest |row sum - 1|", np.max(np.abs(s.sum(axis=-1) - 1.0), initial=0.0))
 
 
 @given(x=hs.float_arrays())

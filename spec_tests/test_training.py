@@ -43,7 +43,7 @@ def test_accumulated_gradient_equals_the_big_batch_gradient(impl, k, seed):
 
 
 @pytest.mark.claim("L003-accumulation")
-def test_accumulation_with_unequal_token_counts_is_not_the_big_batch(impl):
+def test_accumulation_with_unequal_token_counts_is_not_the_big_batch(impl, claim_figures):
     """With padding (ignore_index) the micro-batches count different numbers of tokens, the
     mean of their means is not the big batch's mean, and neither are the gradients."""
     params = hp.random_gpt(TINY, np.random.default_rng(0))
@@ -56,12 +56,17 @@ def test_accumulation_with_unequal_token_counts_is_not_the_big_batch(impl):
     loss, _ = impl("accumulate.loss_and_grads")(fn, [np.arange(2), np.arange(2, 4)])
     big_loss, _ = fn(np.arange(4))
     assert abs(loss - big_loss) > 1e-3
+    claim_figures.record(mean_of_the_micro_batch_losses=loss, big_batch_loss=big_loss,
+                         tokens_counted_per_micro_batch=[
+                             int(np.sum(targets[idx] != -100))
+                             for idx in (np.arange(2), np.arange(2, 4))])
 
 
 @pytest.mark.claim("L004-epoch")
 @pytest.mark.claim("L002-training-loop")
 @pytest.mark.claim("L000-training-cycle")
-def test_training_loop_sees_every_example_once_per_epoch_in_a_seeded_order(impl):
+def test_training_loop_sees_every_example_once_per_epoch_in_a_seeded_order(impl,
+                                                                           claim_figures):
     ids, targets = _data(1, 10)
     params = hp.random_gpt(TINY, np.random.default_rng(1))
 
@@ -88,6 +93,11 @@ def test_training_loop_sees_every_example_once_per_epoch_in_a_seeded_order(impl)
                    for a, b in zip(history, other, strict=True))
     assert all(h["grad_norm"] >= 0 for h in history)
     assert history[-1]["loss"] < history[0]["loss"]
+    claim_figures.record(
+        examples=len(ids), epochs=1 + max(h["epoch"] for h in history), steps=len(history),
+        distinct_examples_seen_per_epoch=[len(set(np.concatenate(
+            [h["examples"] for h in history if h["epoch"] == e]).tolist())) for e in range(3)],
+        first_loss=history[0]["loss"], last_loss=history[-1]["loss"])
 
 
 def test_training_loop_logs_progress(impl):
@@ -208,7 +218,7 @@ def _module(impl, name):
 
 @pytest.mark.claim("L003-checkpointing")
 @pytest.mark.parametrize("segment", [1, 2, 3, 4, 6, 7])
-def test_checkpointed_gradients_are_identical(impl, segment):
+def test_checkpointed_gradients_are_identical(impl, segment, claim_figures):
     """Recomputing inside segments repeats the same arithmetic: bit-for-bit equal gradients,
     also when the segment length does not divide the 6 blocks (4: a partial last segment of
     2 blocks; 7: one segment longer than the stack)."""
@@ -223,6 +233,13 @@ def test_checkpointed_gradients_are_identical(impl, segment):
     assert c_loss == loss
     for name, g in flatten(grads).items():
         np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)
+    claim_figures.record(
+        blocks=config.n_layers, segments=stats["segments"],
+        gradient_arrays_compared=len(flatten(grads)),
+        gradient_values_compared=sum(np.size(g) for g in flatten(grads).values()),
+        largest_difference=max(float(np.max(np.abs(flatten(c_grads)[n] - g), initial=0.0))
+                               for n, g in flatten(grads).items()),
+        loss_difference=c_loss - loss)
 
 
 
@@ -243,7 +260,7 @@ def test_memory_calculator_matches_measurement(impl, vocab, ctx, H, D, L, d_ff, 
 
 
 @pytest.mark.claim("L001-gpt3-scale")
-def test_memory_calculator_reproduces_published_model_sizes(impl):
+def test_memory_calculator_reproduces_published_model_sizes(impl, claim_figures):
     """GPT-2 small (124,439,808 parameters with position embeddings, tied head) and GPT-3
     175B (96 layers of width 12288, context 2048): 174.6e9, which the paper rounds to 175B."""
     gpt2 = GPTConfig(vocab_size=50257, context_len=1024, d_model=768, n_heads=12, n_layers=12)
@@ -257,6 +274,10 @@ def test_memory_calculator_reproduces_published_model_sizes(impl):
     assert mem["optimizer_state"] == 8 * n and mem["master_weights"] == 4 * n
     assert mem["params"] + mem["grads"] + mem["optimizer_state"] + mem["master_weights"] \
         == 16 * n                                         # the "16 bytes per parameter" rule
+    claim_figures.record(gpt2_small_parameters=impl("memory.param_count")(gpt2),
+                         gpt3_parameters=n, gpt3_model_state_bytes_per_parameter=(
+                             mem["params"] + mem["grads"] + mem["optimizer_state"]
+                             + mem["master_weights"]) / n)
 
 
 def test_memory_calculator_refuses_bad_sizes(impl):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llmref.spec.harness import findings
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness.checks import check_model_against_torch
@@ -40,6 +41,11 @@ def test_causal_block_jacobian_is_lower_triangular(impl, norm_first, T, seed):
         per_position = np.abs(dx).sum(axis=(0, 2))
         assert np.all(per_position[i + 1:] == 0.0), f"output {i} depends on later inputs"
         assert np.all(per_position[: i + 1] > 0.0), f"output {i} ignores an earlier input"
+        findings.total("(output, input) position pairs checked", T)
+        findings.largest("largest dependence on a later input", np.max(per_position[i + 1:],
+                                                                      initial=0.0))
+        findings.smallest("smallest dependence on an earlier or the same input",
+                          np.min(per_position[: i + 1]))
 
 
 @given(st.integers(2, 6), st.integers(0, 5), hs.seeds)
@@ -71,6 +77,10 @@ def test_ffn_acts_on_each_position_alone(impl, T, seed):
         per_position = np.abs(dx).sum(axis=(0, 2))
         assert per_position[i] > 0
         assert np.all(np.delete(per_position, i) == 0.0)
+        findings.total("(output, input) position pairs checked", T)
+        findings.smallest("smallest dependence on the same position", per_position[i])
+        findings.largest("largest dependence on another position",
+                         np.max(np.delete(per_position, i), initial=0.0))
 
 
 @pytest.mark.claim("L003-ffn-per-position")
@@ -84,6 +94,9 @@ def test_attention_mixes_positions(impl, T, seed):
     for i in range(T):
         dx = _input_gradient_at(impl, "mha", x, params, i, seed, n_heads=2, causal=False)
         assert np.all(np.abs(dx).sum(axis=(0, 2)) > 0)
+        findings.total("(output, input) position pairs checked", T)
+        findings.smallest("smallest dependence of an output on an input position",
+                          np.min(np.abs(dx).sum(axis=(0, 2))))
 
 
 @pytest.mark.claim("L004-position-matters")
@@ -104,6 +117,8 @@ def test_self_attention_is_permutation_equivariant_without_positions(impl, T, se
     with_pos = mha(add_pe(x)[0], params, 2, causal=False)[0]
     with_pos_perm = mha(add_pe(x[:, perm])[0], params, 2, causal=False)[0]
     assert np.max(np.abs(with_pos_perm - with_pos[:, perm])) > 1e-3
+    findings.smallest("with positions added: largest difference from equivariance (smallest "
+                      "over the examples)", np.max(np.abs(with_pos_perm - with_pos[:, perm])))
 
 
 @pytest.mark.claim("L004-heads-fused")

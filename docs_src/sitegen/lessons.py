@@ -101,7 +101,7 @@ def test_figures(node: str, status: dict) -> list:
         if figures:
             out += [f"Computed by {link}{which} ({result['outcome']} in the last run):", "",
                     *common.figures_table(figures), ""]
-        else:                                    # a check against an oracle: no figures
+        else:              # recorded none (the browser check fails a claim left so)
             out += [f"Checked by {link}{which} ({result['outcome']} in the last run).", ""]
     return out
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llmref.spec.harness import findings
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -23,15 +25,18 @@ class Tolerance:
     atol_scale: float
     why: str
     underflow: float = 0.0   # absolute: below this a format has no normal numbers left
+    label: str = ""          # what the figures of a claim test call it (harness.findings)
 
 
 #: float64 against the float64 PyTorch oracle: both compute the same formula in double
 #: precision, so only rounding separates them.
-F64 = Tolerance(rtol=1e-9, atol_scale=1e-12, why="float64 vs float64 autograd: rounding only")
+F64 = Tolerance(rtol=1e-9, atol_scale=1e-12, why="float64 vs float64 autograd: rounding only",
+                label="float64")
 
 #: central finite differences with step h = 1e-6 (scaled by |x|): truncation error ~h^2 and
 #: rounding error ~1e-16/h, so about 1e-10 of the scale; 1e-6 leaves room for curvature.
-FD = Tolerance(rtol=1e-6, atol_scale=1e-7, why="central differences, h = 1e-6 * max(1, |x|)")
+FD = Tolerance(rtol=1e-6, atol_scale=1e-7, why="central differences, h = 1e-6 * max(1, |x|)",
+               label="finite differences")
 FD_STEP = 1e-6
 
 #: a float32 forward pass against the float64 oracle: float32 has a 24-bit mantissa
@@ -39,7 +44,7 @@ FD_STEP = 1e-6
 #: Below float32's smallest normal number (1.2e-38) there is no relative precision at all; a
 #: factor that underflows there, times inputs up to 1e3, stays under 1e-35.
 F32 = Tolerance(rtol=2e-5, atol_scale=2e-6, why="float32 forward vs float64 oracle",
-                underflow=1e-35)
+                underflow=1e-35, label="float32")
 
 
 #: Adam and AdamW trajectories against torch.optim, step for step in float64 (the case that
@@ -160,6 +165,7 @@ def compare(actual, expected, tol: Tolerance = F64, name: str = "value",
     allowed = tol.rtol * np.abs(expected) + tol.atol_scale * scale + tol.underflow + floor
     bad = err > allowed
     if not np.any(bad):
+        findings.note_comparison(tol, actual, expected, allowed)
         return None
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(err - allowed), err.shape))
     extra = "" if np.all(np.asarray(floor) == 0) else \
