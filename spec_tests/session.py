@@ -119,6 +119,7 @@ class Summary:
                 # input contract, not the math: the learner's contract is test_contract's
                 item.add_marker("contract")
                 item.add_marker("reference_only")
+        components.save_answers()
         chosen = selected_components(config)
         if chosen is None:
             return

@@ -38,6 +38,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import re
 from pathlib import Path
 
 MARKER = "component"
@@ -282,10 +283,81 @@ def inferred(path: str, function: str, params: dict, fixtures=(), module=None) -
 
     ``params`` are the test's parametrized values; ``fixtures`` the names of the fixtures it
     uses (those defined in its module are read too); ``module``, the test's module, lets a
-    row of a table of cases be looked up (``CASES[case]``)."""
+    row of a table of cases be looked up (``CASES[case]``).  Answers are kept on disk
+    (:func:`saved_answers`), so a run whose sources have not changed reads no syntax tree."""
     raw = tuple(sorted(((k, v) for k, v in params.items() if _hashable(v)), key=lambda kv: kv[0]))
-    return _inferred(path, function, raw, tuple(fixtures),
-                     getattr(module, "__name__", None))
+    module_name = getattr(module, "__name__", None)
+    # the key holds no memory address (a parameter that is a function or an object), so a
+    # later run with the same sources finds it
+    key = re.sub(r" at 0x[0-9a-f]+", "",
+                 f"{path}::{function}::{raw!r}::{tuple(fixtures)!r}::{module_name}")
+    saved = saved_answers()
+    if key not in saved["answers"]:
+        saved["answers"][key] = list(_inferred(path, function, raw, tuple(fixtures),
+                                               module_name))
+        saved["new"] = True
+    return tuple(saved["answers"][key])
+
+
+def _sources_fingerprint() -> str:
+    """Name, size and modification time of every source file the map reads (the suite, the
+    reference, the examples): any edit gives a new fingerprint and a fresh map."""
+    import hashlib
+
+    import llmref
+    roots = {Path(llmref.__file__).parent, Path(__file__).parents[1]}
+    try:
+        import llmref.examples
+        roots.add(Path(llmref.examples.__file__).parent)
+    except ImportError:
+        pass
+    digest = hashlib.sha256()
+    for root in sorted(roots):
+        for file in sorted(root.rglob("*.py")):
+            stat = file.stat()
+            digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _answers_file() -> Path:
+    from llmref.spec import plugin
+    return plugin.status_dir() / "component-map.json"
+
+
+@functools.cache
+def saved_answers() -> dict:
+    """The map's answers saved by an earlier run with the same sources (the user cache's
+    ``component-map.json``; ``LLMSPEC_CACHE`` moves it), or an empty map."""
+    import json
+    fingerprint = _sources_fingerprint()
+    try:
+        data = json.loads(_answers_file().read_text())
+        if data.get("fingerprint") == fingerprint and isinstance(data.get("answers"), dict):
+            return {"fingerprint": fingerprint, "answers": data["answers"], "new": False}
+    except (OSError, ValueError):
+        pass
+    return {"fingerprint": fingerprint, "answers": {}, "new": False}
+
+
+def save_answers() -> None:
+    """Write the map's answers if this run added any (atomically: parallel workers may
+    write at once; a cache that cannot be written is only slower next time)."""
+    import json
+    import os
+    import tempfile
+    saved = saved_answers()
+    if not saved["new"]:
+        return
+    target = _answers_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".component-map-")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"fingerprint": saved["fingerprint"], "answers": saved["answers"]}, f)
+        os.replace(tmp, target)
+        saved["new"] = False
+    except OSError:
+        pass
 
 
 @functools.cache
