@@ -120,7 +120,7 @@ def suite(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env["LLMSPEC_CACHE"] = str(Path(tmp) / "cache")
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                "--pyargs", "llmref.spec", "--llmspec-status", str(Path(tmp) / "status.json")]
+                "--pyargs", "llmref.spec", f"--llmspec-status={Path(tmp) / 'status.json'}"]
         print(f"median of {runs} runs; {os.cpu_count()} cores; load average "
               f"{os.getloadavg()[0]:.1f}")
         wall, cpu = _median(argv, Path.cwd(), env, runs, 0)

@@ -202,6 +202,8 @@ def _pytest_args(args, selected, lesson, impl_name) -> list:
            "-m", " and ".join(markers), f"--llmspec-impl={impl_name}",
            f"--hypothesis-profile={args.profile}", "-p", "no:cacheprovider", "-n", str(jobs),
            "--no-header", "-o", "console_output_style=classic"]
+    if str(jobs) != "0":
+        out += ["--dist", "worksteal"]          # idle workers take tests from busy ones
     if args.contract:
         out.append("--llmspec-contract")
     out += ["-v", "--tb=short"] if args.verbose else ["-q"]

@@ -112,7 +112,9 @@ class Summary:
                 item._llmspec_components = components.of_item(item)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
-            if claim_ids(item):
+            impl = getattr(config, "_llmspec_impl", None)
+            if claim_ids(item) and getattr(impl, "is_reference", True):
+                # the suite's self-check of the lesson map: in its own runs, not a learner's
                 item._llmspec_lesson_problem = _lesson_map_problem(item)
             if item.get_closest_marker("contract") is None and _checks_errors(item):
                 # a test of which error is raised (and what it says) grades the reference's
