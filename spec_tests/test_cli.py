@@ -654,3 +654,19 @@ def test_with_nothing_written_the_report_is_what_the_docs_show(tmp_path, monkeyp
                             collector, "impl_nothing_yet", True)
     assert code == cli.NOTHING_YET
     assert capsys.readouterr().out.strip("\n").splitlines() == shown[2:], shown
+
+
+def test_a_selection_imports_only_the_modules_an_earlier_run_saw_it_own(monkeypatch):
+    """Once a run has collected a module, ``llmspec check NAME`` imports it only if one of
+    its tests (outside slow and parity) belongs to NAME; a module no run has seen yet is
+    chosen by the text of its source, and test_contract always."""
+    from llmref.spec.harness import components
+
+    known = {"fingerprint": "x", "answers": {}, "new": False,
+             "modules": {"llmref.spec.test_softmax": ["log_softmax", "softmax"],
+                         "llmref.spec.test_generation": ["generate"]}}
+    monkeypatch.setattr(components, "saved_answers", lambda: known)
+    chosen = components.modules_for(["softmax"])
+    assert "llmref.spec.test_softmax" in chosen and "llmref.spec.test_contract" in chosen
+    assert "llmref.spec.test_generation" not in chosen      # its source names softmax
+    assert "llmref.spec.test_claims_loss" in chosen          # not seen: chosen by its text

@@ -332,11 +332,13 @@ def saved_answers() -> dict:
     fingerprint = _sources_fingerprint()
     try:
         data = json.loads(_answers_file().read_text())
-        if data.get("fingerprint") == fingerprint and isinstance(data.get("answers"), dict):
-            return {"fingerprint": fingerprint, "answers": data["answers"], "new": False}
+        if data.get("fingerprint") == fingerprint and isinstance(data.get("answers"), dict) \
+                and isinstance(data.get("modules"), dict):
+            return {"fingerprint": fingerprint, "answers": data["answers"],
+                    "modules": data["modules"], "new": False}
     except (OSError, ValueError):
         pass
-    return {"fingerprint": fingerprint, "answers": {}, "new": False}
+    return {"fingerprint": fingerprint, "answers": {}, "modules": {}, "new": False}
 
 
 def save_answers() -> None:
@@ -353,7 +355,8 @@ def save_answers() -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".component-map-")
         with os.fdopen(fd, "w") as f:
-            json.dump({"fingerprint": saved["fingerprint"], "answers": saved["answers"]}, f)
+            json.dump({"fingerprint": saved["fingerprint"], "answers": saved["answers"],
+                       "modules": saved["modules"]}, f)
         os.replace(tmp, target)
         saved["new"] = False
     except OSError:
@@ -441,13 +444,42 @@ def modules_for(selected) -> list:
     string, plus :data:`EVERY_COMPONENT`: a cheap pre-selection (no import) before the exact
     one at collection."""
     from llmref.spec import plugin
+    known = saved_answers()["modules"]           # an earlier run's exact owners per module
     out = []
     for path in sorted(plugin.SPEC_DIR.glob("test_*.py")):
-        text = path.read_text()
-        if path.stem in EVERY_COMPONENT or any(f'"{n}' in text or f"'{n}" in text
-                                              for n in selected):
-            out.append(plugin.module_name(path))
+        name = plugin.module_name(path)
+        if path.stem in EVERY_COMPONENT:
+            out.append(name)
+        elif name in known:
+            if set(known[name]) & set(selected):
+                out.append(name)
+        else:
+            text = path.read_text()
+            if any(f'"{n}' in text or f"'{n}" in text for n in selected):
+                out.append(name)
     return out
+
+
+def note_module_owners(items) -> None:
+    """Remember, per test module, the components that own its tests outside the ``slow``
+    and ``parity`` markers (which a check never runs), so the next selection imports only
+    the modules that hold a selected component's tests (:func:`modules_for`)."""
+    found: dict = {}
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", None)
+        if module is None:
+            continue
+        owners = found.setdefault(module, set())
+        if item.get_closest_marker("slow") or item.get_closest_marker("parity"):
+            continue
+        who = owner(getattr(item, "_llmspec_components", ()))
+        if who is not None:
+            owners.add(who)
+    saved = saved_answers()
+    for module, owners in found.items():
+        if saved["modules"].get(module) != sorted(owners):
+            saved["modules"][module] = sorted(owners)
+            saved["new"] = True
 
 
 @functools.cache
