@@ -334,8 +334,7 @@ def saved_answers() -> dict:
         data = json.loads(_answers_file().read_text())
         if data.get("fingerprint") == fingerprint and isinstance(data.get("answers"), dict) \
                 and isinstance(data.get("modules"), dict):
-            return {"fingerprint": fingerprint, "answers": data["answers"],
-                    "modules": data["modules"], "new": False}
+            return {**data, "new": False}
     except (OSError, ValueError):
         pass
     return {"fingerprint": fingerprint, "answers": {}, "modules": {}, "new": False}
@@ -355,8 +354,7 @@ def save_answers() -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".component-map-")
         with os.fdopen(fd, "w") as f:
-            json.dump({"fingerprint": saved["fingerprint"], "answers": saved["answers"],
-                       "modules": saved["modules"]}, f)
+            json.dump({k: v for k, v in saved.items() if k != "new"}, f)
         os.replace(tmp, target)
         saved["new"] = False
     except OSError:
@@ -519,7 +517,11 @@ def static_owner(path: str, function: str) -> str | None:
 @functools.cache
 def claim_tests() -> dict:
     """``{(test file name, test function): (owner, lessons)}`` for every test that decides a
-    lesson's claim (``@pytest.mark.claim``), read statically."""
+    lesson's claim (``@pytest.mark.claim``), read statically (and kept with the component
+    map's saved answers: the same sources give the same table)."""
+    saved = saved_answers()
+    if "claim_tests" in saved:
+        return {(f, fn): (o, tuple(ls)) for f, fn, o, ls in saved["claim_tests"]}
     from llmref.spec import plugin
     from llmref.spec.harness import registry
     found: dict = {}
@@ -530,7 +532,11 @@ def claim_tests() -> dict:
             if key not in found:
                 found[key] = (static_owner(str(plugin.SPEC_DIR / file), function), set())
             found[key][1].add(claim[1:4])
-    return {k: (o, tuple(sorted(ls))) for k, (o, ls) in found.items()}
+    table = {k: (o, tuple(sorted(ls))) for k, (o, ls) in found.items()}
+    saved["claim_tests"] = [[f, fn, o, list(ls)] for (f, fn), (o, ls) in table.items()]
+    saved["new"] = True
+    save_answers()
+    return table
 
 
 @functools.cache
