@@ -20,16 +20,19 @@ def _reference_only(impl):
 
 
 def _python(code: str, cwd, tmp_path) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter; its ``sys.argv[1]`` is a status file path in
+    ``tmp_path`` (a run from the repository root must not write into the checkout)."""
     env = {"PATH": "/usr/bin:/bin", "LLMSPEC_CACHE": str(tmp_path / "cache"),
            "HOME": str(tmp_path)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code),
+                           str(tmp_path / "status.json")], cwd=cwd, env=env,
                           text=True, capture_output=True, timeout=600)
 
 
 RUN_AND_LIST = """
     import json, sys, pytest
     code = pytest.main(["--pyargs", "llmref.spec.test_softmax", "-q", "-p", "no:cacheprovider",
-                        "-n", "0", "--llmspec-status", "status.json"])
+                        "-n", "0", "--llmspec-status=" + sys.argv[1]])
     from llmref.spec.plugin import foreign_modules
     print(json.dumps({"code": int(code), "foreign": foreign_modules(),
                       "bare": [m for m in ("reference", "spec_tests", "examples", "cli")
