@@ -4,18 +4,11 @@ learner's run trains the examples with the learner's components."""
 
 import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from llmref.spec.test_example_artefacts import artefacts_root, check_saved
-
-
-def _artefacts_root(config) -> Path:
-    """Where the slow claim tests that run a whole example save that run for the docs
-    (which never run an example again): the repository's .llmspec/artefacts."""
-    return artefacts_root(config)
 
 
 @pytest.mark.slow
@@ -40,7 +33,7 @@ def test_rlhf_pipeline_finds_the_exploit_without_kl_and_not_with_it(impl, claim_
     to .llmspec/artefacts/rlhf_pipeline/ in the checkout, for the docs."""
     from llmref.examples import rlhf_pipeline as rp
 
-    root = _artefacts_root(request.config)
+    root = artefacts_root(request.config)
     save = ["--save-artefacts", str(root)] if impl.is_reference else []
     results = rp.main(["--seed", "0", "--no-plot", *save], lib=impl.lib)
     if save and importlib.util.find_spec("matplotlib"):
@@ -137,7 +130,7 @@ def test_word_calculator_generalises_to_held_out_problems(impl, claim, claim_fig
     from llmref.examples import word_calculator
 
     args = ["--seed", "0", "--steps", "4000"]
-    root = _artefacts_root(request.config)
+    root = artefacts_root(request.config)
     save = ["--save-artefacts", str(root)] if impl.is_reference else []
     result = word_calculator.main([*args, "--no-plot", *save], lib=impl.lib)
     if save and importlib.util.find_spec("matplotlib"):
