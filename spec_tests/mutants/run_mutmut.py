@@ -7,7 +7,15 @@ Outside CI: it takes about an hour on two cores.
 
 Each group runs in a scratch copy of the committed tree (``git archive HEAD``) with a
 ``[tool.mutmut]`` section naming its modules and test files, the deterministic ``catch``
-hypothesis profile (8 examples, derandomized) and pytest on one process per mutant.
+hypothesis profile (8 examples, derandomized) and pytest on one process per mutant.  Two
+changes to the copy make mutmut see the package as the tests import it:
+
+- the folders are laid out as the wheel installs them (``reference/`` becomes ``llmref/``,
+  ``spec_tests/`` becomes ``llmref/spec/``...; ``[tool.setuptools.package-dir]``), so the
+  mutated ``llmref`` on mutmut's path is the one the tests import;
+- mutmut leaves decorated functions alone, and every public function carries ``@contract``
+  (which only attaches ``__contract__``); in the copy each decorator becomes a statement after
+  its function (``forward = contract(...)(forward)``), which attaches the same object.
 Results: ``.llmspec/mutmut/<group>.txt`` (every mutant's status and diff of the
 survivors) and a summary line per group on stdout.  mutmut counts a mutant as killed when
 the tests fail, survived when they pass, and times it out when they hang.
@@ -15,6 +23,7 @@ the tests fail, survived when they pass, and times it out when they hang.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -50,27 +59,60 @@ GROUPS = {
     "accounting": (["flops"], ["test_flops.py"]),
     "tokenizers": (["bpe", "word_tokenizer"], ["test_tokenizers.py"]),
     "params": (["params"], ["test_params.py", "test_initialisers.py"]),
-    "weights": (["weights", "convert"], ["test_weights.py", "test_convert.py"]),
+    "weights": (["weights", "convert", "convert_llama"], ["test_weights.py", "test_convert.py"]),
     "gpt2_tokenizer": (["gpt2_tokenizer"], ["test_gpt2_tokenizer.py"]),
+    "llama": (["silu", "swiglu", "rope"], ["test_activations.py", "test_llama.py"]),
+    "rlhf_gpt": (["gpt_policy", "value_model"], ["test_rlhf_gpt.py"]),
 }
 
 
+#: where each package's folder lies in the repository (``[tool.setuptools.package-dir]``);
+#: the scratch copy moves them to where the wheel puts them
+PACKAGE_DIRS = {"llmref": "reference", "llmref/spec": "spec_tests",
+                "llmref/examples": "examples", "llmref/cli": "cli"}
+
+
 def module_path(name: str) -> str:
-    """The module's file relative to the repository root (``reference/softmax.py``)."""
+    """The module's file in the scratch copy's layout (``llmref/layers/softmax.py``)."""
     import importlib
 
-    module = getattr(importlib.import_module(DEFAULT), name)
-    return str(Path(module.__file__).resolve().relative_to(ROOT))
+    from llmref.spec.mutants.build import reference_module
+
+    module = reference_module(name)
+    package = Path(importlib.import_module(DEFAULT).__file__).resolve().parent
+    return str(Path("llmref") / Path(module.__file__).resolve().relative_to(package))
+
+
+def relayout(scratch: Path) -> None:
+    """Move the repository's folders to the installed package's layout (``llmref/...``)."""
+    for target, folder in PACKAGE_DIRS.items():          # llmref first, then inside it
+        (scratch / folder).rename(scratch / target)
+
+
+def undecorate(source: str) -> str:
+    """``@contract(...)`` over a module-level function becomes ``name = contract(...)(name)``
+    after it: the same object gets the same ``__contract__``, and mutmut, which skips
+    decorated functions, mutates it."""
+    lines = source.splitlines(keepends=True)
+    moves = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and len(node.decorator_list) == 1:
+            dec = node.decorator_list[0]
+            if isinstance(dec, ast.Call) and getattr(dec.func, "id", None) == "contract":
+                moves.append((dec.lineno, dec.end_lineno, node.end_lineno, node.name,
+                              ast.get_source_segment(source, dec)))
+    for first, last, end, name, text in reversed(moves):
+        lines.insert(end, f"{name} = {text}({name})\n")
+        del lines[first - 1:last]
+    return "".join(lines)
 
 
 def config(modules, tests) -> str:
     paths = ", ".join(f'"{module_path(m)}"' for m in modules)
-    tests = ", ".join(f'"spec_tests/{t}"' for t in tests + ["test_bad_input.py"])
-    top = {module_path(m).split("/")[0] for m in modules}
-    copy = ", ".join(f'"{d}"' for d in sorted(top | {"spec_tests", "examples", "llmspec"}))
+    tests = ", ".join(f'"llmref/spec/{t}"' for t in tests + ["test_bad_input.py"])
     return (f"\n[tool.mutmut]\npaths_to_mutate = [{paths}]\ntests_dir = [{tests}]\n"
             f'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider", "-x"]\n'
-            f"also_copy = [{copy}]\n")
+            f'also_copy = ["llmref"]\n')
 
 
 def run_group(group: str) -> dict:
@@ -79,9 +121,15 @@ def run_group(group: str) -> dict:
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
+        relayout(Path(scratch))
+        for path in (module_path(m) for m in modules):
+            source = Path(scratch, path)
+            source.write_text(undecorate(source.read_text()))
         with open(Path(scratch) / "pyproject.toml", "a") as f:
             f.write(config(modules, tests))
-        env = {**os.environ, "LLMSPEC_PROFILE": "catch", "PYTHONWARNINGS": "ignore"}
+        # the suite's status file and saved component map go to the scratch folder
+        env = {**os.environ, "LLMSPEC_PROFILE": "catch", "PYTHONWARNINGS": "ignore",
+               "XDG_CACHE_HOME": str(Path(scratch, ".cache"))}
         env.pop("LLMSPEC_IMPL", None)
         subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=scratch, env=env,
                        capture_output=True, text=True)
@@ -174,8 +222,9 @@ def survivors(group: str) -> list:
         body = [line for line in block.splitlines() if line[:1] in (" ", "-", "+")
                 and not line.startswith(("---", "+++"))]
         first = next(i for i, line in enumerate(body) if line[0] in "-+")
-        old = [line[1:] for line in body[first:] if line[0] in " -"]
-        new = [line[1:] for line in body[first:] if line[0] in " +"]
+        last = max(i for i, line in enumerate(body) if line[0] in "-+")
+        old = [line[1:] for line in body[first:last + 1] if line[0] in " -"]
+        new = [line[1:] for line in body[first:last + 1] if line[0] in " +"]
         before = [line[1:] for line in body[:first]]
         source = Path(reference_module(component).__file__).read_text()
         while source.count("\n".join(old)) != 1 and before:
