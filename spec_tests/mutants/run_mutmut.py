@@ -127,9 +127,13 @@ def run_group(group: str) -> dict:
             source.write_text(undecorate(source.read_text()))
         with open(Path(scratch) / "pyproject.toml", "a") as f:
             f.write(config(modules, tests))
-        # the suite's status file and saved component map go to the scratch folder
+        # the suite's status file and saved component map go to the scratch folder; one
+        # thread for every math library: mutmut forks each mutant's run from a process that
+        # has already used torch, and a forked child waits forever on a thread pool it did
+        # not inherit (each such mutant was reported as a timeout)
         env = {**os.environ, "LLMSPEC_PROFILE": "catch", "PYTHONWARNINGS": "ignore",
-               "XDG_CACHE_HOME": str(Path(scratch, ".cache"))}
+               "XDG_CACHE_HOME": str(Path(scratch, ".cache")),
+               **{f"{lib}_NUM_THREADS": "1" for lib in ("OMP", "MKL", "OPENBLAS")}}
         env.pop("LLMSPEC_IMPL", None)
         subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=scratch, env=env,
                        capture_output=True, text=True)
