@@ -23,6 +23,7 @@ import pytest
 
 import llmref
 from llmref import _checks
+from llmref.spec.harness.impl import public_members
 
 pytestmark = pytest.mark.contract
 
@@ -38,8 +39,7 @@ def forward_backward_pairs() -> list:
     for stage in STAGES:
         for component in llmref.STAGES[stage]:
             module = getattr(llmref, component)
-            names = {n for n, o in vars(module).items() if not n.startswith("_")
-                     and inspect.isfunction(o) and o.__module__ == module.__name__}
+            names = {n for n, o in public_members(module).items() if inspect.isfunction(o)}
             for name in sorted(n for n in names if n.endswith("backward") and "cache" in
                                inspect.signature(getattr(module, n)).parameters):
                 base = name[:-len("backward")].rstrip("_")

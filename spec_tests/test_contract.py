@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import llmref
 from llmref._contract import ACCEPTED, VARIANTS, kind_of
+from llmref.spec.harness.impl import public_members
 
 pytestmark = pytest.mark.contract
 
@@ -31,11 +32,7 @@ def public_functions() -> list:
     found = []
     for component in llmref.__all__:
         module = getattr(llmref, component)
-        for name, obj in vars(module).items():
-            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
-                continue
-            if inspect.isfunction(obj) or inspect.isclass(obj):
-                found.append((component, name, obj))
+        found += [(component, name, obj) for name, obj in public_members(module).items()]
     return found
 
 

@@ -35,6 +35,22 @@ NOT_IMPLEMENTED = "not implemented: "
 RAISED_IN = "_llmspec_raised_in"
 
 
+def public_members(module) -> dict:
+    """``{name: object}`` for the public functions and classes a module defines itself.
+
+    Names starting with ``_`` are private; so are the copies a mutation tool adds next to
+    each function it mutates (mutmut's ``x_forward__mutmut_3``), which are not part of the
+    module's interface (``python -m llmref.spec.mutants.run_mutmut`` runs the suite on them).
+    """
+    import inspect
+    import re
+
+    return {name: obj for name, obj in vars(module).items()
+            if not name.startswith("_") and not re.match(r"x_\w*__mutmut_", name)
+            and getattr(obj, "__module__", None) == module.__name__
+            and (inspect.isfunction(obj) or inspect.isclass(obj))}
+
+
 def chosen_name(option_value: str | None) -> str:
     """The module name from ``--llmspec-impl``, else ``$LLMSPEC_IMPL``, else ``llmref``."""
     return option_value or os.environ.get(ENV_VAR) or DEFAULT

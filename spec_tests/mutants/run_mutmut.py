@@ -1,5 +1,5 @@
 """Run mutmut over the reference's modules, a few modules at a time, each only against its
-own test files (plus the bad-input tests, which check every module's error messages).
+own test files (plus the tests that check every module: bad input, input contracts, caches).
 Outside CI: it takes about an hour on two cores.
 
     python -m llmref.spec.mutants.run_mutmut [GROUP ...]       # default: every group
@@ -66,6 +66,10 @@ GROUPS = {
 }
 
 
+#: test files that check every module, run with each group's own: error messages for bad
+#: input, the declared input contracts (and each function's contract example), caches
+COMMON = ["test_bad_input.py", "test_contract.py", "test_caches.py"]
+
 #: where each package's folder lies in the repository (``[tool.setuptools.package-dir]``);
 #: the scratch copy moves them to where the wheel puts them
 PACKAGE_DIRS = {"llmref": "reference", "llmref/spec": "spec_tests",
@@ -109,7 +113,7 @@ def undecorate(source: str) -> str:
 
 def config(modules, tests) -> str:
     paths = ", ".join(f'"{module_path(m)}"' for m in modules)
-    tests = ", ".join(f'"llmref/spec/{t}"' for t in tests + ["test_bad_input.py"])
+    tests = ", ".join(f'"llmref/spec/{t}"' for t in tests + COMMON)
     return (f"\n[tool.mutmut]\npaths_to_mutate = [{paths}]\ntests_dir = [{tests}]\n"
             f'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider", "-x"]\n'
             f'also_copy = ["llmref"]\n')
@@ -141,7 +145,7 @@ def run_group(group: str) -> dict:
                                  cwd=scratch, env=env, capture_output=True, text=True).stdout
         statuses = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$", results, re.M))
         lines = [f"# mutmut, group {group}: modules {', '.join(modules)}; tests "
-                 f"{', '.join(tests)} + test_bad_input.py", ""]
+                 f"{', '.join(tests)} + {', '.join(COMMON)}", ""]
         lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
         for name, status in sorted(statuses.items()):
             if status != "killed":
@@ -263,7 +267,7 @@ def verify(group: str) -> dict:
         except StaleMutant:
             results[name] = "stale"
             continue
-        code = pytest.main([*(str(TESTS / t) for t in ["test_bad_input.py"] + tests),
+        code = pytest.main([*(str(TESTS / t) for t in COMMON + tests),
                             f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n", "0",
                             "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
                             "--tb=no"])
