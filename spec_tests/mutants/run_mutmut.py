@@ -3,6 +3,7 @@ own test files (plus the tests that check every module: bad input, input contrac
 Outside CI: it takes about an hour on two cores.
 
     python -m llmref.spec.mutants.run_mutmut [GROUP ...]       # default: every group
+                                                               # (of the commit at HEAD)
     python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
 
 Each group runs in a scratch copy of the committed tree (``git archive HEAD``) with a
@@ -119,10 +120,10 @@ def config(modules, tests) -> str:
             f'also_copy = ["llmref"]\n')
 
 
-def run_group(group: str) -> dict:
+def run_group(group: str, rev: str = "HEAD") -> dict:
     modules, tests = GROUPS[group]
     with tempfile.TemporaryDirectory(prefix=f"mutmut-{group}-") as scratch:
-        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
         relayout(Path(scratch))
@@ -144,7 +145,7 @@ def run_group(group: str) -> dict:
         results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
                                  cwd=scratch, env=env, capture_output=True, text=True).stdout
         statuses = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$", results, re.M))
-        lines = [f"# mutmut, group {group}: modules {', '.join(modules)}; tests "
+        lines = [f"# mutmut, group {group}, commit {rev}: modules {', '.join(modules)}; tests "
                  f"{', '.join(tests)} + {', '.join(COMMON)}", ""]
         lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
         for name, status in sorted(statuses.items()):
@@ -286,8 +287,11 @@ def main(argv) -> int:
                   f"{sum(s == 'killed' for s in results.values())} now killed, "
                   f"{len(equivalent)} equivalent, {len(left)} left: {', '.join(left)}")
         return 0
+    # every group of one run mutates the same commit, whatever is committed meanwhile
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
     for group in argv or list(GROUPS):
-        counts = run_group(group)
+        counts = run_group(group, rev)
         total = sum(counts.values())
         print(f"{group}: {total} mutants, " + ", ".join(f"{n} {s}" for s, n in
                                                        sorted(counts.items())), flush=True)
