@@ -518,11 +518,13 @@ def guard(where: str, cache, **held):
                                    for label, a in _leaves(name, value)])
 
 
-def unguard(where: str, cache, length: int | None = None):
+def unguard(where: str, cache, length: int | None = None, forward: str | None = None):
     """The cache a public backward works on.  In debug mode, first verify that no input the
     forward's cache holds by reference has changed since the forward.  Then check the cache
     is of the forward's kind: a tuple of ``length`` items, or an array when ``length`` is
-    None (a ``TypeError`` for anything else, such as None or another component's cache)."""
+    None (a ``TypeError`` for anything else, such as None or another component's cache).
+    ``forward`` names the function whose cache this is, for the message: by default
+    ``X_forward`` for ``X_backward`` (``forward`` for ``backward``)."""
     if isinstance(cache, _Guarded):
         for label, a, digest in cache.held:
             if _checksum(a) != digest:
@@ -533,7 +535,8 @@ def unguard(where: str, cache, length: int | None = None):
                     f"and backward (inputs must not change before the backward; found by the "
                     f"cache debug mode)")
         cache = cache.cache
-    forward = where.rsplit(".", 1)[0] + ".forward"
+    if forward is None:
+        forward = where[:-len("backward")] + "forward"
     if length is None and not isinstance(cache, (np.ndarray, np.generic)):
         raise TypeError(f"{where}: argument 'cache' must be the cache {forward} returned (an "
                         f"array), got {_describe(cache)}")

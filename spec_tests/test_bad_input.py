@@ -7,6 +7,7 @@ named) by ``test_contract.py`` with ``--llmspec-contract``.  So these tests skip
 implementation other than the reference (the ``reference_only`` marker).
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -72,6 +73,11 @@ CASES = {
                                           ValueError, ["'targets'", "[0, 3)", "got 3"]),
     "cross-entropy shape mismatch": ("cross_entropy.forward", (X, np.array([0, 1, 2])), {},
                                      ValueError, ["'targets'", "(2,)", "(3,)"]),
+    "cross-entropy shape mismatch, 3-d logits": (
+        "cross_entropy.forward", (np.zeros((2, 3, 4)), np.zeros((2, 4), dtype=np.int64)), {},
+        ValueError, ["'targets'", "must have shape (2, 3)", "(2, 4)"]),
+    "cross-entropy of 0-d logits": ("cross_entropy.forward", (np.array(1.0), np.array(0)), {},
+                                    ValueError, ["'logits'", "at least 1 dimension", "()"]),
     "cross-entropy all ignored": ("cross_entropy.forward", (X, np.array([-100, -100])), {},
                                   ValueError, ["'targets'", "ignore_index=-100", "all 2"]),
     "mse shape mismatch": ("mse.forward", (X, np.zeros((3, 2))), {},
@@ -408,12 +414,20 @@ def test_huge_values_are_refused_clearly(impl, case):
     assert not missing, f"{message!r} does not mention {missing}"
 
 
-def test_mse_backward_refuses_an_upstream_gradient_that_overflows(impl):
-    _, cache = impl("mse.forward")(np.array([3.0, -2.0]), np.array([0.0, 0.0]))
+@pytest.mark.parametrize("pred,dloss", [
+    ([3.0, -2.0], 1e308),     # 2 dloss / n already inf
+    ([300.0, 1.0], 1e307),    # 2 dloss / n finite, times the difference overflows
+    ([3.0, 0.0], 1e308),      # inf times a zero difference: NaN
+], ids=["factor", "product", "nan"])
+def test_mse_backward_refuses_an_upstream_gradient_that_overflows(impl, pred, dloss):
+    """The overflow is reported as a ValueError naming the gradient, without a
+    RuntimeWarning on the way (the warnings filter makes one an error)."""
+    _, cache = impl("mse.forward")(np.array(pred), np.zeros(2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValueError, match=r"^mse\.backward: argument 'dloss' = 1e\+308"):
-            impl("mse.backward")(1e308, cache)
+        with pytest.raises(ValueError, match=rf"^mse\.backward: argument 'dloss' = "
+                                             rf"{re.escape(repr(dloss))}.*\(the gradient"):
+            impl("mse.backward")(dloss, cache)
 
 
 def test_huge_but_representable_learning_rates_schedule_exactly(impl):

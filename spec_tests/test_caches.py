@@ -171,7 +171,9 @@ def test_an_input_changed_before_the_backward_is_reported_in_debug_mode(
         try:
             got = backward(dout, cache)
         except ValueError as exc:
-            assert f"{component}.{backward_name}" in str(exc) and "'cache'" in str(exc), \
+            assert str(exc).startswith(f"{component}.{backward_name}: argument 'cache' "), \
+                str(exc)
+            assert f"given to {component}.{forward_name} was changed in place" in str(exc), \
                 str(exc)
             reported += 1
             continue
@@ -236,8 +238,12 @@ def test_a_backward_refuses_what_is_not_its_forwards_cache(graded, component, fo
     for bad in (None, 3, "cache"):
         with pytest.raises(TypeError) as info:
             backward(upstream, bad)
-        assert f"{component}.{backward_name}" in str(info.value) and \
-            "'cache'" in str(info.value), str(info.value)
+        message = str(info.value)
+        assert f"{component}.{backward_name}" in message and "'cache'" in message, message
+        if graded.is_reference:             # the reference's own wording names the forward
+            assert message.startswith(f"{component}.{backward_name}: argument 'cache' must "
+                                      f"be the cache {component}.{forward_name} returned"), \
+                message
 
 
 def test_the_debug_mode_is_read_at_call_time(monkeypatch):

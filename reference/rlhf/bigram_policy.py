@@ -188,6 +188,8 @@ def logits_backward(dz: np.ndarray, cache) -> dict:
     ValueError
         If `dz` has the wrong shape or is not finite.
     """
+    cache = _checks.unguard("bigram_policy.logits_backward", cache, 3,
+                            forward="bigram_policy.logits")
     try:
         return {"Z": embedding.backward(dz, cache)["W"]}
     except (TypeError, ValueError) as exc:
@@ -342,7 +344,8 @@ def values_backward(dv: np.ndarray, cache) -> dict:
     ValueError
         If `dv` has the wrong shape or is not finite.
     """
-    pos, ctx, shape = _checks.unguard("bigram_policy.values_backward", cache, 3)
+    pos, ctx, shape = _checks.unguard("bigram_policy.values_backward", cache, 3,
+                                      forward="bigram_policy.values")
     dv = _checks.dout_like("bigram_policy.values_backward", dv, pos.shape, name="dv")
     grad = np.zeros(shape, dtype=dv.dtype)
     np.add.at(grad, (pos, ctx), dv)

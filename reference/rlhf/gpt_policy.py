@@ -130,7 +130,8 @@ def logits_backward(dz: np.ndarray, cache) -> dict:
     ValueError
         If `dz` has the wrong shape or is not finite.
     """
-    gpt_cache, P, shape, temperature = _checks.unguard("gpt_policy.logits_backward", cache, 4)
+    gpt_cache, P, shape, temperature = _checks.unguard("gpt_policy.logits_backward", cache, 4,
+                                                       forward="gpt_policy.logits")
     B, T, V = shape
     dz = _checks.dout_like("gpt_policy.logits_backward", dz, (B, T - P, V), name="dz")
     _, _, h, _ = gpt_cache
@@ -206,7 +207,8 @@ def logprobs_backward(dlogp: np.ndarray, cache) -> dict:
     ValueError
         If `dlogp` has the wrong shape or is not finite.
     """
-    z_cache, lp_cache, mask = _checks.unguard("gpt_policy.logprobs_backward", cache, 3)
+    z_cache, lp_cache, mask = _checks.unguard("gpt_policy.logprobs_backward", cache, 3,
+                                              forward="gpt_policy.logprobs")
     dlogp = _checks.dout_like("gpt_policy.logprobs_backward", dlogp, mask.shape,
                                   name="dlogp")
     dz = ppo.logprobs_backward(np.where(mask, dlogp, 0.0), lp_cache)["logits"]
