@@ -73,7 +73,7 @@ def flatten(tree, prefix: str = "") -> dict:
     ----------
     tree : ndarray, dict or list
         A parameter tree.
-    prefix : str
+    prefix : str, default ''
         Prepended to every path (`"model"` gives `"model.a.b"`); a bare leaf gets the path
         `prefix` itself.
 
@@ -106,7 +106,7 @@ def unflatten(flat: dict, where: str = "params.unflatten"):
     ----------
     flat : dict
         Dotted names (``str``) to leaves.
-    where : str
+    where : str, default 'params.unflatten'
         The function name error messages start with.
 
     Returns
@@ -265,7 +265,7 @@ def map_trees(where: str, fn: Callable, tree, *others, names=("params", "grads")
         The tree whose structure the result has.
     *others : ndarray, dict or list
         Trees of the same structure, keys and leaf shapes.
-    names : tuple of str
+    names : tuple of str, default ('params', 'grads')
         How messages call `tree` and `others` (the last name serves for every later
         tree).
 

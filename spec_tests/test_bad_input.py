@@ -67,6 +67,10 @@ CASES = {
                             ValueError, ["'eps'", "> 0", "0.0"]),
     "rms norm NaN": ("rms_norm.forward", (NAN, {"gamma": np.ones(3)}), {},
                      ValueError, ["'x'", "finite", "NaN"]),
+    "rms norm gamma width": ("rms_norm.forward", (X, {"gamma": np.ones(4)}), {},
+                             ValueError, ["params['gamma']", "(3,)", "(4,)"]),
+    "rms norm eps zero": ("rms_norm.forward", (X, {"gamma": np.ones(3)}), {"eps": 0.0},
+                          ValueError, ["'eps'", "> 0", "0.0"]),
     "cross-entropy float targets": ("cross_entropy.forward", (X, np.array([0.0, 1.0])), {},
                                     TypeError, ["'targets'", "integer", "float64"]),
     "cross-entropy target out of range": ("cross_entropy.forward", (X, np.array([0, 3])), {},
@@ -96,9 +100,11 @@ CASES = {
                                   ValueError, ["'params'", "missing", "W"]),
 }
 for _name, _call in (("softmax", "softmax.forward"), ("log_softmax", "log_softmax.forward"),
-                     ("rms norm", "rms_norm.forward")):
+                     ("rms norm", "rms_norm.forward"), ("layer norm", "layer_norm.forward")):
     CASES[f"{_name} of a 0-d array"] = (
-        _call, (np.array(1.0),) + (({"gamma": np.ones(1)},) if "rms" in _call else ()), {},
+        _call, (np.array(1.0),) + (({"gamma": np.ones(1)},) if "rms" in _call else
+                                   ({"gamma": np.ones(1), "beta": np.zeros(1)},)
+                                   if "layer" in _call else ()), {},
         ValueError, ["'x'", "at least 1", "()"])
 
 RNG = np.random.default_rng(0)

@@ -92,6 +92,19 @@ def _leaves(value):
             yield from _leaves(sub)
 
 
+def _labelled(name: str, value):
+    """``(label, array)`` for every array in ``value``, labelled as the reference's messages
+    name them: ``'x'`` for an argument, ``params['attn']['W']`` for a part of one."""
+    if isinstance(value, np.ndarray):
+        yield (f"'{name}'" if name.isidentifier() else name), value
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _labelled(f"{name}[{key!r}]", sub)
+    elif isinstance(value, (list, tuple)):
+        for i, sub in enumerate(value):
+            yield from _labelled(f"{name}[{i}]", sub)
+
+
 def _upstream(out):
     """A random upstream gradient shaped like ``out`` (1.5 for a scalar loss)."""
     if isinstance(out, np.ndarray) and out.ndim:
@@ -167,14 +180,15 @@ def test_an_input_changed_before_the_backward_is_reported_in_debug_mode(
     for i in range(n_leaves):
         inputs = _example(component, forward_name)
         out, cache = forward(**inputs)
-        _edit_in_place(list(_leaves(inputs))[i])
+        label, leaf = [pair for k, v in inputs.items() for pair in _labelled(k, v)][i]
+        _edit_in_place(leaf)
         try:
             got = backward(dout, cache)
         except ValueError as exc:
             assert str(exc).startswith(f"{component}.{backward_name}: argument 'cache' "), \
                 str(exc)
-            assert f"given to {component}.{forward_name} was changed in place" in str(exc), \
-                str(exc)
+            assert f"the input {label} given to {component}.{forward_name} was changed in " \
+                   f"place" in str(exc), str(exc)
             reported += 1
             continue
         assert _same_grads(got, expected), (

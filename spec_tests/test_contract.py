@@ -231,3 +231,45 @@ def test_a_huge_finite_number_is_refused_or_gives_a_finite_result(graded, compon
         if not _finite(out):
             problems.append(f"{argument} = 1e308: accepted, and the result holds NaN or inf")
     assert not problems, f"{label}:\n  " + "\n  ".join(problems)
+
+
+def _shown(value) -> str:
+    """A default as a docstring states it: ``repr`` of a number, string, tuple, bool or None;
+    the name of a dtype or a function (``float64``, ``print``)."""
+    if isinstance(value, (type, np.dtype)) or (callable(value) and not isinstance(
+            value, (bool, int, float, str, tuple))):
+        return getattr(value, "__name__", str(value))
+    return repr(value)
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize("component,name,obj", [c for c in CASES
+                                                if inspect.isfunction(c.values[2])])
+def test_the_docstring_states_every_default(component, name, obj):
+    """A parameter with a default says so in its numpy-style docstring entry
+    (``eps : float, default 1e-05``), and the value stated is the one the function uses: the
+    docstring is what a reader (and the docs site) takes the default from.  Entries shared
+    by several parameters (``a, b : ndarray, optional``) only need ``optional``."""
+    import re
+
+    doc = inspect.getdoc(obj) or ""
+    if "\nParameters\n---" not in doc:
+        pytest.skip(f"{component}.{name} has a prose docstring")
+    problems = []
+    for p in inspect.signature(obj).parameters.values():
+        if p.default is inspect.Parameter.empty or p.name.startswith("_"):
+            continue
+        line = re.search(rf"^{p.name} : (.*)$", doc, re.M)
+        shared = re.search(rf"^(\w+, )*{p.name}(, \w+)* : .*optional$", doc, re.M)
+        if line is None:
+            if shared is None:
+                problems.append(f"{p.name}: no docstring entry states its default")
+            continue
+        stated = re.search(r", default (.+)$", line.group(1))
+        if stated is None:
+            problems.append(f"{p.name}: the entry {line.group(0)!r} does not state the default "
+                            f"({_shown(p.default)})")
+        elif stated.group(1) != _shown(p.default):
+            problems.append(f"{p.name}: the docstring states default {stated.group(1)}, the "
+                            f"function uses {_shown(p.default)}")
+    assert not problems, f"{component}.{name}:\n  " + "\n  ".join(problems)

@@ -178,7 +178,7 @@ def mha(B: int, T: int, d_model: int, n_heads: int, n_kv_heads: int | None = Non
         Width $C$, > 0.
     n_heads : int
         Heads $H$, > 0, dividing ``d_model``.
-    n_kv_heads : int, optional
+    n_kv_heads : int, default None
         Key/value heads $H_{kv}$, > 0, dividing ``n_heads`` (default: ``n_heads``).
 
     Returns
@@ -214,7 +214,7 @@ def ffn(n_rows: int, d_model: int, d_ff: int, gated: bool = False) -> Cost:
         Width $C$, > 0.
     d_ff : int
         Hidden width $F_{ff}$, > 0.
-    gated : bool
+    gated : bool, default False
         A gated unit with three matrices (SwiGLU) instead of two.
 
     Returns
@@ -254,9 +254,9 @@ def block(B: int, T: int, d_model: int, n_heads: int, d_ff: int,
         Heads $H$, > 0, dividing ``d_model``.
     d_ff : int
         Hidden width of the feed-forward network, > 0.
-    n_kv_heads : int, optional
+    n_kv_heads : int, default None
         Key/value heads, > 0, dividing ``n_heads`` (default: ``n_heads``).
-    gated : bool
+    gated : bool, default False
         A gated feed-forward with three matrices (SwiGLU).
 
     Returns

@@ -123,9 +123,9 @@ def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: 
         Heads $H$, > 0, dividing ``d_model``.
     d_ff : int
         Hidden width $F$, > 0.
-    n_kv_heads : int, optional
+    n_kv_heads : int, default None
         Key/value heads, > 0, dividing ``n_heads`` (default: ``n_heads``).
-    activation : str
+    activation : str, default 'gelu_tanh'
         The feed-forward's activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"`` or
         ``"swiglu"``.
 
@@ -170,7 +170,7 @@ def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> in
         Batch size, > 0.
     T : int
         Sequence length, 1 to ``config.context_len``.
-    itemsize : int
+    itemsize : int, default 8
         Bytes per activation element (8 for float64, 4 for float32, 2 for float16), > 0.
 
     Returns
@@ -217,14 +217,14 @@ def training_bytes(config: GPTConfig, B: int, T: int, optimizer: str = "adamw",
         Batch size, > 0.
     T : int
         Sequence length, 1 to ``config.context_len``.
-    optimizer : str
+    optimizer : str, default 'adamw'
         One of ``"sgd"``, ``"momentum"``, ``"adam"``, ``"adamw"``.
-    param_bytes : int
+    param_bytes : int, default 4
         Bytes per parameter in the compute copy (2 for float16/bfloat16), > 0; gradients have
         the same size.
-    activation_itemsize : int or None
+    activation_itemsize : int or None, default None
         Bytes per activation element, > 0; None: ``param_bytes``.
-    master_weights : bool
+    master_weights : bool, default False
         Whether a float32 master copy of the weights is kept (mixed precision).
 
     Returns

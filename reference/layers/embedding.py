@@ -29,7 +29,7 @@ def init(vocab_size: int, d_model: int, rng: np.random.Generator, std: float = 0
         Rows `V` (one per token id) and width `C` of the table (> 0).
     rng : numpy.random.Generator
         Source of the random entries.
-    std : float
+    std : float, default 0.02
         Standard deviation (>= 0, finite).
 
     Returns

@@ -42,9 +42,9 @@ def init(d_model: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
         Model width `C` and hidden width (> 0).
     rng : numpy.random.Generator
         Source of the random weights.
-    std : float
+    std : float, default 0.02
         Standard deviation of both weight matrices (>= 0, finite).
-    proj_std : float or None
+    proj_std : float or None, default None
         Standard deviation of the output projection `W_2` instead (GPT-2 scales it down
         with depth); None for `std`.
 
@@ -122,7 +122,7 @@ def forward(x: np.ndarray, params: dict, activation: str = "gelu_tanh"):
         `{"fc": {"W": (C, d_ff), "b": (d_ff,)}, "proj": {"W": (d_ff, C), "b": (C,)}}`,
         floating arrays; the biases are optional. The result has NumPy's promoted dtype of
         `x` and the parameters (all float32 in, float32 out).
-    activation : str
+    activation : str, default 'gelu_tanh'
         `"relu"`, `"gelu"` (exact) or `"gelu_tanh"` (GPT-2's, the default).
 
     Returns

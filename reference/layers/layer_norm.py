@@ -76,7 +76,7 @@ def forward(x: np.ndarray, params: dict, eps: float = 1e-5):
         `{"gamma": ndarray (C,), "beta": ndarray (C,)}`, floating (`beta` may be left out:
         no shift). The result has NumPy's promoted dtype of `x` and the parameters (all
         float32 in, float32 out).
-    eps : float
+    eps : float, default 1e-05
         Added to the variance (> 0, finite); keeps a constant row finite.
 
     Returns

@@ -36,9 +36,9 @@ def init(d_in: int, d_out: int, rng: np.random.Generator, bias: bool = True,
         Input and output widths `C_in`, `C_out` (> 0).
     rng : numpy.random.Generator
         Source of the random weights.
-    bias : bool
+    bias : bool, default True
         Whether to include `"b"`.
-    std : float or None
+    std : float or None, default None
         Standard deviation of the weights (>= 0); None for `1/sqrt(d_in)`.
 
     Returns

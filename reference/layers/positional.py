@@ -29,7 +29,7 @@ def init(max_len: int, d_model: int, rng: np.random.Generator, std: float = 0.02
         Number of learned positions `T_max` and width `C` (> 0).
     rng : numpy.random.Generator
         Source of the random entries.
-    std : float
+    std : float, default 0.02
         Standard deviation (>= 0, finite).
 
     Returns

@@ -68,7 +68,7 @@ def forward(x: np.ndarray, params: dict, eps: float = 1e-6):
     params : dict
         `{"gamma": ndarray (C,)}`, floating. The result has NumPy's promoted dtype of `x`
         and `gamma` (both float32 in, float32 out).
-    eps : float
+    eps : float, default 1e-06
         Added to the mean square (> 0, finite); an all-zero row maps to zeros.
 
     Returns

@@ -53,7 +53,7 @@ def angles(positions: np.ndarray, head_dim: int, theta: float = 10000.0):
         Positions `p`.
     head_dim : int
         Head dimension `D`, even and > 0.
-    theta : float
+    theta : float, default 10000.0
         The base of the frequencies (> 0, finite; 10000 in Llama 2).
 
     Returns
@@ -135,7 +135,7 @@ def forward(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0):
         One vector per batch row, head and position.
     positions : ndarray of ints >= 0, shape (T,) or (B, T)
         The position of each of the T vectors (shared by the batch, or per row).
-    theta : float
+    theta : float, default 10000.0
         The base of the frequencies (> 0, finite).
 
     Returns

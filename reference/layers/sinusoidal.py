@@ -32,9 +32,9 @@ def table(seq_len: int, d_model: int, base: float = 10000.0, dtype=np.float64) -
     ----------
     seq_len, d_model : int
         Number of positions `T` and width `C` (> 0); an odd `C` drops the last cosine.
-    base : float
+    base : float, default 10000.0
         Base of the geometric sequence of wavelengths (> 0, finite; 10000 in the paper).
-    dtype : floating dtype
+    dtype : floating dtype, default float64
         Dtype of the result; the angles are computed in float64 either way.
 
     Returns
@@ -79,7 +79,7 @@ def forward(x: np.ndarray, base: float = 10000.0):
     x : ndarray, shape (..., T, C), floating
         Input with positions on the second-to-last axis (B, T, C usually; (T, C) works).
         The table is made in x's dtype (float32 in, float32 out).
-    base : float
+    base : float, default 10000.0
         As in `table` (> 0, finite).
 
     Returns

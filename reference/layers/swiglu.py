@@ -45,11 +45,11 @@ def init(d_model: int, d_ff: int, rng: np.random.Generator, std: float = 0.02,
         Hidden width (> 0).
     rng : numpy.random.Generator
         Source of the random weights.
-    std : float
+    std : float, default 0.02
         Standard deviation of the `gate` and `up` weights, N(0, std^2).
-    proj_std : float, optional
+    proj_std : float, default None
         Standard deviation of the `down` weights (default: `std`).
-    bias : bool
+    bias : bool, default False
         Give each part a zero bias (Llama has none).
 
     Returns

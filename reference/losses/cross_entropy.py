@@ -58,7 +58,7 @@ def forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
         (float32 in, float32 out).
     targets : ndarray, shape (...) = logits.shape[:-1], integer
         Class of each row, in [0, V), or `ignore_index` for a row that does not count.
-    ignore_index : int
+    ignore_index : int, default -100
         The target value that marks an ignored row (PyTorch's default, -100).
 
     Returns

@@ -50,7 +50,7 @@ def forward(policy_chosen: np.ndarray, policy_rejected: np.ndarray, ref_chosen: 
         Log-probabilities of the chosen and rejected responses under the policy.
     ref_chosen, ref_rejected : ndarray, shape (N,), floating
         The same under the frozen reference model.
-    beta : float
+    beta : float, default 0.1
         Strength of the implicit KL penalty (> 0, finite; 0.1 is usual).
 
     Returns

@@ -41,7 +41,7 @@ def init(vocab_size: int, rng: np.random.Generator, std: float = 1.0) -> dict:
     vocab_size : int
         V, >= 1.
     rng : numpy.random.Generator
-    std : float
+    std : float, default 1.0
         Standard deviation of the logits, > 0.
 
     Returns

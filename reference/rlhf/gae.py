@@ -83,12 +83,12 @@ def advantages(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, gamma
     next_value : ndarray, shape (B,), floating
         Value of the state after each row's last real step (ignored where that step is done
         or truncated); required.
-    mask : ndarray of bool, shape (B, T), optional
+    mask : ndarray of bool, shape (B, T), default None
         True for the steps that are actions; None: all of them.
-    truncated : ndarray of bool, shape (B, T), optional
+    truncated : ndarray of bool, shape (B, T), default None
         True where a time limit cut the episode after that step (a termination wins where
         both are True).
-    truncated_value : ndarray, shape (B, T), floating, optional
+    truncated_value : ndarray, shape (B, T), floating, default None
         Where `truncated`, the value of the state the episode would have continued from;
         required with `truncated`.
 
@@ -172,9 +172,9 @@ def whiten(x: np.ndarray, mask: np.ndarray | None = None, eps: float = 1e-8) -> 
     Parameters
     ----------
     x : ndarray, any shape, floating
-    mask : ndarray of bool, the shape of `x`, optional
+    mask : ndarray of bool, the shape of `x`, default None
         The entries that count (at least 2); None: all.
-    eps : float
+    eps : float, default 1e-08
         Added to the variance, >= 0.
 
     Returns

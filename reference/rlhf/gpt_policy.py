@@ -65,7 +65,7 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
     params : dict
         The GPT's parameters (checked as :func:`gpt.forward` checks them).
     config : GPTConfig
-    temperature : float
+    temperature : float, default 1.0
         The sampling temperature $\tau$ (> 0) the responses were drawn with.
 
     Returns
@@ -157,7 +157,7 @@ def logprobs(batch: dict, params: dict, config: GPTConfig, temperature: float = 
     params : dict
         The GPT's parameters.
     config : GPTConfig
-    temperature : float
+    temperature : float, default 1.0
         The sampling temperature (> 0); 1 for the model's own distribution.
 
     Returns
@@ -240,15 +240,15 @@ def sample(params: dict, config: GPTConfig, prompts: list, max_new_tokens: int, 
         1-D prompts of any lengths; the longest plus `max_new_tokens` must fit the context.
     max_new_tokens : int
         Most tokens per response, >= 1.
-    temperature : float
+    temperature : float, default 1.0
         > 0.
-    top_k : int, optional
+    top_k : int, default None
         Sample among the k likeliest tokens only.
-    stop_tokens : int or list of int, optional
+    stop_tokens : int or list of int, default None
         A response ends after one of these (kept in the response).
-    pad_id : int
+    pad_id : int, default 0
         Written in padding positions.
-    seed : int
+    seed : int, default 0
         Seed of the generation, >= 0: the same seed gives the same responses.
 
     Returns
@@ -299,11 +299,11 @@ def policy(config: GPTConfig, max_new_tokens: int, *, temperature: float = 1.0,
     config : GPTConfig
     max_new_tokens : int
         Most tokens per response, >= 1.
-    temperature : float
+    temperature : float, default 1.0
         Sampling temperature, > 0.
-    stop_tokens : int or list of int, optional
+    stop_tokens : int or list of int, default None
         A response ends after one of these.
-    pad_id : int
+    pad_id : int, default 0
         Written in padding positions.
 
     Returns

@@ -101,9 +101,9 @@ def policy_forward(logp_new: np.ndarray, logp_old: np.ndarray, advantages: np.nd
         The same under the policy that sampled them (a constant).
     advantages : ndarray, the shape of `logp_new`, floating
         Advantage estimates (a constant), usually whitened.
-    clip_eps : float
+    clip_eps : float, default 0.2
         The clip range epsilon, > 0.
-    mask : ndarray of bool, the shape of `logp_new`, optional
+    mask : ndarray of bool, the shape of `logp_new`, default None
         True for the tokens that count; None: all of them.
 
     Returns
@@ -193,9 +193,9 @@ def stats(logp_new: np.ndarray, logp_old: np.ndarray, clip_eps: float = 0.2,
     ----------
     logp_new, logp_old : ndarray, same shape, floating
         Log-probabilities of the taken tokens under the new and the sampling policy.
-    clip_eps : float
+    clip_eps : float, default 0.2
         The clip range, > 0.
-    mask : ndarray of bool, optional
+    mask : ndarray of bool, default None
         True for the tokens that count.
 
     Returns
@@ -247,11 +247,11 @@ def value_forward(values: np.ndarray, returns: np.ndarray, old_values: np.ndarra
         The critic's current values.
     returns : ndarray, the shape of `values`, floating
         Regression targets (GAE's returns), a constant.
-    old_values : ndarray, the shape of `values`, floating, optional
+    old_values : ndarray, the shape of `values`, floating, default None
         The values at rollout time; needed when `clip_eps` is given.
-    clip_eps : float, optional
+    clip_eps : float, default None
         Clip range of the values (> 0); None: the plain loss.
-    mask : ndarray of bool, optional
+    mask : ndarray of bool, default None
         True for the tokens that count.
 
     Returns
@@ -346,7 +346,7 @@ def entropy_forward(logits: np.ndarray, mask: np.ndarray | None = None):
     ----------
     logits : ndarray, shape (..., V), floating
         One row of logits per position.
-    mask : ndarray of bool, shape (...), optional
+    mask : ndarray of bool, shape (...), default None
         True for the positions that count.
 
     Returns

@@ -117,9 +117,9 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig, lengths: np.ndarra
         The trunk's parameters plus `reward_head` (an `lm_head`, if present, is ignored).
     config : GPTConfig
         The trunk's configuration (`tie_weights` is ignored: the trunk has no LM head).
-    lengths : ndarray of int, shape (B,), optional
+    lengths : ndarray of int, shape (B,), default None
         Real tokens per row, in [1, T]; the rest of the row is right padding.
-    attention_mask : ndarray of bool, shape (B, T), optional
+    attention_mask : ndarray of bool, shape (B, T), default None
         True for a real token (left or right padding; an int mask is refused); every row
         holds at least one.  Give `lengths` or `attention_mask`, not both; neither means
         every token is real.

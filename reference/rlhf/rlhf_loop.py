@@ -149,7 +149,7 @@ def batch(prompts: list, responses: list, pad_id: int = 0) -> dict:
     ----------
     prompts : list of ndarray of int, each 1-D and non-empty
     responses : list of ndarray of int, each 1-D and non-empty, as many as `prompts`
-    pad_id : int
+    pad_id : int, default 0
         The token id written in padding positions (never read: the masks hide them).
 
     Returns
@@ -277,11 +277,11 @@ def policy_loss_and_grads(policy: Policy, params, batch: dict, logp_old: np.ndar
     logp_old : ndarray, shape (B, L), floating
         Log-probabilities of the response tokens under the policy that sampled them.
     advantages : ndarray, shape (B, L), floating
-    clip_eps : float
+    clip_eps : float, default 0.2
         The clip range, > 0.
-    ent_coef : float
+    ent_coef : float, default 0.0
         Weight $c_H$ of the entropy bonus (0: none; negative values penalise entropy).
-    dloss : float
+    dloss : float, default 1.0
         Upstream gradient of the loss (1: the gradient of the loss itself).
 
     Returns
@@ -355,11 +355,11 @@ def value_loss_and_grads(critic: Critic, params, batch: dict, returns: np.ndarra
         Prompts and responses; its `mask` selects the tokens that count.
     returns : ndarray, shape (B, L), floating
         Regression targets.
-    old_values : ndarray, shape (B, L), floating, optional
+    old_values : ndarray, shape (B, L), floating, default None
         Values at rollout time; needed when `clip_eps` is given.
-    clip_eps : float or None
+    clip_eps : float or None, default None
         Value clip range (> 0), None for the plain loss.
-    dloss : float
+    dloss : float, default 1.0
         Upstream gradient of the loss.
 
     Returns
@@ -454,40 +454,44 @@ def ppo_train(policy: Policy, params, reference_params, reward_fn: Callable, pro
         The critic's starting parameters (not modified).
     iterations : int
         Rollouts to collect, >= 1.
-    batch_size : int
+    batch_size : int, default 64
         Responses per rollout, >= 2.
-    epochs : int
+    epochs : int, default 4
         Passes over each rollout, >= 1.
-    minibatch_size : int
+    minibatch_size : int, default 16
         Responses per gradient step, >= 1.
-    beta : float
+    beta : float, default 0.1
         KL coefficient, >= 0 (0: no penalty).
-    kl_target : float, optional
+    kl_target : float, default None
         Turn on the adaptive KL controller with this target (nats per response, > 0).
-    kl_horizon : int
+    kl_horizon : int, default 10000
         The controller's horizon, >= 1.
-    clip_eps : float
+    clip_eps : float, default 0.2
         Policy clip range, > 0.
-    value_clip_eps : float, optional
+    value_clip_eps : float, default 0.2
         Value clip range (> 0); None: the plain value loss.
-    ent_coef : float
+    ent_coef : float, default 0.0
         Entropy bonus weight.
-    lr, critic_lr : float
-        Adam learning rates of the policy and the critic, > 0.
-    gamma, lam : float
-        Discount and GAE lambda, in [0, 1].
-    target_kl : float, optional
+    lr : float, default 0.001
+        Adam learning rate of the policy, > 0.
+    critic_lr : float, default 0.001
+        Adam learning rate of the critic, > 0.
+    gamma : float, default 1.0
+        Discount, in [0, 1].
+    lam : float, default 0.95
+        GAE lambda, in [0, 1].
+    target_kl : float, default None
         Early stop: end an iteration's epochs, before the optimiser step, at the first
         minibatch whose approximate KL from the rollout policy exceeds `1.5 * target_kl`.
-    whiten_advantages : bool
+    whiten_advantages : bool, default True
         Whiten the advantages over the response mask of each rollout.
-    max_grad_norm : float, optional
+    max_grad_norm : float, default None
         Clip each gradient (policy and critic separately) to this global norm.
-    seed : int
+    seed : int, default 0
         Seed of the run's generator, >= 0.
-    log : callable, optional
+    log : callable, default None
         Called with a progress line every `log_every` iterations.
-    log_every : int
+    log_every : int, default 10
         >= 1.
 
     Returns

@@ -348,7 +348,7 @@ def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarra
         Any text that can be written as UTF-8 (no lone surrogates).
     tokenizer : Tokenizer
         From :func:`load`, :func:`train` or ``Tokenizer``.
-    use_cache : bool
+    use_cache : bool, default True
         Look each piece up in ``tokenizer.cache`` before merging it, and add it there (up to
         ``CACHE_LIMIT`` pieces); default True.  The ids are the same either way; text repeats
         its words, so the cache saves most of the merging.
@@ -452,7 +452,7 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
     vocab_size : int
         Tokens in the vocabulary, bytes and special tokens included: at least
         ``256 + len(special_tokens)``.  Fewer if the text runs out of pairs.
-    special_tokens : iterable of str
+    special_tokens : iterable of str, default ('<|endoftext|>',)
         Default ``("<|endoftext|>",)``.
 
     Returns
@@ -545,7 +545,7 @@ def load(vocab_path, merges_path, special_tokens=(END_OF_TEXT,)) -> Tokenizer:
         ``vocab.json`` is one JSON object ``{token: id}``.  ``merges.txt`` holds one merge
         per line, the two tokens separated by a space, in rank order; a first line starting
         with ``#version`` is skipped, as are empty lines.
-    special_tokens : iterable of str
+    special_tokens : iterable of str, default ('<|endoftext|>',)
         Default ``("<|endoftext|>",)``; each must be in ``vocab.json``.
 
     Returns

@@ -85,13 +85,13 @@ def step(params, grads, state: dict, lr: float = 1e-3, betas=(0.9, 0.999), eps: 
     state : dict
         ``{"step": t >= 0, "m": tree, "v": tree}`` from `init` or the previous step; ``m``
         and ``v`` are finite trees like ``params``, ``v >= 0``.
-    lr : float
+    lr : float, default 0.001
         Learning rate $\eta > 0$.
-    betas : tuple of two floats
+    betas : tuple of two floats, default (0.9, 0.999)
         $(\beta_1, \beta_2)$, each in [0, 1).
-    eps : float
+    eps : float, default 1e-08
         $\epsilon > 0$, added to the root of the second moment.
-    weight_decay : float
+    weight_decay : float, default 0.0
         L2 coefficient $\lambda \ge 0$, added to the gradient.
 
     Returns

@@ -47,7 +47,7 @@ def held_bytes(objects, exclude=()) -> int:
     objects : ndarray, list, tuple or dict
         What is held: arrays, and tuples, lists and dicts of them, nested to any depth
         (caches, for example).
-    exclude : list or tuple of ndarray
+    exclude : list or tuple of ndarray, default ()
         Arrays whose buffers are not counted.
 
     Returns
@@ -139,7 +139,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         The model's configuration.
     segment_size : int
         Blocks per segment $k \ge 1$ (more than ``n_layers``: one segment).
-    ignore_index : int
+    ignore_index : int, default -100
         Target value that is left out of the mean.
 
     Returns
@@ -228,7 +228,7 @@ def plain_activation_bytes(ids: np.ndarray, targets: np.ndarray, params: dict,
         The GPT's parameter tree for ``config``.
     config : GPTConfig
         The model's configuration.
-    ignore_index : int
+    ignore_index : int, default -100
         Target value that is left out of the mean.
 
     Returns

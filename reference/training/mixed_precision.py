@@ -127,13 +127,13 @@ def scaler_init(init_scale: float = 2.0**16, growth_factor: float = 2.0,
 
     Parameters
     ----------
-    init_scale : float
+    init_scale : float, default 65536.0
         The first loss scale $S$, in [`MIN_SCALE`, `MAX_SCALE`].
-    growth_factor : float
+    growth_factor : float, default 2.0
         Factor applied after ``growth_interval`` clean steps in a row, > 1.
-    backoff_factor : float
+    backoff_factor : float, default 0.5
         Factor applied after an overflow, in (0, 1).
-    growth_interval : int
+    growth_interval : int, default 2000
         Clean steps in a row before the scale grows, >= 1.
 
     Returns
@@ -281,7 +281,7 @@ def train_step(master, loss_and_grads, optimizer_step, opt_state, scaler: dict |
     scaler : dict or None
         Loss-scaler state (`scaler_init`), or None for no loss scaling (the usual choice with
         bfloat16).
-    dtype : str
+    dtype : str, default 'float16'
         Compute format: ``"float16"``, ``"bfloat16"`` or ``"float32"``.
 
     Returns

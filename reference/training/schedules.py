@@ -75,7 +75,7 @@ def cosine(t: int, base_lr: float, total_steps: int, min_lr: float = 0.0) -> flo
         The starting rate $\eta > 0$.
     total_steps : int
         $T > 0$.
-    min_lr : float
+    min_lr : float, default 0.0
         The final rate $\eta_{min}$, in [0, base_lr].
 
     Returns
@@ -120,7 +120,7 @@ def warmup_cosine(t: int, base_lr: float, warmup_steps: int, total_steps: int,
         $W \ge 0$ (0: no warmup).
     total_steps : int
         $T > W$.
-    min_lr : float
+    min_lr : float, default 0.0
         The final rate $\eta_{min}$, in [0, base_lr].
 
     Returns

@@ -82,14 +82,14 @@ def step(params, grads, state: dict, lr: float, momentum: float = 0.0,
         previous step.
     lr : float
         Learning rate $\eta > 0$.
-    momentum : float
+    momentum : float, default 0.0
         $\mu$ in [0, 1); 0 is plain SGD.
-    dampening : float
+    dampening : float, default 0.0
         $\tau$ in [0, 1]: the share of the gradient left out of the buffer (PyTorch's
         ``dampening``).  Not applied on the first step, where $b_1 = g_1$.
-    nesterov : bool
+    nesterov : bool, default False
         Nesterov momentum (needs momentum > 0 and dampening 0).
-    weight_decay : float
+    weight_decay : float, default 0.0
         L2 coefficient $\lambda \ge 0$, added to the gradient.
 
     Returns

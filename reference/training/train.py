@@ -122,15 +122,15 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
     lr : float or callable
         A rate > 0, or a schedule ``lr(step) -> rate`` (for example a closure over
         `schedules.warmup_cosine`) whose every rate is a finite number > 0.
-    micro_batches : int
+    micro_batches : int, default 1
         Parts each batch is split into for gradient accumulation, >= 1.
-    max_grad_norm : float or None
+    max_grad_norm : float or None, default None
         Clip the accumulated gradient to this global norm (> 0); None: no clipping.
-    seed : int
+    seed : int, default 0
         Seed of the shuffling, >= 0.
-    log_every : int
+    log_every : int, default 0
         Every this many steps a line with the loss and the speed goes to ``log``; 0: never.
-    log : callable
+    log : callable, default print
         Receives each log line (a string).
     **optimizer_kwargs
         Passed to ``optimizer.step`` (checked there, under its own name).

@@ -60,12 +60,12 @@ def allowed_mask(T: int, S: int, causal: bool = False, key_padding_mask=None, of
     ----------
     T, S : int
         Numbers of queries and keys (>= 1).
-    causal : bool
+    causal : bool, default False
         Whether key `s` is allowed for query `t` only when `s <= t + offset`.
-    key_padding_mask : ndarray of bool, shape (B, S), optional
+    key_padding_mask : ndarray of bool, shape (B, S), default None
         True marks a padding key that no query may see. An int mask is refused (`~1` is -2,
         which is truthy).
-    offset : int
+    offset : int, default 0
         Number of cached keys before the first query (>= 0).
 
     Returns
@@ -229,11 +229,11 @@ def weights(q: np.ndarray, k: np.ndarray, causal: bool = False,
         Queries.
     k : ndarray, shape (B, H, S, D), floating
         Keys, with the queries' H heads.
-    causal : bool
+    causal : bool, default False
         Causal mask: query `t` sees keys `s <= t + offset`.
-    key_padding_mask : ndarray of bool, shape (B, S), optional
+    key_padding_mask : ndarray of bool, shape (B, S), default None
         True marks a padding key. Must be boolean (an int mask is refused).
-    offset : int
+    offset : int, default 0
         Number of cached keys before the first query (>= 0).
 
     Returns
@@ -306,11 +306,11 @@ def forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
         Queries.
     k, v : ndarray, shape (B, H_kv, S, D), floating
         Keys and values; `H_kv` divides `H` (grouped-query attention when smaller).
-    causal : bool
+    causal : bool, default False
         Causal mask: query `t` sees keys `s <= t + offset`.
-    key_padding_mask : ndarray of bool, shape (B, S), optional
+    key_padding_mask : ndarray of bool, shape (B, S), default None
         True marks a padding key no query may see. Must be boolean.
-    offset : int
+    offset : int, default 0
         Number of cached keys before the first query (>= 0).
 
     Returns

@@ -63,9 +63,9 @@ def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: f
         Hidden width of the feed-forward (>= 1).
     rng : numpy.random.Generator
         Source of the random weights.
-    std : float
+    std : float, default 0.02
         Standard deviation of the weights (>= 0).
-    proj_std : float, optional
+    proj_std : float, default None
         Standard deviation of the output projections (default: `std`).
 
     Returns
@@ -129,26 +129,26 @@ def forward(x: np.ndarray, params: dict, n_heads: int, norm_first: bool = True,
         `{"ln1", "attn", "ln2", "ffn"}`.
     n_heads : int
         Number of query heads (>= 1, dividing C).
-    norm_first : bool
+    norm_first : bool, default True
         Pre-norm (True) or post-norm (False).
-    activation : str
+    activation : str, default 'gelu_tanh'
         The feed-forward's activation (`"gelu_tanh"`, `"gelu"`, `"relu"`, ...) or
         `"swiglu"`.
-    causal : bool
+    causal : bool, default True
         Causal mask.
-    key_padding_mask : ndarray of bool, shape (B, T), optional
+    key_padding_mask : ndarray of bool, shape (B, T), default None
         True marks a padding position. Must be boolean.
-    eps : float
+    eps : float, default 1e-05
         The norms' epsilon (> 0).
-    residual : bool
+    residual : bool, default True
         Whether to add the residual connections.
-    norm : str
+    norm : str, default 'layer'
         `"layer"` or `"rms"`.
-    n_kv_heads : int, optional
+    n_kv_heads : int, default None
         Number of key/value heads, dividing `n_heads`.
-    rope_theta : float, optional
+    rope_theta : float, default None
         Base of the rotary embedding (> 0); None: none.
-    positions : ndarray of int, shape (T,) or (B, T), optional
+    positions : ndarray of int, shape (T,) or (B, T), default None
         Rotary positions (default 0 .. T-1).
 
     Returns

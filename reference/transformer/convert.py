@@ -202,9 +202,9 @@ def config_to_nanogpt(config: GPTConfig, bias: bool = True, dropout: float = 0.0
     ----------
     config : GPTConfig
         Must be nanoGPT-shaped: exact GELU, ``d_ff = 4 d_model``, eps 1e-5, tied, pre-norm.
-    bias : bool
+    bias : bool, default True
         nanoGPT's ``bias`` flag (linear layers and layer norms with biases).
-    dropout : float
+    dropout : float, default 0.0
         nanoGPT's dropout rate (our model has none; 0 reproduces it).
 
     Returns
@@ -239,7 +239,7 @@ def from_hf_gpt2(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
         Parameter gradients in the same names convert the same way.  Not modified.
     config : GPTConfig
         The model's configuration (for example from :func:`config_from_hf_gpt2`).
-    dtype : numpy dtype, optional
+    dtype : numpy dtype, default None
         Cast every array to it (default: keep each array's own).
 
     Returns
@@ -310,7 +310,7 @@ def from_nanogpt(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
         ``nn.Linear`` weights are (out, in) and are transposed.  Not modified.
     config : GPTConfig
         For example from :func:`config_from_nanogpt` of the checkpoint's ``model_args``.
-    dtype : numpy dtype, optional
+    dtype : numpy dtype, default None
         Cast every array to it (default: keep each array's own).
 
     Returns
@@ -353,7 +353,7 @@ def to_nanogpt(params: dict, config: GPTConfig, bias: bool = True) -> dict:
         Our parameter tree.  Not modified.
     config : GPTConfig
         nanoGPT-shaped (see :func:`config_to_nanogpt`).
-    bias : bool
+    bias : bool, default True
         Write the biases (nanoGPT's ``bias=True``).  With ``bias=False`` every bias and
         layer-norm ``beta`` of the tree must be zero or absent.
 

@@ -191,7 +191,7 @@ def from_hf_llama(state_dict: Mapping, config: GPTConfig, dtype=None) -> dict:
         Not modified.
     config : GPTConfig
         Llama-shaped (for example from :func:`config_from_hf_llama`).
-    dtype : numpy dtype, optional
+    dtype : numpy dtype, default None
         Cast every array to it (default: keep each array's own).
 
     Returns

@@ -57,11 +57,11 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
     ----------
     logits : ndarray, shape (B, V), floating
         Next-token logits.
-    temperature : float
+    temperature : float, default 1.0
         Temperature (> 0, finite).
-    top_k : int, optional
+    top_k : int, default None
         Keep the k likeliest tokens (1 <= k <= V).
-    top_p : float, optional
+    top_p : float, default None
         Keep the smallest set of likeliest tokens whose mass reaches p (0 < p <= 1).
 
     Returns
@@ -219,21 +219,25 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
         The prompt(s).
     max_new_tokens : int
         Most tokens to add (>= 0).
-    greedy : bool
+    greedy : bool, default False
         Take the likeliest token instead of sampling.
-    temperature, top_k, top_p : float, int, float
-        Sampling options, as in `next_token_probs`.
-    repetition_penalty : float
+    temperature : float, default 1.0
+        Sampling temperature, as in `next_token_probs`.
+    top_k : int, default None
+        Keep the k most probable tokens, as in `next_token_probs`.
+    top_p : float, default None
+        Nucleus sampling, as in `next_token_probs`.
+    repetition_penalty : float, default 1.0
         > 0; 1 leaves the logits alone (see `penalize_repeats`).
-    stop_tokens : int or sequence of int, optional
+    stop_tokens : int or sequence of int, default None
         Ids that end a row.
-    attention_mask : ndarray of bool, shape (B, T0), optional
+    attention_mask : ndarray of bool, shape (B, T0), default None
         True for a real token (left padding only).
-    pad_id : int
+    pad_id : int, default 0
         Id written after a row stops, in [0, V).
-    seed : int, optional
+    seed : int, default 0
         Seed of the sampler (>= 0).
-    use_cache : bool
+    use_cache : bool, default True
         Decode with a KV cache.
 
     Returns

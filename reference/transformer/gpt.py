@@ -270,7 +270,7 @@ def init(config: GPTConfig, rng: np.random.Generator, dtype=np.float64) -> dict:
         The model.
     rng : numpy.random.Generator
         Source of the random weights.
-    dtype : numpy floating dtype
+    dtype : numpy floating dtype, default float64
         The parameters' dtype.
 
     Returns
@@ -689,9 +689,9 @@ def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig,
         The GPT's parameters.
     config : GPTConfig
         Its configuration.
-    attention_mask : ndarray of bool, shape (B, T), optional
+    attention_mask : ndarray of bool, shape (B, T), default None
         True for a real token (an int mask is refused).
-    position_ids : ndarray of int, shape (B, T), optional
+    position_ids : ndarray of int, shape (B, T), default None
         Positions in [0, context_len) (default: from the mask, else 0 .. T-1).
 
     Returns
@@ -789,9 +789,9 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig,
         The GPT's parameters.
     config : GPTConfig
         Its configuration.
-    attention_mask : ndarray of bool, shape (B, T), optional
+    attention_mask : ndarray of bool, shape (B, T), default None
         True for a real token (an int mask is refused).
-    position_ids : ndarray of int, shape (B, T), optional
+    position_ids : ndarray of int, shape (B, T), default None
         Positions in [0, context_len) (default: from the mask, else 0 .. T-1).
 
     Returns
@@ -880,9 +880,9 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         The GPT's parameters.
     config : GPTConfig
         Its configuration.
-    ignore_index : int
+    ignore_index : int, default -100
         Target value that counts for nothing.
-    dloss : float
+    dloss : float, default 1.0
         Gradient fed into the loss (>= 0, finite).
     attention_mask, position_ids : ndarray, shape (B, T), optional
         As in `forward`.

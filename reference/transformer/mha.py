@@ -60,9 +60,9 @@ def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02
         Number of heads H (>= 1).
     rng : numpy.random.Generator
         Source of the random weights.
-    std : float
+    std : float, default 0.02
         Standard deviation of the weights (>= 0).
-    proj_std : float, optional
+    proj_std : float, default None
         Standard deviation of the output projection (default: `std`).
 
     Returns
@@ -103,7 +103,7 @@ def check_heads(where: str, d_model: int, n_heads: int, n_kv_heads: int | None =
         Width C (>= 1).
     n_heads : int
         Number of query heads H (>= 1), dividing C.
-    n_kv_heads : int, optional
+    n_kv_heads : int, default None
         Number of key/value heads (>= 1), dividing H.
 
     Raises
@@ -146,15 +146,15 @@ def forward(x: np.ndarray, params: dict, n_heads: int, causal: bool = True,
         Fused `{"qkv", "proj"}` or separate `{"q", "k", "v", "proj"}` projections.
     n_heads : int
         Number of query heads H (>= 1, dividing C).
-    causal : bool
+    causal : bool, default True
         Causal mask.
-    key_padding_mask : ndarray of bool, shape (B, T), optional
+    key_padding_mask : ndarray of bool, shape (B, T), default None
         True marks a padding position. Must be boolean.
-    n_kv_heads : int, optional
+    n_kv_heads : int, default None
         Number of key/value heads (grouped-query attention), dividing H.
-    rope_theta : float, optional
+    rope_theta : float, default None
         Base of the rotary embedding (> 0); None: no rotation.
-    positions : ndarray of int, shape (T,) or (B, T), optional
+    positions : ndarray of int, shape (T,) or (B, T), default None
         Rotary positions (default 0 .. T-1); used only with `rope_theta`.
 
     Returns

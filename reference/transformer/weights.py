@@ -94,16 +94,16 @@ def save(path, params, config: GPTConfig | None = None, *, format: str | None = 
         The parameter tree (nested dicts and lists whose leaves are NumPy arrays), for
         example from :func:`llmref.transformer.gpt.init`.  Dict keys must be non-empty strings
         without dots.  Not modified.
-    config : GPTConfig, optional
+    config : GPTConfig, default None
         Stored as JSON under the metadata key ``"config"``.
-    format : {"safetensors", "npz"}, optional
+    format : {"safetensors", "npz"}, default None
         Overrides the suffix.
-    dtype : {"float64", "float32", "float16", "bfloat16"}, optional
+    dtype : {"float64", "float32", "float16", "bfloat16"}, default None
         Cast every floating-point leaf to this type first (``None``: keep each leaf's own).
         ``"bfloat16"`` rounds to nearest, ties to even, and needs the safetensors format.
-    metadata : dict of str to str, optional
+    metadata : dict of str to str, default None
         More metadata to store beside the configuration.
-    overwrite : bool
+    overwrite : bool, default False
         Replace an existing file (default: refuse).
 
     Returns
@@ -160,7 +160,7 @@ def load(path, *, format: str | None = None):
         A ``.safetensors`` or ``.npz`` file (the suffix chooses the reader unless ``format``
         is given).  A safetensors file written by another program loads too: its tensor names
         become the tree (``h.0.attn.c_attn.weight`` -> ``tree["h"][0]["attn"]...``).
-    format : {"safetensors", "npz"}, optional
+    format : {"safetensors", "npz"}, default None
         Overrides the suffix.
 
     Returns
@@ -283,12 +283,12 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
     tensors : dict of str to numpy.ndarray
         Names to arrays of a dtype in ``DTYPES`` (any byte order, any memory layout).
         Not modified.
-    metadata : dict of str to str, optional
+    metadata : dict of str to str, default None
         Stored under ``"__metadata__"``.
-    bfloat16 : bool
+    bfloat16 : bool, default False
         Store the floating-point arrays as ``BF16``, rounded from float32 to nearest, ties to
         even (float64 arrays are rounded to float32 first).
-    overwrite : bool
+    overwrite : bool, default False
         Replace an existing file (default: refuse).
 
     Returns

@@ -184,6 +184,9 @@ EQUIVALENT = [
     (lambda old, new: re.sub(r"reshape\(-\d+", "reshape(-1", old)
      == re.sub(r"reshape\(-\d+", "reshape(-1", new),
      "NumPy's reshape reads any negative size as 'infer', -2 as -1"),
+    (lambda old, new: re.sub(r",?\s*out=\w+", "", old) == re.sub(r",?\s*out=\w+", "", new),
+     "a ufunc's out= buffer left out or None: a new array with the same values instead of "
+     "writing into a scratch array"),
     (lambda old, new: re.sub(r"np\.result_type\([^)]*\)", "R", old)
      == re.sub(r"np\.result_type\([^)]*\)", "R", new),
      "the gradient's dtype when the upstream and the input have different float dtypes, "
