@@ -166,6 +166,20 @@ def _without_copy_flag(text: str) -> str:
     return re.sub(r",?\s*copy=\w+", "", text).replace(", )", ")")
 
 
+def _infer_sizes(text: str) -> str:
+    """``text`` with every negative size given to a ``reshape`` written as -1."""
+    out, i = [], 0
+    for m in re.finditer(r"reshape\(", text):
+        depth, j = 1, m.end()
+        while j < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[j], 0)
+            j += 1
+        out += [text[i:m.end() - 1],
+                re.sub(r"(?<=[(,\s])-\d+(?=\s*[,)])", "-1", text[m.end() - 1:j])]
+        i = j
+    return "".join(out) + text[i:]
+
+
 def _float64_default(text: str) -> str:
     text = re.sub(r",?\s*dtype=(np\.float64|None)", "", text)
     return text.replace("astype(np.float64)", "astype(None)").replace(", )", ")")
@@ -181,8 +195,7 @@ EQUIVALENT = [
     (lambda old, new: all(re.search(r"map_trees\([^,]*, lambda g: g / k, grads\)", t)
                           for t in (old, new)),
      "map_trees over a single tree never raises, so its 'where' is never shown"),
-    (lambda old, new: re.sub(r"reshape\(-\d+", "reshape(-1", old)
-     == re.sub(r"reshape\(-\d+", "reshape(-1", new),
+    (lambda old, new: _infer_sizes(old) == _infer_sizes(new),
      "NumPy's reshape reads any negative size as 'infer', -2 as -1"),
     (lambda old, new: re.sub(r",?\s*out=\w+", "", old) == re.sub(r",?\s*out=\w+", "", new),
      "a ufunc's out= buffer left out or None: a new array with the same values instead of "
@@ -206,21 +219,22 @@ def equivalent_reason(edits, name: str = "") -> str | None:
             return reason
     changed = [(a.strip(), b.strip()) for a, b in zip(old.splitlines(), new.splitlines(),
                                                        strict=False) if a != b]
-    return SPECIFIC.get(changed[0]) if len(changed) == 1 else None
+    return specific().get(changed[0]) if len(changed) == 1 else None
 
 
-#: single survivors judged equivalent one by one: (old line, new line) -> reason
-SPECIFIC = {
-    ("out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)",
-     "out = np.where(x > 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)"):
-        "at x = 0 both branches of the stable sigmoid give exactly 1/2",
-    ('return _backward(_checks.dout_like("gelu.backward", dout, cache[0].shape), cache)',
-     'return _backward(_checks.dout_like("gelu.backward", dout, cache[1].shape), cache)'):
-        "cache[0] and cache[1] (x and Phi(x)) have the same shape",
-    ('return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[0].shape), cache)',
-     'return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[1].shape), cache)'):
-        "cache[0] and cache[1] (x and sigma(2u)) have the same shape",
-}
+def specific() -> dict:
+    """Single survivors judged equivalent one by one, ``{(old line, new line): reason}``:
+    the ``SPECIFIC`` dicts of the modules in ``llmref.spec.mutants.equivalent`` (one module
+    per group, so each group's judgements are kept apart)."""
+    import importlib
+    import pkgutil
+
+    from llmref.spec.mutants import equivalent
+
+    found = {}
+    for info in pkgutil.iter_modules(equivalent.__path__):
+        found.update(importlib.import_module(f"{equivalent.__name__}.{info.name}").SPECIFIC)
+    return found
 
 
 def survivors(group: str) -> list:
