@@ -5,6 +5,8 @@ Outside CI: it takes about an hour on two cores.
     python -m llmref.spec.mutants.run_mutmut [GROUP ...]       # default: every group
                                                                # (of the commit at HEAD)
     python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
+    python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
+                                                                 # equivalent, one line each
 
 Each group runs in a scratch copy of the committed tree (``git archive HEAD``) with a
 ``[tool.mutmut]`` section naming its modules and test files, the deterministic ``catch``
@@ -297,7 +299,26 @@ def verify(group: str) -> dict:
     return results
 
 
+def listing(group: str) -> list:
+    """``[(mutmut name, old line, new line)]`` for the survivors of the group's last run that
+    no rule calls equivalent (the first changed line of each)."""
+    out = []
+    for name, _component, edits in survivors(group):
+        if equivalent_reason(edits, name):
+            continue
+        old, new = edits[0]
+        changed = [(a.strip(), b.strip()) for a, b in zip(old.splitlines(), new.splitlines(),
+                                                           strict=False) if a != b]
+        out.append((name, *(changed[0] if changed else (old, new))))
+    return out
+
+
 def main(argv) -> int:
+    if argv[:1] == ["--list"]:
+        for group in argv[1:]:
+            for name, old, new in listing(group):
+                print(f"{name}\n  - {old}\n  + {new}")
+        return 0
     if argv[:1] == ["--verify"]:
         for group in argv[1:]:
             results = verify(group)
