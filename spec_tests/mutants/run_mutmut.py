@@ -168,6 +168,10 @@ def _without_copy_flag(text: str) -> str:
     return re.sub(r",?\s*copy=\w+", "", text).replace(", )", ")")
 
 
+def _without_out(text: str) -> str:
+    return re.sub(r",?\s*out=\w+", "", text).replace(", )", ")")
+
+
 def _infer_sizes(text: str) -> str:
     """``text`` with every negative size given to a ``reshape`` written as -1."""
     out, i = [], 0
@@ -199,7 +203,7 @@ EQUIVALENT = [
      "map_trees over a single tree never raises, so its 'where' is never shown"),
     (lambda old, new: _infer_sizes(old) == _infer_sizes(new),
      "NumPy's reshape reads any negative size as 'infer', -2 as -1"),
-    (lambda old, new: re.sub(r",?\s*out=\w+", "", old) == re.sub(r",?\s*out=\w+", "", new),
+    (lambda old, new: _without_out(old) == _without_out(new),
      "a ufunc's out= buffer left out or None: a new array with the same values instead of "
      "writing into a scratch array"),
     (lambda old, new: re.sub(r"np\.result_type\([^)]*\)", "R", old)
