@@ -139,7 +139,7 @@ class Summary:
     def pytest_runtest_setup(self, item):
         impl = self.config._llmspec_impl
         impl.reset_calls()
-        if item.get_closest_marker("reference_only") and not impl.is_reference:
+        if item.get_closest_marker("reference_only") and not impl.speaks_as_reference:
             pytest.skip("checks the reference's own error messages; your input contract is "
                         "graded by test_contract (llmspec check --contract)")
 

@@ -107,7 +107,7 @@ def _names_it(message: str, label: str, argument: str, exact: bool = False) -> b
 
 @pytest.fixture(scope="module")
 def graded(impl, request):
-    if not impl.is_reference and not request.config.getoption("--llmspec-contract"):
+    if not impl.speaks_as_reference and not request.config.getoption("--llmspec-contract"):
         pytest.skip("the input contract is graded for your implementation with "
                     "--llmspec-contract (llmspec check --contract)")
     return impl
@@ -152,7 +152,7 @@ def test_input_contract(graded, component, name, obj, seed, index):
                 if not isinstance(exc, EXCEPTIONS[error_name]):
                     problems.append(f"{argument} = {meaning} ({variant}): raised "
                                     f"{type(exc).__name__}, expected {error_name}: {exc}")
-                elif not _names_it(str(exc), label, argument, graded.is_reference):
+                elif not _names_it(str(exc), label, argument, graded.speaks_as_reference):
                     problems.append(f"{argument} = {meaning} ({variant}): the message does "
                                     f"not name {label} and {argument!r}: {exc}")
             except Exception as exc:            # noqa: BLE001  (any other error is a finding)
@@ -221,7 +221,7 @@ def test_a_huge_finite_number_is_refused_or_gives_a_finite_result(graded, compon
             try:
                 out = fn(**call)
             except (TypeError, ValueError) as exc:
-                if not _names_it(str(exc), label, argument, graded.is_reference):
+                if not _names_it(str(exc), label, argument, graded.speaks_as_reference):
                     problems.append(f"{argument} = 1e308: the message does not name {label} "
                                     f"and {argument!r}: {exc}")
                 continue

@@ -30,6 +30,8 @@ import pytest
 
 ENV_VAR = "LLMSPEC_IMPL"
 DEFAULT = "llmref"
+#: module names the mutation runners give a mutated copy of the reference
+MUTANT_PREFIX = "_llmspec_mutant_"
 NOT_IMPLEMENTED = "not implemented: "
 #: attribute set on an exception that left a function of the implementation
 RAISED_IN = "_llmspec_raised_in"
@@ -106,6 +108,13 @@ class Implementation:
     @property
     def is_reference(self) -> bool:
         return self.name == DEFAULT
+
+    @property
+    def speaks_as_reference(self) -> bool:
+        """The reference, or the reference with one mutation (``llmref.spec.mutants``): its
+        own wording, contracts and tooling are graded (``reference_only`` tests, the
+        contract tier), though it writes no status file or artefacts for the docs."""
+        return self.is_reference or self.name.startswith(MUTANT_PREFIX)
 
     def reset_calls(self) -> None:
         self.calls = set()

@@ -20,9 +20,9 @@ import sys
 import types
 from pathlib import Path
 
-from llmref.spec.harness.impl import DEFAULT
+from llmref.spec.harness.impl import DEFAULT, MUTANT_PREFIX
 
-PREFIX = "_llmspec_mutant_"
+PREFIX = MUTANT_PREFIX
 
 
 class StaleMutant(Exception):
