@@ -245,13 +245,14 @@ def _shown(value) -> str:
 @pytest.mark.reference_only
 @pytest.mark.parametrize("component,name,obj", [c for c in CASES
                                                 if inspect.isfunction(c.values[2])])
-def test_the_docstring_states_every_default(component, name, obj):
+def test_the_docstring_states_every_default(impl, component, name, obj):
     """A parameter with a default says so in its numpy-style docstring entry
     (``eps : float, default 1e-05``), and the value stated is the one the function uses: the
     docstring is what a reader (and the docs site) takes the default from.  Entries shared
     by several parameters (``a, b : ndarray, optional``) only need ``optional``."""
     import re
 
+    obj = inspect.unwrap(impl(f"{component}.{name}"))
     doc = inspect.getdoc(obj) or ""
     if "\nParameters\n---" not in doc:
         pytest.skip(f"{component}.{name} has a prose docstring")
