@@ -83,7 +83,7 @@ def test_the_policy_update_is_gradient_ascent_on_the_expected_reward(impl, claim
     dZ = impl("bigram_policy.logits_backward")(dz, cache)["Z"]
     cos = -float(np.sum(dZ * exact) / np.linalg.norm(dZ) / np.linalg.norm(exact))
     assert cos > 0.99
-    before = float(J)
+    before = float(J.detach())
     new, _ = impl("sgd.step")(policy, {"Z": dZ}, impl("sgd.init")(policy), lr=0.5)
     after = float(impl("bigram_policy.distribution")(new) @ reward)
     assert after > before
