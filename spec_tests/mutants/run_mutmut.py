@@ -7,6 +7,8 @@ Outside CI: it takes about an hour on two cores.
     python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
                                                                  # equivalent, one line each
+    python -m llmref.spec.mutants.run_mutmut --record [GROUP ...]  # write mutmut_record.json
+                                                                   # (the docs' table)
 
 Each group runs in a scratch copy of the committed tree (``git archive HEAD``) with a
 ``[tool.mutmut]`` section naming its modules and test files, the deterministic ``catch``
@@ -27,6 +29,7 @@ the tests fail, survived when they pass, and times it out when they hang.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -298,9 +301,60 @@ def verify(group: str) -> dict:
                             f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n", "0",
                             "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
                             "--tb=no"])
-        results[name] = "killed" if code == 1 else "survived"
+        results[name] = {0: "survived", 1: "killed"}.get(int(code), f"error (pytest exit {code})")
         print(f"VERIFY {name} {results[name]}", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{group}.verify.json").write_text(json.dumps(
+        {"commit": _head(), "results": results}, indent=1) + "\n")
     return results
+
+
+def _head() -> str:
+    """The commit at HEAD, with ``+`` when the working tree differs from it."""
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return rev + ("+" if dirty else "")
+
+
+#: the committed record of the last run, which the docs' mutation page is built from
+RECORD = Path(__file__).with_name("mutmut_record.json")
+
+
+def record(groups) -> dict:
+    """Gather each group's first pass (``<group>.txt``) and rerun (``<group>.verify.json``)
+    into :data:`RECORD`."""
+    from importlib.metadata import version
+
+    rows = []
+    for group in groups:
+        text = (OUT / f"{group}.txt").read_text()
+        commit = re.search(r"commit (\w+)", text.splitlines()[0])
+        statuses = re.findall(r"^\S+__mutmut_\d+: (.+)$", text, re.M)
+        first = {status: statuses.count(status) for status in sorted(set(statuses))}
+        row = {"group": group, "modules": GROUPS[group][0],
+               "tests": GROUPS[group][1] + COMMON,
+               "first_pass": {"commit": commit.group(1) if commit else None,
+                              "mutants": len(statuses), **first}}
+        verified = OUT / f"{group}.verify.json"
+        if verified.is_file():
+            data = json.loads(verified.read_text())
+            results = data["results"]
+            reasons: dict = {}
+            for status in results.values():
+                if status.startswith("equivalent: "):
+                    reason = status[len("equivalent: "):]
+                    reasons[reason] = reasons.get(reason, 0) + 1
+            row["rerun"] = {"commit": data["commit"], "survivors": len(results),
+                            "killed": sum(s == "killed" for s in results.values()),
+                            "equivalent": sum(reasons.values()), "equivalent_reasons": reasons,
+                            "left": {n: s for n, s in sorted(results.items())
+                                     if s != "killed" and not s.startswith("equivalent")}}
+        rows.append(row)
+    data = {"tool": f"mutmut {version('mutmut')}", "groups": rows}
+    RECORD.write_text(json.dumps(data, indent=1) + "\n")
+    return data
 
 
 def listing(group: str) -> list:
@@ -318,6 +372,10 @@ def listing(group: str) -> list:
 
 
 def main(argv) -> int:
+    if argv[:1] == ["--record"]:
+        data = record(argv[1:] or [g for g in GROUPS if (OUT / f"{g}.txt").is_file()])
+        print(f"{RECORD}: {len(data['groups'])} groups")
+        return 0
     if argv[:1] == ["--list"]:
         for group in argv[1:]:
             for name, old, new in listing(group):
