@@ -50,13 +50,73 @@ def install_page() -> None:
     (common.DOCS / "install.md").write_text(text)
 
 
+def mutmut_tables() -> dict:
+    """The record of the last mutmut run (``spec_tests/mutants/mutmut_record.json``, written
+    by ``run_mutmut --record``) as Markdown: ``{"{{mutmut_table}}": ..., ...}``."""
+    import json
+
+    from llmref.spec.mutants.run_mutmut import RECORD
+
+    data = json.loads(RECORD.read_text())
+    rows = ["| group (modules) | mutants | first pass: killed | first pass: survived "
+            "| rerun: killed | rerun: equivalent | left |", "| --- | " + "--- | " * 6]
+    totals = dict.fromkeys(("mutants", "killed", "survived", "rerun_killed", "equivalent",
+                            "left"), 0)
+    reasons: dict = {}
+    commits = set()
+    for g in data["groups"]:
+        first, rerun = g["first_pass"], g.get("rerun")
+        commits.add(first["commit"])
+        survived = first["mutants"] - first.get("killed", 0)
+        other = {k: v for k, v in first.items() if k not in ("commit", "mutants", "killed")}
+        detail = ", ".join(f"{v} {k}" for k, v in other.items() if k != "survived")
+        cells = [f"{g['group']} ({', '.join(g['modules'])})", str(first["mutants"]),
+                 str(first.get("killed", 0)), str(survived) + (f" ({detail})" if detail else "")]
+        if rerun:
+            cells += [str(rerun["killed"]), str(rerun["equivalent"]),
+                      ", ".join(f"`{n.rsplit('.', 2)[-2]}.{n.rsplit('.', 1)[-1]}` ({s})"
+                                for n, s in rerun["left"].items()) or "0"]
+            for reason, n in rerun["equivalent_reasons"].items():
+                reasons[reason] = reasons.get(reason, 0) + n
+            totals["rerun_killed"] += rerun["killed"]
+            totals["equivalent"] += rerun["equivalent"]
+            totals["left"] += len(rerun["left"])
+        else:
+            cells += ["not rerun", "", ""]
+        totals["mutants"] += first["mutants"]
+        totals["killed"] += first.get("killed", 0)
+        totals["survived"] += survived
+        rows.append("| " + " | ".join(cells) + " |")
+    rows.append(f"| all ({len(data['groups'])} groups) | {totals['mutants']} | "
+                f"{totals['killed']} | {totals['survived']} | {totals['rerun_killed']} | "
+                f"{totals['equivalent']} | {totals['left']} |")
+    kinds = ["| why the survivor cannot be observed | mutants |", "| --- | --- |"]
+    kinds += [f"| {reason} | {n} |" for reason, n in
+              sorted(reasons.items(), key=lambda kv: -kv[1])]
+    reruns = sorted({g["rerun"]["commit"] for g in data["groups"] if "rerun" in g})
+    share = 100.0 * totals["killed"] / max(totals["mutants"], 1)
+    return {"{{mutmut_table}}": "\n".join(rows), "{{mutmut_equivalent}}": "\n".join(kinds),
+            "{{mutmut_tool}}": data["tool"],
+            "{{mutmut_first_commit}}": ", ".join(sorted(c for c in commits if c)),
+            "{{mutmut_rerun_commit}}": ", ".join(reruns) or "none",
+            "{{mutmut_first_share}}": f"{share:.1f}%",
+            "{{mutmut_mutants}}": str(totals["mutants"]),
+            "{{mutmut_left}}": str(totals["left"])}
+
+
 def mutation_page() -> None:
-    """docs/mutation.md: the hand-written record of the last mutation run, with the current
-    catalogue of mutants (and the test that catches each) filled in."""
+    """docs/mutation.md: the hand-written account of the mutation runs, with the current
+    catalogue of mutants (and the test that catches each) and the record of the last mutmut
+    run filled in."""
     from llmref.spec.mutants.__main__ import table
 
-    text = (common.SRC / "mutation.md").read_text()
-    (common.DOCS / "mutation.md").write_text(text.replace("{{mutant_catalogue}}", table()))
+    text = (common.SRC / "mutation.md").read_text().replace("{{mutant_catalogue}}", table())
+    for key, value in mutmut_tables().items():
+        text = text.replace(key, value)
+    if "{{mutmut" in text:
+        raise ValueError("docs_src/mutation.md: unknown directive "
+                         + re.search(r"\{\{mutmut\w*\}\}", text).group(0))
+    (common.DOCS / "mutation.md").write_text(text)
 
 
 def on_config(config, **kwargs):
