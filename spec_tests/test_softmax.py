@@ -88,3 +88,27 @@ def test_softmax_gradient_is_not_vacuous(impl):
     dx = impl("softmax.backward")(rng.standard_normal((2, 5)), cache)["x"]
     assert np.min(np.abs(dx)) > 0
     np.testing.assert_allclose(dx.sum(axis=-1), 0.0, atol=1e-12)
+
+
+def test_the_hint_does_not_call_a_wrong_forward_right():
+    """The finite-difference failure names the forward when its output is wrong, even where
+    its slopes match (a one-element softmax is constant: any constant forward has the right
+    zero gradient), and the backward when the forward's output is right."""
+
+    from llmref.spec.harness.checks import check_against_finite_differences
+
+    def fake(forward_out):
+        def forward(x):
+            return np.full_like(x, forward_out), x.copy()
+
+        def backward(dout, cache):
+            return {"x": np.full_like(cache, 0.5)}          # wrong: the gradient is zero
+        fns = {"softmax.forward": forward, "softmax.backward": backward}
+        return lambda name: fns[name]
+
+    inputs = {"x": np.array([[0.3]])}
+    for value, blamed in ((2.0, "fix the forward first"), (1.0, "your backward is wrong")):
+        with pytest.raises(AssertionError) as info:
+            check_against_finite_differences(fake(value), "softmax", inputs,
+                                             lambda a: ((a["x"],), {}), ["x"], seed=0)
+        assert blamed in str(info.value), str(info.value)

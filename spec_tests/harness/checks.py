@@ -101,7 +101,8 @@ def gradient_hint(errors: dict, got: dict, correct: dict, along: Callable) -> li
             at_correct, at_got = float(np.vdot(c, diff / gap)), float(np.vdot(g, diff / gap))
             if abs(fd - at_correct) <= 0.1 * gap:
                 text += ("; finite differences of your forward agree with the correct "
-                         "gradient, so your forward is right and your backward is wrong")
+                         "gradient, so at this input your forward is right (its output was "
+                         "checked first) and your backward is wrong")
             elif abs(fd - at_got) <= 0.1 * gap:
                 text += ("; finite differences of your forward agree with your own gradient, "
                          "so the backward matches your forward and it is the forward that "
@@ -189,18 +190,21 @@ def check_against_finite_differences(impl, component: str, inputs: dict, to_args
         raise AssertionError("\n".join([grads_message(errors, list(wrt)),
                                         *_finite_difference_hint(component, inputs, to_args,
                                                                  upstream, grads, expected,
-                                                                 errors)]))
+                                                                 errors, out)]))
 
 
 def _finite_difference_hint(component, inputs, to_args, upstream, grads, numerical,
-                            errors) -> list:
+                            errors, out=None) -> list:
     """Tell a wrong backward from a wrong forward with the reference's gradient at the same
     input: finite differences of your forward equal it (backward wrong), or your gradient
-    equals it (forward wrong), or neither."""
+    equals it (forward wrong), or neither.  Agreeing slopes prove nothing about a forward
+    whose output differs (a one-element softmax is constant whatever it computes), so the
+    forward is called right only when its output ``out`` also matches the reference's."""
     try:
         args, kwargs = to_args(inputs)
-        _, cache = _reference(component, "forward")(*args, **kwargs)
+        expected_out, cache = _reference(component, "forward")(*args, **kwargs)
         correct = _reference(component, "backward")(upstream, cache)
+        same_out = out is None or compare(out, expected_out, F64) is None
     except Exception:                  # noqa: BLE001  (a hint must never hide the failure)
         return []
     lines = []
@@ -211,7 +215,11 @@ def _finite_difference_hint(component, inputs, to_args, upstream, grads, numeric
             np.max(np.abs(upstream), initial=0.0))) is None
         yours_ok = compare(grads[key], correct[key], F64, reference_scale=float(
             np.max(np.abs(upstream), initial=0.0))) is None
-        if fd_ok:
+        if fd_ok and not same_out:
+            lines.append(f"hint: your forward's output differs from the reference's at this "
+                         f"input (though its finite differences match the reference gradient "
+                         f"of {key!r} here): fix the forward first, its own test shows how")
+        elif fd_ok:
             lines.append(f"hint: finite differences of your forward agree with the reference "
                          f"gradient of {key!r}: your forward is right, your backward is wrong")
         elif yours_ok:
