@@ -94,7 +94,6 @@ def test_the_hint_does_not_call_a_wrong_forward_right():
     """The finite-difference failure names the forward when its output is wrong, even where
     its slopes match (a one-element softmax is constant: any constant forward has the right
     zero gradient), and the backward when the forward's output is right."""
-
     from llmref.spec.harness.checks import check_against_finite_differences
 
     def fake(forward_out):
