@@ -5,6 +5,7 @@ Outside CI: it takes about an hour on two cores.
     python -m llmref.spec.mutants.run_mutmut [GROUP ...]       # default: every group
                                                                # (of the commit at HEAD)
     python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
+    python -m llmref.spec.mutants.run_mutmut --rerun GROUP ...   # mutmut again on survivors
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
                                                                  # equivalent, one line each
     python -m llmref.spec.mutants.run_mutmut --record [GROUP ...]  # write mutmut_record.json
@@ -29,6 +30,7 @@ the tests fail, survived when they pass, and times it out when they hang.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -125,7 +127,10 @@ def config(modules, tests) -> str:
             f'also_copy = ["llmref"]\n')
 
 
-def run_group(group: str, rev: str = "HEAD") -> dict:
+@contextlib.contextmanager
+def _scratch(group: str, rev: str):
+    """A scratch copy of commit ``rev`` set up for mutmut on ``group``: yields the folder and
+    the environment to run mutmut in."""
     modules, tests = GROUPS[group]
     with tempfile.TemporaryDirectory(prefix=f"mutmut-{group}-") as scratch:
         archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
@@ -145,26 +150,77 @@ def run_group(group: str, rev: str = "HEAD") -> dict:
                "XDG_CACHE_HOME": str(Path(scratch, ".cache")),
                **{f"{lib}_NUM_THREADS": "1" for lib in ("OMP", "MKL", "OPENBLAS")}}
         env.pop("LLMSPEC_IMPL", None)
-        subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=scratch, env=env,
-                       capture_output=True, text=True)
-        results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
-                                 cwd=scratch, env=env, capture_output=True, text=True).stdout
-        statuses = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$", results, re.M))
+        yield scratch, env
+
+
+def _mutmut(scratch, env, *args) -> str:
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=scratch, env=env,
+                          capture_output=True, text=True).stdout
+
+
+def _statuses(scratch, env) -> dict:
+    return dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$",
+                           _mutmut(scratch, env, "results", "--all", "true"), re.M))
+
+
+def run_group(group: str, rev: str = "HEAD") -> dict:
+    modules, tests = GROUPS[group]
+    with _scratch(group, rev) as (scratch, env):
+        _mutmut(scratch, env, "run")
+        statuses = _statuses(scratch, env)
         lines = [f"# mutmut, group {group}, commit {rev}: modules {', '.join(modules)}; tests "
                  f"{', '.join(tests)} + {', '.join(COMMON)}", ""]
         lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
         for name, status in sorted(statuses.items()):
             if status != "killed":
-                diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name],
-                                      cwd=scratch, env=env, capture_output=True,
-                                      text=True).stdout
-                lines += ["", f"## {name} ({status})", diff]
+                lines += ["", f"## {name} ({status})", _mutmut(scratch, env, "show", name)]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{group}.txt").write_text("\n".join(lines) + "\n")
     counts: dict = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _changed_lines(diff: str) -> list:
+    return [line for line in diff.splitlines() if line[:1] in "-+"
+            and not line.startswith(("---", "+++"))]
+
+
+def rerun(group: str) -> dict:
+    """Run mutmut again, at the committed HEAD, on the survivors of the group's first pass
+    that no rule calls equivalent: mutmut picks each mutant's covering tests and runs two at
+    a time, far faster than :func:`verify`.  A mutant counts only if mutmut shows the same
+    edit as in the first pass (a module whose code changed numbers its mutants anew); the
+    others are rerun by :func:`verify` as patches.  Saved like :func:`verify`'s results."""
+    blocks = {b.split()[0]: b for b in (OUT / f"{group}.txt").read_text().split("\n## ")[1:]}
+    results, todo = {}, []
+    for name, _component, edits in survivors(group):
+        reason = equivalent_reason(edits, name)
+        if reason:
+            results[name] = f"equivalent: {reason}"
+        else:
+            todo.append(name)
+    commit = _head()
+    changed = []
+    if todo:
+        with _scratch(group, "HEAD") as (scratch, env):
+            _mutmut(scratch, env, "run", *todo)
+            statuses = _statuses(scratch, env)
+            for name in todo:
+                shown = _mutmut(scratch, env, "show", name)
+                if _changed_lines(shown) != _changed_lines(blocks[name]):
+                    changed.append(name)
+                else:
+                    results[name] = statuses.get(name, "not checked")
+                    print(f"RERUN {name} {results[name]}", flush=True)
+    if changed:
+        results.update(verify(group, only=set(changed), save=False))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{group}.verify.json").write_text(json.dumps(
+        {"commit": commit, "method": f"mutmut rerun, {len(changed)} by patch",
+         "results": results}, indent=1) + "\n")
+    return results
 
 
 def _without_copy_flag(text: str) -> str:
@@ -272,7 +328,7 @@ def survivors(group: str) -> list:
     return out
 
 
-def verify(group: str) -> dict:
+def verify(group: str, only: set | None = None, save: bool = True) -> dict:
     """Rerun the group's test files against each survivor of its last mutmut run, installed
     as a catalogue-style patch mutant (the tests may have grown since): ``{name: status}``
     with status killed, survived, or stale (its text is no longer in the source)."""
@@ -286,6 +342,8 @@ def verify(group: str) -> dict:
     _, tests = GROUPS[group]
     results = {}
     for name, component, edits in survivors(group):
+        if only is not None and name not in only:
+            continue
         reason = equivalent_reason(edits, name)
         if reason:                                  # nothing a test could observe: not run
             results[name] = f"equivalent: {reason}"
@@ -303,9 +361,10 @@ def verify(group: str) -> dict:
                             "--tb=no"])
         results[name] = {0: "survived", 1: "killed"}.get(int(code), f"error (pytest exit {code})")
         print(f"VERIFY {name} {results[name]}", flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{group}.verify.json").write_text(json.dumps(
-        {"commit": _head(), "results": results}, indent=1) + "\n")
+    if save:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{group}.verify.json").write_text(json.dumps(
+            {"commit": _head(), "method": "patch", "results": results}, indent=1) + "\n")
     return results
 
 
@@ -346,7 +405,8 @@ def record(groups) -> dict:
                 if status.startswith("equivalent: "):
                     reason = status[len("equivalent: "):]
                     reasons[reason] = reasons.get(reason, 0) + 1
-            row["rerun"] = {"commit": data["commit"], "survivors": len(results),
+            row["rerun"] = {"commit": data["commit"], "method": data.get("method", "patch"),
+                            "survivors": len(results),
                             "killed": sum(s == "killed" for s in results.values()),
                             "equivalent": sum(reasons.values()), "equivalent_reasons": reasons,
                             "left": {n: s for n, s in sorted(results.items())
@@ -375,6 +435,16 @@ def main(argv) -> int:
     if argv[:1] == ["--record"]:
         data = record(argv[1:] or [g for g in GROUPS if (OUT / f"{g}.txt").is_file()])
         print(f"{RECORD}: {len(data['groups'])} groups")
+        return 0
+    if argv[:1] == ["--rerun"]:
+        for group in argv[1:]:
+            results = rerun(group)
+            left = sorted(n for n, s in results.items()
+                          if s != "killed" and not s.startswith("equivalent"))
+            print(f"{group}: {len(results)} survivors rerun, "
+                  f"{sum(s == 'killed' for s in results.values())} now killed, "
+                  f"{sum(s.startswith('equivalent') for s in results.values())} equivalent, "
+                  f"{len(left)} left: {', '.join(left)}", flush=True)
         return 0
     if argv[:1] == ["--list"]:
         for group in argv[1:]:
