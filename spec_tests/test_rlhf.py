@@ -721,3 +721,162 @@ def test_gae_bad_input(impl, kwargs, error, needle):
     with pytest.raises(error) as info:
         impl("gae.advantages")(**call)
     assert "gae.advantages" in str(info.value) and needle in str(info.value)
+
+
+# ------------------------------------------------------------------ the loop against a torch twin
+
+def _fixed_rollout(impl):
+    """Four right-padded responses of 1 to 3 tokens after the BOS prompt of a 3-token
+    vocabulary (BOS = 3), repeated contexts included."""
+    return impl("rlhf_loop.batch")([np.array([3])] * 4,
+                                   [np.array([0, 2, 1]), np.array([2]), np.array([1, 1]),
+                                    np.array([2, 0, 2])])
+
+
+def _torch_ppo_loop(Z0, Z_ref, table0, batch, scores, *, iterations, epochs, beta, kl_target,
+                    kl_horizon, clip_eps, value_clip_eps, ent_coef, lr, critic_lr, gamma, lam,
+                    target_kl, whiten_advantages, max_grad_norm):
+    """rlhf_loop.ppo_train's steps (its module docstring) written in torch for the bigram
+    policy and its value table, when every rollout is ``batch`` and one minibatch holds it
+    all: the KL-penalised rewards, GAE (the sum form) with each response done at its last
+    token, whitening, then per epoch the early-stop test, the clipped surrogate minus the
+    entropy bonus, the (clipped) value loss, global-norm clipping and torch's Adam; after
+    each iteration the adaptive KL controller."""
+    mask = batch["mask"]
+    B, L = mask.shape
+    ctx = torch.from_numpy(np.concatenate([batch["prompts"][:, -1:],
+                                           batch["responses"][:, :-1]], axis=1))
+    tokens = torch.from_numpy(batch["responses"])[..., None]
+    pos = torch.arange(L).expand(B, L)
+    m = torch.from_numpy(mask).to(torch.float64)
+    last = mask.sum(axis=1) - 1                                 # right-padded responses
+
+    def mean_m(x):
+        return (x * m).sum() / m.sum()
+
+    def log_probs(Z):
+        all_lp = torch.log_softmax(Z[ctx], dim=-1)
+        return all_lp.gather(-1, tokens)[..., 0], all_lp
+
+    Z = torch.tensor(Z0, requires_grad=True)
+    table = torch.tensor(table0, requires_grad=True)
+    opt, critic_opt = torch.optim.Adam([Z], lr=lr), torch.optim.Adam([table], lr=critic_lr)
+    history = []
+    for it in range(iterations):
+        with torch.no_grad():
+            logp_old = log_probs(Z)[0].numpy().copy()
+            logp_ref = log_probs(torch.from_numpy(Z_ref))[0].numpy()
+            values_old = table[pos, ctx].numpy().copy()
+        rewards = np.where(mask, -beta * (logp_old - logp_ref), 0.0)
+        rewards[np.arange(B), last] += scores
+        dones = np.zeros((B, L), bool)
+        dones[np.arange(B), last] = True
+        adv = np.where(mask, _gae_by_sums(rewards, values_old, dones, gamma, lam,
+                                          np.zeros(B)), 0.0)
+        returns = np.where(mask, adv + values_old, 0.0)
+        if whiten_advantages:
+            adv = np.where(mask, (adv - adv[mask].mean()) / np.sqrt(adv[mask].var() + 1e-8), 0.0)
+        seq_kl = float(np.mean(np.where(mask, logp_old - logp_ref, 0.0).sum(axis=1)))
+        record = {"iteration": it, "score": float(scores.mean()), "kl": seq_kl, "beta": beta,
+                  "length": float(mask.sum(axis=1).mean()), "steps": 0,
+                  "stopped_early": False, "clip_fraction": 0.0, "approx_kl": 0.0,
+                  "entropy": float("nan"), "policy_loss": float("nan"),
+                  "value_loss": float("nan")}
+        A, R, old = (torch.from_numpy(a) for a in (adv, returns, values_old))
+        for _ in range(epochs):
+            logp, all_lp = log_probs(Z)
+            log_ratio = logp - torch.from_numpy(logp_old)
+            ratio = torch.exp(log_ratio)
+            approx_kl = mean_m((ratio - 1) - log_ratio).item()
+            if target_kl is not None and approx_kl > 1.5 * target_kl:
+                record["stopped_early"] = True
+                break
+            surrogate = -mean_m(torch.minimum(ratio * A,
+                                              torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * A))
+            entropy = mean_m(-(all_lp.exp() * all_lp).sum(-1))
+            loss = surrogate - ent_coef * entropy
+            v = table[pos, ctx]
+            err = (v - R) ** 2
+            if value_clip_eps is not None:
+                clipped = old + torch.clamp(v - old, -value_clip_eps, value_clip_eps)
+                err = torch.maximum(err, (clipped - R) ** 2)
+            v_loss = 0.5 * mean_m(err)
+            opt.zero_grad()
+            critic_opt.zero_grad()
+            (loss + v_loss).backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_([Z], max_grad_norm)
+                torch.nn.utils.clip_grad_norm_([table], max_grad_norm)
+            opt.step()
+            critic_opt.step()
+            record.update(steps=record["steps"] + 1, policy_loss=loss.item(),
+                          value_loss=v_loss.item(), entropy=entropy.item(),
+                          clip_fraction=mean_m((ratio - 1).abs() > clip_eps).item(),
+                          approx_kl=approx_kl)
+        history.append(record)
+        if kl_target is not None:
+            beta = beta * (1 + np.clip(seq_kl / kl_target - 1, -0.2, 0.2) * B / kl_horizon)
+    return Z.detach().numpy(), table.detach().numpy(), history
+
+
+LOOP_SETTINGS = {
+    "the defaults' switches": dict(kl_target=None, value_clip_eps=0.2, ent_coef=0.0,
+                                   target_kl=None, whiten_advantages=True, max_grad_norm=None),
+    "every option off its default": dict(kl_target=0.05, kl_horizon=7, value_clip_eps=None,
+                                         ent_coef=0.05, target_kl=None,
+                                         whiten_advantages=False, max_grad_norm=0.05,
+                                         clip_eps=0.1, gamma=0.8, lam=0.6, beta=0.3),
+    "an early stop in the third epoch": dict(kl_target=None, value_clip_eps=0.05,
+                                             ent_coef=-0.02, target_kl=0.045,
+                                             whiten_advantages=True, max_grad_norm=1.0,
+                                             gamma=0.9, lam=0.3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOOP_SETTINGS))
+def test_ppo_train_is_its_documented_steps(impl, case):
+    """Two iterations of three epochs of the loop on one fixed rollout (a policy whose
+    sampler always returns the same right-padded responses), one minibatch per epoch: every
+    history entry (score, KL, beta, length, steps, early stop, clip fraction, approximate
+    KL, entropy, both losses) and the trained policy and critic equal a torch twin of the
+    documented steps, with each option at its default and off it (KL target, value clip,
+    entropy bonus, early stop, whitening, gradient clipping, gamma, lambda, clip range)."""
+    rng = np.random.default_rng(7)
+    batch = _fixed_rollout(impl)
+    Z_ref = rng.standard_normal((4, 3))
+    Z0 = Z_ref + 0.5 * rng.standard_normal((4, 3))
+    table0 = rng.standard_normal((3, 4))
+    scores = np.array([1.0, -0.5, 0.25, 2.0])
+    settings = {"iterations": 2, "epochs": 3, "beta": 0.1, "kl_horizon": 10_000,
+                "clip_eps": 0.2, "lr": 0.2, "critic_lr": 0.1, "gamma": 1.0, "lam": 0.95,
+                **LOOP_SETTINGS[case]}
+
+    def sample(params, prompts, rng):
+        assert len(prompts) == 4 and all(p.tolist() == [3] for p in prompts)
+        return {k: v.copy() for k, v in batch.items()}
+
+    policy = impl("rlhf_loop.Policy")(sample=sample, logits=impl("bigram_policy.logits"),
+                                      logits_backward=impl("bigram_policy.logits_backward"))
+    Z, table, history = impl("rlhf_loop.ppo_train")(
+        policy, {"Z": Z0.copy()}, {"Z": Z_ref.copy()}, lambda b: scores.copy(),
+        [np.array([3])], critic=impl("bigram_policy.critic")(),
+        critic_params={"table": table0.copy()}, batch_size=4, minibatch_size=4, seed=0,
+        **settings)
+    Z_t, table_t, history_t = _torch_ppo_loop(Z0, Z_ref, table0, batch, scores, **settings)
+    assert len(history) == len(history_t)
+    for got, want in zip(history, history_t, strict=True):
+        assert set(got) == set(want)
+        for key in ("iteration", "steps", "stopped_early", "clip_fraction"):
+            assert got[key] == want[key], (got["iteration"], key, got[key], want[key])
+        for key in ("score", "kl", "beta", "length", "approx_kl", "entropy", "policy_loss",
+                    "value_loss"):
+            assert_close(got[key], want[key], F64, name=f"{key} of iteration "
+                         f"{got['iteration']}", reference_scale=1.0)
+    assert_close(Z["Z"], Z_t, F64, name="trained Z", reference_scale=1.0)
+    assert_close(table["table"], table_t, F64, name="trained value table", reference_scale=1.0)
+    if case == "an early stop in the third epoch":
+        assert [h["steps"] for h in history] == [2, 2] and all(h["stopped_early"]
+                                                               for h in history)
+    else:
+        assert [h["steps"] for h in history] == [3, 3]
+        assert max(h["clip_fraction"] for h in history) > 0
