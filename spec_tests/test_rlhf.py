@@ -880,3 +880,99 @@ def test_ppo_train_is_its_documented_steps(impl, case):
     else:
         assert [h["steps"] for h in history] == [3, 3]
         assert max(h["clip_fraction"] for h in history) > 0
+
+
+# ------------------------------------------------------------------ edges mutation testing found
+
+@given(hs.shapes(1, 3, 4), hs.seeds)
+def test_kl_estimators_are_their_closed_forms_entry_by_entry(impl, shape, seed):
+    """Each estimate, entry by entry, on arrays of any shape: k1 = -log r, k2 = (log r)^2 / 2,
+    k3 = (r - 1) - log r with log r = log p - log q, against torch."""
+    rng = np.random.default_rng(seed)
+    logp_q, logp_p = -rng.exponential(size=shape), -rng.exponential(size=shape) * 3
+    ks = impl("kl.estimators")(logp_q, logp_p)
+    log_r = torch.from_numpy(logp_p) - torch.from_numpy(logp_q)
+    for name, want in (("k1", -log_r), ("k2", 0.5 * log_r**2),
+                       ("k3", torch.expm1(log_r) - log_r)):
+        assert ks[name].shape == shape
+        assert_close(ks[name], want.numpy(), F64, name=name, reference_scale=1.0)
+
+
+def test_adaptive_kl_controller_is_its_formula(impl):
+    """beta (1 + clip(KL / target - 1, -0.2, 0.2) n_steps / horizon), at both clip edges and
+    between them, with a step count that is not a multiple of the horizon; no step, no
+    change."""
+    update = impl("ppo.adaptive_kl_update")
+    for kl, error in ((0.0, -0.2), (-3.0, -0.2), (4.5, -0.25 + 0.05), (7.5, 0.25),
+                      (6.6, 0.1), (100.0, 0.2)):
+        want = 0.3 * (1 + float(np.clip(kl / 6.0 - 1, -0.2, 0.2)) * 7 / 30)
+        got = update(0.3, kl=kl, target=6.0, horizon=30, n_steps=7)
+        assert abs(got - want) <= 1e-15, (kl, got, want)
+        assert abs(got - 0.3 * (1 + max(-0.2, min(0.2, error)) * 7 / 30)) <= 1e-12
+    assert update(0.3, kl=100.0, target=6.0, horizon=30, n_steps=0) == 0.3
+
+
+def test_clip_fraction_counts_ratios_strictly_beyond_the_range(impl):
+    """|rho - 1| > eps, strictly: a ratio exactly on the edge of the range is not clipped."""
+    logp_new = np.log(np.array([1.5, 0.4, 1.25, 1.0]))
+    rho = np.exp(logp_new)
+    eps = float(rho[0] - 1.0)                          # the first ratio sits on the edge
+    s = impl("ppo.stats")(logp_new, np.zeros(4), eps)
+    assert s["clip_fraction"] == np.mean(np.abs(rho - 1.0) > eps) == 0.25
+
+
+def test_value_loss_at_a_tie_takes_the_plain_error(impl):
+    """Where the plain and the clipped squared errors are equal but the errors have opposite
+    signs (V - R = -(V_clip - R)), the loss's gradient is the plain error's (the clipped one
+    is a constant there): the same convention as the policy's surrogate."""
+    values, old, returns = np.array([1.0, 0.3]), np.array([0.0, 0.0]), np.array([0.75, 1.0])
+    loss, cache = impl("ppo.value_forward")(values, returns, old, 0.5)
+    assert loss == 0.5 * np.mean([0.0625, 0.49])
+    g = impl("ppo.value_backward")(2.0, cache)["values"]
+    np.testing.assert_array_equal(g, 2.0 * np.array([0.25, -0.7]) / 2)
+
+
+def test_scalar_upstream_gradients_may_be_0d_arrays(impl):
+    """A 0-d float array is a scalar upstream gradient for every PPO loss."""
+    rng = np.random.default_rng(0)
+    logp, adv = rng.normal(-1, 0.1, 5), rng.standard_normal(5)
+    _, c = impl("ppo.policy_forward")(logp, logp - 0.05, adv)
+    g = impl("ppo.policy_backward")(np.array(-2.5), c)["logp_new"]
+    np.testing.assert_array_equal(g, -2.5 * impl("ppo.policy_backward")(1.0, c)["logp_new"])
+    _, c = impl("ppo.value_forward")(logp, adv)
+    g = impl("ppo.value_backward")(np.array(3.0), c)["values"]
+    np.testing.assert_array_equal(g, 3.0 * impl("ppo.value_backward")(1.0, c)["values"])
+    _, c = impl("ppo.entropy_forward")(rng.standard_normal((2, 4)))
+    g = impl("ppo.entropy_backward")(np.array(0.5), c)["logits"]
+    np.testing.assert_array_equal(g, 0.5 * impl("ppo.entropy_backward")(1.0, c)["logits"])
+
+
+def test_whiten_needs_two_entries(impl):
+    """Two selected entries whiten to -1 and +1 (with eps 0); one is refused."""
+    x = np.array([[1.0, 3.0, 50.0]])
+    mask = np.array([[True, True, False]])
+    np.testing.assert_allclose(impl("gae.whiten")(x, mask, eps=0.0)[mask], [-1.0, 1.0],
+                               rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="at least 2"):
+        impl("gae.whiten")(x, np.array([[True, False, False]]))
+
+
+@given(st.integers(1, 3), st.integers(2, 6), st.floats(0.0, 1.0), hs.seeds)
+def test_gae_truncation_edges(impl, B, T, lam, seed):
+    """truncated_value is read only where a step is truncated and not done: given with no
+    truncation it changes nothing, and where a step is both done and truncated the
+    termination wins (no bootstrap)."""
+    rng = np.random.default_rng(seed)
+    r, v = rng.standard_normal((B, T)), rng.standard_normal((B, T))
+    dones = rng.random((B, T)) < 0.3
+    nv, tv = rng.standard_normal(B), rng.standard_normal((B, T)) * 10
+    plain = impl("gae.advantages")(r, v, dones, 0.9, lam, next_value=nv)
+    none_cut = impl("gae.advantages")(r, v, dones, 0.9, lam, next_value=nv,
+                                      truncated=np.zeros((B, T), bool), truncated_value=tv)
+    both = impl("gae.advantages")(r, v, dones, 0.9, lam, next_value=nv, truncated=dones.copy(),
+                                  truncated_value=tv)
+    for got in (none_cut, both):
+        assert_close(got[0], plain[0], F64, name="advantages", reference_scale=1.0)
+        assert_close(got[1], plain[1], F64, name="returns", reference_scale=1.0)
+    with pytest.raises(ValueError, match="'truncated_value' must have the shape"):
+        impl("gae.advantages")(r, v, dones, 0.9, lam, next_value=nv, truncated_value=tv[:, :1])

@@ -304,7 +304,8 @@ def value_backward(dloss, cache) -> dict:
     $$ \frac{\partial L^V}{\partial V_t} = \frac{m_t\, e_t}{\sum_t m_t} $$
 
     with $e_t$ the error of the larger term ($V_t - R_t$, or $V^{clip}_t - R_t$ while
-    $|V_t - V_{old,t}| \le \epsilon$, else 0).
+    $|V_t - V_{old,t}| \le \epsilon$, else 0); where the two terms are equal, the plain
+    error $V_t - R_t$ (as the surrogate's gradient takes the unclipped term).
 
     Parameters
     ----------
