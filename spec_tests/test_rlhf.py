@@ -976,3 +976,141 @@ def test_gae_truncation_edges(impl, B, T, lam, seed):
         assert_close(got[1], plain[1], F64, name="returns", reference_scale=1.0)
     with pytest.raises(ValueError, match="'truncated_value' must have the shape"):
         impl("gae.advantages")(r, v, dones, 0.9, lam, next_value=nv, truncated_value=tv[:, :1])
+
+
+def test_bigram_policy_with_huge_logits(impl):
+    """Logits of size 1e3 (a nearly certain policy): sampling and the first-token
+    distribution stay finite and pick the largest logit of each row."""
+    Z = np.array([[900.0, 1000.0, -1000.0], [1000.0, -5.0, 990.0], [0.0, 0.0, 1000.0],
+                  [-1000.0, 1000.0, 999.0]])
+    p = impl("bigram_policy.distribution")({"Z": Z})
+    np.testing.assert_allclose(p, [0.0, 1 / (1 + np.exp(-1.0)), 1 / (1 + np.exp(1.0))],
+                               rtol=1e-12, atol=1e-300)
+    batch = impl("bigram_policy.sample")({"Z": Z}, [np.array([0]), np.array([2]),
+                                                    np.array([1, 0])], 3,
+                                         np.random.default_rng(0))
+    np.testing.assert_array_equal(batch["responses"], [[1, 0, 1], [2, 2, 2], [1, 0, 1]])
+
+
+def test_bigram_critic_is_a_table_lookup_and_its_scatter_add(impl):
+    """V[b, t] = table[t, previous token] read from a table longer than the responses, and
+    its gradient, with repeated cells, against torch; a new critic is all zeros."""
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((5, 4))
+    batch = impl("rlhf_loop.batch")([np.array([3]), np.array([2, 3]), np.array([1])],
+                                    [np.array([0, 0, 2]), np.array([0]), np.array([1, 0, 0])])
+    v, cache = impl("bigram_policy.values")({"table": table}, batch)
+    dv = rng.standard_normal(v.shape)
+    grads = impl("bigram_policy.values_backward")(dv, cache)
+    table_t = torch.tensor(table, requires_grad=True)
+    ctx = torch.tensor([[3, 0, 0], [3, 0, 0], [1, 1, 0]])
+    v_t = table_t[torch.arange(3).expand(3, 3), ctx]
+    v_t.backward(torch.from_numpy(dv))
+    assert_close(v, v_t.detach().numpy(), F64, name="values")
+    assert_close(grads["table"], table_t.grad.numpy(), F64, name="d table", reference_scale=1.0)
+    new = impl("bigram_policy.critic_init")(3, 4)
+    assert set(new) == {"table"}
+    np.testing.assert_array_equal(new["table"], np.zeros((3, 5)))
+    assert impl("bigram_policy.policy")(4).sample(
+        {"Z": rng.standard_normal((5, 4))}, [np.array([4])],
+        np.random.default_rng(1))["responses"].shape == (1, 4)
+
+
+def test_batch_layout_and_sequences(impl):
+    """Prompts left-padded, responses right-padded, padding written as pad_id, masks True on
+    real tokens; sequences() is each row's prompt block then its response block."""
+    b = impl("rlhf_loop.batch")([np.array([5, 6]), np.array([7])],
+                                [np.array([1]), np.array([2, 3, 4])], pad_id=9)
+    np.testing.assert_array_equal(b["prompts"], [[5, 6], [9, 7]])
+    np.testing.assert_array_equal(b["prompt_mask"], [[True, True], [False, True]])
+    np.testing.assert_array_equal(b["responses"], [[1, 9, 9], [2, 3, 4]])
+    np.testing.assert_array_equal(b["mask"], [[True, False, False], [True, True, True]])
+    ids, am = impl("rlhf_loop.sequences")(b)
+    np.testing.assert_array_equal(ids, [[5, 6, 1, 9, 9], [9, 7, 2, 3, 4]])
+    np.testing.assert_array_equal(am, [[True, True, True, False, False],
+                                       [False, True, True, True, True]])
+
+
+@given(st.sampled_from([0.0, 0.05, -0.2]), st.sampled_from([0.1, 0.3]),
+       st.sampled_from([None, 0.1]), hs.seeds)
+def test_loop_losses_through_the_bigram_policy_match_torch(impl, ent_coef, clip_eps,
+                                                            value_clip, seed):
+    """policy_loss_and_grads and value_loss_and_grads on the bigram policy and its value
+    table: the losses, the info, and dloss times every gradient, against torch."""
+    rng = np.random.default_rng(seed)
+    Z, table = rng.standard_normal((4, 3)), rng.standard_normal((3, 4))
+    batch = _fixed_rollout(impl)
+    shape = batch["mask"].shape
+    logp_old = rng.normal(-1.0, 0.5, shape)
+    adv, returns, old = (rng.standard_normal(shape) for _ in range(3))
+    dloss = float(rng.normal() * 3)
+    ctx = torch.from_numpy(np.concatenate([batch["prompts"][:, -1:],
+                                           batch["responses"][:, :-1]], axis=1))
+    m = torch.from_numpy(batch["mask"]).to(torch.float64)
+    Z_t, table_t = torch.tensor(Z, requires_grad=True), torch.tensor(table, requires_grad=True)
+    all_lp = torch.log_softmax(Z_t[ctx], -1)
+    logp = all_lp.gather(-1, torch.from_numpy(batch["responses"])[..., None])[..., 0]
+    ratio = torch.exp(logp - torch.from_numpy(logp_old))
+    A = torch.from_numpy(adv)
+    surrogate = torch.minimum(ratio * A, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * A)
+    entropy = (-(all_lp.exp() * all_lp).sum(-1) * m).sum() / m.sum()
+    loss_t = -(surrogate * m).sum() / m.sum() - ent_coef * entropy
+    (dloss * loss_t).backward()
+    loss, grads, info = impl("rlhf_loop.policy_loss_and_grads")(
+        impl("bigram_policy.policy")(3), {"Z": Z}, batch, logp_old, adv, clip_eps=clip_eps,
+        ent_coef=ent_coef, dloss=dloss)
+    assert_close(loss, loss_t.item(), F64, name="PPO objective", reference_scale=1.0)
+    assert_close(info["entropy"], entropy.item(), F64, name="entropy", reference_scale=1.0)
+    assert_close(info["logp"], logp.detach().numpy(), F64, name="logp")
+    assert_close(grads["Z"], Z_t.grad.numpy(), F64, name="dZ", reference_scale=abs(dloss))
+    v = table_t[torch.arange(3).expand(4, 3), ctx]
+    R, old_t = torch.from_numpy(returns), torch.from_numpy(old)
+    err = (v - R) ** 2
+    if value_clip is not None:
+        err = torch.maximum(err, (old_t + torch.clamp(v - old_t, -value_clip, value_clip) - R)
+                            ** 2)
+    v_loss_t = 0.5 * (err * m).sum() / m.sum()
+    (dloss * v_loss_t).backward()
+    v_loss, v_grads = impl("rlhf_loop.value_loss_and_grads")(
+        impl("bigram_policy.critic")(), {"table": table}, batch, returns, old,
+        clip_eps=value_clip, dloss=dloss)
+    assert_close(v_loss, v_loss_t.item(), F64, name="value loss", reference_scale=1.0)
+    assert_close(v_grads["table"], table_t.grad.numpy(), F64, name="d table",
+                 reference_scale=abs(dloss))
+
+
+def test_ppo_train_logs_each_log_every_th_iteration(impl):
+    """log receives one line after iterations log_every, 2 log_every, ...: it names that
+    iteration out of all of them and its record's score, KL, beta and steps."""
+    ref = impl("bigram_policy.init")(3, np.random.default_rng(0))
+    lines = []
+    _, _, history = _bigram_loop(impl, ref, lambda tokens: (tokens == 1).mean(axis=1), 2,
+                                 iterations=5, batch_size=8, minibatch_size=4, epochs=1,
+                                 log=lines.append, log_every=2, kl_target=0.5)
+    assert len(lines) == 2
+    for line, it in zip(lines, (2, 4), strict=True):
+        h = history[it - 1]
+        assert line.startswith(f"iteration {it}/5 ")
+        for part in (f"score {h['score']:.3f}", f"KL {h['kl']:.3f}", f"beta {h['beta']:.3g}",
+                     f"steps {h['steps']}"):
+            assert part in line, (line, part)
+
+
+def test_pairs_from_a_ranking_array_and_refusals(impl):
+    """A 1-D array ranking gives the pairs of its list; no pair from 0 or 1 items; a 2-D
+    array, a set, a string, an unhashable item and a repeated item are refused (an array's
+    items named as plain numbers)."""
+    pairs = impl("preference.pairs_from_ranking")
+    assert pairs(np.array([3, 1, 2])) == [(3, 1), (3, 2), (1, 2)]
+    assert pairs([]) == [] and pairs(("only",)) == []
+    for bad, error, needle in ((np.zeros((2, 2)), ValueError, "1-D, got shape (2, 2)"),
+                               ({1, 2}, TypeError, "ordered sequence"),
+                               ("abc", TypeError, "ordered sequence"),
+                               ([[1], [2]], TypeError, "hashable"),
+                               (["a", "b", "a"], ValueError, "must not repeat"),
+                               (np.array([1, 2, 1]), ValueError, "got [1, 2, 1]")):
+        with pytest.raises(error) as info:
+            pairs(bad)
+        message = str(info.value)
+        assert message.startswith("preference.pairs_from_ranking: argument 'ranking'")
+        assert needle in message, message
