@@ -1114,3 +1114,153 @@ def test_pairs_from_a_ranking_array_and_refusals(impl):
         message = str(info.value)
         assert message.startswith("preference.pairs_from_ranking: argument 'ranking'")
         assert needle in message, message
+
+
+def _refusal_cases():
+    """(function, call, error, what the message must name) for refusals no contract variant
+    reaches: shapes that differ at the same rank, rows without a response token, left
+    padding, tokens past the vocabulary, a score of the wrong shape, an optimiser step that
+    overflows."""
+    z2, z3, ones = np.zeros((2, 3)), np.zeros((2, 2)), np.ones((2, 3), bool)
+    gae_args = {"rewards": z2, "values": z2, "dones": ~ones, "gamma": 0.9, "lam": 0.9,
+                "next_value": np.zeros(2)}
+    good = rlhf_loop_batch([np.array([3])], [np.array([0, 1])])
+    b2 = rlhf_loop_batch([np.array([3]), np.array([3])], [np.array([0]), np.array([1])])
+
+    def with_batch(**parts):
+        return {**{k: v.copy() for k, v in good.items()}, **parts}
+
+    return {
+        "estimators of different shapes": (
+            "kl.estimators", lambda f: f(z2, z3), ValueError, ["'logp_p'", "(2, 3)", "(2, 2)"]),
+        "penalty: reference of another shape": (
+            "kl.penalized_rewards", lambda f: f(z2, z3, np.zeros(2), ones, 0.1), ValueError,
+            ["'logp_ref'", "(2, 3)", "(2, 2)"]),
+        "penalty: one score too many": (
+            "kl.penalized_rewards", lambda f: f(z2, z2, np.zeros(3), ones, 0.1), ValueError,
+            ["'scores'", "(2,)", "(3,)"]),
+        "penalty: mask of another shape": (
+            "kl.penalized_rewards", lambda f: f(z2, z2, np.zeros(2), ones[:, :2], 0.1),
+            ValueError, ["'mask'", "(2, 3)", "(2, 2)"]),
+        "penalty: a row without a response token": (
+            "kl.penalized_rewards",
+            lambda f: f(z2, z2, np.zeros(2), np.array([[True] * 3, [False] * 3]), 0.1),
+            ValueError, ["'mask'", "at least one response token in every row"]),
+        "GAE values of another shape": (
+            "gae.advantages", lambda f: f(**{**gae_args, "values": z3}), ValueError,
+            ["'values'", "(2, 3)", "(2, 2)"]),
+        "GAE mask of another shape": (
+            "gae.advantages", lambda f: f(**{**gae_args, "mask": ones[:, :2]}), ValueError,
+            ["'mask'", "(2, 3)", "(2, 2)"]),
+        "whiten mask of another shape": (
+            "gae.whiten", lambda f: f(z2, ones[:, :2]), ValueError, ["'mask'", "(2, 3)",
+                                                                      "(2, 2)"]),
+        "PPO advantages of another shape": (
+            "ppo.policy_forward", lambda f: f(z2, z2, z3), ValueError,
+            ["'advantages'", "(2, 3)", "(2, 2)"]),
+        "clipped value loss without old values": (
+            "ppo.value_forward", lambda f: f(z2, z2, None, 0.2), ValueError,
+            ["'old_values'", "'clip_eps'"]),
+        "old values of another shape": (
+            "ppo.value_forward", lambda f: f(z2, z2, z3, 0.2), ValueError,
+            ["'old_values'", "(2, 3)", "(2, 2)"]),
+        "entropy mask of another shape": (
+            "ppo.entropy_forward", lambda f: f(np.zeros((2, 3, 4)), ones[:, :2]), ValueError,
+            ["'mask'", "(2, 3)", "(2, 2)"]),
+        "taken tokens of another shape": (
+            "ppo.logprobs_forward", lambda f: f(np.zeros((2, 3, 4)), np.zeros((2, 2), int)),
+            ValueError, ["'tokens'", "(2, 3)", "(2, 2)"]),
+        "bigram table of the wrong shape": (
+            "bigram_policy.distribution", lambda f: f({"Z": np.zeros((3, 3))}), ValueError,
+            ["params['Z']", "(V + 1, V)", "(3, 3)"]),
+        "bigram response token that is BOS": (
+            "bigram_policy.logits",
+            lambda f: f({"Z": np.zeros((4, 3))}, with_batch(responses=np.array([[0, 3]]))),
+            ValueError, ["batch['responses']", "[0, 3)"]),
+        "value table shorter than the responses": (
+            "bigram_policy.values", lambda f: f({"table": np.zeros((1, 4))}, good), ValueError,
+            ["params['table']", "1 positions", "responses 2"]),
+        "responses of another batch size": (
+            "bigram_policy.values",
+            lambda f: f({"table": np.zeros((2, 4))}, {**b2, "responses": good["responses"],
+                                                     "mask": good["mask"]}),
+            ValueError, ["batch['responses']", "B = 2", "(1, 2)"]),
+        "right-padded prompt": (
+            "bigram_policy.values",
+            lambda f: f({"table": np.zeros((2, 4))},
+                        with_batch(prompts=np.array([[3, 0]]),
+                                   prompt_mask=np.array([[True, False]]))),
+            ValueError, ["batch['prompt_mask']", "left-padded"]),
+        "a response row without a real token": (
+            "bigram_policy.values",
+            lambda f: f({"table": np.zeros((2, 4))}, with_batch(mask=np.array([[False] * 2]))),
+            ValueError, ["batch['mask']", "at least one response token"]),
+        "a 2-D prompt": (
+            "rlhf_loop.batch", lambda f: f([np.zeros((1, 2), int)], [np.array([1])]),
+            ValueError, ["prompts[0]", "1-D", "(1, 2)"]),
+        "one response for two prompts": (
+            "rlhf_loop.batch", lambda f: f([np.array([1]), np.array([2])], [np.array([1])]),
+            ValueError, ["'responses'", "one response per prompt", "2, got 1"]),
+        "returns of another shape": (
+            "rlhf_loop.value_loss_and_grads",
+            lambda f: f(bigram_critic(), {"table": np.zeros((2, 4))}, good, np.zeros((1, 3))),
+            ValueError, ["'returns'", "(1, 2)", "(1, 3)"]),
+        "a value clip without old values": (
+            "rlhf_loop.value_loss_and_grads",
+            lambda f: f(bigram_critic(), {"table": np.zeros((2, 4))}, good, np.zeros((1, 2)),
+                        clip_eps=0.2),
+            ValueError, ["'old_values'", "'clip_eps'"]),
+        "advantages of another shape": (
+            "rlhf_loop.policy_loss_and_grads",
+            lambda f: f(bigram_policy_(2), {"Z": np.zeros((4, 3))}, good, np.zeros((1, 2)),
+                        np.zeros((1, 3))),
+            ValueError, ["'advantages'", "(1, 2)", "(1, 3)"]),
+        "a reward function of one score too many": (
+            "rlhf_loop.ppo_train", lambda f: _tiny_train(f, reward_fn=lambda b: np.zeros(3)),
+            ValueError, ["reward_fn(batch)", "(2,)", "(3,)"]),
+        "a learning rate that overflows": (
+            "rlhf_loop.ppo_train", lambda f: _tiny_train(f, lr=1e308), ValueError,
+            ["'lr' = 1e+308"]),
+        "a critic learning rate that overflows": (
+            "rlhf_loop.ppo_train", lambda f: _tiny_train(f, critic_lr=1e308), ValueError,
+            ["'critic_lr' = 1e+308"]),
+    }
+
+
+def rlhf_loop_batch(prompts, responses):
+    from llmref.rlhf import rlhf_loop
+    return rlhf_loop.batch(prompts, responses)
+
+
+def bigram_critic():
+    from llmref.rlhf import bigram_policy
+    return bigram_policy.critic()
+
+
+def bigram_policy_(length):
+    from llmref.rlhf import bigram_policy
+    return bigram_policy.policy(length)
+
+
+def _tiny_train(f, **kwargs):
+    from llmref.rlhf import bigram_policy
+    settings = {"reward_fn": lambda b: b["responses"][:, 0].astype(float), "lr": 0.01,
+                **kwargs}
+    params = {"Z": np.random.default_rng(0).standard_normal((4, 3))}
+    return f(bigram_policy.policy(2), params, params, settings.pop("reward_fn"),
+             [np.array([3])], critic=bigram_policy.critic(),
+             critic_params={"table": np.ones((2, 4))}, iterations=1, batch_size=2,
+             minibatch_size=2, epochs=1, **settings)
+
+
+@pytest.mark.reference_only
+@pytest.mark.component("kl", "gae", "ppo", "bigram_policy", "rlhf_loop")
+@pytest.mark.parametrize("case", sorted(_refusal_cases()))
+def test_rlhf_refusals_name_function_argument_expected_and_given(impl, case):
+    function, call, error, needles = _refusal_cases()[case]
+    with pytest.raises(error) as info:
+        call(impl(function))
+    message = str(info.value)
+    assert message.startswith(f"{function}: "), message
+    missing = [n for n in needles if n not in message]
+    assert not missing, f"{message!r} does not mention {missing}"
