@@ -1,6 +1,8 @@
 """RLHF: preference pairs and the Bradley-Terry loss, the reward model, KL estimators and
 penalty, GAE, PPO's losses and controller, DPO, and the KL-regularised optimum."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -910,6 +912,8 @@ def test_adaptive_kl_controller_is_its_formula(impl):
         assert abs(got - want) <= 1e-15, (kl, got, want)
         assert abs(got - 0.3 * (1 + max(-0.2, min(0.2, error)) * 7 / 30)) <= 1e-12
     assert update(0.3, kl=100.0, target=6.0, horizon=30, n_steps=0) == 0.3
+    assert update(0.3, kl=100.0, target=6.0, horizon=1, n_steps=1) == 0.3 * 1.2
+    assert update(0.0, kl=100.0, target=6.0, horizon=1, n_steps=1) == 0.0
 
 
 def test_clip_fraction_counts_ratios_strictly_beyond_the_range(impl):
@@ -1224,7 +1228,79 @@ def _refusal_cases():
         "a critic learning rate that overflows": (
             "rlhf_loop.ppo_train", lambda f: _tiny_train(f, critic_lr=1e308), ValueError,
             ["'critic_lr' = 1e+308"]),
+        **_range_cases(),
     }
+
+
+def _range_cases():
+    """Numbers at the edge of their documented range: 0 where > 0 is asked, 1.5 where [0, 1]
+    is, batches of one response, an optional callback that is not callable."""
+    x, mask = np.zeros(3), np.ones(3, bool)
+    dpo = (np.zeros(2),) * 4
+    cases = {
+        "DPO beta 0": ("dpo.forward", lambda f: f(*dpo, beta=0.0), ValueError,
+                       ["'beta'", "> 0", "0.0"]),
+        "stats clip 0": ("ppo.stats", lambda f: f(x, x, 0.0), ValueError,
+                         ["'clip_eps'", "> 0", "0.0"]),
+        "value clip 0": ("ppo.value_forward", lambda f: f(x, x, x, 0.0), ValueError,
+                         ["'clip_eps'", "> 0", "0.0"]),
+        "old values of another shape, plain loss": (
+            "ppo.value_forward", lambda f: f(x, x, np.zeros(2)), ValueError,
+            ["'old_values'", "(3,)", "(2,)"]),
+        "KL target 0 for the controller": (
+            "ppo.adaptive_kl_update", lambda f: f(0.1, 1.0, 0.0, 10, 5), ValueError,
+            ["'target'", "> 0", "0.0"]),
+        "a taken token equal to the vocabulary size": (
+            "ppo.logprobs_forward", lambda f: f(np.zeros((2, 4)), np.array([1, 4])),
+            ValueError, ["'tokens'", "[0, 4)", "4"]),
+        "a bigram std of 0": ("bigram_policy.init",
+                              lambda f: f(3, np.random.default_rng(0), std=0.0), ValueError,
+                              ["'std'", "(0, 1e+300]", "0.0"]),
+        "a prompt token past BOS": (
+            "bigram_policy.logits",
+            lambda f: f({"Z": np.zeros((4, 3))}, rlhf_loop_batch([np.array([4])],
+                                                                 [np.array([0])])),
+            ValueError, ["batch['prompts']", "[0, 4)", "4"]),
+        "a value-table prompt token past BOS": (
+            "bigram_policy.values",
+            lambda f: f({"table": np.zeros((2, 4))}, rlhf_loop_batch([np.array([4])],
+                                                                     [np.array([0])])),
+            ValueError, ["batch['prompts']", "[0, 4)", "4"]),
+        "responses of rank 1": (
+            "rlhf_loop.sequences",
+            lambda f: f({**rlhf_loop_batch([np.array([1])], [np.array([0])]),
+                         "responses": np.array([0])}),
+            ValueError, ["batch['responses']", "(B, ...)", "(1,)"]),
+        "an empty response": (
+            "rlhf_loop.batch", lambda f: f([np.array([1])], [np.array([], dtype=np.int64)]),
+            ValueError, ["responses[0]", "empty"]),
+        "the loop's clip 0": (
+            "rlhf_loop.policy_loss_and_grads",
+            lambda f: f(bigram_policy_(1), {"Z": np.zeros((4, 3))},
+                        rlhf_loop_batch([np.array([3])], [np.array([0])]), np.zeros((1, 1)),
+                        np.zeros((1, 1)), clip_eps=0.0),
+            ValueError, ["'clip_eps'", "> 0", "0.0"]),
+        "the loop's value clip 0": (
+            "rlhf_loop.value_loss_and_grads",
+            lambda f: f(bigram_critic(), {"table": np.zeros((1, 4))},
+                        rlhf_loop_batch([np.array([3])], [np.array([0])]), np.zeros((1, 1)),
+                        np.zeros((1, 1)), clip_eps=0.0),
+            ValueError, ["'clip_eps'", "> 0", "0.0"]),
+    }
+    for name, value, expected in (("batch_size", 1, ">= 2"), ("log_every", 0, ">= 1"),
+                                  ("kl_target", 0.0, "> 0"), ("clip_eps", 0.0, "> 0"),
+                                  ("value_clip_eps", 0.0, "> 0"), ("lr", 0.0, "> 0"),
+                                  ("critic_lr", 0.0, "> 0"), ("target_kl", 0.0, "> 0"),
+                                  ("max_grad_norm", 0.0, "> 0"), ("gamma", 1.5, "[0, 1]"),
+                                  ("lam", 1.5, "[0, 1]"), ("gamma", -0.5, "[0, 1]"),
+                                  ("lam", -0.5, "[0, 1]"), ("beta", -0.1, ">= 0")):
+        cases[f"the loop's {name} {value}"] = (
+            "rlhf_loop.ppo_train", lambda f, kw={name: value}: _tiny_train(f, **kw),
+            ValueError, [f"'{name}'", expected, str(value)])
+    cases["the loop's log not a function"] = (
+        "rlhf_loop.ppo_train", lambda f: _tiny_train(f, log="print"), TypeError,
+        ["'log'", "'print'"])
+    return cases
 
 
 def rlhf_loop_batch(prompts, responses):
@@ -1245,16 +1321,15 @@ def bigram_policy_(length):
 def _tiny_train(f, **kwargs):
     from llmref.rlhf import bigram_policy
     settings = {"reward_fn": lambda b: b["responses"][:, 0].astype(float), "lr": 0.01,
-                **kwargs}
+                "iterations": 1, "batch_size": 2, "minibatch_size": 2, "epochs": 1, **kwargs}
     params = {"Z": np.random.default_rng(0).standard_normal((4, 3))}
     return f(bigram_policy.policy(2), params, params, settings.pop("reward_fn"),
              [np.array([3])], critic=bigram_policy.critic(),
-             critic_params={"table": np.ones((2, 4))}, iterations=1, batch_size=2,
-             minibatch_size=2, epochs=1, **settings)
+             critic_params={"table": np.ones((2, 4))}, **settings)
 
 
 @pytest.mark.reference_only
-@pytest.mark.component("kl", "gae", "ppo", "bigram_policy", "rlhf_loop")
+@pytest.mark.component("dpo", "kl", "gae", "ppo", "bigram_policy", "rlhf_loop")
 @pytest.mark.parametrize("case", sorted(_refusal_cases()))
 def test_rlhf_refusals_name_function_argument_expected_and_given(impl, case):
     function, call, error, needles = _refusal_cases()[case]
@@ -1264,3 +1339,23 @@ def test_rlhf_refusals_name_function_argument_expected_and_given(impl, case):
     assert message.startswith(f"{function}: "), message
     missing = [n for n in needles if n not in message]
     assert not missing, f"{message!r} does not mention {missing}"
+
+
+def test_pairwise_losses_at_huge_margins(impl):
+    """Margins of +-1000: the Bradley-Terry loss is softplus(-margin) without overflow (0 and
+    1000), its gradient -sigma(-margin) / N (0 and -1/2), against torch; DPO with both implicit
+    rewards overflowing the same way (inf - inf) is refused naming beta, without a warning."""
+    rc, rr = np.array([1000.0, -1000.0]), np.zeros(2)
+    loss, cache = impl("preference.forward")(rc, rr)
+    g = impl("preference.backward")(1.5, cache)
+    assert loss == 500.0
+    rc_t = torch.tensor(rc, requires_grad=True)
+    (-1.5 * F.logsigmoid(rc_t - torch.from_numpy(rr)).mean()).backward()
+    np.testing.assert_array_equal(g["r_chosen"], rc_t.grad.numpy())
+    np.testing.assert_array_equal(g["r_rejected"], -rc_t.grad.numpy())
+    big = np.array([10.0, 20.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError) as info:
+            impl("dpo.forward")(big, big, np.zeros(2), np.zeros(2), 1e308)
+    assert str(info.value).startswith("dpo.forward: ") and "'beta' = 1e+308" in str(info.value)
