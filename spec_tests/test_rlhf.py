@@ -1235,7 +1235,7 @@ def _refusal_cases():
 def _range_cases():
     """Numbers at the edge of their documented range: 0 where > 0 is asked, 1.5 where [0, 1]
     is, batches of one response, an optional callback that is not callable."""
-    x, mask = np.zeros(3), np.ones(3, bool)
+    x = np.zeros(3)
     dpo = (np.zeros(2),) * 4
     cases = {
         "DPO beta 0": ("dpo.forward", lambda f: f(*dpo, beta=0.0), ValueError,
