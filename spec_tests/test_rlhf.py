@@ -17,8 +17,10 @@ from llmref.spec.harness.checks import (
     check_against_finite_differences,
     check_against_torch,
     check_model_against_torch,
+    flatten,
 )
 from llmref.spec.harness.tolerances import F64, assert_close
+from llmref.spec.test_initialisers import _std_close
 from llmref.transformer.gpt import GPTConfig
 
 N = st.integers(1, 12)
@@ -1359,3 +1361,75 @@ def test_pairwise_losses_at_huge_margins(impl):
         with pytest.raises(ValueError) as info:
             impl("dpo.forward")(big, big, np.zeros(2), np.zeros(2), 1e308)
     assert str(info.value).startswith("dpo.forward: ") and "'beta' = 1e+308" in str(info.value)
+
+
+@given(st.booleans(), hs.seeds)
+def test_reward_model_with_an_attention_mask_matches_torch(impl, left, seed):
+    """Left- or right-padded rows given as an attention mask: the trunk hides the padding and
+    the reward is read at each row's last real token; rewards and every gradient against the
+    torch GPT twin with the same mask."""
+    config = GPTConfig(vocab_size=9, context_len=6, d_model=4, n_heads=2, n_layers=1)
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    params["reward_head"] = hp.random_linear(4, 1, rng)
+    ids = rng.integers(0, 9, size=(3, 6))
+    real = np.array([6, 2, 4])
+    cols = np.arange(6)
+    mask = cols >= 6 - real[:, None] if left else cols < real[:, None]
+    last = np.full(3, 5) if left else real - 1
+    identity = {"W": torch.eye(4, dtype=torch.float64)}
+    untied = GPTConfig(**{**config.__dict__, "tie_weights": False})
+
+    def torch_rm(ids_t, p):
+        trunk = {k: v for k, v in p.items() if k != "reward_head"}
+        h = tw.gpt_any_logits(ids_t, {**trunk, "lm_head": identity}, untied,
+                              torch.from_numpy(mask))
+        return (h[torch.arange(3), torch.from_numpy(last)] @ p["reward_head"]["W"])[:, 0] \
+            + p["reward_head"]["b"][0]
+
+    check_model_against_torch(impl, "reward_model", ids, params, torch_rm, seed,
+                              {"attention_mask": mask, "config": config}, rounding_scale=10.0)
+
+
+def test_reward_model_reads_the_last_token_without_padding_and_refuses_two_paddings(impl):
+    """Neither lengths nor a mask: the reward of the whole row (as lengths = T); both given,
+    or a mask row with no real token: refused."""
+    config = GPTConfig(vocab_size=9, context_len=6, d_model=4, n_heads=2, n_layers=1)
+    rng = np.random.default_rng(1)
+    params = hp.random_gpt(config, rng)
+    params["reward_head"] = hp.random_linear(4, 1, rng)
+    ids = rng.integers(0, 9, size=(2, 5))
+    plain, _ = impl("reward_model.forward")(ids, params, config)
+    full, _ = impl("reward_model.forward")(ids, params, config, np.array([5, 5]))
+    np.testing.assert_array_equal(plain, full)
+    mask = np.ones((2, 5), bool)
+    with pytest.raises(ValueError, match=r"^reward_model\.forward: give 'lengths'"):
+        impl("reward_model.forward")(ids, params, config, np.array([5, 5]), mask)
+    mask[1] = False
+    with pytest.raises(ValueError, match=r"^reward_model\.forward: argument 'attention_mask' "
+                                         r"has a row without any real token"):
+        impl("reward_model.forward")(ids, params, config, attention_mask=mask)
+
+
+def test_reward_heads_are_drawn_at_std_002(impl):
+    """The scalar head of a new reward model, from scratch or from a GPT, is N(0, 0.02^2)
+    with a zero bias (3200 draws pooled); from a GPT, the trunk is a copy of its arrays
+    (new arrays, equal values) without the LM head."""
+    config = GPTConfig(vocab_size=7, context_len=4, d_model=32, n_heads=2, n_layers=1,
+                       tie_weights=False)
+    rng = np.random.default_rng(5)
+    gpt_params = impl("gpt.init")(config, rng)
+    heads, fresh = [], []
+    for _ in range(100):
+        rm = impl("reward_model.init_from_gpt")(gpt_params, config, rng)
+        heads.append(rm["reward_head"]["W"])
+        assert rm["reward_head"]["b"].tolist() == [0.0]
+        fresh.append(impl("reward_model.init")(config, rng)["reward_head"]["W"])
+    _std_close(np.concatenate(heads), 0.02, "head from a GPT")
+    _std_close(np.concatenate(fresh), 0.02, "head from scratch")
+    assert "lm_head" not in rm and set(rm) == set(gpt_params) - {"lm_head"} | {"reward_head"}
+    for key in set(rm) - {"reward_head"}:
+        for got, want in zip(flatten({key: rm[key]}).values(),
+                             flatten({key: gpt_params[key]}).values(), strict=True):
+            np.testing.assert_array_equal(got, want)
+            assert not np.shares_memory(got, want)
