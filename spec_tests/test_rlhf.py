@@ -1299,6 +1299,29 @@ def _range_cases():
         cases[f"the loop's {name} {value}"] = (
             "rlhf_loop.ppo_train", lambda f, kw={name: value}: _tiny_train(f, **kw),
             ValueError, [f"'{name}'", expected, str(value)])
+    cases.update({
+        "a negative prompt token": (
+            "rlhf_loop.batch", lambda f: f([np.array([2, -1])], [np.array([0])]), ValueError,
+            ["'prompts'", "-1"]),
+        "a prompt given as a list": (
+            "rlhf_loop.batch", lambda f: f([[1, 2]], [np.array([0])]), TypeError,
+            ["prompts[0]", "list"]),
+        "a response of floats": (
+            "rlhf_loop.batch", lambda f: f([np.array([1])], [np.array([0.0])]), TypeError,
+            ["responses[0]", "float64"]),
+        "a bigram prompt past BOS": (
+            "bigram_policy.sample",
+            lambda f: f({"Z": np.zeros((4, 3))}, [np.array([1]), np.array([4])], 2,
+                        np.random.default_rng(0)),
+            ValueError, ["'prompts'", "[0, 4)", "4"]),
+        "integer scores": (
+            "rlhf_loop.ppo_train",
+            lambda f: _tiny_train(f, reward_fn=lambda b: np.zeros(2, dtype=np.int64)),
+            TypeError, ["reward_fn(batch)", "int64"]),
+        "scores of rank 2": (
+            "rlhf_loop.ppo_train", lambda f: _tiny_train(f, reward_fn=lambda b: np.zeros((2, 1))),
+            ValueError, ["reward_fn(batch)", "(2, 1)"]),
+    })
     cases["the loop's log not a function"] = (
         "rlhf_loop.ppo_train", lambda f: _tiny_train(f, log="print"), TypeError,
         ["'log'", "'print'"])
