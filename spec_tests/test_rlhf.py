@@ -1155,6 +1155,10 @@ def _refusal_cases():
         "GAE values of another shape": (
             "gae.advantages", lambda f: f(**{**gae_args, "values": z3}), ValueError,
             ["'values'", "(2, 3)", "(2, 2)"]),
+        "GAE lambda 1.5": ("gae.advantages", lambda f: f(**{**gae_args, "lam": 1.5}),
+                           ValueError, ["'lam'", "[0, 1]", "1.5"]),
+        "GAE gamma -0.5": ("gae.advantages", lambda f: f(**{**gae_args, "gamma": -0.5}),
+                           ValueError, ["'gamma'", "[0, 1]", "-0.5"]),
         "GAE mask of another shape": (
             "gae.advantages", lambda f: f(**{**gae_args, "mask": ones[:, :2]}), ValueError,
             ["'mask'", "(2, 3)", "(2, 2)"]),
