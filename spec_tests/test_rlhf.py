@@ -1091,12 +1091,12 @@ def test_ppo_train_logs_each_log_every_th_iteration(impl):
     ref = impl("bigram_policy.init")(3, np.random.default_rng(0))
     lines = []
     _, _, history = _bigram_loop(impl, ref, lambda tokens: (tokens == 1).mean(axis=1), 2,
-                                 iterations=5, batch_size=8, minibatch_size=4, epochs=1,
-                                 log=lines.append, log_every=2, kl_target=0.5)
+                                 iterations=7, batch_size=8, minibatch_size=4, epochs=1,
+                                 log=lines.append, log_every=3, kl_target=0.5)
     assert len(lines) == 2
-    for line, it in zip(lines, (2, 4), strict=True):
+    for line, it in zip(lines, (3, 6), strict=True):
         h = history[it - 1]
-        assert line.startswith(f"iteration {it}/5 ")
+        assert line.startswith(f"iteration {it}/7 ")
         for part in (f"score {h['score']:.3f}", f"KL {h['kl']:.3f}", f"beta {h['beta']:.3g}",
                      f"steps {h['steps']}"):
             assert part in line, (line, part)
