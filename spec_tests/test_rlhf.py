@@ -1460,3 +1460,32 @@ def test_reward_heads_are_drawn_at_std_002(impl):
                              flatten({key: gpt_params[key]}).values(), strict=True):
             np.testing.assert_array_equal(got, want)
             assert not np.shares_memory(got, want)
+
+
+def test_an_iteration_that_stops_before_its_first_step(impl):
+    """A policy whose logits depend on how many rows it sees (so a minibatch's ratio to the
+    rollout is not 1) and a tiny target_kl: each iteration stops at its first minibatch.
+    Its record says so: no step, stopped early, clip fraction and approximate KL 0, entropy
+    and losses NaN; the policy and critic are unchanged."""
+    inner = impl("bigram_policy.policy")(2)
+
+    def logits(params, batch):
+        z, cache = inner.logits(params, batch)
+        z = z.copy()
+        z[..., 0] += 0.1 * len(batch["responses"])
+        return z, cache
+
+    policy = impl("rlhf_loop.Policy")(sample=inner.sample, logits=logits,
+                                      logits_backward=inner.logits_backward)
+    ref = impl("bigram_policy.init")(3, np.random.default_rng(0))
+    table = {"table": np.random.default_rng(1).standard_normal((2, 4))}
+    params, critic, history = impl("rlhf_loop.ppo_train")(
+        policy, ref, ref, lambda b: (b["responses"] == 1).mean(axis=1), [np.array([3])],
+        critic=impl("bigram_policy.critic")(), critic_params=table, iterations=2,
+        batch_size=8, minibatch_size=4, epochs=2, target_kl=1e-12, seed=0)
+    np.testing.assert_array_equal(params["Z"], ref["Z"])
+    np.testing.assert_array_equal(critic["table"], table["table"])
+    for h in history:
+        assert h["steps"] == 0 and h["stopped_early"] is True
+        assert h["clip_fraction"] == 0.0 and h["approx_kl"] == 0.0
+        assert all(np.isnan(h[k]) for k in ("entropy", "policy_loss", "value_loss"))

@@ -505,7 +505,8 @@ def ppo_train(policy: Policy, params, reference_params, reward_fn: Callable, pro
         `kl` (mean over responses of the summed `log pi - log pi_ref`, the k1 estimate),
         `beta` (used in this rollout), `length` (mean response length), `entropy`,
         `policy_loss`, `value_loss`, `clip_fraction` and `approx_kl` (of the last step
-        taken), `steps` (optimiser steps taken) and `stopped_early`.
+        taken; NaN for the first three and 0 for the last two when the early stop came
+        before any step), `steps` (optimiser steps taken) and `stopped_early`.
 
     Raises
     ------
