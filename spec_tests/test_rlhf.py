@@ -1489,3 +1489,22 @@ def test_an_iteration_that_stops_before_its_first_step(impl):
         assert h["steps"] == 0 and h["stopped_early"] is True
         assert h["clip_fraction"] == 0.0 and h["approx_kl"] == 0.0
         assert all(np.isnan(h[k]) for k in ("entropy", "policy_loss", "value_loss"))
+
+
+def test_early_stop_needs_a_kl_strictly_above_one_and_a_half_targets(impl):
+    """A run that measured approximate KL k before its second step: with target_kl = k / 1.5
+    (so 1.5 target_kl == k exactly) the loop takes the step; just below, it stops."""
+    ref = impl("bigram_policy.init")(3, np.random.default_rng(0))
+    run = dict(iterations=1, batch_size=8, minibatch_size=8, epochs=2, lr=0.1, seed=0)
+
+    def reward(tokens):
+        return (tokens == 2).mean(axis=1)
+
+    _, _, free = _bigram_loop(impl, ref, reward, 2, **run)
+    k = free[0]["approx_kl"]
+    target = k / 1.5
+    assert k > 0 and 1.5 * target == k
+    _, _, at_edge = _bigram_loop(impl, ref, reward, 2, target_kl=target, **run)
+    _, _, below = _bigram_loop(impl, ref, reward, 2, target_kl=np.nextafter(target, 0.0), **run)
+    assert at_edge[0]["steps"] == 2 and not at_edge[0]["stopped_early"]
+    assert below[0]["steps"] == 1 and below[0]["stopped_early"]
