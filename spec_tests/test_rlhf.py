@@ -1419,8 +1419,8 @@ def test_reward_model_with_an_attention_mask_matches_torch(impl, left, seed):
 
 
 def test_reward_model_reads_the_last_token_without_padding_and_refuses_two_paddings(impl):
-    """Neither lengths nor a mask: the reward of the whole row (as lengths = T); both given,
-    or a mask row with no real token: refused."""
+    """Neither lengths nor a mask: the reward of the whole row (as lengths = T), an LM head
+    in the parameters ignored; both given, or a mask row with no real token: refused."""
     config = GPTConfig(vocab_size=9, context_len=6, d_model=4, n_heads=2, n_layers=1)
     rng = np.random.default_rng(1)
     params = hp.random_gpt(config, rng)
@@ -1429,6 +1429,8 @@ def test_reward_model_reads_the_last_token_without_padding_and_refuses_two_paddi
     plain, _ = impl("reward_model.forward")(ids, params, config)
     full, _ = impl("reward_model.forward")(ids, params, config, np.array([5, 5]))
     np.testing.assert_array_equal(plain, full)
+    with_head = {**params, "lm_head": hp.random_linear(4, 9, rng)}      # ignored
+    np.testing.assert_array_equal(impl("reward_model.forward")(ids, with_head, config)[0], plain)
     mask = np.ones((2, 5), bool)
     with pytest.raises(ValueError, match=r"^reward_model\.forward: give 'lengths'"):
         impl("reward_model.forward")(ids, params, config, np.array([5, 5]), mask)

@@ -1,0 +1,63 @@
+"""mutmut survivors of the rlhf group judged equivalent: nothing a test can observe.
+
+Written before the group's first-pass result arrived, from the kinds of edit mutmut 3.8.1
+makes (see the other groups' results); an entry whose edit mutmut did not make matches
+nothing and does no harm."""
+
+_NAN_LINE = '"entropy": float("nan"), "policy_loss": float("nan"),'
+_DONES = "dones[np.arange(batch_size), kl._last_true(mask)] = True    # each response ends"
+_SAMPLE = "tokens[:, t] = np.minimum((cdf < u).sum(axis=1), V - 1)"
+_SHAPE_DEFAULT = ('_checks.bool_array(where, "mask", mask, getattr(mask, "shape", ()))',
+                  '_checks.bool_array(where, "mask", mask, getattr(mask, "shape", None))')
+_FLAGS_DEFAULT = ('_checks.bool_array(where, name, flags, getattr(flags, "shape", ()))',
+                  '_checks.bool_array(where, name, flags, getattr(flags, "shape", None))')
+_SHAPE_REASON = ("the default is read only for an object without a `shape`, which is not a "
+                 "NumPy array, and bool_array refuses that (TypeError) before it looks at the "
+                 "shape")
+_PROMPTS = ('out = {"prompts": np.full((B, P), pad_id, np.int64), "prompt_mask": '
+            'np.zeros((B, P), bool),')
+_RESPONSES = '"responses": np.full((B, L), pad_id, np.int64), "mask": np.zeros((B, L), bool)}'
+_FULL_REASON = ("np.full takes its dtype from the fill value, and pad_id is the Python int "
+                "_checks.integer returns: int64 either way")
+
+SPECIFIC = {
+    # rlhf_loop.ppo_train
+    (_DONES, _DONES.replace("= True", "= False")):
+        "each response's last real step then bootstraps from next_value = 0 with a zero "
+        "running advantage (the steps after it are outside the mask): exactly what done gives",
+    (_NAN_LINE, '"entropy": float("NAN"), "policy_loss": float("nan"),'):
+        'float("NAN") is NaN too',
+    (_NAN_LINE, '"entropy": float("nan"), "policy_loss": float("NAN"),'):
+        'float("NAN") is NaN too',
+    ('"value_loss": float("nan")}', '"value_loss": float("NAN")}'):
+        'float("NAN") is NaN too',
+    # rlhf_loop._id_list and batch
+    ('if not (isinstance(s, np.ndarray) and s.ndim == 1 and s.size and s.dtype.kind in "iu"):',
+     'if not (isinstance(s, np.ndarray) and s.ndim == 1 and s.size and '
+     's.dtype.kind in "XXiuXX"):'):
+        "'i' and 'u' are still in the string, and no NumPy dtype kind is 'X'",
+    (_PROMPTS, _PROMPTS.replace("pad_id, np.int64)", "pad_id, None)")): _FULL_REASON,
+    (_PROMPTS, _PROMPTS.replace("pad_id, np.int64)", "pad_id, )")): _FULL_REASON,
+    (_RESPONSES, _RESPONSES.replace("pad_id, np.int64)", "pad_id, None)")): _FULL_REASON,
+    (_RESPONSES, _RESPONSES.replace("pad_id, np.int64)", "pad_id, )")): _FULL_REASON,
+    # rlhf_loop._fn: the placeholder functions of the Policy and Critic contract examples
+    ("return lambda *args: None", "return lambda *args: 0"):
+        "the placeholder a contract example hands to Policy and Critic is never called",
+    # bigram_policy.sample
+    (_SAMPLE, _SAMPLE.replace("(cdf < u)", "(cdf <= u)")):
+        "u is a uniform draw: it equals an entry of the cdf with probability about 2**-53",
+    (_SAMPLE, _SAMPLE.replace("V - 1)", "V + 1)")):
+        "the bound acts only when u exceeds the rounded cdf's last entry (within 1e-16 of 1), "
+        "probability about 1e-16",
+    (_SAMPLE, _SAMPLE.replace("V - 1)", "V)")):
+        "the bound acts only when u exceeds the rounded cdf's last entry (within 1e-16 of 1), "
+        "probability about 1e-16",
+    # ppo.value_forward
+    ("inside = np.abs(values - old_values) <= clip_eps",
+     "inside = np.abs(values - old_values) < clip_eps"):
+        "at |V - V_old| = eps, V_clip = V: the two errors are equal and use_plain (>=) takes "
+        "the plain one, so `inside` is not read there",
+    # the default shape of a refused mask (kl, gae.whiten, ppo.entropy_forward, gae._flags)
+    _SHAPE_DEFAULT: _SHAPE_REASON,
+    _FLAGS_DEFAULT: _SHAPE_REASON,
+}
