@@ -1000,7 +1000,8 @@ def test_bigram_policy_with_huge_logits(impl):
 
 def test_bigram_critic_is_a_table_lookup_and_its_scatter_add(impl):
     """V[b, t] = table[t, previous token] read from a table longer than the responses, and
-    its gradient, with repeated cells, against torch; a new critic is all zeros."""
+    its gradient, with repeated cells, against torch (float32 in, float32 out); a new critic
+    is all zeros."""
     rng = np.random.default_rng(0)
     table = rng.standard_normal((5, 4))
     batch = impl("rlhf_loop.batch")([np.array([3]), np.array([2, 3]), np.array([1])],
@@ -1014,6 +1015,10 @@ def test_bigram_critic_is_a_table_lookup_and_its_scatter_add(impl):
     v_t.backward(torch.from_numpy(dv))
     assert_close(v, v_t.detach().numpy(), F64, name="values")
     assert_close(grads["table"], table_t.grad.numpy(), F64, name="d table", reference_scale=1.0)
+    v32, cache32 = impl("bigram_policy.values")({"table": table.astype(np.float32)}, batch)
+    g32 = impl("bigram_policy.values_backward")(dv.astype(np.float32), cache32)["table"]
+    assert v32.dtype == np.float32 and g32.dtype == np.float32       # float32 in, float32 out
+    np.testing.assert_allclose(g32, table_t.grad.numpy(), rtol=1e-6, atol=1e-6)
     new = impl("bigram_policy.critic_init")(3, 4)
     assert set(new) == {"table"}
     np.testing.assert_array_equal(new["table"], np.zeros((3, 5)))
