@@ -1377,8 +1377,7 @@ def test_rlhf_refusals_name_function_argument_expected_and_given(impl, case):
 
 def test_pairwise_losses_at_huge_margins(impl):
     """Margins of +-1000: the Bradley-Terry loss is softplus(-margin) without overflow (0 and
-    1000), its gradient -sigma(-margin) / N (0 and -1/2), against torch; DPO with both implicit
-    rewards overflowing the same way (inf - inf) is refused naming beta, without a warning."""
+    1000), its gradient -sigma(-margin) / N (0 and -1/2), against torch."""
     rc, rr = np.array([1000.0, -1000.0]), np.zeros(2)
     loss, cache = impl("preference.forward")(rc, rr)
     g = impl("preference.backward")(1.5, cache)
@@ -1387,12 +1386,21 @@ def test_pairwise_losses_at_huge_margins(impl):
     (-1.5 * F.logsigmoid(rc_t - torch.from_numpy(rr)).mean()).backward()
     np.testing.assert_array_equal(g["r_chosen"], rc_t.grad.numpy())
     np.testing.assert_array_equal(g["r_rejected"], -rc_t.grad.numpy())
+
+
+@pytest.mark.reference_only
+def test_dpo_refuses_implicit_rewards_that_overflow_both_ways(impl):
+    """Both implicit rewards of a pair overflowing the same way (inf - inf) is refused in the
+    reference's words, naming beta, without a warning."""
     big = np.array([10.0, 20.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError) as info:
             impl("dpo.forward")(big, big, np.zeros(2), np.zeros(2), 1e308)
-    assert str(info.value).startswith("dpo.forward: ") and "'beta' = 1e+308" in str(info.value)
+    message = str(info.value)
+    assert message.startswith("dpo.forward: argument 'beta' = 1e+308 (with these "
+                              "log-probabilities) makes the result overflow float64 (the "
+                              "implicit rewards"), message
 
 
 @given(st.booleans(), hs.seeds)
