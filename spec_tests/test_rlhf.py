@@ -1433,7 +1433,8 @@ def test_reward_model_with_an_attention_mask_matches_torch(impl, left, seed):
 
 def test_reward_model_reads_the_last_token_without_padding_and_refuses_two_paddings(impl):
     """Neither lengths nor a mask: the reward of the whole row (as lengths = T), an LM head
-    in the parameters ignored; both given, or a mask row with no real token: refused."""
+    in the parameters ignored; both given, an int mask, or a mask row with no real token:
+    refused."""
     config = GPTConfig(vocab_size=9, context_len=6, d_model=4, n_heads=2, n_layers=1)
     rng = np.random.default_rng(1)
     params = hp.random_gpt(config, rng)
@@ -1445,11 +1446,12 @@ def test_reward_model_reads_the_last_token_without_padding_and_refuses_two_paddi
     with_head = {**params, "lm_head": hp.random_linear(4, 9, rng)}      # ignored
     np.testing.assert_array_equal(impl("reward_model.forward")(ids, with_head, config)[0], plain)
     mask = np.ones((2, 5), bool)
-    with pytest.raises(ValueError, match=r"^reward_model\.forward: give 'lengths'"):
+    with pytest.raises(ValueError, match=r"^reward_model\.forward: .*'lengths'.*'attention_mask'"):
         impl("reward_model.forward")(ids, params, config, np.array([5, 5]), mask)
+    with pytest.raises(TypeError, match=r"^reward_model\.forward: .*'attention_mask'"):
+        impl("reward_model.forward")(ids, params, config, attention_mask=mask.astype(int))
     mask[1] = False
-    with pytest.raises(ValueError, match=r"^reward_model\.forward: argument 'attention_mask' "
-                                         r"has a row without any real token"):
+    with pytest.raises(ValueError, match=r"^reward_model\.forward: .*'attention_mask'"):
         impl("reward_model.forward")(ids, params, config, attention_mask=mask)
 
 
