@@ -40,6 +40,15 @@ SPECIFIC = {
     (_PROMPTS, _PROMPTS.replace("pad_id, np.int64)", "pad_id, )")): _FULL_REASON,
     (_RESPONSES, _RESPONSES.replace("pad_id, np.int64)", "pad_id, None)")): _FULL_REASON,
     (_RESPONSES, _RESPONSES.replace("pad_id, np.int64)", "pad_id, )")): _FULL_REASON,
+    ("for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):",
+     "for b, (p, r) in enumerate(zip(prompts, responses, strict=False)):"):
+        "the lists' lengths were checked equal just before",
+    ("for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):",
+     "for b, (p, r) in enumerate(zip(prompts, responses, )):"):
+        "the lists' lengths were checked equal just before",
+    # dpo.forward: four names zipped with four arrays
+    ("strict=True))", "strict=False))"):
+        "dpo.forward zips its four names with its four arrays: the lengths always agree",
     # rlhf_loop._fn: the placeholder functions of the Policy and Critic contract examples
     ("return lambda *args: None", "return lambda *args: 0"):
         "the placeholder a contract example hands to Policy and Critic is never called",
