@@ -1264,6 +1264,9 @@ def _range_cases():
         "a taken token equal to the vocabulary size": (
             "ppo.logprobs_forward", lambda f: f(np.zeros((2, 4)), np.array([1, 4])),
             ValueError, ["'tokens'", "[0, 4)", "4"]),
+        "a bigram vocabulary of 2.5 tokens": (
+            "bigram_policy.init", lambda f: f(2.5, np.random.default_rng(0)), TypeError,
+            ["'vocab_size'", "int", "2.5"]),
         "a bigram std of 0": ("bigram_policy.init",
                               lambda f: f(3, np.random.default_rng(0), std=0.0), ValueError,
                               ["'std'", "(0, 1e+300]", "0.0"]),
