@@ -176,6 +176,15 @@ REFUSED = {
             "f", _take_first, _T, _T, _T, {"x": {"a": [_ONE, np.ones(2)]}},
             names=("p", "g", "m")),
         ValueError, "f: m['x.a.1'] must have shape (1,) like p, got (2,)"),
+    "map_trees of a bare leaf, where not a str": (
+        lambda impl: impl("params.map_trees")(3, np.negative, _ONE), TypeError,
+        "params.map_trees: argument 'where' must be a str, got int 3"),
+    "map_trees of a bare leaf, fn not callable": (
+        lambda impl: impl("params.map_trees")("f", 3, _ONE), TypeError,
+        "params.map_trees: argument 'fn' must be a function, got int 3"),
+    "map_trees of a bare leaf, no names": (
+        lambda impl: impl("params.map_trees")("f", np.negative, _ONE, names=()), ValueError,
+        "params.map_trees: argument 'names' must name at least the first tree, got ()"),
     "unflatten of a list": (
         lambda impl: impl("params.unflatten")([1]), TypeError,
         "params.unflatten: argument 'flat' must be a dict of dotted names to leaves, got list"),
