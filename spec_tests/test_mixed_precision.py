@@ -223,3 +223,150 @@ def test_train_step_settings_and_defaults(impl):
     ours = impl("mixed_precision.to_bfloat16")(x)
     assert ours.dtype == np.float32
     np.testing.assert_array_equal(ours, impl("mixed_precision.to_bfloat16")(x.astype(np.float32)))
+
+
+# The reference's messages in full (mutmut: a changed name, label, bound or wording survives
+# tests that search for a fragment).
+_W = {"w": np.ones(2, dtype=np.float32)}
+_SCALER = {"scale": 2.0**16, "growth_tracker": 0, "growth_factor": 2.0, "backoff_factor": 0.5,
+           "growth_interval": 2000}
+_RANGE = "[1.17549e-38, 3.40282e+38]"
+
+
+def _scaled(p, dloss):
+    return 1.0, {"w": (p["w"] * dloss).astype(p["w"].dtype)}
+
+
+def _step(impl, **changes):
+    args = {"master": _W, "loss_and_grads": _scaled, "optimizer_step": _sgd(0.1),
+            "opt_state": None, "scaler": None, **changes}
+    return impl("mixed_precision.train_step")(**args)
+
+
+REFUSED = {
+    "growth factor 1": (lambda impl: impl("mixed_precision.scaler_init")(growth_factor=1.0),
+                        ValueError, "mixed_precision.scaler_init: argument 'growth_factor' "
+                                    "must be > 1, got 1.0"),
+    "back-off 0": (lambda impl: impl("mixed_precision.scaler_init")(backoff_factor=0.0),
+                   ValueError, "mixed_precision.scaler_init: argument 'backoff_factor' must "
+                               "be in (0, 1), got 0.0"),
+    "back-off 1": (lambda impl: impl("mixed_precision.scaler_init")(backoff_factor=1.0),
+                   ValueError, "mixed_precision.scaler_init: argument 'backoff_factor' must "
+                               "be in (0, 1), got 1.0"),
+    "growth interval 0": (lambda impl: impl("mixed_precision.scaler_init")(growth_interval=0),
+                          ValueError, "mixed_precision.scaler_init: argument 'growth_interval' "
+                                      "must be an int >= 1, got 0"),
+    "initial scale below float32's normals": (
+        lambda impl: impl("mixed_precision.scaler_init")(1e-39), ValueError,
+        f"mixed_precision.scaler_init: argument 'init_scale' must be in {_RANGE}, got 1e-39"),
+    "growth tracker at the interval": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_tracker": 2000}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_tracker'] must be < "
+        "growth_interval = 2000, got 2000"),
+    "growth tracker -1": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_tracker": -1}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_tracker'] must be an int >= 0, "
+        "got -1"),
+    "state's growth interval 0": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_interval": 0}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_interval'] must be an int >= 1, "
+        "got 0"),
+    "state's growth factor 1": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_factor": 1.0}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_factor'] must be > 1, got 1.0"),
+    "state's back-off 1": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "backoff_factor": 1.0}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['backoff_factor'] must be in (0, 1), "
+        "got 1.0"),
+    "state's scale 0": (
+        lambda impl: impl("mixed_precision.scaler_update")({**_SCALER, "scale": 0.0}, False),
+        ValueError, f"mixed_precision.scaler_update: argument state['scale'] must be in "
+                    f"{_RANGE}, got 0.0"),
+    "found_inf an int": (
+        lambda impl: impl("mixed_precision.scaler_update")(_SCALER, 1), TypeError,
+        "mixed_precision.scaler_update: argument 'found_inf' must be True or False, got int 1"),
+    "unscale by 0": (
+        lambda impl: impl("mixed_precision.unscale")({"w": np.ones(2, np.float16)}, 0.0),
+        ValueError, f"mixed_precision.unscale: argument 'scale' must be in {_RANGE}, got 0.0"),
+    "bfloat16 of a list": (
+        lambda impl: impl("mixed_precision.to_bfloat16")([1.0]), TypeError,
+        "mixed_precision.to_bfloat16: argument 'x' must be a floating-point NumPy array, got "
+        "list [1.0]"),
+    "bfloat16 of ints": (
+        lambda impl: impl("mixed_precision.to_bfloat16")(np.ones(2, dtype=np.int64)), TypeError,
+        "mixed_precision.to_bfloat16: argument 'x' must be a floating-point NumPy array, got "
+        "array of shape (2,) and dtype int64"),
+    "cast past float16": (
+        lambda impl: impl("mixed_precision.cast")(np.array([1.0, -1e5], np.float32), "float16"),
+        ValueError, "mixed_precision.cast: argument 'x' holds values beyond float16's range "
+                    "(largest |x| = 100000); they would become inf"),
+    "float16 master weights": (
+        lambda impl: _step(impl, master={"w": np.ones(2, np.float16)}), TypeError,
+        "mixed_precision.train_step: argument master['w'] must be float32 or float64 (master "
+        "weights keep the precision), got dtype float16"),
+    "master weights past float16": (
+        lambda impl: _step(impl, master={"w": np.full(2, 1e5, np.float32)}), ValueError,
+        "mixed_precision.train_step: argument 'master' holds values beyond float16's range "
+        "(largest |x| = 100000); they would become inf"),
+    "gradients of another shape": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: (1.0, {"w": np.ones(3, np.float16)})),
+        ValueError, "mixed_precision.train_step: argument 'loss_and_grads' returned bad "
+                    "gradients: grads['w'] must have shape (2,) like master['w'], got (3,)"),
+    "gradients of ints": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: (1.0, {"w": np.ones(2, np.int64)})),
+        TypeError, "mixed_precision.train_step: argument 'loss_and_grads' returned bad "
+                   "gradients: grads['w'] must have a floating-point dtype, got dtype int64"),
+    "loss_and_grads without grads": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: 1.0), TypeError,
+        "mixed_precision.train_step: argument 'loss_and_grads' must return a pair (loss, "
+        "grads), got float 1.0"),
+    "optimizer_step without a state": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: 3), TypeError,
+        "mixed_precision.train_step: argument 'optimizer_step' must return a pair (params, "
+        "state), got int 3"),
+    "optimizer_step's params of another shape": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: ({"w": np.ones(3, np.float32)},
+                                                                 s)), ValueError,
+        "mixed_precision.train_step: argument 'optimizer_step' returned bad parameters: "
+        "params['w'] must have shape (2,) like master['w'], got (3,)"),
+    "optimizer_step's params in float64": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: ({"w": np.ones(2)}, s)),
+        TypeError, "mixed_precision.train_step: argument 'optimizer_step' returned bad "
+                   "parameters: params['w'] must have dtype float32 like master['w'], got "
+                   "float64"),
+    "scaler's tracker at the interval": (
+        lambda impl: _step(impl, scaler={**_SCALER, "growth_tracker": 2000}), ValueError,
+        "mixed_precision.train_step: argument scaler['growth_tracker'] must be < "
+        "growth_interval = 2000, got 2000"),
+    "an inf gradient without scaling": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: (
+            1.0, {"w": np.array([np.inf, 1.0], np.float16)})), ValueError,
+        "mixed_precision.train_step: the gradients that argument 'loss_and_grads' returned "
+        "hold NaN or inf and loss scaling is off, so the step cannot be skipped safely"),
+}
+
+
+@pytest.mark.reference_only
+@pytest.mark.component("mixed_precision")
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refusals_in_the_references_words(impl, case):
+    """The whole message: function, argument (a state or tree entry by its key), the rule
+    and the value given."""
+    call, error, message = REFUSED[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
+
+
+def test_the_scale_may_sit_at_either_end_of_float32s_range(impl):
+    """MIN_SCALE (float32's smallest normal) and MAX_SCALE (its largest) are valid scales."""
+    tiny, huge = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    assert impl("mixed_precision.scaler_init")(tiny)["scale"] == tiny
+    assert impl("mixed_precision.scaler_init")(huge)["scale"] == huge
+    grads, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 2.0, np.float16)}, huge)
+    assert not found_inf and grads["w"].dtype == np.float32
