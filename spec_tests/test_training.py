@@ -334,3 +334,227 @@ def test_checkpointing_names_itself_for_bad_ids(impl):
     ids[0, 0] = 13
     with pytest.raises(ValueError, match=r"checkpoint\.loss_and_grads: argument 'ids'"):
         impl("checkpoint.loss_and_grads")(ids, targets, params, TINY, 1)
+
+
+# The reference's messages in full (mutmut: a changed name, label, bound or wording survives
+# tests that search for a fragment).
+def _ones(batch):
+    return 1.0, {"w": np.ones(2)}
+
+
+def _second(bad):
+    """fn for accumulate whose second micro-batch returns the gradient ``bad``."""
+    return lambda b: (1.0, {"w": np.ones(2) if b == 1 else bad})
+
+
+def _train(impl, **changes):
+    args = {"params": {"w": np.ones(2)}, "loss_and_grads": lambda x, y, p: (1.0, {"w": p["w"]}),
+            "inputs": np.zeros((4, 1)), "targets": np.zeros(4), "epochs": 1, "batch_size": 2,
+            "optimizer": _module(impl, "sgd"), "lr": 0.1, **changes}
+    return impl("train.train")(**args)
+
+
+def _batch(impl, call, ids=None, targets=None, **changes):
+    params = hp.random_gpt(TINY, np.random.default_rng(0))
+    ids = np.zeros((2, 8), dtype=np.int64) if ids is None else ids
+    targets = np.ones((2, 8), dtype=np.int64) if targets is None else targets
+    args = {"ids": ids, "targets": targets, "params": params, "config": TINY, **changes}
+    if call == "checkpoint.loss_and_grads":
+        args.setdefault("segment_size", 1)
+    return impl(call)(**args)
+
+
+class _InitOnly:
+    init = staticmethod(lambda params: None)
+
+    def __repr__(self):
+        return "an optimizer without step"
+
+
+_ACC = "accumulate.loss_and_grads: argument"
+REFUSED = {
+    "accumulate, fn an int": (
+        lambda impl: impl("accumulate.loss_and_grads")(3, [1]), TypeError,
+        f"{_ACC} 'fn' must be a function, got int 3"),
+    "accumulate over a string": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, "ab"), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"str 'ab'"),
+    "accumulate over a dict": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, {"a": 1}), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"dict {{'a': 1}}"),
+    "accumulate over an int": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, 3), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"int 3"),
+    "accumulate over nothing": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, iter([])), ValueError,
+        f"{_ACC} 'micro_batches' must hold at least one micro-batch, got none"),
+    "an infinite loss": (
+        lambda impl: impl("accumulate.loss_and_grads")(
+            lambda b: (np.inf if b == 2 else 1.0, {"w": np.ones(2)}), [1, 2]), ValueError,
+        f"{_ACC} 'fn' returned the loss inf for micro-batch 1; it must be finite"),
+    "a second gradient of another shape": (
+        lambda impl: impl("accumulate.loss_and_grads")(_second(np.ones(3)), [1, 2]), ValueError,
+        f"{_ACC} 'fn' returned bad gradients for micro-batch 1: grads['w'] must have shape "
+        f"(2,) like the first micro-batch's['w'], got (3,)"),
+    "a second gradient of ints": (
+        lambda impl: impl("accumulate.loss_and_grads")(_second(np.ones(2, np.int64)), [1, 2]),
+        TypeError, f"{_ACC} 'fn' returned bad gradients for micro-batch 1: grads['w'] must "
+                   f"have a floating-point dtype, got dtype int64"),
+    "a second gradient NaN": (
+        lambda impl: impl("accumulate.loss_and_grads")(_second(np.full(2, np.nan)), [1, 2]),
+        ValueError, f"{_ACC} 'fn' returned bad gradients for micro-batch 1: grads['w'] must "
+                    f"be finite, got 2 NaN or inf value(s) in an array of shape (2,)"),
+    "fn returning no pair": (
+        lambda impl: impl("accumulate.loss_and_grads")(lambda b: "x", [1, 2]), TypeError,
+        f"{_ACC} 'fn' must return a pair (loss, grads), got str 'x' for micro-batch 0"),
+    "epoch without a generator": (
+        lambda impl: impl("train.epoch_batches")(10, 4, 3), TypeError,
+        "train.epoch_batches: argument 'rng' must be a numpy.random.Generator "
+        "(np.random.default_rng(seed)), got int 3"),
+    "train on a list": (
+        lambda impl: _train(impl, inputs=[1, 2]), TypeError,
+        "train.train: argument 'inputs' must be a NumPy array with one example per row, got "
+        "list [1, 2]"),
+    "train on a 0-d array": (
+        lambda impl: _train(impl, targets=np.array(1.0)), TypeError,
+        "train.train: argument 'targets' must be a NumPy array with one example per row, got "
+        "array of shape () and dtype float64"),
+    "train on no targets": (
+        lambda impl: _train(impl, targets=np.zeros(0)), ValueError,
+        "train.train: argument 'targets' must hold at least one example, got shape (0,)"),
+    "train on no inputs": (
+        lambda impl: _train(impl, inputs=np.zeros((0, 1))), ValueError,
+        "train.train: argument 'inputs' must hold at least one example, got shape (0, 1)"),
+    "train on fewer targets": (
+        lambda impl: _train(impl, targets=np.zeros(3)), ValueError,
+        "train.train: arguments 'inputs' and 'targets' must have the same number of "
+        "examples, got 4 and 3"),
+    "train, more parts than examples": (
+        lambda impl: _train(impl, micro_batches=3), ValueError,
+        "train.train: argument 'batch_size' must be >= micro_batches = 3, got 2"),
+    "train without an optimizer": (
+        lambda impl: _train(impl, optimizer=3), TypeError,
+        "train.train: argument 'optimizer' must have a function init() (a module such as "
+        "llmref.adamw), got 3"),
+    "train, optimizer without step": (
+        lambda impl: _train(impl, optimizer=_InitOnly()), TypeError,
+        "train.train: argument 'optimizer' must have a function step() (a module such as "
+        "llmref.adamw), got an optimizer without step"),
+    "train at a rate of 0": (
+        lambda impl: _train(impl, lr=0.0), ValueError,
+        "train.train: argument 'lr' must be > 0, got 0.0"),
+    "train clipped to 0": (
+        lambda impl: _train(impl, max_grad_norm=0.0), ValueError,
+        "train.train: argument 'max_grad_norm' must be > 0, got 0.0"),
+    "a schedule returning a string": (
+        lambda impl: _train(impl, lr=lambda s: "a"), TypeError,
+        "train.train: argument 'lr' (a schedule) must return a number, got str 'a' at step 0"),
+    "a schedule returning True": (
+        lambda impl: _train(impl, lr=lambda s: True), TypeError,
+        "train.train: argument 'lr' (a schedule) must return a number, got bool True at step 0"),
+    "a schedule returning NaN": (
+        lambda impl: _train(impl, lr=lambda s: np.nan), ValueError,
+        "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
+        "step, got nan at step 0"),
+    "a schedule returning 0 at step 1": (
+        lambda impl: _train(impl, lr=lambda s: 0.1 * (1 - s)), ValueError,
+        "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
+        "step, got 0.0 at step 1"),
+    "gradients of another tree": (
+        lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (1.0, {"v": np.ones(2)})),
+        ValueError, "train.train: argument 'loss_and_grads' returned bad gradients at step 0: "
+                    "'grads' must have the structure of 'params', got missing leaves ['w']; "
+                    "unknown leaves ['v']"),
+    "gradients in float32": (
+        lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (
+            1.0, {"w": np.ones(2, np.float32)})), TypeError,
+        "train.train: argument 'loss_and_grads' returned bad gradients at step 0: grads['w'] "
+        "must have dtype float64 like params['w'], got float32"),
+    "held bytes of an int": (
+        lambda impl: impl("checkpoint.held_bytes")(3), TypeError,
+        "checkpoint.held_bytes: argument 'objects' must be an array, a list, a tuple or a "
+        "dict of them, got int 3"),
+    "held bytes excluding an int": (
+        lambda impl: impl("checkpoint.held_bytes")([np.ones(2)], exclude=3), TypeError,
+        "checkpoint.held_bytes: argument 'exclude' must be a list or tuple, got int 3"),
+    "held bytes excluding a list with an int": (
+        lambda impl: impl("checkpoint.held_bytes")([np.ones(2)], exclude=[np.ones(1), 3]),
+        TypeError, "checkpoint.held_bytes: argument exclude[1] must be a NumPy array, got "
+                   "int 3"),
+    "checkpointing without a GPTConfig": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads", config={"a": 1}), TypeError,
+        "checkpoint.loss_and_grads: argument 'config' must be a GPTConfig, got dict "
+        "{'a': 1}"),
+    "checkpointing past the context": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            ids=np.zeros((2, 9), np.int64), targets=np.ones((2, 9), np.int64)),
+        ValueError, "checkpoint.loss_and_grads: argument 'ids' must have shape (B, T) with "
+                    "T <= context_len = 8, got shape (2, 9)"),
+    "checkpointing one sequence": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            ids=np.zeros(8, np.int64), targets=np.ones(8, np.int64)),
+        ValueError, "checkpoint.loss_and_grads: argument 'ids' must have shape (B, T) with "
+                    "T <= context_len = 8, got shape (8,)"),
+    "checkpointing short targets": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            targets=np.ones((2, 7), np.int64)), ValueError,
+        "checkpoint.loss_and_grads: argument 'targets' must have shape (2, 8), got shape "
+        "(2, 7)"),
+    "checkpointing a target past the vocabulary": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            targets=np.full((2, 8), 13, np.int64)), ValueError,
+        "checkpoint.loss_and_grads: argument 'targets' must hold values in [0, 13), got 13 "
+        "(and 16 out-of-range value(s) in all)"),
+    "checkpointing with every target ignored": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            targets=np.full((2, 8), 5, np.int64), ignore_index=5), ValueError,
+        "checkpoint.loss_and_grads: argument 'targets' has no target to average: all 16 "
+        "equal ignore_index=5"),
+    "checkpointing in segments of 0": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads", segment_size=0), ValueError,
+        "checkpoint.loss_and_grads: argument 'segment_size' must be an int >= 1, got 0"),
+    "measuring with every target ignored": (
+        lambda impl: _batch(impl, "checkpoint.plain_activation_bytes",
+                            targets=np.full((2, 8), -100, np.int64)), ValueError,
+        "checkpoint.plain_activation_bytes: argument 'targets' has no target to average: all "
+        "16 equal ignore_index=-100"),
+    "an unknown activation": (
+        lambda impl: impl("memory.block_activation_elements")(2, 4, 8, 2, 32,
+                                                              activation="tanh"), ValueError,
+        "memory.block_activation_elements: argument 'activation' must be one of ['gelu', "
+        "'gelu_tanh', 'relu', 'swiglu'], got 'tanh'"),
+    "heads not dividing the width": (
+        lambda impl: impl("memory.block_activation_elements")(2, 4, 8, 3, 32), ValueError,
+        "memory.block_activation_elements: argument 'n_heads' must divide d_model = 8, got "
+        "n_heads = 3"),
+    "parameters without a GPTConfig": (
+        lambda impl: impl("memory.param_count")({"a": 1}), TypeError,
+        "memory.param_count: argument 'config' must be a GPTConfig, got dict {'a': 1}"),
+    "activations past the context": (
+        lambda impl: impl("memory.activation_bytes")(TINY, 2, 9), ValueError,
+        "memory.activation_bytes: argument 'T' must be at most the context length 8, got 9"),
+    "training bytes past the context": (
+        lambda impl: impl("memory.training_bytes")(TINY, 2, 9), ValueError,
+        "memory.training_bytes: argument 'T' must be at most the context length 8, got 9"),
+    "activations of 0 bytes": (
+        lambda impl: impl("memory.training_bytes")(TINY, 2, 8, activation_itemsize=0),
+        ValueError, "memory.training_bytes: argument 'activation_itemsize' must be an int "
+                    ">= 1, got 0"),
+}
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize("case", [
+    pytest.param(case, id=case, marks=pytest.mark.component(
+        *{"train": ("train", "sgd")}.get(message.split(".")[0], (message.split(".")[0],))))
+    for case, (_, _, message) in REFUSED.items()])
+def test_refusals_in_the_references_words(impl, case):
+    """The whole message: function, argument (an entry by its index), rule, value given and,
+    for what a callback returned, the micro-batch or step."""
+    call, error, message = REFUSED[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
