@@ -558,3 +558,25 @@ def test_refusals_in_the_references_words(impl, case):
     with pytest.raises(error) as info:
         call(impl)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3, 4, 5, 6, 7])
+def test_checkpointing_peak_memory_and_recompute(impl, segment):
+    """The stats against the memory calculator's own numbers (float64): while segment j of
+    S is rerun (last first), the boundaries 0..j are still held, each a (B, T, C) array, plus
+    that segment's block caches; the rest (norm, probabilities, mask, position ids) is what
+    the plain pass holds beyond its L block caches.  Every block is rerun once, so the extra
+    work is L forward passes of a block."""
+    config = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=6)
+    B, T, C, L = 3, 8, 8, 6
+    params = hp.random_gpt(config, np.random.default_rng(6))
+    ids, targets = _data(6, B)
+    _, _, stats = impl("checkpoint.loss_and_grads")(ids, targets, params, config, segment)
+    block = 8 * impl("memory.block_activation_elements")(B, T, C, 2, 4 * C)
+    rest = impl("memory.activation_bytes")(config, B, T) - L * block
+    starts = range(0, L, segment)
+    expected = rest + max((j + 1) * B * T * C * 8 + min(segment, L - s) * block
+                          for j, s in enumerate(starts))
+    assert stats["peak_activation_bytes"] == expected
+    assert stats["segments"] == len(starts)
+    assert stats["recompute_flops"] == L * impl("flops.block")(B, T, C, 2, 4 * C).forward
