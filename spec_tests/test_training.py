@@ -580,3 +580,19 @@ def test_checkpointing_peak_memory_and_recompute(impl, segment):
     assert stats["peak_activation_bytes"] == expected
     assert stats["segments"] == len(starts)
     assert stats["recompute_flops"] == L * impl("flops.block")(B, T, C, 2, 4 * C).forward
+
+
+def test_measured_activations_are_the_same_in_the_cache_debug_mode(impl):
+    """In the cache debug mode a public forward's cache comes wrapped (with checksums of the
+    inputs it holds); the measurement walks into the wrapper and counts the same bytes."""
+    from llmref import _checks
+
+    params = hp.random_gpt(TINY, np.random.default_rng(8))
+    ids, targets = _data(8, 2)
+    plain = impl("checkpoint.plain_activation_bytes")(ids, targets, params, TINY)
+    previous = _checks.debug_caches(True)
+    try:
+        debug = impl("checkpoint.plain_activation_bytes")(ids, targets, params, TINY)
+    finally:
+        _checks.debug_caches(previous)
+    assert debug == plain == impl("memory.activation_bytes")(TINY, 2, 8)
