@@ -305,6 +305,15 @@ REFUSED = {
         lambda impl: impl("mixed_precision.cast")(np.array([1.0, -1e5], np.float32), "float16"),
         ValueError, "mixed_precision.cast: argument 'x' holds values beyond float16's range "
                     "(largest |x| = 100000); they would become inf"),
+    "cast past float32": (
+        lambda impl: impl("mixed_precision.cast")(np.array([1.0, 1e39]), "float32"),
+        ValueError, "mixed_precision.cast: argument 'x' holds values beyond float32's range "
+                    "(largest |x| = 1e+39); they would become inf"),
+    "cast past bfloat16": (
+        lambda impl: impl("mixed_precision.cast")(np.array([1.0, 3.4e38], np.float32),
+                                                  "bfloat16"),
+        ValueError, "mixed_precision.cast: argument 'x' holds values beyond bfloat16's range "
+                    "(largest |x| = 3.4e+38); they would become inf"),
     "float16 master weights": (
         lambda impl: _step(impl, master={"w": np.ones(2, np.float16)}), TypeError,
         "mixed_precision.train_step: argument master['w'] must be float32 or float64 (master "
@@ -370,3 +379,21 @@ def test_the_scale_may_sit_at_either_end_of_float32s_range(impl):
     assert impl("mixed_precision.scaler_init")(huge)["scale"] == huge
     grads, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 2.0, np.float16)}, huge)
     assert not found_inf and grads["w"].dtype == np.float32
+
+
+def test_the_scale_grows_to_exactly_float32s_largest(impl):
+    """Growing onto MAX_SCALE itself is allowed (only past it is the scale kept)."""
+    huge = float(np.finfo(np.float32).max)
+    state = impl("mixed_precision.scaler_init")(huge / 2, 2.0, 0.5, 1)
+    assert impl("mixed_precision.scaler_update")(state, False)["scale"] == huge
+
+
+def test_unscale_divides_in_float32_and_reports_inf(impl):
+    """Every leaf comes back float32, divided by the scale; one inf anywhere is reported."""
+    grads = {"w": np.array([1.0, 3.0], np.float16), "b": [np.array([4.0], np.float16)]}
+    out, found_inf = impl("mixed_precision.unscale")(grads, 2.0)
+    assert not found_inf and out["w"].dtype == out["b"][0].dtype == np.float32
+    np.testing.assert_array_equal(out["w"], [0.5, 1.5])
+    np.testing.assert_array_equal(out["b"][0], [2.0])
+    grads["b"] = [np.array([np.inf], np.float16)]
+    assert impl("mixed_precision.unscale")(grads, 2.0)[1] is True
