@@ -397,3 +397,21 @@ def test_unscale_divides_in_float32_and_reports_inf(impl):
     np.testing.assert_array_equal(out["b"][0], [2.0])
     grads["b"] = [np.array([np.inf], np.float16)]
     assert impl("mixed_precision.unscale")(grads, 2.0)[1] is True
+
+
+def test_overflows_are_reported_not_warned(impl):
+    """A float16 overflow inside loss_and_grads is a skipped step and an unscaling that
+    overflows float32 is found_inf, both without a RuntimeWarning (the warnings filter makes
+    one an error)."""
+    import warnings
+
+    master = {"w": np.ones(2, dtype=np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        *_, info = impl("mixed_precision.train_step")(
+            master, lambda p, dloss: (1.0, {"w": (np.full(2, 10.0) * dloss).astype(np.float16)}),
+            _sgd(0.1), None, impl("mixed_precision.scaler_init")(2.0**16))
+        assert info["skipped"]
+        tiny = float(np.finfo(np.float32).tiny)
+        _, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 6e4, np.float16)}, tiny)
+        assert found_inf
