@@ -10,6 +10,7 @@ from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness.checks import flatten
 from llmref.spec.harness.tolerances import F64, assert_close, assert_grads_close
+from llmref.spec.test_llama import any_config
 from llmref.transformer.gpt import GPTConfig
 
 TINY = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=2)
@@ -596,3 +597,19 @@ def test_measured_activations_are_the_same_in_the_cache_debug_mode(impl):
     finally:
         _checks.debug_caches(previous)
     assert debug == plain == impl("memory.activation_bytes")(TINY, 2, 8)
+
+
+@given(any_config(), st.integers(1, 2), hs.seeds)
+def test_memory_calculator_matches_measurement_for_any_options(impl, config, B, seed):
+    """Every activation (FFN_ELEMENTS: relu 2, the GELUs 3 with the exact GELU's float64
+    factor, SwiGLU 5), grouped-query keys and values repeated to every head, rotary tables
+    instead of position ids, RMS or layer norm: the predicted bytes equal the measured ones,
+    and the parameter count equals the leaves of a real tree."""
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    T = config.context_len
+    ids = rng.integers(0, config.vocab_size, size=(B, T))
+    assert impl("memory.param_count")(config) == sum(v.size for v in flatten(params).values())
+    measured = impl("checkpoint.plain_activation_bytes")(ids, np.roll(ids, -1, axis=1), params,
+                                                         config)
+    assert impl("memory.activation_bytes")(config, B, T, itemsize=8) == measured
