@@ -613,3 +613,26 @@ def test_memory_calculator_matches_measurement_for_any_options(impl, config, B, 
     measured = impl("checkpoint.plain_activation_bytes")(ids, np.roll(ids, -1, axis=1), params,
                                                          config)
     assert impl("memory.activation_bytes")(config, B, T, itemsize=8) == measured
+
+
+def test_accumulation_takes_any_iterable_and_weighs_parts_equally(impl):
+    """A generator, a tuple or a list of micro-batches give the same mean loss and mean
+    gradient; parts of different sizes weigh the same (the mean of the parts' values); the
+    gradient tree comes back with its nesting and the input gradients are not changed."""
+    acc = impl("accumulate.loss_and_grads")
+    seen = []
+
+    def fn(batch):
+        g = {"w": np.full(2, float(np.sum(batch))), "blocks": [{"b": np.array([len(batch)],
+                                                                               float)}]}
+        seen.append(g)
+        return float(np.sum(batch)), g
+
+    batches = [np.array([1.0, 2.0]), np.array([4.0]), np.array([8.0, 16.0, 32.0])]
+    for given_as in (list, tuple, iter):
+        seen.clear()
+        loss, grads = acc(fn, given_as(batches))
+        assert loss == (3.0 + 4.0 + 56.0) / 3
+        np.testing.assert_allclose(grads["w"], np.full(2, 63.0 / 3), rtol=1e-15)
+        np.testing.assert_allclose(grads["blocks"][0]["b"], [2.0], rtol=1e-15)
+        assert [g["w"][0] for g in seen] == [3.0, 4.0, 56.0]
