@@ -636,3 +636,20 @@ def test_accumulation_takes_any_iterable_and_weighs_parts_equally(impl):
         np.testing.assert_allclose(grads["w"], np.full(2, 63.0 / 3), rtol=1e-15)
         np.testing.assert_allclose(grads["blocks"][0]["b"], [2.0], rtol=1e-15)
         assert [g["w"][0] for g in seen] == [3.0, 4.0, 56.0]
+
+
+@given(st.integers(1, 30), st.integers(1, 12), hs.seeds)
+def test_epoch_batches_cut_one_permutation(impl, n, batch_size, seed):
+    """ceil(n / batch_size) int arrays, all of batch_size but the last (the remainder), that
+    together hold every index once; the same seed gives the same batches, and the generator
+    is advanced (the next epoch is drawn anew)."""
+    rng = np.random.default_rng(seed)
+    batches = impl("train.epoch_batches")(n, batch_size, rng)
+    assert len(batches) == -(-n // batch_size)
+    assert [len(b) for b in batches[:-1]] == [batch_size] * (len(batches) - 1)
+    assert len(batches[-1]) == n - batch_size * (len(batches) - 1)
+    assert all(np.issubdtype(b.dtype, np.integer) for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+    again = impl("train.epoch_batches")(n, batch_size, np.random.default_rng(seed))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    assert rng.bit_generator.state != np.random.default_rng(seed).bit_generator.state
