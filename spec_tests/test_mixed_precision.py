@@ -415,3 +415,38 @@ def test_overflows_are_reported_not_warned(impl):
         tiny = float(np.finfo(np.float32).tiny)
         _, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 6e4, np.float16)}, tiny)
         assert found_inf
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_cast_of_an_empty_array(impl, dtype):
+    """Any shape casts, an empty one too: an empty array of the format's storage dtype."""
+    out = impl("mixed_precision.cast")(np.zeros((0, 3), np.float32), dtype)
+    assert out.shape == (0, 3)
+    assert out.dtype == (np.float16 if dtype == "float16" else np.float32)
+
+
+def test_train_step_reports_and_passes_the_optimizer_state(impl):
+    """info holds the loss loss_and_grads returned, whether the step was skipped and the
+    scale it used (the scaler's state is updated after); the optimizer's state comes back
+    from optimizer_step, or unchanged (the same object) when the step is skipped."""
+    master = {"w": np.ones(2, dtype=np.float32)}
+    before, after = {"n": 0}, {"n": 1}
+
+    def opt(p, g, s):
+        assert s is before
+        return {"w": p["w"] - g["w"]}, after
+
+    scaler = impl("mixed_precision.scaler_init")(2.0**4, 2.0, 0.5, 3)
+    new, state, scaler, info = impl("mixed_precision.train_step")(
+        master, lambda p, dloss: (2.5, {"w": (np.full(2, 0.25) * dloss).astype(p["w"].dtype)}),
+        opt, before, scaler)
+    assert info == {"loss": 2.5, "skipped": False, "scale": 2.0**4}
+    assert isinstance(info["loss"], float) and state is after
+    assert scaler["scale"] == 2.0**4 and scaler["growth_tracker"] == 1
+    np.testing.assert_array_equal(new["w"], [0.75, 0.75])
+    new, state, scaler, info = impl("mixed_precision.train_step")(
+        master, lambda p, dloss: (3.0, {"w": np.array([np.inf, 0.0], np.float16)}), opt, before,
+        scaler)
+    assert info == {"loss": 3.0, "skipped": True, "scale": 2.0**4}
+    assert new is master and state is before
+    assert scaler["scale"] == 2.0**3 and scaler["growth_tracker"] == 0
