@@ -651,3 +651,47 @@ def test_epoch_batches_cut_one_permutation(impl, n, batch_size, seed):
     assert sorted(np.concatenate(batches).tolist()) == list(range(n))
     again = impl("train.epoch_batches")(n, batch_size, np.random.default_rng(seed))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh", "swiglu"])
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_one_block_adds_what_block_activation_elements_counts(impl, activation, n_kv_heads):
+    """A second block adds exactly block_activation_elements(...) float64 elements to the
+    measured activations, for every activation and with grouped-query attention."""
+    configs = [GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=4, n_layers=L,
+                         d_ff=5, activation=activation, n_kv_heads=n_kv_heads)
+               for L in (1, 2)]
+    rng = np.random.default_rng(9)
+    ids = rng.integers(0, 11, size=(2, 6))
+    measured = [impl("checkpoint.plain_activation_bytes")(
+        ids, np.roll(ids, -1, axis=1), hp.random_gpt(c, rng), c) for c in configs]
+    assert measured[1] - measured[0] == 8 * impl("memory.block_activation_elements")(
+        2, 6, 8, 4, 5, n_kv_heads=n_kv_heads, activation=activation)
+
+
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 9))
+def test_block_param_count_counts_a_real_block(impl, H, D, d_ff):
+    """block_param_count(C, F) is the number of scalars in block.init(C, H, F)."""
+    C = H * D
+    block = impl("block.init")(C, H, d_ff, np.random.default_rng(0))
+    assert impl("memory.block_param_count")(C, d_ff) == sum(
+        v.size for v in flatten(block).values())
+
+
+def test_training_history_records_every_step(impl):
+    """Each history entry: the epoch, the step counted across epochs, the batch's mean loss
+    over its parts, the rate used and the examples of the batch."""
+    xs = np.arange(5.0)[:, None]
+
+    def lg(x, y, p):
+        return float(np.mean(x)), {"w": np.zeros(1)}
+
+    _, history = impl("train.train")({"w": np.zeros(1)}, lg, xs, np.zeros(5), epochs=2,
+                                     batch_size=3, micro_batches=2,
+                                     optimizer=_module(impl, "sgd"), lr=lambda s: 0.1 + s)
+    assert [(h["epoch"], h["step"]) for h in history] == [(0, 0), (0, 1), (1, 2), (1, 3)]
+    for h in history:
+        parts = [p for p in np.array_split(h["examples"], 2) if len(p)]
+        assert h["loss"] == pytest.approx(np.mean([float(np.mean(xs[p])) for p in parts]),
+                                          rel=1e-14)
+        assert h["lr"] == 0.1 + h["step"] and h["grad_norm"] == 0.0
