@@ -695,3 +695,18 @@ def test_training_history_records_every_step(impl):
         assert h["loss"] == pytest.approx(np.mean([float(np.mean(xs[p])) for p in parts]),
                                           rel=1e-14)
         assert h["lr"] == 0.1 + h["step"] and h["grad_norm"] == 0.0
+
+
+def test_held_bytes_counts_each_buffer_once(impl):
+    """A view (even a view of a view) counts with the array that owns the memory, once; the
+    excluded arrays' buffers (reached through a view too) not at all; numbers, strings and
+    configurations are skipped; dicts, lists and tuples are walked to any depth."""
+    held = impl("checkpoint.held_bytes")
+    x, y, z = np.zeros((4, 8)), np.ones(16), np.ones(3, dtype=np.float32)
+    assert held(x) == x.nbytes
+    assert held([x[1:][:, ::2], {"a": (x.T, [x])}]) == x.nbytes
+    assert held({"x": x, "y": [y.reshape(4, 4)], "z": (z, 3, "s", TINY)}) == \
+        x.nbytes + y.nbytes + z.nbytes
+    assert held([x, y, z], exclude=[y[2:][::2]]) == x.nbytes + z.nbytes
+    assert held((x, y), exclude=(x, y)) == 0
+    assert held([]) == 0
