@@ -385,6 +385,10 @@ REFUSED = {
         lambda impl: impl("accumulate.loss_and_grads")(_ones, {"a": 1}), TypeError,
         f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
         f"dict {{'a': 1}}"),
+    "accumulate over bytes": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, b"ab"), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"bytes b'ab'"),
     "accumulate over an int": (
         lambda impl: impl("accumulate.loss_and_grads")(_ones, 3), TypeError,
         f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
@@ -460,6 +464,10 @@ REFUSED = {
         lambda impl: _train(impl, lr=lambda s: np.nan), ValueError,
         "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
         "step, got nan at step 0"),
+    "a schedule returning inf": (
+        lambda impl: _train(impl, lr=lambda s: np.inf), ValueError,
+        "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
+        "step, got inf at step 0"),
     "a schedule returning 0 at step 1": (
         lambda impl: _train(impl, lr=lambda s: 0.1 * (1 - s)), ValueError,
         "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
@@ -604,7 +612,8 @@ def test_memory_calculator_matches_measurement_for_any_options(impl, config, B, 
     """Every activation (FFN_ELEMENTS: relu 2, the GELUs 3 with the exact GELU's float64
     factor, SwiGLU 5), grouped-query keys and values repeated to every head, rotary tables
     instead of position ids, RMS or layer norm: the predicted bytes equal the measured ones,
-    and the parameter count equals the leaves of a real tree."""
+    in float64 and in float32 (where the exact GELU still keeps its float64 factor), and the
+    parameter count equals the leaves of a real tree."""
     rng = np.random.default_rng(seed)
     params = hp.random_gpt(config, rng)
     T = config.context_len
@@ -613,6 +622,10 @@ def test_memory_calculator_matches_measurement_for_any_options(impl, config, B, 
     measured = impl("checkpoint.plain_activation_bytes")(ids, np.roll(ids, -1, axis=1), params,
                                                          config)
     assert impl("memory.activation_bytes")(config, B, T, itemsize=8) == measured
+    params32 = impl("params.map_tree")(lambda a: a.astype(np.float32), params)
+    measured = impl("checkpoint.plain_activation_bytes")(ids, np.roll(ids, -1, axis=1),
+                                                         params32, config)
+    assert impl("memory.activation_bytes")(config, B, T, itemsize=4) == measured
 
 
 def test_accumulation_takes_any_iterable_and_weighs_parts_equally(impl):
