@@ -400,9 +400,9 @@ def test_unscale_divides_in_float32_and_reports_inf(impl):
 
 
 def test_overflows_are_reported_not_warned(impl):
-    """A float16 overflow inside loss_and_grads is a skipped step and an unscaling that
-    overflows float32 is found_inf, both without a RuntimeWarning (the warnings filter makes
-    one an error)."""
+    """A float16 overflow inside loss_and_grads is a skipped step, an unscaling that
+    overflows float32 is found_inf and a cast past the format's range a ValueError, all
+    without a RuntimeWarning (the warnings filter makes one an error)."""
     import warnings
 
     master = {"w": np.ones(2, dtype=np.float32)}
@@ -415,6 +415,9 @@ def test_overflows_are_reported_not_warned(impl):
         tiny = float(np.finfo(np.float32).tiny)
         _, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 6e4, np.float16)}, tiny)
         assert found_inf
+        for dtype, big in (("float16", 1e5), ("bfloat16", 3.4e38), ("float32", 1e39)):
+            with pytest.raises(ValueError, match=f"beyond {dtype}'s range"):
+                impl("mixed_precision.cast")(np.array([big]), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
