@@ -723,3 +723,13 @@ def test_held_bytes_counts_each_buffer_once(impl):
     assert held([x, y, z], exclude=[y[2:][::2]]) == x.nbytes + z.nbytes
     assert held((x, y), exclude=(x, y)) == 0
     assert held([]) == 0
+
+
+def test_accumulated_loss_is_a_python_float(impl):
+    """Losses returned as NumPy float32 scalars are averaged as Python floats (float64): the
+    mean of 1/3 and 2/3 in float32 comes back as a float with float64 rounding."""
+    thirds = [np.float32(1) / np.float32(3), np.float32(2) / np.float32(3)]
+    loss, _ = impl("accumulate.loss_and_grads")(
+        lambda b: (thirds[b], {"w": np.ones(1)}), [0, 1])
+    assert type(loss) is float
+    assert loss == pytest.approx((float(thirds[0]) + float(thirds[1])) / 2, rel=1e-15)
