@@ -733,3 +733,19 @@ def test_accumulated_loss_is_a_python_float(impl):
         lambda b: (thirds[b], {"w": np.ones(1)}), [0, 1])
     assert type(loss) is float
     assert loss == pytest.approx((float(thirds[0]) + float(thirds[1])) / 2, rel=1e-15)
+
+
+@pytest.mark.parametrize("segment", [1, 2])
+def test_checkpointing_a_llama_is_exact(impl, segment):
+    """Rotary positions, grouped-query attention, SwiGLU and RMS norm (the rotary tables are
+    passed to every rerun block): the same loss and gradients, bit for bit."""
+    from llmref.spec.test_llama import LLAMA
+
+    params = hp.random_gpt(LLAMA, np.random.default_rng(10))
+    ids, targets = _data(10, 2, T=8, vocab=11)
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, LLAMA)
+    c_loss, c_grads, stats = impl("checkpoint.loss_and_grads")(ids, targets, params, LLAMA,
+                                                               segment)
+    assert c_loss == loss and stats["segments"] == 2 // segment
+    for name, g in flatten(grads).items():
+        np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)
