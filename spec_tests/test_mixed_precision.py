@@ -453,3 +453,13 @@ def test_train_step_reports_and_passes_the_optimizer_state(impl):
     assert info == {"loss": 3.0, "skipped": True, "scale": 2.0**4}
     assert new is master and state is before
     assert scaler["scale"] == 2.0**3 and scaler["growth_tracker"] == 0
+
+
+def test_scale_stops_backing_off_at_float32s_smallest_normal(impl):
+    """Backing off below MIN_SCALE used to hand back a state the next update refused (a scale
+    of 5.9e-39 is out of the documented range); the scale now stays at MIN_SCALE."""
+    tiny = float(np.finfo(np.float32).tiny)
+    state = impl("mixed_precision.scaler_init")(tiny)
+    for found_inf in (True, True, False):
+        state = impl("mixed_precision.scaler_update")(state, found_inf)
+        assert state["scale"] == tiny
