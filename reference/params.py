@@ -364,7 +364,7 @@ def _map_with_paths(fn: Callable, tree, path: str):
 @contract(example=lambda rng: {"fn": lambda path, leaf: leaf * len(path),
                                "tree": _tree_example(rng)},
           lenient=_TREE_LENIENT)
-def map_with_paths(fn: Callable, tree, _path: str = ""):
+def map_with_paths(fn: Callable, tree):
     """A tree of the same structure with `fn(path, leaf)` at every leaf.
 
     Parameters
@@ -387,5 +387,4 @@ def map_with_paths(fn: Callable, tree, _path: str = ""):
         lists.
     """
     _checks.function("params.map_with_paths", "fn", fn)
-    _checks.string("params.map_with_paths", "_path", _path)
-    return _map_with_paths(fn, tree, _path)
+    return _map_with_paths(fn, tree, "")

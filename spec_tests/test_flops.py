@@ -142,3 +142,64 @@ def test_gpt_flops_with_llama_options(impl, config, B, seed):
     ids = torch.from_numpy(rng.integers(0, config.vocab_size, size=(B, T)))
     assert _as_pair(impl("flops.gpt")(config, B, T)) == torch_flops(
         lambda: tw.gpt_any_logits(ids, p, config))
+
+
+@given(hs.sides(3), hs.sides(4), st.integers(1, 3), st.integers(1, 3), hs.sides(5),
+       st.booleans(), st.integers(1, 3))
+def test_a_block_is_its_attention_plus_its_feed_forward(impl, B, T, H_kv, group, d_ff, gated,
+                                                        D):
+    """flops.block(B, T, C, H, F, H_kv, gated) = mha(B, T, C, H, H_kv) + ffn(BT, C, F, gated),
+    and the feed-forward is 2 linear layers (3 gated) of (BT, C) x (C, F)."""
+    H = H_kv * group
+    C = H * D
+    block = impl("flops.block")(B, T, C, H, d_ff, H_kv, gated)
+    parts = impl("flops.mha")(B, T, C, H, H_kv) + impl("flops.ffn")(B * T, C, d_ff, gated)
+    assert _as_pair(block) == _as_pair(parts)
+    linear = impl("flops.linear")(B * T, C, d_ff)
+    assert _as_pair(impl("flops.ffn")(B * T, C, d_ff, gated)) == (
+        (3 if gated else 2) * linear.forward, (3 if gated else 2) * linear.backward)
+
+
+def test_costs_add_and_scale_by_ints_only(impl):
+    """Cost + Cost adds both passes, Cost * int (either side) scales them; a float, a bool or
+    a plain number is refused by Python's operator protocol (TypeError); a count of 0 is a
+    cost."""
+    Cost = impl("flops.Cost")
+    a, b = Cost(3, 6), Cost(np.int64(1), 2)
+    assert _as_pair(a + b) == (4, 8) and (a + b).total == 12
+    assert _as_pair(a * 4) == _as_pair(4 * a) == _as_pair(a * np.int64(4)) == (12, 24)
+    assert _as_pair(Cost(0, 0)) == (0, 0) and Cost(0, 0).total == 0
+    for bad in (1.5, True, np.bool_(True), np.float64(2.0)):
+        with pytest.raises(TypeError):
+            a * bad
+        with pytest.raises(TypeError):
+            bad * a
+    with pytest.raises(TypeError):
+        a + 1
+
+
+_CONFIG = GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=1)
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize(("call", "args", "error", "message"), [
+    ("flops.gpt", ({"d_model": 8}, 1, 4), TypeError,
+     "flops.gpt: argument 'config' must be a GPTConfig, got dict {'d_model': 8}"),
+    ("flops.gpt", (_CONFIG, 1, 9), ValueError,
+     "flops.gpt: argument 'T' must be at most the context length 8, got 9"),
+    ("flops.mha", (1, 4, 10, 4), ValueError,
+     "flops.mha: argument 'n_heads' must divide d_model = 10, got n_heads = 4"),
+    ("flops.mha", (1, 4, 12, 4, 3), ValueError,
+     "flops.mha: argument 'n_kv_heads' must divide n_heads = 4, got n_kv_heads = 3"),
+    ("flops.block", (1, 4, 10, 4, 8), ValueError,
+     "flops.block: argument 'n_heads' must divide d_model = 10, got n_heads = 4"),
+    ("flops.block", (1, 4, 12, 4, 8, 3), ValueError,
+     "flops.block: argument 'n_kv_heads' must divide n_heads = 4, got n_kv_heads = 3"),
+    ("flops.Cost", (-1, 0), ValueError, "flops.Cost: argument 'forward' must be an int >= 0, "
+                                        "got -1"),
+], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
+def test_refusals_in_the_references_words(impl, call, args, error, message):
+    """The whole message: function, argument, rule and the value given."""
+    with pytest.raises(error) as info:
+        impl(call)(*args)
+    assert str(info.value) == message

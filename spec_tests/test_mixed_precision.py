@@ -223,3 +223,243 @@ def test_train_step_settings_and_defaults(impl):
     ours = impl("mixed_precision.to_bfloat16")(x)
     assert ours.dtype == np.float32
     np.testing.assert_array_equal(ours, impl("mixed_precision.to_bfloat16")(x.astype(np.float32)))
+
+
+# The reference's messages in full (mutmut: a changed name, label, bound or wording survives
+# tests that search for a fragment).
+_W = {"w": np.ones(2, dtype=np.float32)}
+_SCALER = {"scale": 2.0**16, "growth_tracker": 0, "growth_factor": 2.0, "backoff_factor": 0.5,
+           "growth_interval": 2000}
+_RANGE = "[1.17549e-38, 3.40282e+38]"
+
+
+def _scaled(p, dloss):
+    return 1.0, {"w": (p["w"] * dloss).astype(p["w"].dtype)}
+
+
+def _step(impl, **changes):
+    args = {"master": _W, "loss_and_grads": _scaled, "optimizer_step": _sgd(0.1),
+            "opt_state": None, "scaler": None, **changes}
+    return impl("mixed_precision.train_step")(**args)
+
+
+REFUSED = {
+    "growth factor 1": (lambda impl: impl("mixed_precision.scaler_init")(growth_factor=1.0),
+                        ValueError, "mixed_precision.scaler_init: argument 'growth_factor' "
+                                    "must be > 1, got 1.0"),
+    "back-off 0": (lambda impl: impl("mixed_precision.scaler_init")(backoff_factor=0.0),
+                   ValueError, "mixed_precision.scaler_init: argument 'backoff_factor' must "
+                               "be in (0, 1), got 0.0"),
+    "back-off 1": (lambda impl: impl("mixed_precision.scaler_init")(backoff_factor=1.0),
+                   ValueError, "mixed_precision.scaler_init: argument 'backoff_factor' must "
+                               "be in (0, 1), got 1.0"),
+    "growth interval 0": (lambda impl: impl("mixed_precision.scaler_init")(growth_interval=0),
+                          ValueError, "mixed_precision.scaler_init: argument 'growth_interval' "
+                                      "must be an int >= 1, got 0"),
+    "initial scale below float32's normals": (
+        lambda impl: impl("mixed_precision.scaler_init")(1e-39), ValueError,
+        f"mixed_precision.scaler_init: argument 'init_scale' must be in {_RANGE}, got 1e-39"),
+    "growth tracker at the interval": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_tracker": 2000}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_tracker'] must be < "
+        "growth_interval = 2000, got 2000"),
+    "growth tracker -1": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_tracker": -1}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_tracker'] must be an int >= 0, "
+        "got -1"),
+    "state's growth interval 0": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_interval": 0}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_interval'] must be an int >= 1, "
+        "got 0"),
+    "state's growth factor 1": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "growth_factor": 1.0}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['growth_factor'] must be > 1, got 1.0"),
+    "state's back-off 1": (
+        lambda impl: impl("mixed_precision.scaler_update")(
+            {**_SCALER, "backoff_factor": 1.0}, False), ValueError,
+        "mixed_precision.scaler_update: argument state['backoff_factor'] must be in (0, 1), "
+        "got 1.0"),
+    "state's scale 0": (
+        lambda impl: impl("mixed_precision.scaler_update")({**_SCALER, "scale": 0.0}, False),
+        ValueError, f"mixed_precision.scaler_update: argument state['scale'] must be in "
+                    f"{_RANGE}, got 0.0"),
+    "found_inf an int": (
+        lambda impl: impl("mixed_precision.scaler_update")(_SCALER, 1), TypeError,
+        "mixed_precision.scaler_update: argument 'found_inf' must be True or False, got int 1"),
+    "unscale by 0": (
+        lambda impl: impl("mixed_precision.unscale")({"w": np.ones(2, np.float16)}, 0.0),
+        ValueError, f"mixed_precision.unscale: argument 'scale' must be in {_RANGE}, got 0.0"),
+    "bfloat16 of a list": (
+        lambda impl: impl("mixed_precision.to_bfloat16")([1.0]), TypeError,
+        "mixed_precision.to_bfloat16: argument 'x' must be a floating-point NumPy array, got "
+        "list [1.0]"),
+    "bfloat16 of ints": (
+        lambda impl: impl("mixed_precision.to_bfloat16")(np.ones(2, dtype=np.int64)), TypeError,
+        "mixed_precision.to_bfloat16: argument 'x' must be a floating-point NumPy array, got "
+        "array of shape (2,) and dtype int64"),
+    "cast past float16": (
+        lambda impl: impl("mixed_precision.cast")(np.array([1.0, -1e5], np.float32), "float16"),
+        ValueError, "mixed_precision.cast: argument 'x' holds values beyond float16's range "
+                    "(largest |x| = 100000); they would become inf"),
+    "cast past float32": (
+        lambda impl: impl("mixed_precision.cast")(np.array([1.0, 1e39]), "float32"),
+        ValueError, "mixed_precision.cast: argument 'x' holds values beyond float32's range "
+                    "(largest |x| = 1e+39); they would become inf"),
+    "cast past bfloat16": (
+        lambda impl: impl("mixed_precision.cast")(np.array([1.0, 3.4e38], np.float32),
+                                                  "bfloat16"),
+        ValueError, "mixed_precision.cast: argument 'x' holds values beyond bfloat16's range "
+                    "(largest |x| = 3.4e+38); they would become inf"),
+    "float16 master weights": (
+        lambda impl: _step(impl, master={"w": np.ones(2, np.float16)}), TypeError,
+        "mixed_precision.train_step: argument master['w'] must be float32 or float64 (master "
+        "weights keep the precision), got dtype float16"),
+    "master weights past float16": (
+        lambda impl: _step(impl, master={"w": np.full(2, 1e5, np.float32)}), ValueError,
+        "mixed_precision.train_step: argument 'master' holds values beyond float16's range "
+        "(largest |x| = 100000); they would become inf"),
+    "gradients of another shape": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: (1.0, {"w": np.ones(3, np.float16)})),
+        ValueError, "mixed_precision.train_step: argument 'loss_and_grads' returned bad "
+                    "gradients: grads['w'] must have shape (2,) like master['w'], got (3,)"),
+    "gradients of ints": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: (1.0, {"w": np.ones(2, np.int64)})),
+        TypeError, "mixed_precision.train_step: argument 'loss_and_grads' returned bad "
+                   "gradients: grads['w'] must have a floating-point dtype, got dtype int64"),
+    "loss_and_grads without grads": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: 1.0), TypeError,
+        "mixed_precision.train_step: argument 'loss_and_grads' must return a pair (loss, "
+        "grads), got float 1.0"),
+    "optimizer_step without a state": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: 3), TypeError,
+        "mixed_precision.train_step: argument 'optimizer_step' must return a pair (params, "
+        "state), got int 3"),
+    "optimizer_step's params of another shape": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: ({"w": np.ones(3, np.float32)},
+                                                                 s)), ValueError,
+        "mixed_precision.train_step: argument 'optimizer_step' returned bad parameters: "
+        "params['w'] must have shape (2,) like master['w'], got (3,)"),
+    "optimizer_step's params in float64": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: ({"w": np.ones(2)}, s)),
+        TypeError, "mixed_precision.train_step: argument 'optimizer_step' returned bad "
+                   "parameters: params['w'] must have dtype float32 like master['w'], got "
+                   "float64"),
+    "scaler's tracker at the interval": (
+        lambda impl: _step(impl, scaler={**_SCALER, "growth_tracker": 2000}), ValueError,
+        "mixed_precision.train_step: argument scaler['growth_tracker'] must be < "
+        "growth_interval = 2000, got 2000"),
+    "an inf gradient without scaling": (
+        lambda impl: _step(impl, loss_and_grads=lambda p, d: (
+            1.0, {"w": np.array([np.inf, 1.0], np.float16)})), ValueError,
+        "mixed_precision.train_step: the gradients that argument 'loss_and_grads' returned "
+        "hold NaN or inf and loss scaling is off, so the step cannot be skipped safely"),
+}
+
+
+@pytest.mark.reference_only
+@pytest.mark.component("mixed_precision")
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refusals_in_the_references_words(impl, case):
+    """The whole message: function, argument (a state or tree entry by its key), the rule
+    and the value given."""
+    call, error, message = REFUSED[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
+
+
+def test_the_scale_may_sit_at_either_end_of_float32s_range(impl):
+    """MIN_SCALE (float32's smallest normal) and MAX_SCALE (its largest) are valid scales."""
+    tiny, huge = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    assert impl("mixed_precision.scaler_init")(tiny)["scale"] == tiny
+    assert impl("mixed_precision.scaler_init")(huge)["scale"] == huge
+    grads, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 2.0, np.float16)}, huge)
+    assert not found_inf and grads["w"].dtype == np.float32
+
+
+def test_the_scale_grows_to_exactly_float32s_largest(impl):
+    """Growing onto MAX_SCALE itself is allowed (only past it is the scale kept)."""
+    huge = float(np.finfo(np.float32).max)
+    state = impl("mixed_precision.scaler_init")(huge / 2, 2.0, 0.5, 1)
+    assert impl("mixed_precision.scaler_update")(state, False)["scale"] == huge
+
+
+def test_unscale_divides_in_float32_and_reports_inf(impl):
+    """Every leaf comes back float32, divided by the scale; one inf anywhere is reported."""
+    grads = {"w": np.array([1.0, 3.0], np.float16), "b": [np.array([4.0], np.float16)]}
+    out, found_inf = impl("mixed_precision.unscale")(grads, 2.0)
+    assert not found_inf and out["w"].dtype == out["b"][0].dtype == np.float32
+    np.testing.assert_array_equal(out["w"], [0.5, 1.5])
+    np.testing.assert_array_equal(out["b"][0], [2.0])
+    grads["b"] = [np.array([np.inf], np.float16)]
+    assert impl("mixed_precision.unscale")(grads, 2.0)[1] is True
+
+
+def test_overflows_are_reported_not_warned(impl):
+    """A float16 overflow inside loss_and_grads is a skipped step, an unscaling that
+    overflows float32 is found_inf and a cast past the format's range a ValueError, all
+    without a RuntimeWarning (the warnings filter makes one an error)."""
+    import warnings
+
+    master = {"w": np.ones(2, dtype=np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        *_, info = impl("mixed_precision.train_step")(
+            master, lambda p, dloss: (1.0, {"w": (np.full(2, 10.0) * dloss).astype(np.float16)}),
+            _sgd(0.1), None, impl("mixed_precision.scaler_init")(2.0**16))
+        assert info["skipped"]
+        tiny = float(np.finfo(np.float32).tiny)
+        _, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 6e4, np.float16)}, tiny)
+        assert found_inf
+        for dtype, big in (("float16", 1e5), ("bfloat16", 3.4e38), ("float32", 1e39)):
+            with pytest.raises(ValueError, match=f"beyond {dtype}'s range"):
+                impl("mixed_precision.cast")(np.array([big]), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_cast_of_an_empty_array(impl, dtype):
+    """Any shape casts, an empty one too: an empty array of the format's storage dtype."""
+    out = impl("mixed_precision.cast")(np.zeros((0, 3), np.float32), dtype)
+    assert out.shape == (0, 3)
+    assert out.dtype == (np.float16 if dtype == "float16" else np.float32)
+
+
+def test_train_step_reports_and_passes_the_optimizer_state(impl):
+    """info holds the loss loss_and_grads returned, whether the step was skipped and the
+    scale it used (the scaler's state is updated after); the optimizer's state comes back
+    from optimizer_step, or unchanged (the same object) when the step is skipped."""
+    master = {"w": np.ones(2, dtype=np.float32)}
+    before, after = {"n": 0}, {"n": 1}
+
+    def opt(p, g, s):
+        assert s is before
+        return {"w": p["w"] - g["w"]}, after
+
+    scaler = impl("mixed_precision.scaler_init")(2.0**4, 2.0, 0.5, 3)
+    new, state, scaler, info = impl("mixed_precision.train_step")(
+        master, lambda p, dloss: (2.5, {"w": (np.full(2, 0.25) * dloss).astype(p["w"].dtype)}),
+        opt, before, scaler)
+    assert info == {"loss": 2.5, "skipped": False, "scale": 2.0**4}
+    assert isinstance(info["loss"], float) and state is after
+    assert scaler["scale"] == 2.0**4 and scaler["growth_tracker"] == 1
+    np.testing.assert_array_equal(new["w"], [0.75, 0.75])
+    new, state, scaler, info = impl("mixed_precision.train_step")(
+        master, lambda p, dloss: (3.0, {"w": np.array([np.inf, 0.0], np.float16)}), opt, before,
+        scaler)
+    assert info == {"loss": 3.0, "skipped": True, "scale": 2.0**4}
+    assert new is master and state is before
+    assert scaler["scale"] == 2.0**3 and scaler["growth_tracker"] == 0
+
+
+def test_scale_stops_backing_off_at_float32s_smallest_normal(impl):
+    """Backing off below MIN_SCALE used to hand back a state the next update refused (a scale
+    of 5.9e-39 is out of the documented range); the scale now stays at MIN_SCALE."""
+    tiny = float(np.finfo(np.float32).tiny)
+    state = impl("mixed_precision.scaler_init")(tiny)
+    for found_inf in (True, True, False):
+        state = impl("mixed_precision.scaler_update")(state, found_inf)
+        assert state["scale"] == tiny

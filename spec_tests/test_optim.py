@@ -2,6 +2,7 @@
 torch.optim.lr_scheduler: same parameters after every step, in float64."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -311,3 +312,200 @@ def test_schedules_accept_numpy_steps(impl):
         assert impl("schedules.warmup_cosine")(np.int64(t), 0.1, np.int64(3), 10) == \
             impl("schedules.warmup_cosine")(t, 0.1, 3, 10)
     assert impl("schedules.warmup_cosine")(5, 0.1, 0, 10) == impl("schedules.cosine")(5, 0.1, 10)
+
+
+# The reference's messages in full, and the bounds they state (mutmut: a changed function
+# name, argument label, bound or wording survived tests that only searched for a fragment).
+_P = {"W": np.ones((2, 2))}
+_G = {"W": np.full((2, 2), 0.5)}
+_BIG_G = {"W": np.full((2, 2), 10.0)}
+
+
+def _state(impl, module, **changes):
+    return {**impl(f"{module}.init")(_P), **changes}
+
+
+REFUSED = {
+    "betas not a pair": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam"), lr=0.1, betas=0.9),
+        TypeError, "adam.step: argument 'betas' must be a pair (beta1, beta2), got float 0.9"),
+    "beta1 of 1": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam"), lr=0.1, betas=(1.0, 0.9)),
+        ValueError, "adam.step: argument betas[0] must be in [0, 1), got 1.0"),
+    "adam step count -1": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam", step=-1), lr=0.1),
+        ValueError, "adam.step: argument state['step'] must be an int >= 0, got -1"),
+    "adam step count 1.5": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam", step=1.5), lr=0.1),
+        TypeError, "adam.step: argument state['step'] must be an int, got float 1.5"),
+    "adam first moment NaN": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam",
+                                                      m={"W": np.full((2, 2), np.nan)}), lr=0.1),
+        ValueError, "adam.step: argument state['m']['W'] must be finite, got 4 NaN or inf "
+                    "value(s) in an array of shape (2, 2)"),
+    "adam second moment of another shape": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam", v={"W": np.ones(3)}),
+                                       lr=0.1),
+        ValueError, "adam.step: argument state['v']['W'] must have shape (2, 2) like "
+                    "params['W'], got (3,)"),
+    "adam second moment inf": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam",
+                                                      v={"W": np.full((2, 2), np.inf)}), lr=0.1),
+        ValueError, "adam.step: argument state['v']['W'] must be finite, got 4 NaN or inf "
+                    "value(s) in an array of shape (2, 2)"),
+    "adam overflow from lr": (
+        lambda impl: impl("adam.step")(_P, _G, _state(impl, "adam"), lr=1e308),
+        ValueError, "adam.step: argument 'lr' = 1e+308 (or a huge gradient) makes the result "
+                    "overflow float64 (the new params['W'] came out NaN or inf from finite "
+                    "inputs); use a smaller value"),
+    "adamw overflow from lr": (
+        lambda impl: impl("adamw.step")(_P, _G, _state(impl, "adamw"), lr=1e308,
+                                        weight_decay=0.0),
+        ValueError, "adamw.step: argument 'lr' = 1e+308 (or a huge gradient) makes the result "
+                    "overflow float64 (the new params['W'] came out NaN or inf from finite "
+                    "inputs); use a smaller value"),
+    "adamw decay product 1.5": (
+        lambda impl: impl("adamw.step")(_P, _G, _state(impl, "adamw"), lr=0.5,
+                                        weight_decay=3.0),
+        ValueError, "adamw.step: arguments 'lr' and 'weight_decay' must have a product "
+                    "lr * weight_decay <= 1 (the decay factor 1 - lr * weight_decay would be "
+                    "negative), got 0.5 * 3.0"),
+    "adamw decay predicate returning 1": (
+        lambda impl: impl("adamw.step")(_P, _G, _state(impl, "adamw"), lr=0.1,
+                                        decay=lambda path, leaf: 1),
+        TypeError, "adamw.step: argument 'decay' must return True or False, got int 1 for 'W'"),
+    "matrices_only of an int path": (
+        lambda impl: impl("adamw.matrices_only")(3, np.ones(2)),
+        TypeError, "adamw.matrices_only: argument 'path' must be a string, got int 3"),
+    "matrices_only of an int leaf": (
+        lambda impl: impl("adamw.matrices_only")("W", np.ones(2, dtype=np.int64)),
+        TypeError, "adamw.matrices_only: argument 'leaf' must be a floating-point NumPy array, "
+                   "got array of shape (2,) and dtype int64"),
+    "sgd overflow from lr": (
+        lambda impl: impl("sgd.step")(_P, _BIG_G, _state(impl, "sgd"), lr=1e308),
+        ValueError, "sgd.step: argument 'lr' = 1e+308 (or a huge gradient) makes the result "
+                    "overflow float64 (the new params['W'] came out NaN or inf from finite "
+                    "inputs); use a smaller value"),
+    "sgd momentum of 1": (
+        lambda impl: impl("sgd.step")(_P, _G, _state(impl, "sgd"), lr=0.1, momentum=1.0),
+        ValueError, "sgd.step: argument 'momentum' must be in [0, 1), got 1.0"),
+    "nesterov without momentum": (
+        lambda impl: impl("sgd.step")(_P, _G, _state(impl, "sgd"), lr=0.1, nesterov=True),
+        ValueError, "sgd.step: argument 'nesterov' needs momentum > 0 and dampening 0, got "
+                    "momentum=0.0, dampening=0.0"),
+    "sgd step count -1": (
+        lambda impl: impl("sgd.step")(_P, _G, _state(impl, "sgd", step=-1), lr=0.1),
+        ValueError, "sgd.step: argument state['step'] must be an int >= 0, got -1"),
+    "sgd step count 1.5": (
+        lambda impl: impl("sgd.step")(_P, _G, _state(impl, "sgd", step=1.5), lr=0.1),
+        TypeError, "sgd.step: argument state['step'] must be an int, got float 1.5"),
+    "sgd buffer of another shape": (
+        lambda impl: impl("sgd.step")(_P, _G, _state(impl, "sgd", step=1,
+                                                     buffer={"W": np.ones(3)}),
+                                      lr=0.1, momentum=0.5),
+        ValueError, "sgd.step: argument state['buffer']['W'] must have shape (2, 2) like "
+                    "params['W'], got (3,)"),
+    "sgd buffer NaN": (
+        lambda impl: impl("sgd.step")(_P, _G, _state(impl, "sgd", step=1,
+                                                     buffer={"W": np.full((2, 2), np.nan)}),
+                                      lr=0.1, momentum=0.5),
+        ValueError, "sgd.step: argument state['buffer']['W'] must be finite, got 4 NaN or inf "
+                    "value(s) in an array of shape (2, 2)"),
+    "clip to a norm of 0": (
+        lambda impl: impl("clip.clip_by_global_norm")(_G, 0.0),
+        ValueError, "clip.clip_by_global_norm: argument 'max_norm' must be > 0, got 0.0"),
+    "warmup to a rate of 0": (
+        lambda impl: impl("schedules.linear_warmup")(0, 0.0, 10),
+        ValueError, "schedules.linear_warmup: argument 'base_lr' must be > 0, got 0.0"),
+    "cosine from a rate of 0": (
+        lambda impl: impl("schedules.cosine")(0, 0.0, 10),
+        ValueError, "schedules.cosine: argument 'base_lr' must be > 0, got 0.0"),
+    "warmup and cosine from a rate of 0": (
+        lambda impl: impl("schedules.warmup_cosine")(0, 0.0, 2, 10),
+        ValueError, "schedules.warmup_cosine: argument 'base_lr' must be > 0, got 0.0"),
+    "warmup and cosine over 0 steps": (
+        lambda impl: impl("schedules.warmup_cosine")(0, 0.1, 0, 0),
+        ValueError, "schedules.warmup_cosine: argument 'total_steps' must be an int >= 1, got 0"),
+    "warmup and cosine over -3 steps": (
+        lambda impl: impl("schedules.warmup_cosine")(0, 0.1, 0, -3),
+        ValueError, "schedules.warmup_cosine: argument 'total_steps' must be an int >= 1, "
+                    "got -3"),
+    "warmup as long as the schedule": (
+        lambda impl: impl("schedules.warmup_cosine")(0, 0.1, 5, 5),
+        ValueError, "schedules.warmup_cosine: argument 'total_steps' must be > warmup_steps = "
+                    "5, got 5"),
+    "warmup and cosine to a floor above the peak": (
+        lambda impl: impl("schedules.warmup_cosine")(0, 0.1, 2, 10, 0.2),
+        ValueError, "schedules.warmup_cosine: argument 'min_lr' must be in [0, 0.1], got 0.2"),
+}
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.component(re.match(r"\w+", message).group()), id=case)
+    for case, (_, _, message) in REFUSED.items()])
+def test_refusals_in_the_references_words(impl, case):
+    """Each refusal gives the exception type and the reference's whole message: the function,
+    the argument (a state entry by its key), the rule and the value given."""
+    call, error, message = REFUSED[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
+
+
+def test_an_overflowing_momentum_step_is_refused_without_a_warning(impl):
+    """With dampening 1 an overflowing decayed gradient enters the buffer as 0 * inf: the
+    step refuses with ValueError (naming lr and weight_decay) instead of warning about an
+    invalid value."""
+    params = {"W": np.full((2, 2), 10.0)}
+    state = {"step": 1, "buffer": {"W": np.ones((2, 2))}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"'lr' = 0\.1 with 'weight_decay' = 1e\+308"):
+            impl("sgd.step")(params, _G, state, lr=0.1, momentum=0.5, dampening=1.0,
+                             weight_decay=1e308)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_counts_its_steps(impl, momentum):
+    """init starts the count at 0 and each step adds 1, with or without momentum."""
+    state = impl("sgd.init")(_P)
+    assert state == {"step": 0, "buffer": None}
+    params = _P
+    for n in range(1, 4):
+        params, state = impl("sgd.step")(params, _G, state, lr=0.1, momentum=momentum)
+        assert state["step"] == n
+
+
+def test_adamw_accepts_a_decay_product_of_exactly_1(impl):
+    """lr * weight_decay = 1 is the largest decay allowed: the decayed weights go to 0 (with a
+    zero gradient nothing else moves them)."""
+    zero = {"W": np.zeros((2, 2))}
+    new, _ = impl("adamw.step")(_P, zero, impl("adamw.init")(_P), lr=0.5, weight_decay=2.0)
+    np.testing.assert_array_equal(new["W"], np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_matrices_only_takes_every_float_dtype(impl, dtype):
+    assert impl("adamw.matrices_only")("W", np.ones((2, 2), dtype=dtype)) is True
+    assert impl("adamw.matrices_only")("b", np.ones(2, dtype=dtype)) is False
+
+
+def test_global_norm_past_float64_squares(impl):
+    """Gradients near 1e200 square past float64's range; the norm is rescaled by the
+    largest element and still exact to rounding (3-4-5), with an empty leaf in the tree."""
+    grads = {"W": np.array([3e200, 0.0, 4e200]), "empty": np.zeros(0)}
+    np.testing.assert_allclose(impl("clip.global_norm")(grads), 5e200, rtol=1e-15)
+    clipped, norm = impl("clip.clip_by_global_norm")(grads, 1.0)
+    np.testing.assert_allclose(norm, 5e200, rtol=1e-15)
+    np.testing.assert_allclose(clipped["W"], [0.6, 0.0, 0.8], rtol=1e-14)
+
+
+def test_schedules_at_their_smallest_lengths(impl):
+    """A one-step cosine (base_lr at t = 0, min_lr from t = 1), a warmup-and-cosine without
+    warmup that starts at base_lr, and one of a single cosine step."""
+    assert impl("schedules.cosine")(0, 0.1, 1, 0.01) == 0.1
+    assert impl("schedules.cosine")(1, 0.1, 1, 0.01) == 0.01
+    assert impl("schedules.warmup_cosine")(0, 0.1, 0, 10) == 0.1
+    assert impl("schedules.warmup_cosine")(0, 0.1, 0, 1, 0.01) == 0.1
+    assert impl("schedules.warmup_cosine")(1, 0.1, 0, 1, 0.01) == 0.01

@@ -10,6 +10,7 @@ from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
 from llmref.spec.harness.checks import flatten
 from llmref.spec.harness.tolerances import F64, assert_close, assert_grads_close
+from llmref.spec.test_llama import any_config
 from llmref.transformer.gpt import GPTConfig
 
 TINY = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=2)
@@ -334,3 +335,417 @@ def test_checkpointing_names_itself_for_bad_ids(impl):
     ids[0, 0] = 13
     with pytest.raises(ValueError, match=r"checkpoint\.loss_and_grads: argument 'ids'"):
         impl("checkpoint.loss_and_grads")(ids, targets, params, TINY, 1)
+
+
+# The reference's messages in full (mutmut: a changed name, label, bound or wording survives
+# tests that search for a fragment).
+def _ones(batch):
+    return 1.0, {"w": np.ones(2)}
+
+
+def _second(bad):
+    """fn for accumulate whose second micro-batch returns the gradient ``bad``."""
+    return lambda b: (1.0, {"w": np.ones(2) if b == 1 else bad})
+
+
+def _train(impl, **changes):
+    args = {"params": {"w": np.ones(2)}, "loss_and_grads": lambda x, y, p: (1.0, {"w": p["w"]}),
+            "inputs": np.zeros((4, 1)), "targets": np.zeros(4), "epochs": 1, "batch_size": 2,
+            "optimizer": _module(impl, "sgd"), "lr": 0.1, **changes}
+    return impl("train.train")(**args)
+
+
+def _batch(impl, call, ids=None, targets=None, **changes):
+    params = hp.random_gpt(TINY, np.random.default_rng(0))
+    ids = np.zeros((2, 8), dtype=np.int64) if ids is None else ids
+    targets = np.ones((2, 8), dtype=np.int64) if targets is None else targets
+    args = {"ids": ids, "targets": targets, "params": params, "config": TINY, **changes}
+    if call == "checkpoint.loss_and_grads":
+        args.setdefault("segment_size", 1)
+    return impl(call)(**args)
+
+
+class _InitOnly:
+    init = staticmethod(lambda params: None)
+
+    def __repr__(self):
+        return "an optimizer without step"
+
+
+_ACC = "accumulate.loss_and_grads: argument"
+REFUSED = {
+    "accumulate, fn an int": (
+        lambda impl: impl("accumulate.loss_and_grads")(3, [1]), TypeError,
+        f"{_ACC} 'fn' must be a function, got int 3"),
+    "accumulate over a string": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, "ab"), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"str 'ab'"),
+    "accumulate over a dict": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, {"a": 1}), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"dict {{'a': 1}}"),
+    "accumulate over bytes": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, b"ab"), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"bytes b'ab'"),
+    "accumulate over an int": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, 3), TypeError,
+        f"{_ACC} 'micro_batches' must be a list (or another iterable) of micro-batches, got "
+        f"int 3"),
+    "accumulate over nothing": (
+        lambda impl: impl("accumulate.loss_and_grads")(_ones, iter([])), ValueError,
+        f"{_ACC} 'micro_batches' must hold at least one micro-batch, got none"),
+    "an infinite loss": (
+        lambda impl: impl("accumulate.loss_and_grads")(
+            lambda b: (np.inf if b == 2 else 1.0, {"w": np.ones(2)}), [1, 2]), ValueError,
+        f"{_ACC} 'fn' returned the loss inf for micro-batch 1; it must be finite"),
+    "a second gradient of another shape": (
+        lambda impl: impl("accumulate.loss_and_grads")(_second(np.ones(3)), [1, 2]), ValueError,
+        f"{_ACC} 'fn' returned bad gradients for micro-batch 1: grads['w'] must have shape "
+        f"(2,) like the first micro-batch's['w'], got (3,)"),
+    "a second gradient of ints": (
+        lambda impl: impl("accumulate.loss_and_grads")(_second(np.ones(2, np.int64)), [1, 2]),
+        TypeError, f"{_ACC} 'fn' returned bad gradients for micro-batch 1: grads['w'] must "
+                   f"have a floating-point dtype, got dtype int64"),
+    "a second gradient NaN": (
+        lambda impl: impl("accumulate.loss_and_grads")(_second(np.full(2, np.nan)), [1, 2]),
+        ValueError, f"{_ACC} 'fn' returned bad gradients for micro-batch 1: grads['w'] must "
+                    f"be finite, got 2 NaN or inf value(s) in an array of shape (2,)"),
+    "fn returning no pair": (
+        lambda impl: impl("accumulate.loss_and_grads")(lambda b: "x", [1, 2]), TypeError,
+        f"{_ACC} 'fn' must return a pair (loss, grads), got str 'x' for micro-batch 0"),
+    "epoch without a generator": (
+        lambda impl: impl("train.epoch_batches")(10, 4, 3), TypeError,
+        "train.epoch_batches: argument 'rng' must be a numpy.random.Generator "
+        "(np.random.default_rng(seed)), got int 3"),
+    "train on a list": (
+        lambda impl: _train(impl, inputs=[1, 2]), TypeError,
+        "train.train: argument 'inputs' must be a NumPy array with one example per row, got "
+        "list [1, 2]"),
+    "train on a 0-d array": (
+        lambda impl: _train(impl, targets=np.array(1.0)), TypeError,
+        "train.train: argument 'targets' must be a NumPy array with one example per row, got "
+        "array of shape () and dtype float64"),
+    "train on no targets": (
+        lambda impl: _train(impl, targets=np.zeros(0)), ValueError,
+        "train.train: argument 'targets' must hold at least one example, got shape (0,)"),
+    "train on no inputs": (
+        lambda impl: _train(impl, inputs=np.zeros((0, 1))), ValueError,
+        "train.train: argument 'inputs' must hold at least one example, got shape (0, 1)"),
+    "train on fewer targets": (
+        lambda impl: _train(impl, targets=np.zeros(3)), ValueError,
+        "train.train: arguments 'inputs' and 'targets' must have the same number of "
+        "examples, got 4 and 3"),
+    "train, more parts than examples": (
+        lambda impl: _train(impl, micro_batches=3), ValueError,
+        "train.train: argument 'batch_size' must be >= micro_batches = 3, got 2"),
+    "train without an optimizer": (
+        lambda impl: _train(impl, optimizer=3), TypeError,
+        "train.train: argument 'optimizer' must have a function init() (a module such as "
+        "llmref.adamw), got 3"),
+    "train, optimizer without step": (
+        lambda impl: _train(impl, optimizer=_InitOnly()), TypeError,
+        "train.train: argument 'optimizer' must have a function step() (a module such as "
+        "llmref.adamw), got an optimizer without step"),
+    "train at a rate of 0": (
+        lambda impl: _train(impl, lr=0.0), ValueError,
+        "train.train: argument 'lr' must be > 0, got 0.0"),
+    "train clipped to 0": (
+        lambda impl: _train(impl, max_grad_norm=0.0), ValueError,
+        "train.train: argument 'max_grad_norm' must be > 0, got 0.0"),
+    "a schedule returning a string": (
+        lambda impl: _train(impl, lr=lambda s: "a"), TypeError,
+        "train.train: argument 'lr' (a schedule) must return a number, got str 'a' at step 0"),
+    "a schedule returning True": (
+        lambda impl: _train(impl, lr=lambda s: True), TypeError,
+        "train.train: argument 'lr' (a schedule) must return a number, got bool True at step 0"),
+    "a schedule returning NaN": (
+        lambda impl: _train(impl, lr=lambda s: np.nan), ValueError,
+        "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
+        "step, got nan at step 0"),
+    "a schedule returning inf": (
+        lambda impl: _train(impl, lr=lambda s: np.inf), ValueError,
+        "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
+        "step, got inf at step 0"),
+    "a schedule returning 0 at step 1": (
+        lambda impl: _train(impl, lr=lambda s: 0.1 * (1 - s)), ValueError,
+        "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
+        "step, got 0.0 at step 1"),
+    "gradients of another tree": (
+        lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (1.0, {"v": np.ones(2)})),
+        ValueError, "train.train: argument 'loss_and_grads' returned bad gradients at step 0: "
+                    "'grads' must have the structure of 'params', got missing leaves ['w']; "
+                    "unknown leaves ['v']"),
+    "gradients in float32": (
+        lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (
+            1.0, {"w": np.ones(2, np.float32)})), TypeError,
+        "train.train: argument 'loss_and_grads' returned bad gradients at step 0: grads['w'] "
+        "must have dtype float64 like params['w'], got float32"),
+    "held bytes of an int": (
+        lambda impl: impl("checkpoint.held_bytes")(3), TypeError,
+        "checkpoint.held_bytes: argument 'objects' must be an array, a list, a tuple or a "
+        "dict of them, got int 3"),
+    "held bytes excluding an int": (
+        lambda impl: impl("checkpoint.held_bytes")([np.ones(2)], exclude=3), TypeError,
+        "checkpoint.held_bytes: argument 'exclude' must be a list or tuple, got int 3"),
+    "held bytes excluding a list with an int": (
+        lambda impl: impl("checkpoint.held_bytes")([np.ones(2)], exclude=[np.ones(1), 3]),
+        TypeError, "checkpoint.held_bytes: argument exclude[1] must be a NumPy array, got "
+                   "int 3"),
+    "checkpointing without a GPTConfig": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads", config={"a": 1}), TypeError,
+        "checkpoint.loss_and_grads: argument 'config' must be a GPTConfig, got dict "
+        "{'a': 1}"),
+    "checkpointing past the context": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            ids=np.zeros((2, 9), np.int64), targets=np.ones((2, 9), np.int64)),
+        ValueError, "checkpoint.loss_and_grads: argument 'ids' must have shape (B, T) with "
+                    "T <= context_len = 8, got shape (2, 9)"),
+    "checkpointing one sequence": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            ids=np.zeros(8, np.int64), targets=np.ones(8, np.int64)),
+        ValueError, "checkpoint.loss_and_grads: argument 'ids' must have shape (B, T) with "
+                    "T <= context_len = 8, got shape (8,)"),
+    "checkpointing short targets": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            targets=np.ones((2, 7), np.int64)), ValueError,
+        "checkpoint.loss_and_grads: argument 'targets' must have shape (2, 8), got shape "
+        "(2, 7)"),
+    "checkpointing a target past the vocabulary": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            targets=np.full((2, 8), 13, np.int64)), ValueError,
+        "checkpoint.loss_and_grads: argument 'targets' must hold values in [0, 13), got 13 "
+        "(and 16 out-of-range value(s) in all)"),
+    "checkpointing with every target ignored": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads",
+                            targets=np.full((2, 8), 5, np.int64), ignore_index=5), ValueError,
+        "checkpoint.loss_and_grads: argument 'targets' has no target to average: all 16 "
+        "equal ignore_index=5"),
+    "checkpointing in segments of 0": (
+        lambda impl: _batch(impl, "checkpoint.loss_and_grads", segment_size=0), ValueError,
+        "checkpoint.loss_and_grads: argument 'segment_size' must be an int >= 1, got 0"),
+    "measuring with every target ignored": (
+        lambda impl: _batch(impl, "checkpoint.plain_activation_bytes",
+                            targets=np.full((2, 8), -100, np.int64)), ValueError,
+        "checkpoint.plain_activation_bytes: argument 'targets' has no target to average: all "
+        "16 equal ignore_index=-100"),
+    "an unknown activation": (
+        lambda impl: impl("memory.block_activation_elements")(2, 4, 8, 2, 32,
+                                                              activation="tanh"), ValueError,
+        "memory.block_activation_elements: argument 'activation' must be one of ['gelu', "
+        "'gelu_tanh', 'relu', 'swiglu'], got 'tanh'"),
+    "heads not dividing the width": (
+        lambda impl: impl("memory.block_activation_elements")(2, 4, 8, 3, 32), ValueError,
+        "memory.block_activation_elements: argument 'n_heads' must divide d_model = 8, got "
+        "n_heads = 3"),
+    "parameters without a GPTConfig": (
+        lambda impl: impl("memory.param_count")({"a": 1}), TypeError,
+        "memory.param_count: argument 'config' must be a GPTConfig, got dict {'a': 1}"),
+    "activations past the context": (
+        lambda impl: impl("memory.activation_bytes")(TINY, 2, 9), ValueError,
+        "memory.activation_bytes: argument 'T' must be at most the context length 8, got 9"),
+    "training bytes past the context": (
+        lambda impl: impl("memory.training_bytes")(TINY, 2, 9), ValueError,
+        "memory.training_bytes: argument 'T' must be at most the context length 8, got 9"),
+    "activations of 0 bytes": (
+        lambda impl: impl("memory.training_bytes")(TINY, 2, 8, activation_itemsize=0),
+        ValueError, "memory.training_bytes: argument 'activation_itemsize' must be an int "
+                    ">= 1, got 0"),
+}
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize("case", [
+    pytest.param(case, id=case, marks=pytest.mark.component(
+        *{"train": ("train", "sgd")}.get(message.split(".")[0], (message.split(".")[0],))))
+    for case, (_, _, message) in REFUSED.items()])
+def test_refusals_in_the_references_words(impl, case):
+    """The whole message: function, argument (an entry by its index), rule, value given and,
+    for what a callback returned, the micro-batch or step."""
+    call, error, message = REFUSED[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3, 4, 5, 6, 7])
+def test_checkpointing_peak_memory_and_recompute(impl, segment):
+    """The stats against the memory calculator's own numbers (float64): while segment j of
+    S is rerun (last first), the boundaries 0..j are still held, each a (B, T, C) array, plus
+    that segment's block caches; the rest (norm, probabilities, mask, position ids) is what
+    the plain pass holds beyond its L block caches.  Every block is rerun once, so the extra
+    work is L forward passes of a block."""
+    config = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=2, n_layers=6)
+    B, T, C, L = 3, 8, 8, 6
+    params = hp.random_gpt(config, np.random.default_rng(6))
+    ids, targets = _data(6, B)
+    _, _, stats = impl("checkpoint.loss_and_grads")(ids, targets, params, config, segment)
+    block = 8 * impl("memory.block_activation_elements")(B, T, C, 2, 4 * C)
+    rest = impl("memory.activation_bytes")(config, B, T) - L * block
+    starts = range(0, L, segment)
+    expected = rest + max((j + 1) * B * T * C * 8 + min(segment, L - s) * block
+                          for j, s in enumerate(starts))
+    assert stats["peak_activation_bytes"] == expected
+    assert stats["segments"] == len(starts)
+    assert stats["recompute_flops"] == L * impl("flops.block")(B, T, C, 2, 4 * C).forward
+
+
+def test_measured_activations_are_the_same_in_the_cache_debug_mode(impl):
+    """In the cache debug mode a public forward's cache comes wrapped (with checksums of the
+    inputs it holds); the measurement walks into the wrapper and counts the same bytes."""
+    from llmref import _checks
+
+    params = hp.random_gpt(TINY, np.random.default_rng(8))
+    ids, targets = _data(8, 2)
+    plain = impl("checkpoint.plain_activation_bytes")(ids, targets, params, TINY)
+    previous = _checks.debug_caches(True)
+    try:
+        debug = impl("checkpoint.plain_activation_bytes")(ids, targets, params, TINY)
+    finally:
+        _checks.debug_caches(previous)
+    assert debug == plain == impl("memory.activation_bytes")(TINY, 2, 8)
+
+
+@given(any_config(), st.integers(1, 2), hs.seeds)
+def test_memory_calculator_matches_measurement_for_any_options(impl, config, B, seed):
+    """Every activation (FFN_ELEMENTS: relu 2, the GELUs 3 with the exact GELU's float64
+    factor, SwiGLU 5), grouped-query keys and values repeated to every head, rotary tables
+    instead of position ids, RMS or layer norm: the predicted bytes equal the measured ones,
+    in float64 and in float32 (where the exact GELU still keeps its float64 factor), and the
+    parameter count equals the leaves of a real tree."""
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    T = config.context_len
+    ids = rng.integers(0, config.vocab_size, size=(B, T))
+    assert impl("memory.param_count")(config) == sum(v.size for v in flatten(params).values())
+    measured = impl("checkpoint.plain_activation_bytes")(ids, np.roll(ids, -1, axis=1), params,
+                                                         config)
+    assert impl("memory.activation_bytes")(config, B, T, itemsize=8) == measured
+    params32 = impl("params.map_tree")(lambda a: a.astype(np.float32), params)
+    measured = impl("checkpoint.plain_activation_bytes")(ids, np.roll(ids, -1, axis=1),
+                                                         params32, config)
+    assert impl("memory.activation_bytes")(config, B, T, itemsize=4) == measured
+
+
+def test_accumulation_takes_any_iterable_and_weighs_parts_equally(impl):
+    """A generator, a tuple or a list of micro-batches give the same mean loss and mean
+    gradient; parts of different sizes weigh the same (the mean of the parts' values); the
+    gradient tree comes back with its nesting and the input gradients are not changed."""
+    acc = impl("accumulate.loss_and_grads")
+    seen = []
+
+    def fn(batch):
+        g = {"w": np.full(2, float(np.sum(batch))), "blocks": [{"b": np.array([len(batch)],
+                                                                               float)}]}
+        seen.append(g)
+        return float(np.sum(batch)), g
+
+    batches = [np.array([1.0, 2.0]), np.array([4.0]), np.array([8.0, 16.0, 32.0])]
+    for given_as in (list, tuple, iter):
+        seen.clear()
+        loss, grads = acc(fn, given_as(batches))
+        assert loss == (3.0 + 4.0 + 56.0) / 3
+        np.testing.assert_allclose(grads["w"], np.full(2, 63.0 / 3), rtol=1e-15)
+        np.testing.assert_allclose(grads["blocks"][0]["b"], [2.0], rtol=1e-15)
+        assert [g["w"][0] for g in seen] == [3.0, 4.0, 56.0]
+
+
+@given(st.integers(1, 30), st.integers(1, 12), hs.seeds)
+def test_epoch_batches_cut_one_permutation(impl, n, batch_size, seed):
+    """ceil(n / batch_size) int arrays, all of batch_size but the last (the remainder), that
+    together hold every index once; the same seed gives the same batches."""
+    rng = np.random.default_rng(seed)
+    batches = impl("train.epoch_batches")(n, batch_size, rng)
+    assert len(batches) == -(-n // batch_size)
+    assert [len(b) for b in batches[:-1]] == [batch_size] * (len(batches) - 1)
+    assert len(batches[-1]) == n - batch_size * (len(batches) - 1)
+    assert all(np.issubdtype(b.dtype, np.integer) for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+    again = impl("train.epoch_batches")(n, batch_size, np.random.default_rng(seed))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh", "swiglu"])
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_one_block_adds_what_block_activation_elements_counts(impl, activation, n_kv_heads):
+    """A second block adds exactly block_activation_elements(...) float64 elements to the
+    measured activations, for every activation and with grouped-query attention."""
+    configs = [GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=4, n_layers=L,
+                         d_ff=5, activation=activation, n_kv_heads=n_kv_heads)
+               for L in (1, 2)]
+    rng = np.random.default_rng(9)
+    ids = rng.integers(0, 11, size=(2, 6))
+    measured = [impl("checkpoint.plain_activation_bytes")(
+        ids, np.roll(ids, -1, axis=1), hp.random_gpt(c, rng), c) for c in configs]
+    assert measured[1] - measured[0] == 8 * impl("memory.block_activation_elements")(
+        2, 6, 8, 4, 5, n_kv_heads=n_kv_heads, activation=activation)
+
+
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 9))
+def test_block_param_count_counts_a_real_block(impl, H, D, d_ff):
+    """block_param_count(C, F) is the number of scalars in block.init(C, H, F)."""
+    C = H * D
+    block = impl("block.init")(C, H, d_ff, np.random.default_rng(0))
+    assert impl("memory.block_param_count")(C, d_ff) == sum(
+        v.size for v in flatten(block).values())
+
+
+def test_training_history_records_every_step(impl):
+    """Each history entry: the epoch, the step counted across epochs, the batch's mean loss
+    over its parts, the rate used and the examples of the batch."""
+    xs = np.arange(5.0)[:, None]
+
+    def lg(x, y, p):
+        return float(np.mean(x)), {"w": np.zeros(1)}
+
+    _, history = impl("train.train")({"w": np.zeros(1)}, lg, xs, np.zeros(5), epochs=2,
+                                     batch_size=3, micro_batches=2,
+                                     optimizer=_module(impl, "sgd"), lr=lambda s: 0.1 + s)
+    assert [(h["epoch"], h["step"]) for h in history] == [(0, 0), (0, 1), (1, 2), (1, 3)]
+    for h in history:
+        parts = [p for p in np.array_split(h["examples"], 2) if len(p)]
+        assert h["loss"] == pytest.approx(np.mean([float(np.mean(xs[p])) for p in parts]),
+                                          rel=1e-14)
+        assert h["lr"] == 0.1 + h["step"] and h["grad_norm"] == 0.0
+
+
+def test_held_bytes_counts_each_buffer_once(impl):
+    """A view (even a view of a view) counts with the array that owns the memory, once; the
+    excluded arrays' buffers (reached through a view too) not at all; numbers, strings and
+    configurations are skipped; dicts, lists and tuples are walked to any depth."""
+    held = impl("checkpoint.held_bytes")
+    x, y, z = np.zeros((4, 8)), np.ones(16), np.ones(3, dtype=np.float32)
+    assert held(x) == x.nbytes
+    assert held([x[1:][:, ::2], {"a": (x.T, [x])}]) == x.nbytes
+    assert held({"x": x, "y": [y.reshape(4, 4)], "z": (z, 3, "s", TINY)}) == \
+        x.nbytes + y.nbytes + z.nbytes
+    assert held([x, y, z], exclude=[y[2:][::2]]) == x.nbytes + z.nbytes
+    assert held((x, y), exclude=(x, y)) == 0
+    assert held([]) == 0
+
+
+def test_accumulated_loss_is_a_python_float(impl):
+    """Losses returned as NumPy float32 scalars are averaged as Python floats (float64): the
+    mean of 1/3 and 2/3 in float32 comes back as a float with float64 rounding."""
+    thirds = [np.float32(1) / np.float32(3), np.float32(2) / np.float32(3)]
+    loss, _ = impl("accumulate.loss_and_grads")(
+        lambda b: (thirds[b], {"w": np.ones(1)}), [0, 1])
+    assert type(loss) is float
+    assert loss == pytest.approx((float(thirds[0]) + float(thirds[1])) / 2, rel=1e-15)
+
+
+@pytest.mark.parametrize("segment", [1, 2])
+def test_checkpointing_a_llama_is_exact(impl, segment):
+    """Rotary positions, grouped-query attention, SwiGLU and RMS norm (the rotary tables are
+    passed to every rerun block): the same loss and gradients, bit for bit."""
+    from llmref.spec.test_llama import LLAMA
+
+    params = hp.random_gpt(LLAMA, np.random.default_rng(10))
+    ids, targets = _data(10, 2, T=8, vocab=11)
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, LLAMA)
+    c_loss, c_grads, stats = impl("checkpoint.loss_and_grads")(ids, targets, params, LLAMA,
+                                                               segment)
+    assert c_loss == loss and stats["segments"] == 2 // segment
+    for name, g in flatten(grads).items():
+        np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)

@@ -367,11 +367,11 @@ def _mha(B: int, T: int, d_model: int, n_heads: int, n_kv_heads: int) -> Cost:
             + _linear(N, n_heads * D, d_model))
 
 
-def _ffn(n_rows: int, d_model: int, d_ff: int, gated: bool = False) -> Cost:
+def _ffn(n_rows: int, d_model: int, d_ff: int, gated: bool) -> Cost:
     cost = _linear(n_rows, d_model, d_ff) + _linear(n_rows, d_ff, d_model)
     return cost + _linear(n_rows, d_model, d_ff) if gated else cost
 
 
 def _block(B: int, T: int, d_model: int, n_heads: int, d_ff: int, n_kv_heads: int,
-           gated: bool = False) -> Cost:
+           gated: bool) -> Cost:
     return _mha(B, T, d_model, n_heads, n_kv_heads) + _ffn(B * T, d_model, d_ff, gated)

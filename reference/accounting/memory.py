@@ -270,10 +270,9 @@ def _param_count(config: GPTConfig) -> int:
     return sum(math.prod(shape) for shape in gpt.shapes(config, flat=True).values())
 
 
-def _block_activation_elements(B: int, T: int, C: int, H: int, F: int, H_kv: int | None = None,
-                               activation: str = "gelu_tanh") -> int:
+def _block_activation_elements(B: int, T: int, C: int, H: int, F: int, H_kv: int,
+                               activation: str) -> int:
     N = B * T
-    H_kv = H if H_kv is None else H_kv
     kv = 2 * N * H_kv * (C // H)                        # keys and values
     repeated = 2 * N * C if H_kv != H else 0            # grouped-query: repeated to H heads
     return (6 * N * C + 2 * N + kv + repeated + B * H * T * T

@@ -115,7 +115,7 @@ def step(params, grads, state: dict, lr: float = 1e-3, betas=(0.9, 0.999), eps: 
     lr, weight_decay = sgd._check_hyper(where, lr, weight_decay)
     betas, eps = _check_betas(where, betas, eps)
     state = _check_state(where, state, flat)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):        # finite g + weight_decay * p: inf at worst, not NaN
         g = map_trees(where, lambda p, g: g + weight_decay * p if weight_decay else g, params,
                       grads)
     return _moments_update(where, params, g, state, lr, betas, eps,

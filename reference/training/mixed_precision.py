@@ -26,7 +26,8 @@ $S_{max} \approx 3.4 \times 10^{38}$: the gradients are unscaled in float32, whe
 scale is infinite (every step would overflow and be skipped forever) and a smaller one
 loses its precision on the way to 0.
 
-$$ S \leftarrow \begin{cases} S \cdot \text{backoff} & \text{an overflow (skip the step)} \\
+$$ S \leftarrow \begin{cases} \max(S \cdot \text{backoff},\ S_{min})
+   & \text{an overflow (skip the step)} \\
    S \cdot \text{growth} & \text{the growth\_interval-th clean step in a row (if} \le S_{max}) \\
    S & \text{otherwise} \end{cases} $$
 """
@@ -165,9 +166,10 @@ def scaler_init(init_scale: float = 2.0**16, growth_factor: float = 2.0,
                                "found_inf": False})
 def scaler_update(state: dict, found_inf: bool) -> dict:
     r"""The next loss-scaler state: back off on overflow; grow after ``growth_interval``
-    clean steps in a row (torch's ``_amp_update_scale_``: no growth past `MAX_SCALE`).
+    clean steps in a row (torch's ``_amp_update_scale_``: no growth past `MAX_SCALE`; unlike
+    torch, no back-off below `MIN_SCALE`, so the state stays one this function accepts).
 
-    $$ (S, n) \leftarrow \begin{cases} (S\,b, 0) & \text{found\_inf} \\
+    $$ (S, n) \leftarrow \begin{cases} (\max(S\,b, S_{min}), 0) & \text{found\_inf} \\
        (S\,g, 0) & n + 1 = N \;(\text{S kept if } S g > S_{max}) \\
        (S, n + 1) & \text{otherwise} \end{cases} $$
 
@@ -404,7 +406,7 @@ def _cast(where: str, x: np.ndarray, dtype: str, name: str = "x") -> np.ndarray:
 def _scaler_update(state: dict, found_inf: bool) -> dict:
     new = dict(state)
     if found_inf:
-        new["scale"] = state["scale"] * state["backoff_factor"]
+        new["scale"] = max(state["scale"] * state["backoff_factor"], MIN_SCALE)
         new["growth_tracker"] = 0
     elif state["growth_tracker"] + 1 == state["growth_interval"]:
         grown = state["scale"] * state["growth_factor"]

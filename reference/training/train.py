@@ -175,7 +175,7 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
                          f"{micro_batches}, got {batch_size}")
     for method in ("init", "step"):
         if not callable(getattr(optimizer, method, None)):
-            raise TypeError(f"{where}: argument 'optimizer' must have an {method}() function "
+            raise TypeError(f"{where}: argument 'optimizer' must have a function {method}() "
                             f"(a module such as llmref.adamw), got {optimizer!r}")
     if not callable(lr):
         _checks.real(where, "lr", lr, 0.0, low_open=True)
