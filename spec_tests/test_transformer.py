@@ -222,3 +222,123 @@ def test_gpt_with_another_eps_matches_torch(impl, residual, case, eps, seed):
     check_model_against_torch(impl, "gpt", ids, params,
                               lambda ids, p: torch_gpt_by_blocks(ids, p, config), seed,
                               {"config": config}, rounding_scale=_rounding(config))
+
+
+# ------------------------------------------------------------------ every option of the layers
+# The Llama options (separate or fused q/k/v, grouped-query heads, rotary positions given
+# per row, per sequence or by default, no biases, RMSNorm, SwiGLU) mixed with the GPT-2 ones
+# (padding masks with holes, no causal mask, post-norm, residual=False, another eps), each
+# case against a torch composition built from torch's functional operations.
+
+def _allowed(B, T, causal, padding):
+    """(B, 1, T, T) boolean for SDPA: the causal triangle (or everything) less padding keys."""
+    allowed = torch.ones(T, T, dtype=torch.bool)
+    allowed = (allowed.tril() if causal else allowed)[None, None].expand(B, 1, T, T)
+    if padding is not None:
+        allowed = allowed & ~torch.from_numpy(padding)[:, None, None, :]
+    return allowed
+
+
+def _rotary_positions(kind, B, T, rng):
+    """Rotary positions as the reference takes them ((T,), (B, T) or None) and as (B, T) for
+    the torch twin."""
+    if kind == "rows":
+        positions = rng.integers(0, 50, size=(B, T))
+    elif kind == "sequence":
+        positions = rng.integers(0, 50, size=T)
+    else:
+        positions = None
+    full = np.arange(T) if positions is None else positions
+    return positions, torch.from_numpy(np.broadcast_to(full, (B, T)).copy())
+
+
+# (n_heads, n_kv_heads, fused, bias, rotary positions, rope_theta, causal)
+MHA_OPTIONS = [
+    (4, 2, False, False, "rows", 10000.0, True),
+    (2, 1, True, True, "sequence", 100.0, False),
+    (2, 2, False, True, "default", 7.5, True),
+    (3, 1, True, False, None, None, False),
+]
+
+
+@pytest.mark.parametrize("options", MHA_OPTIONS, ids=lambda o: "-".join(map(str, o)))
+@given(B=hs.sides(3), T=hs.sides(5), pad=st.booleans(), seed=hs.seeds)
+def test_mha_options_with_padding_match_torch(impl, options, B, T, pad, seed):
+    """Grouped-query heads, fused or separate projections, biases or none, rotary positions
+    per row, per sequence or by default (0 .. T-1) with any base, with or without the causal
+    mask, and a padding mask with holes: output, x and every parameter against SDPA."""
+    H, H_kv, fused, bias, rotary, theta, causal = options
+    C = 2 * H
+    rng = np.random.default_rng(seed)
+    params = hp.random_mha(C, rng, H, H_kv, fused, bias)
+    padding = _padding(B, T, rng) if pad else None
+    positions, pos_t = _rotary_positions(rotary, B, T, rng)
+    kwargs = {"n_heads": H, "causal": causal, "key_padding_mask": padding,
+              "n_kv_heads": H_kv, "rope_theta": theta, "positions": positions}
+    allowed = _allowed(B, T, causal, padding)
+    check_model_against_torch(
+        impl, "mha", rng.standard_normal((B, T, C)), params,
+        lambda x, p: tw.attention_layer(x, p, H, H_kv, allowed, pos_t, theta), seed, kwargs)
+
+
+def torch_block_any(x, p, n_heads, n_kv_heads, norm_first, activation, norm, eps, residual,
+                    allowed, positions=None, theta=None):
+    """A block with any of the options, from tw.attention_layer, F.layer_norm or F.rms_norm
+    and the feed-forward (SwiGLU or not); ``residual=False`` drops both residual sums."""
+    def attend(a):
+        return tw.attention_layer(a, p["attn"], n_heads, n_kv_heads, allowed, positions, theta)
+
+    def nm(a, name):
+        return tw._norm(a, p[name], norm, eps)
+
+    def ff(a):
+        return tw.feed_forward(a, p["ffn"], activation)
+
+    def add(branch, skip):
+        return branch + skip if residual else branch
+
+    if norm_first:
+        h = add(attend(nm(x, "ln1")), x)
+        return add(ff(nm(h, "ln2")), h)
+    h = nm(add(attend(x), x), "ln1")
+    return nm(add(ff(h), h), "ln2")
+
+
+# (norm, activation, norm_first, residual, eps, n_heads, n_kv_heads, fused, bias, rotary,
+#  causal)
+BLOCK_OPTIONS = [
+    ("rms", "swiglu", True, True, 1e-5, 4, 2, False, False, "rows", True),
+    ("rms", "relu", False, False, 0.1, 2, 1, True, True, "default", False),
+    ("layer", "swiglu", True, False, 0.5, 2, 2, False, True, None, True),
+    ("layer", "gelu", False, True, 1e-3, 2, 1, True, False, "sequence", True),
+    ("rms", "gelu_tanh", True, True, 2.0, 1, 1, True, True, None, False),
+]
+
+
+@pytest.mark.parametrize("options", BLOCK_OPTIONS, ids=lambda o: "-".join(map(str, o)))
+@given(B=hs.sides(2), T=hs.sides(4), d_ff=hs.sides(5), pad=st.booleans(), seed=hs.seeds)
+def test_block_with_any_options_matches_torch(impl, options, B, T, d_ff, pad, seed):
+    """RMSNorm or LayerNorm (with or without beta), SwiGLU or a plain activation, pre- or
+    post-norm, with or without residual sums, any eps, grouped-query heads, separate q/k/v,
+    biases or none, rotary positions, causal or not, padding with holes: output, x and
+    every parameter against the torch composition."""
+    norm, activation, norm_first, residual, eps, H, H_kv, fused, bias, rotary, causal = options
+    C = 2 * H
+    config = GPTConfig(vocab_size=2, context_len=4, d_model=C, n_heads=H, n_layers=1,
+                       d_ff=d_ff, activation=activation, norm=norm, n_kv_heads=H_kv,
+                       bias=bias, fused_qkv=fused)
+    rng = np.random.default_rng(seed)
+    params = hp.random_block(C, d_ff, rng, config)
+    padding = _padding(B, T, rng) if pad else None
+    positions, pos_t = _rotary_positions(rotary, B, T, rng)
+    theta = None if rotary is None else 50.0
+    allowed = _allowed(B, T, causal, padding)
+    kwargs = {"n_heads": H, "norm_first": norm_first, "activation": activation,
+              "causal": causal, "key_padding_mask": padding, "eps": eps,
+              "residual": residual, "norm": norm, "n_kv_heads": H_kv, "rope_theta": theta,
+              "positions": positions}
+    check_model_against_torch(
+        impl, "block", rng.standard_normal((B, T, C)), params,
+        lambda x, p: torch_block_any(x, p, H, H_kv, norm_first, activation, norm, eps,
+                                     residual, allowed, pos_t, theta),
+        seed, kwargs, rounding_scale=10.0 if activation.startswith("gelu") else 0.0)
