@@ -342,3 +342,162 @@ def test_block_with_any_options_matches_torch(impl, options, B, T, d_ff, pad, se
         lambda x, p: torch_block_any(x, p, H, H_kv, norm_first, activation, norm, eps,
                                      residual, allowed, pos_t, theta),
         seed, kwargs, rounding_scale=10.0 if activation.startswith("gelu") else 0.0)
+
+
+# ------------------------------------------------------------------ the GPT: options, masks,
+# positions, the loss and decoding with a KV cache
+
+GPT_OPTIONS = [
+    GPTConfig(vocab_size=7, context_len=6, d_model=8, n_heads=4, n_layers=2, d_ff=6,
+              activation="swiglu", tie_weights=False, eps=1e-3, norm="rms", position="rope",
+              rope_theta=100.0, n_kv_heads=2, bias=False, fused_qkv=False),
+    GPTConfig(vocab_size=5, context_len=6, d_model=4, n_heads=2, n_layers=2, d_ff=3,
+              activation="gelu", norm_first=False, eps=0.1, residual=False),
+    GPTConfig(vocab_size=6, context_len=6, d_model=4, n_heads=2, n_layers=1,
+              activation="relu", norm_first=False, position="rope", rope_theta=30.0,
+              n_kv_heads=1, residual=False),
+    GPTConfig(vocab_size=6, context_len=6, d_model=4, n_heads=2, n_layers=1, d_ff=5,
+              activation="swiglu", tie_weights=False, norm="rms", eps=0.5),
+]
+
+
+def _config_id(config):
+    return "-".join(str(getattr(config, f)) for f in ("activation", "norm", "position",
+                                                      "norm_first", "residual", "tie_weights"))
+
+
+def torch_gpt_hidden(ids, p, config, mask=None, position_ids=None):
+    """The GPT's final hidden states (before the head) with every option, residual=False
+    included, from torch operations: positions from the mask (Hugging Face's rule) unless
+    given, padding keys hidden."""
+    B, T = ids.shape
+    mask_t = None if mask is None else torch.from_numpy(mask)
+    positions = tw.padded_positions(mask_t, B, T) if position_ids is None else \
+        torch.from_numpy(position_ids)
+    allowed = tw.causal_allowed(mask_t, B, T)
+    theta = config.rope_theta if config.position == "rope" else None
+    h = p["wte"]["W"][torch.from_numpy(ids)]
+    if config.position == "learned":
+        h = h + p["wpe"]["W"][positions]
+    for bp in p["blocks"]:
+        h = torch_block_any(h, bp, config.n_heads, config.kv_heads, config.norm_first,
+                            config.activation, config.norm, config.eps, config.residual,
+                            allowed, positions, theta)
+    return tw._norm(h, p["ln_f"], config.norm, config.eps)
+
+
+def _torch_head(p, config):
+    return p["wte"]["W"].T if config.tie_weights else p["lm_head"]["W"]
+
+
+def _vjp(out, leaves: dict, upstream) -> dict:
+    """{name: gradient of sum(upstream * out)} for the torch leaves (zeros where unused)."""
+    got = torch.autograd.grad(out, list(leaves.values()), torch.from_numpy(upstream),
+                              retain_graph=True, allow_unused=True)
+    return {k: np.zeros(tuple(v.shape)) if g is None else g.numpy()
+            for (k, v), g in zip(leaves.items(), got, strict=True)}
+
+
+def _mask_with_holes(rng, B, T):
+    """Padding anywhere (holes in the middle, whole rows), except that row 0 is all real, so
+    that it fills the context."""
+    mask = rng.random((B, T)) < 0.6
+    mask[0] = True
+    return mask
+
+
+@pytest.mark.parametrize("config", GPT_OPTIONS, ids=_config_id)
+@given(B=hs.sides(3), masked=st.booleans(), explicit=st.booleans(), seed=hs.seeds)
+def test_gpt_and_its_trunk_with_masks_and_positions_match_torch(impl, config, B, masked,
+                                                                explicit, seed):
+    """gpt.forward / backward and gpt.hidden_forward / hidden_backward for a sequence that
+    fills the context, with an attention mask with holes (or none) and explicit position ids
+    (or the mask's): the outputs at real tokens and every parameter gradient (upstream
+    random on real tokens, 0 on padding) against the torch composition."""
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    T = config.context_len
+    ids = rng.integers(0, config.vocab_size, size=(B, T))
+    mask = _mask_with_holes(rng, B, T) if masked else None
+    real = np.ones((B, T), bool) if mask is None else mask
+    position_ids = rng.integers(0, T, size=(B, T)) if explicit else None
+    p_t = tw.tensors(params)
+    h_t = torch_gpt_hidden(ids, p_t, config, mask, position_ids)
+    logits_t = h_t @ _torch_head(p_t, config)
+    trunk = {k: v for k, v in flatten(p_t).items() if not k.startswith("lm_head")}
+    d_logits = rng.standard_normal(tuple(logits_t.shape)) * real[..., None]
+    d_h = rng.standard_normal(tuple(h_t.shape)) * real[..., None]
+    scale = 10.0 if config.activation.startswith("gelu") else 1.0
+    kwargs = {"attention_mask": mask, "position_ids": position_ids}
+
+    logits, cache = impl("gpt.forward")(ids, params, config, **kwargs)
+    assert_close(logits[real], logits_t.detach().numpy()[real], F64, name="logits",
+                 reference_scale=scale)
+    assert_grads_close(flatten(impl("gpt.backward")(d_logits, cache)),
+                       _vjp(logits_t, flatten(p_t), d_logits), F64, d_logits * scale)
+    h, cache = impl("gpt.hidden_forward")(ids, params, config, **kwargs)
+    assert_close(h[real], h_t.detach().numpy()[real], F64, name="hidden states",
+                 reference_scale=scale)
+    assert_grads_close(flatten(impl("gpt.hidden_backward")(d_h, cache)),
+                       _vjp(h_t, trunk, d_h), F64, d_h * scale)
+
+
+@pytest.mark.parametrize("config", GPT_OPTIONS, ids=_config_id)
+@given(B=hs.sides(3), explicit=st.booleans(), seed=hs.seeds)
+def test_gpt_loss_with_a_mask_matches_torch(impl, config, B, explicit, seed):
+    """gpt.loss_and_grads with an attention mask with holes (targets at padding count for
+    nothing, whatever they hold), a non-default ignore_index and a loss scale dloss: the loss
+    and every gradient against torch's cross-entropy over the counted targets."""
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    T = config.context_len
+    ids = rng.integers(0, config.vocab_size, size=(B, T))
+    mask = _mask_with_holes(rng, B, T)
+    targets = rng.integers(0, config.vocab_size, size=(B, T))
+    targets[rng.random((B, T)) < 0.2] = -7
+    targets[0, 0] = ids[0, 0]                                   # one target that counts
+    position_ids = rng.integers(0, T, size=(B, T)) if explicit else None
+    dloss = float(rng.uniform(0.5, 3.0))
+    p_t = tw.tensors(params)
+    logits_t = torch_gpt_hidden(ids, p_t, config, mask, position_ids) @ _torch_head(p_t,
+                                                                                     config)
+    counted = torch.from_numpy(mask & (targets != -7))
+    loss_t = F.cross_entropy(logits_t[counted], torch.from_numpy(targets)[counted])
+    (dloss * loss_t).backward()
+    loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, config, ignore_index=-7,
+                                             dloss=dloss, attention_mask=mask,
+                                             position_ids=position_ids)
+    scale = 10.0 if config.activation.startswith("gelu") else 1.0
+    assert_close(loss, loss_t.item(), F64, name="loss", reference_scale=scale)
+    assert_grads_close(flatten(grads), flatten(tw.grads(p_t)), F64, np.array(dloss * scale))
+
+
+@pytest.mark.parametrize("config", GPT_OPTIONS, ids=_config_id)
+@given(B=hs.sides(3), seed=hs.seeds)
+def test_decoding_in_chunks_with_padding_anywhere_equals_the_forward(impl, config, B, seed):
+    """Prefill, then chunks of 1..3 new tokens whose masks may hold padding anywhere (the
+    prompt's, or a step's): every real token's logits equal gpt.forward's on the whole
+    sequence with the whole mask, and the cache holds every key so far ((B, H_kv, S, D) per
+    layer), the whole mask and each row's count of real tokens.  Row 0 is all real and ends
+    exactly at the context length."""
+    rng = np.random.default_rng(seed)
+    params = hp.random_gpt(config, rng)
+    T = config.context_len
+    ids = rng.integers(0, config.vocab_size, size=(B, T))
+    mask = _mask_with_holes(rng, B, T)
+    full, _ = impl("gpt.forward")(ids, params, config, attention_mask=mask)
+    scale = 10.0 if config.activation.startswith("gelu") else 0.0
+    start, cache = 0, None
+    while start < T:
+        end = min(T, start + int(rng.integers(1, 4)))
+        new = mask[:, start:end]
+        logits, cache = impl("gpt.decode")(ids[:, start:end], params, config, cache,
+                                           attention_mask=None if new.all() else new)
+        assert_close(logits[new], full[:, start:end][new], F64,
+                     name=f"tokens {start}..{end - 1}", reference_scale=scale)
+        np.testing.assert_array_equal(cache["mask"], mask[:, :end])
+        np.testing.assert_array_equal(cache["next_position"], mask[:, :end].sum(axis=1))
+        shape = (B, config.kv_heads, end, config.head_dim)
+        assert [k.shape for k in cache["k"]] == [v.shape for v in cache["v"]] == \
+            [shape] * config.n_layers
+        start = end
