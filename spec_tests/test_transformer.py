@@ -501,3 +501,63 @@ def test_decoding_in_chunks_with_padding_anywhere_equals_the_forward(impl, confi
         assert [k.shape for k in cache["k"]] == [v.shape for v in cache["v"]] == \
             [shape] * config.n_layers
         start = end
+
+
+@pytest.mark.parametrize("position", ["learned", "rope"])
+def test_embeddings_and_head_pieces_match_torch(impl, position):
+    """The GPT's public pieces one by one: embed_forward (token plus learned position rows
+    0 .. T-1, or token rows only with rotary positions) and embed_backward (the position
+    gradient summed over the batch; none with rotary positions); head_backward against
+    torch; head and add_head_grad, tied (the token table's transpose, a view; the head's
+    gradient added to the table's in place) and untied (lm_head, stored)."""
+    config = GPTConfig(vocab_size=5, context_len=6, d_model=4, n_heads=2, n_layers=1,
+                       position=position)
+    rng = np.random.default_rng(5)
+    params = hp.random_gpt(config, rng)
+    ids = rng.integers(0, 5, size=(3, 4))
+    p_t = tw.tensors(params)
+    h_t = p_t["wte"]["W"][torch.from_numpy(ids)]
+    if position == "learned":
+        h_t = h_t + p_t["wpe"]["W"][:4]
+    h0, cache = impl("gpt.embed_forward")(ids, params, config)
+    assert_close(h0, h_t.detach().numpy(), F64, name="embeddings")
+    dh = rng.standard_normal(h0.shape)
+    h_t.backward(torch.from_numpy(dh))
+    expected = {k: v for k, v in flatten(tw.grads(p_t)).items() if k.split(".")[0] in
+                ("wte", "wpe")}
+    assert_grads_close(flatten(impl("gpt.embed_backward")(dh, cache)), expected, F64, dh)
+
+    h = rng.standard_normal((3, 4, 4))
+    head_w = rng.standard_normal((4, 5))
+    dlogits = rng.standard_normal((3, 4, 5))
+    h_t, w_t = (torch.tensor(a, requires_grad=True) for a in (h, head_w))
+    (h_t @ w_t).backward(torch.from_numpy(dlogits))
+    dh, d_head = impl("gpt.head_backward")(dlogits, h, head_w)
+    assert_grads_close({"h": dh, "head": d_head}, {"h": h_t.grad.numpy(),
+                                                   "head": w_t.grad.numpy()}, F64, dlogits)
+
+    head = impl("gpt.head")(params, config)
+    np.testing.assert_array_equal(head, params["wte"]["W"].T)
+    assert np.shares_memory(head, params["wte"]["W"])
+    grads = {"wte": {"W": rng.standard_normal((5, 4))}, "blocks": [], "ln_f": {}}
+    if position == "learned":
+        grads["wpe"] = {"W": rng.standard_normal((6, 4))}
+    table = grads["wte"]["W"].copy()
+    assert impl("gpt.add_head_grad")(grads, d_head, config) is grads
+    assert_close(grads["wte"]["W"], table + d_head.T, F64, name="tied table gradient")
+    untied = GPTConfig(**{**config.__dict__, "tie_weights": False})
+    untied_params = {**params, "lm_head": {"W": head_w}}
+    assert impl("gpt.head")(untied_params, untied) is head_w
+    grads["wte"]["W"] = table.copy()
+    impl("gpt.add_head_grad")(grads, d_head, untied)
+    np.testing.assert_array_equal(grads["wte"]["W"], table)
+    np.testing.assert_array_equal(grads["lm_head"]["W"], d_head)
+
+
+def test_positions_from_mask_count_real_tokens_only(impl):
+    """max(cumsum(mask) - 1, 0): holes keep the count, padding before the first real token
+    and a row of padding get 0."""
+    mask = np.array([[False, True, False, True, True], [True] * 5, [False] * 5,
+                     [True, False, False, False, True]])
+    expected = [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4], [0] * 5, [0, 0, 0, 0, 1]]
+    np.testing.assert_array_equal(impl("gpt.positions_from_mask")(mask), expected)
