@@ -561,3 +561,18 @@ def test_positions_from_mask_count_real_tokens_only(impl):
                      [True, False, False, False, True]])
     expected = [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4], [0] * 5, [0, 0, 0, 0, 1]]
     np.testing.assert_array_equal(impl("gpt.positions_from_mask")(mask), expected)
+
+
+def test_the_smallest_sizes_are_accepted(impl):
+    """Every size may be 1: one token of a one-word vocabulary, width 1, one head, one layer,
+    a feed-forward of width 1 (the initialisers and the GPT against torch)."""
+    rng = np.random.default_rng(6)
+    assert impl("mha.init")(1, 1, rng)["qkv"]["W"].shape == (1, 3)
+    assert impl("ffn.init")(1, 1, rng)["fc"]["W"].shape == (1, 1)
+    assert impl("block.init")(1, 1, 1, rng)["ffn"]["proj"]["W"].shape == (1, 1)
+    impl("mha.check_heads")("test", 1, 1, 1)
+    config = GPTConfig(vocab_size=1, context_len=1, d_model=1, n_heads=1, n_layers=1, d_ff=1)
+    params = hp.random_gpt(config, rng)
+    check_model_against_torch(impl, "gpt", np.zeros((1, 1), dtype=np.int64), params,
+                              lambda ids, p: tw.gpt_logits(ids, p, config), 6,
+                              {"config": config})
