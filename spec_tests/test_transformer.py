@@ -576,3 +576,161 @@ def test_the_smallest_sizes_are_accepted(impl):
     check_model_against_torch(impl, "gpt", np.zeros((1, 1), dtype=np.int64), params,
                               lambda ids, p: tw.gpt_logits(ids, p, config), 6,
                               {"config": config})
+
+
+# ------------------------------------------------------------------ bad input: whole messages
+
+def _gpt_parts(**options):
+    config = GPTConfig(**{"vocab_size": 5, "context_len": 4, "d_model": 4, "n_heads": 2,
+                          "n_layers": 2, **options})
+    return config, hp.random_gpt(config, np.random.default_rng(0))
+
+
+def _mha_odd_head(impl, separate):
+    rng = np.random.default_rng(0)
+    params = hp.random_mha(6, rng, 2, fused=not separate)
+    return impl("mha.forward")(rng.standard_normal((1, 2, 6)), params, 2, rope_theta=1e4)
+
+
+def _block_odd_head(impl):
+    rng = np.random.default_rng(0)
+    return impl("block.forward")(rng.standard_normal((1, 2, 6)), hp.random_block(6, 3, rng),
+                                 2, rope_theta=1e4)
+
+
+def _mha_with(impl, params, n_heads, C, **kwargs):
+    return impl("mha.forward")(np.zeros((1, 2, C)), params, n_heads, **kwargs)
+
+
+def _gpt_with(impl, fn="gpt.forward", ids=None, edit=None, **kwargs):
+    config, params = _gpt_parts()
+    if edit is not None:
+        edit(params)
+    ids = np.zeros((1, 2), dtype=np.int64) if ids is None else ids
+    return impl(fn)(ids, params, config, **kwargs)
+
+
+def _decode_twice(impl, edit, B=1, new=1):
+    """Prefill 3 tokens of B rows, then decode ``new`` tokens of one row with the edited
+    cache."""
+    config, params = _gpt_parts()
+    _, cache = impl("gpt.decode")(np.zeros((B, 3), dtype=np.int64), params, config)
+    return impl("gpt.decode")(np.zeros((1, new), dtype=np.int64), params, config, edit(cache))
+
+
+BAD_INPUT = {
+    "mha: odd head dimension with rotary positions (fused)": (
+        lambda impl: _mha_odd_head(impl, False), ValueError,
+        "mha.forward: rotary embeddings need an even head dimension, got 3"),
+    "mha: odd head dimension with rotary positions (separate q/k/v)": (
+        lambda impl: _mha_odd_head(impl, True), ValueError,
+        "mha.forward: rotary embeddings need an even head dimension, got 3"),
+    "block: odd head dimension with rotary positions": (
+        _block_odd_head, ValueError,
+        "block.forward: rotary embeddings need an even head dimension, got 3"),
+    "mha: fused width not a multiple of 3 H": (
+        lambda impl: _mha_with(impl, {"qkv": hp.random_linear(6, 10, np.random.default_rng(0)),
+                                      "proj": hp.random_linear(6, 6, np.random.default_rng(0))},
+                               2, 6), ValueError,
+        "mha.forward: argument params['qkv']['W'] must have a number of columns divisible by "
+        "3 * n_heads = 6, got shape (6, 10)"),
+    "mha: fused width not a multiple of H + 2 H_kv": (
+        lambda impl: _mha_with(impl, {"qkv": hp.random_linear(6, 10, np.random.default_rng(0)),
+                                      "proj": hp.random_linear(6, 6, np.random.default_rng(0))},
+                               2, 6, n_kv_heads=1), ValueError,
+        "mha.forward: argument params['qkv']['W'] must have a number of columns divisible by "
+        "n_heads + 2 * n_kv_heads = 4, got shape (6, 10)"),
+    "mha: separate q width not a multiple of H": (
+        lambda impl: _mha_with(impl, {**hp.random_mha(8, np.random.default_rng(0), 4,
+                                                      fused=False),
+                                      "q": hp.random_linear(8, 6, np.random.default_rng(0))},
+                               4, 8), ValueError,
+        "mha.forward: argument params['q']['W'] must have a number of columns divisible by "
+        "n_heads = 4, got shape (8, 6)"),
+    "mha: rotary positions of another length": (
+        lambda impl: _mha_with(impl, hp.random_mha(4, np.random.default_rng(0), 2), 2, 4,
+                               rope_theta=1e4, positions=np.arange(3)), ValueError,
+        "mha.forward: argument 'positions' must have shape (T,) = (2,) or (B, T) = (1, 2), got "
+        "shape (3,)"),
+    "check_heads: n_heads not dividing d_model": (
+        lambda impl: impl("mha.check_heads")("caller", 6, 4), ValueError,
+        "caller: argument 'n_heads' must divide d_model = 6, got n_heads = 4"),
+    "check_heads: n_kv_heads not dividing n_heads": (
+        lambda impl: impl("mha.check_heads")("caller", 8, 4, 3), ValueError,
+        "caller: argument 'n_kv_heads' must divide n_heads = 4, got n_kv_heads = 3"),
+    "block: unknown norm": (
+        lambda impl: impl("block.forward")(np.zeros((1, 2, 4)),
+                                           hp.random_block(4, 3, np.random.default_rng(0)), 2,
+                                           norm="batch"), ValueError,
+        "block.forward: argument 'norm' must be one of ['layer', 'rms'], got 'batch'"),
+    "GPTConfig: odd head dimension with rotary positions": (
+        lambda impl: impl("gpt.GPTConfig")(5, 4, 6, 2, 1, position="rope"), ValueError,
+        "GPTConfig: rotary embeddings need an even head dimension, got d_model / n_heads = 3"),
+    "GPTConfig: unknown position": (
+        lambda impl: impl("gpt.GPTConfig")(5, 4, 4, 2, 1, position="alibi"), ValueError,
+        "GPTConfig: argument 'position' must be one of ['learned', 'rope'], got 'alibi'"),
+    "GPTConfig: an int for a flag": (
+        lambda impl: impl("gpt.GPTConfig")(5, 4, 4, 2, 1, fused_qkv=1), TypeError,
+        "GPTConfig: argument 'fused_qkv' must be a bool, got 1"),
+    "gpt: fewer blocks than n_layers": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p["blocks"].pop()), ValueError,
+        "gpt.forward: argument params['blocks'] must be a list of n_layers = 2 block parameter "
+        "dicts, got 1"),
+    "gpt: blocks not a list": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p.update(blocks={})), ValueError,
+        "gpt.forward: argument params['blocks'] must be a list of n_layers = 2 block parameter "
+        "dicts, got dict"),
+    "gpt: a leaf of the wrong shape": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p["blocks"][1]["attn"]["qkv"].update(
+            W=np.zeros((4, 13)))), ValueError,
+        "gpt.forward: argument params['blocks'][1]['attn']['qkv']['W'] must have shape (4, 12) "
+        "(set by the config), got shape (4, 13)"),
+    "gpt: ids longer than the context": (
+        lambda impl: _gpt_with(impl, "gpt.hidden_forward", ids=np.zeros((1, 5), np.int64)),
+        ValueError, "gpt.hidden_forward: argument 'ids' has sequence length 5, longer than the "
+        "context length 4"),
+    "gpt: a mask row with more real tokens than the context": (
+        lambda impl: _gpt_with(impl, ids=np.zeros((2, 5), np.int64),
+                               attention_mask=np.array([[True] * 4 + [False], [True] * 5])),
+        ValueError, "gpt.forward: argument 'attention_mask' has a row of 5 real tokens, longer "
+        "than the context length 4"),
+    "gpt: ids without a batch axis": (
+        lambda impl: _gpt_with(impl, "gpt.embed_forward", ids=np.zeros(3, np.int64)),
+        ValueError, "gpt.embed_forward: argument 'ids' must have shape (B, T), got (3,)"),
+    "decode: a row past the context": (
+        lambda impl: _decode_twice(impl, lambda c: c, new=2), ValueError,
+        "gpt.decode: a row would reach 5 tokens, more than the context length 4"),
+    "decode: a cache of another batch": (
+        lambda impl: _decode_twice(impl, lambda c: c, B=2), ValueError,
+        "gpt.decode: argument kv_cache['mask'] must have shape (B, S) with B = 1 (the batch of "
+        "'ids'), got shape (2, 3)"),
+    "decode: a cache with fewer layers": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "v": c["v"][:1]}), ValueError,
+        "gpt.decode: argument kv_cache['v'] must be a list of n_layers = 2 arrays, got 1"),
+    "positions_from_mask: a 1-D mask": (
+        lambda impl: impl("gpt.positions_from_mask")(np.ones(5, bool)), ValueError,
+        "gpt.positions_from_mask: argument 'attention_mask' must have shape (B, T), got shape "
+        "(5,)"),
+    "shapes: not a config": (
+        lambda impl: impl("gpt.shapes")(3), TypeError,
+        "gpt.shapes: argument 'config' must be a GPTConfig, got int"),
+    "shapes: flat not a bool": (
+        lambda impl: impl("gpt.shapes")(_gpt_parts()[0], flat=1), TypeError,
+        "gpt.shapes: argument 'flat' must be True or False, got 1"),
+    "head_backward: h of another width": (
+        lambda impl: impl("gpt.head_backward")(np.ones((2, 3, 5)), np.ones((2, 3, 5)),
+                                               np.ones((4, 5))), ValueError,
+        "gpt.head_backward: argument 'h' must have shape (B, T, C) with C = 4 (the rows of "
+        "'head_w'), got shape (2, 3, 5)"),
+}
+
+
+@pytest.mark.component("mha", "block", "gpt")
+@pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
+def test_bad_input_messages_of_the_transformer(impl, case):
+    """The whole message of each refusal: the function, the argument, what was expected (with
+    the numbers it follows from) and what was given."""
+    call, error, message = BAD_INPUT[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
