@@ -126,21 +126,27 @@ def test_held_bytes_walks_dicts_lists_and_views(impl):
     assert impl("checkpoint.held_bytes")([{"a": x}, [y]]) == x.nbytes + y.nbytes
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "separate"])
-def test_gpt_init_of_a_llama_configuration(impl, fused):
+@pytest.mark.parametrize(("fused", "bias"), [(True, True), (False, False)],
+                         ids=["fused-bias", "separate-no-bias"])
+def test_gpt_init_of_a_llama_configuration(impl, fused, bias):
     """A Llama configuration: float64 by default, grouped-query q/k/v widths (fused
-    (C, (H + 2 H_kv) D) or separate), SwiGLU's three matrices, no biases, RMSNorm gains only,
-    no position table, an untied head; weights N(0, 0.02^2), the residual projections (attn
-    proj, SwiGLU down) N(0, (0.02 / sqrt(2 L))^2), gains 1; gpt.shapes (nested and flat)
-    describes exactly that tree."""
+    (C, (H + 2 H_kv) D) or separate), SwiGLU's three matrices, zero biases in every linear
+    layer or none, RMSNorm gains only (no beta even with biases), no position table, an
+    untied head; weights N(0, 0.02^2), the residual projections (attn proj, SwiGLU down)
+    N(0, (0.02 / sqrt(2 L))^2), gains 1; gpt.shapes (nested and flat) describes exactly
+    that tree."""
     config = GPTConfig(vocab_size=300, context_len=16, d_model=64, n_heads=4, n_layers=8,
                        d_ff=96, activation="swiglu", tie_weights=False, norm="rms",
-                       position="rope", n_kv_heads=2, bias=False, fused_qkv=fused)
+                       position="rope", n_kv_heads=2, bias=bias, fused_qkv=fused)
     p = impl("gpt.init")(config, np.random.default_rng(5))
     flat = impl("params.flatten")(p)
     assert all(a.dtype == np.float64 for a in flat.values())
     assert "wpe" not in p and p["lm_head"]["W"].shape == (64, 300)
-    assert not any(k.endswith((".b", ".beta")) for k in flat)
+    assert not any(k.endswith(".beta") for k in flat)
+    biases = [k for k in flat if k.endswith(".b")]
+    assert len(biases) == (8 * (2 + 3) if bias else 0)      # per block: qkv, proj, 3 SwiGLU
+    for k in biases:
+        np.testing.assert_array_equal(flat[k], 0.0, err_msg=k)
     attn = p["blocks"][0]["attn"]
     if fused:
         assert set(attn) == {"qkv", "proj"} and attn["qkv"]["W"].shape == (64, 128)

@@ -618,6 +618,18 @@ def _decode_twice(impl, edit, B=1, new=1):
     return impl("gpt.decode")(np.zeros((1, new), dtype=np.int64), params, config, edit(cache))
 
 
+def _block_with_proj(C, C_out):
+    params = hp.random_block(C, 3, np.random.default_rng(0))
+    params["attn"]["proj"] = hp.random_linear(C, C_out, np.random.default_rng(1))
+    return params
+
+
+def _gpt_bias_free(impl, edit):
+    config, params = _gpt_parts(bias=False)
+    edit(params)
+    return impl("gpt.forward")(np.zeros((1, 2), np.int64), params, config)
+
+
 BAD_INPUT = {
     "mha: odd head dimension with rotary positions (fused)": (
         lambda impl: _mha_odd_head(impl, False), ValueError,
@@ -722,6 +734,49 @@ BAD_INPUT = {
                                                np.ones((4, 5))), ValueError,
         "gpt.head_backward: argument 'h' must have shape (B, T, C) with C = 4 (the rows of "
         "'head_w'), got shape (2, 3, 5)"),
+    "mha: separate k of another width than H_kv D": (
+        lambda impl: _mha_with(impl, {**hp.random_mha(8, np.random.default_rng(0), 4, 2,
+                                                      fused=False),
+                                      "k": hp.random_linear(8, 6, np.random.default_rng(0))},
+                               4, 8, n_kv_heads=2), ValueError,
+        "mha.forward: argument params['k']['W'] must have shape (8, 4), got shape (8, 6)"),
+    "mha: output projection rows other than H D": (
+        lambda impl: _mha_with(impl, {**hp.random_mha(8, np.random.default_rng(0), 2),
+                                      "proj": hp.random_linear(6, 8, np.random.default_rng(0))},
+                               2, 8), ValueError,
+        "mha.forward: argument params['proj']['W'] must have shape (8, any), got shape (6, 8)"),
+    "block: attention output of another width than the residual": (
+        lambda impl: impl("block.forward")(np.zeros((1, 2, 4)), _block_with_proj(4, 5), 2),
+        ValueError, "block.forward: argument params['attn']['proj']['W'] must have shape "
+        "(any, 4), got shape (4, 5)"),
+    "gpt: a beta in a bias-free model": (
+        lambda impl: _gpt_bias_free(impl, lambda p: p["ln_f"].update(beta=np.zeros(4))),
+        ValueError, "gpt.forward: argument params['ln_f'] has unknown key(s) ['beta']; "
+        "allowed keys ['gamma']"),
+    "gpt: a bias in a bias-free model": (
+        lambda impl: _gpt_bias_free(impl, lambda p: p["blocks"][1]["ffn"]["fc"].update(
+            b=np.zeros(16))), ValueError, "gpt.forward: argument params['blocks'][1]['ffn']"
+        "['fc'] has unknown key(s) ['b']; allowed keys ['W']"),
+    "gpt: fused q/k/v for a model with separate ones": (
+        lambda impl: impl("gpt.forward")(np.zeros((1, 2), np.int64), _gpt_parts()[1],
+                                         _gpt_parts(fused_qkv=False)[0]), ValueError,
+        "gpt.forward: argument params['blocks'][0]['attn'] is missing key(s) ['k', 'q', 'v']; "
+        "expected keys ['k', 'proj', 'q', 'v'], got ['proj', 'qkv']"),
+    "GPTConfig: n_kv_heads not dividing n_heads": (
+        lambda impl: impl("gpt.GPTConfig")(5, 4, 8, 4, 1, n_kv_heads=3), ValueError,
+        "GPTConfig: argument 'n_kv_heads' must divide n_heads = 4, got n_kv_heads = 3"),
+    "decode: a next position past the cached keys": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "next_position": np.array([4])}),
+        ValueError, "gpt.decode: argument kv_cache['next_position'] must hold values in "
+        "[0, 4), got 4 (and 1 out-of-range value(s) in all)"),
+    "decode: cached keys of another length": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "k": [c["k"][0], c["k"][1][:, :, :2]]}),
+        ValueError, "gpt.decode: argument kv_cache['k'][1] must have shape (1, 2, 3, 2), got "
+        "shape (1, 2, 2, 2)"),
+    "decode: cached keys not in a list": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "k": tuple(c["k"])}), ValueError,
+        "gpt.decode: argument kv_cache['k'] must be a list of n_layers = 2 arrays, got "
+        "<class 'tuple'>"),
 }
 
 
