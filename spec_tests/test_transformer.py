@@ -777,6 +777,35 @@ BAD_INPUT = {
         lambda impl: _decode_twice(impl, lambda c: {**c, "k": tuple(c["k"])}), ValueError,
         "gpt.decode: argument kv_cache['k'] must be a list of n_layers = 2 arrays, got "
         "<class 'tuple'>"),
+    "decode: a cache without its mask": (
+        lambda impl: _decode_twice(impl, lambda c: {k: v for k, v in c.items() if k != "mask"}),
+        ValueError, "gpt.decode: argument 'kv_cache' is missing key(s) ['mask']; expected keys "
+        "['k', 'mask', 'next_position', 'v'], got ['k', 'next_position', 'v']"),
+    "decode: a cache mask of ints": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "mask": c["mask"].astype(int)}),
+        TypeError, "gpt.decode: argument kv_cache['mask'] must be a boolean NumPy array (True = "
+        "real token), got dtype int64; convert a 0/1 mask with mask.astype(bool)"),
+    "decode: a cache mask as a list": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "mask": c["mask"].tolist()}),
+        TypeError, "gpt.decode: argument kv_cache['mask'] must be a boolean NumPy array (True = "
+        "real token), got list [[True, True, True]]; convert a 0/1 mask with mask.astype(bool)"),
+    "decode: a 1-D cache mask": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "mask": c["mask"][0]}), ValueError,
+        "gpt.decode: argument kv_cache['mask'] must have shape (B, S) with B = 1 (the batch of "
+        "'ids'), got shape (3,)"),
+    "decode: cached keys of another rank": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "k": [c["k"][0], c["k"][1][0]]}),
+        ValueError, "gpt.decode: argument kv_cache['k'][1] must have 4 dimension(s), got shape "
+        "(2, 3, 2)"),
+    "decode: cached values of ints": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "v": [c["v"][0],
+                                                               c["v"][1].astype(np.int64)]}),
+        TypeError, "gpt.decode: argument kv_cache['v'][1] must have a floating-point dtype, got "
+        "dtype int64"),
+    "decode: next positions of another batch": (
+        lambda impl: _decode_twice(impl, lambda c: {**c, "next_position": np.array([3, 3])}),
+        ValueError, "gpt.decode: argument kv_cache['next_position'] must have shape (1,), got "
+        "shape (2,)"),
 }
 
 
