@@ -818,3 +818,22 @@ def test_bad_input_messages_of_the_transformer(impl, case):
     with pytest.raises(error) as info:
         call(impl)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("config", [GPT_OPTIONS[0], GPT_OPTIONS[1]], ids=_config_id)
+def test_float32_parameters_decode_in_float32(impl, config):
+    """float32 in, float32 out: with float32 parameters, gpt.forward and gpt.decode (prefill
+    and one more token) give float32 logits and keep float32 keys and values, and decoding
+    agrees with the forward pass to float32 rounding (rotary tables included)."""
+    from llmref.spec.harness.tolerances import F32
+
+    rng = np.random.default_rng(7)
+    params = impl("params.map_tree")(lambda a: a.astype(np.float32),
+                                     hp.random_gpt(config, rng))
+    ids = rng.integers(0, config.vocab_size, size=(2, 4))
+    full, _ = impl("gpt.forward")(ids, params, config)
+    first, cache = impl("gpt.decode")(ids[:, :3], params, config)
+    step, cache = impl("gpt.decode")(ids[:, 3:], params, config, cache)
+    assert full.dtype == first.dtype == step.dtype == np.float32
+    assert all(a.dtype == np.float32 for a in cache["k"] + cache["v"])
+    assert_close(np.concatenate([first, step], axis=1), full, F32, name="decoded logits")
