@@ -837,3 +837,17 @@ def test_float32_parameters_decode_in_float32(impl, config):
     assert full.dtype == first.dtype == step.dtype == np.float32
     assert all(a.dtype == np.float32 for a in cache["k"] + cache["v"])
     assert_close(np.concatenate([first, step], axis=1), full, F32, name="decoded logits")
+
+
+def test_gpt_config_defaults_are_gpt2s(impl):
+    """A GPTConfig given only its sizes is GPT-2: feed-forward width 4C, the tanh GELU,
+    pre-norm, a head tied to the token table, LayerNorm with eps 1e-5 and biases, residual
+    connections, learned positions, one fused Q/K/V projection with a key/value head per
+    query head; RoPE's base, used only by rotary configurations, is 10000."""
+    cls = impl("gpt.GPTConfig")
+    config = cls(vocab_size=5, context_len=4, d_model=8, n_heads=2, n_layers=1)
+    assert config == cls(vocab_size=5, context_len=4, d_model=8, n_heads=2, n_layers=1,
+                         d_ff=None, activation="gelu_tanh", norm_first=True, tie_weights=True,
+                         eps=1e-5, residual=True, norm="layer", position="learned",
+                         rope_theta=10000.0, n_kv_heads=None, bias=True, fused_qkv=True)
+    assert (config.hidden, config.kv_heads, config.head_dim) == (32, 2, 4)
