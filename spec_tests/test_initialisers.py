@@ -46,6 +46,16 @@ def test_layer_init_options(impl):
     block = impl("block.init")(64, 4, 96, rng, std=0.04, proj_std=0.01)
     _std_close(block["attn"]["qkv"]["W"], 0.04, "block qkv")
     _std_close(block["ffn"]["proj"]["W"], 0.01, "block ffn proj")
+    _std_close(block["attn"]["proj"]["W"], 0.01, "block attn proj")
+    _std_close(block["ffn"]["fc"]["W"], 0.04, "block ffn fc")
+    for name in ("ln1", "ln2"):
+        np.testing.assert_array_equal(block[name]["gamma"], np.ones(64))
+        np.testing.assert_array_equal(block[name]["beta"], np.zeros(64))
+    np.testing.assert_array_equal(ffn["fc"]["b"], 0.0)
+    np.testing.assert_array_equal(ffn["proj"]["b"], 0.0)
+    default = impl("block.init")(64, 4, 96, np.random.default_rng(11))
+    _std_close(np.concatenate([default["attn"]["proj"]["W"].ravel(),
+                               default["ffn"]["proj"]["W"].ravel()]), 0.02, "block default")
     for part in ("qkv", "proj"):
         np.testing.assert_array_equal(block["attn"][part]["b"], 0.0)
     with pytest.raises(ValueError, match="'n_heads' must divide"):
