@@ -624,10 +624,20 @@ def _block_with_proj(C, C_out):
     return params
 
 
-def _gpt_bias_free(impl, edit):
-    config, params = _gpt_parts(bias=False)
+def _gpt_bias_free(impl, edit, **options):
+    config, params = _gpt_parts(bias=False, **options)
     edit(params)
     return impl("gpt.forward")(np.zeros((1, 2), np.int64), params, config)
+
+
+def _gpt_extra_key(impl, path, key, **options):
+    """A bias-free GPT whose params['blocks'][path[0]][path[1]]... holds an extra ``key``."""
+    def edit(params):
+        part = params["blocks"]
+        for k in path:
+            part = part[k]
+        part[key] = np.zeros(1)
+    return _gpt_bias_free(impl, edit, **options)
 
 
 BAD_INPUT = {
@@ -806,6 +816,65 @@ BAD_INPUT = {
         lambda impl: _decode_twice(impl, lambda c: {**c, "next_position": np.array([3, 3])}),
         ValueError, "gpt.decode: argument kv_cache['next_position'] must have shape (1,), got "
         "shape (2,)"),
+    "mha: fused projection of another input width": (
+        lambda impl: _mha_with(impl, {"qkv": hp.random_linear(5, 12, np.random.default_rng(0)),
+                                      "proj": hp.random_linear(4, 4, np.random.default_rng(0))},
+                               2, 4), ValueError,
+        "mha.forward: argument params['qkv']['W'] must have shape (4, any), got shape (5, 12)"),
+    "mha: fused parameters without proj": (
+        lambda impl: _mha_with(impl, {"qkv": hp.random_linear(4, 12, np.random.default_rng(0))},
+                               2, 4), ValueError,
+        "mha.forward: argument 'params' is missing key(s) ['proj']; expected keys ['proj', "
+        "'qkv'], got ['qkv']"),
+    "mha: separate q of another input width": (
+        lambda impl: _mha_with(impl, {**hp.random_mha(4, np.random.default_rng(0), 2,
+                                                      fused=False),
+                                      "q": hp.random_linear(5, 4, np.random.default_rng(0))},
+                               2, 4), ValueError,
+        "mha.forward: argument params['q']['W'] must have shape (4, any), got shape (5, 4)"),
+    "mha: separate v of another width": (
+        lambda impl: _mha_with(impl, {**hp.random_mha(4, np.random.default_rng(0), 2,
+                                                      fused=False),
+                                      "v": hp.random_linear(4, 6, np.random.default_rng(0))},
+                               2, 4), ValueError,
+        "mha.forward: argument params['v']['W'] must have shape (4, 4), got shape (4, 6)"),
+    "mha: separate parameters without v": (
+        lambda impl: _mha_with(impl, {k: v for k, v in hp.random_mha(
+            4, np.random.default_rng(0), 2, fused=False).items() if k != "v"}, 2, 4), ValueError,
+        "mha.forward: argument 'params' is missing key(s) ['v']; expected keys ['k', 'proj', "
+        "'q', 'v'], got ['k', 'proj', 'q']"),
+    "gpt: a b in qkv of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (0, "attn", "qkv"), "b"),
+        ValueError, "gpt.forward: argument params['blocks'][0]['attn']['qkv'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in proj of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (1, "attn", "proj"), "b"),
+        ValueError, "gpt.forward: argument params['blocks'][1]['attn']['proj'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in q of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (1, "attn", "q"), "b", fused_qkv=False),
+        ValueError, "gpt.forward: argument params['blocks'][1]['attn']['q'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in k of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (0, "attn", "k"), "b", fused_qkv=False),
+        ValueError, "gpt.forward: argument params['blocks'][0]['attn']['k'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in v of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (1, "attn", "v"), "b", fused_qkv=False),
+        ValueError, "gpt.forward: argument params['blocks'][1]['attn']['v'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in gate of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (0, "ffn", "gate"), "b", activation='swiglu'),
+        ValueError, "gpt.forward: argument params['blocks'][0]['ffn']['gate'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a beta in ln1 of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (1, "ln1"), "beta"),
+        ValueError, "gpt.forward: argument params['blocks'][1]['ln1'] has unknown "
+        "key(s) ['beta']; allowed keys ['gamma']"),
+    "gpt: a beta in ln2 of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (0, "ln2"), "beta"),
+        ValueError, "gpt.forward: argument params['blocks'][0]['ln2'] has unknown "
+        "key(s) ['beta']; allowed keys ['gamma']"),
 }
 
 
