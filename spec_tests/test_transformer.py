@@ -864,7 +864,7 @@ BAD_INPUT = {
         ValueError, "gpt.forward: argument params['blocks'][1]['attn']['v'] has unknown "
         "key(s) ['b']; allowed keys ['W']"),
     "gpt: a b in gate of a bias-free model": (
-        lambda impl: _gpt_extra_key(impl, (0, "ffn", "gate"), "b", activation='swiglu'),
+        lambda impl: _gpt_extra_key(impl, (0, "ffn", "gate"), "b", activation="swiglu"),
         ValueError, "gpt.forward: argument params['blocks'][0]['ffn']['gate'] has unknown "
         "key(s) ['b']; allowed keys ['W']"),
     "gpt: a beta in ln1 of a bias-free model": (
