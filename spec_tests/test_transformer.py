@@ -640,6 +640,26 @@ def _gpt_extra_key(impl, path, key, **options):
     return _gpt_bias_free(impl, edit, **options)
 
 
+def _block_with(impl, part, sub, value):
+    """block.forward (C = 4, two heads) with params[part] (or params[part][sub]) replaced."""
+    params = hp.random_block(4, 3, np.random.default_rng(0))
+    if sub is None:
+        params[part] = value
+    else:
+        params[part][sub] = value
+    return impl("block.forward")(np.zeros((1, 2, 4)), params, 2)
+
+
+def _ffn_with(impl, part, value):
+    """ffn.forward (C = 4, d_ff = 3) with params[part] replaced (None: left out)."""
+    params = hp.random_ffn(4, 3, np.random.default_rng(0))
+    if value is None:
+        del params[part]
+    else:
+        params[part] = value
+    return impl("ffn.forward")(np.zeros((1, 2, 4)), params)
+
+
 BAD_INPUT = {
     "mha: odd head dimension with rotary positions (fused)": (
         lambda impl: _mha_odd_head(impl, False), ValueError,
@@ -875,10 +895,39 @@ BAD_INPUT = {
         lambda impl: _gpt_extra_key(impl, (0, "ln2"), "beta"),
         ValueError, "gpt.forward: argument params['blocks'][0]['ln2'] has unknown "
         "key(s) ['beta']; allowed keys ['gamma']"),
+    "block: feed-forward of another input width": (
+        lambda impl: _block_with(impl, "ffn", "fc", hp.random_linear(5, 3,
+                                                                 np.random.default_rng(1))),
+        ValueError, "block.forward: argument params['ffn']['fc']['W'] must have shape (4, any), "
+        "got shape (5, 3)"),
+    "block: first norm of another width": (
+        lambda impl: _block_with(impl, "ln1", None, hp.random_norm(5, np.random.default_rng(1))),
+        ValueError, "block.forward: argument params['ln1']['gamma'] must have shape (4,), got "
+        "shape (5,)"),
+    "block: second norm of another width": (
+        lambda impl: _block_with(impl, "ln2", None, hp.random_norm(5, np.random.default_rng(1))),
+        ValueError, "block.forward: argument params['ln2']['gamma'] must have shape (4,), got "
+        "shape (5,)"),
+    "ffn: output projection of another hidden width": (
+        lambda impl: _ffn_with(impl, "proj", hp.random_linear(2, 4, np.random.default_rng(1))),
+        ValueError, "ffn.forward: argument params['proj']['W'] must have shape (3, 4), got "
+        "shape (2, 4)"),
+    "ffn: output projection of another output width": (
+        lambda impl: _ffn_with(impl, "proj", hp.random_linear(3, 5, np.random.default_rng(1))),
+        ValueError, "ffn.forward: argument params['proj']['W'] must have shape (3, 4), got "
+        "shape (3, 5)"),
+    "ffn: first layer of another input width": (
+        lambda impl: _ffn_with(impl, "fc", hp.random_linear(5, 3, np.random.default_rng(1))),
+        ValueError, "ffn.forward: argument params['fc']['W'] must have shape (4, any), got "
+        "shape (5, 3)"),
+    "ffn: parameters without proj": (
+        lambda impl: _ffn_with(impl, "proj", None), ValueError,
+        "ffn.forward: argument 'params' is missing key(s) ['proj']; expected keys ['fc', "
+        "'proj'], got ['fc']"),
 }
 
 
-@pytest.mark.component("mha", "block", "gpt")
+@pytest.mark.component("mha", "ffn", "block", "gpt")
 @pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
 def test_bad_input_messages_of_the_transformer(impl, case):
     """The whole message of each refusal: the function, the argument, what was expected (with
