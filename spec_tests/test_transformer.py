@@ -969,3 +969,53 @@ def test_gpt_config_defaults_are_gpt2s(impl):
                          eps=1e-5, residual=True, norm="layer", position="learned",
                          rope_theta=10000.0, n_kv_heads=None, bias=True, fused_qkv=True)
     assert (config.hidden, config.kv_heads, config.head_dim) == (32, 2, 4)
+
+
+def _float32_model_check(impl, component, x, params, torch_fn, kwargs):
+    """float32 input and parameters: the output and every gradient are float32 and agree with
+    the float64 torch oracle run on the same float32-rounded values."""
+    from llmref.spec.harness.tolerances import F32
+
+    rng = np.random.default_rng(8)
+    x32 = x.astype(np.float32)
+    p32 = impl("params.map_tree")(lambda a: a.astype(np.float32), params)
+    x_t = torch.tensor(x32, dtype=torch.float64, requires_grad=True)
+    p_t = tw.tensors(p32)
+    out_t = torch_fn(x_t, p_t)
+    upstream = rng.standard_normal(tuple(out_t.shape)).astype(np.float32)
+    out_t.backward(torch.from_numpy(upstream.astype(np.float64)))
+    out, cache = impl(f"{component}.forward")(x32, p32, **kwargs)
+    assert out.dtype == np.float32, out.dtype
+    assert_close(out, out_t.detach().numpy(), F32, name=f"{component} float32 output")
+    grads = impl(f"{component}.backward")(upstream, cache)
+    got = flatten(grads)
+    assert all(g.dtype == np.float32 for g in got.values()), {k: g.dtype for k, g in
+                                                             got.items()}
+    expected = {"x": x_t.grad.numpy(), **flatten(tw.grads(p_t))}
+    assert_grads_close(got, expected, F32, upstream)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "separate"])
+def test_float32_layers_stay_float32(impl, fused):
+    """float32 in, float32 out for the attention layer (grouped-query, rotary, fused or
+    separate q/k/v), the feed-forward and a Llama-style block."""
+    rng = np.random.default_rng(9)
+    B, T, H, H_kv, C = 2, 3, 4, 2, 8
+    x = rng.standard_normal((B, T, C))
+    allowed = _allowed(B, T, True, None)
+    pos_t = torch.arange(T).expand(B, T)
+    _float32_model_check(
+        impl, "mha", x, hp.random_mha(C, rng, H, H_kv, fused),
+        lambda x, p: tw.attention_layer(x, p, H, H_kv, allowed, pos_t, 100.0),
+        {"n_heads": H, "n_kv_heads": H_kv, "rope_theta": 100.0})
+    _float32_model_check(impl, "ffn", x, hp.random_ffn(C, 5, rng),
+                         lambda x, p: tw.feed_forward(x, p, "relu"), {"activation": "relu"})
+    config = GPTConfig(vocab_size=2, context_len=4, d_model=C, n_heads=H, n_layers=1, d_ff=5,
+                       activation="swiglu", norm="rms", n_kv_heads=H_kv, bias=False,
+                       fused_qkv=fused)
+    _float32_model_check(
+        impl, "block", x, hp.random_block(C, 5, rng, config),
+        lambda x, p: torch_block_any(x, p, H, H_kv, True, "swiglu", "rms", 1e-5, True,
+                                     allowed, pos_t, 100.0),
+        {"n_heads": H, "activation": "swiglu", "norm": "rms", "n_kv_heads": H_kv,
+         "rope_theta": 100.0})
