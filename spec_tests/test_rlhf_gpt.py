@@ -349,3 +349,20 @@ def test_sample_accepts_the_edges_and_refuses_one_token_past_the_context(impl):
         impl("gpt_policy.sample")(params, config, prompts, 3)
     assert str(info.value) == ("gpt_policy.sample: argument 'max_new_tokens' plus the longest "
                                "prompt makes 7 tokens, more than the context length 6")
+
+
+def test_each_rollout_of_the_policy_is_a_new_draw(impl):
+    """The policy draws a fresh generation seed for every rollout from the loop's generator,
+    from a space large enough that 24 rollouts of the same prompts never repeat one another
+    (a freshly initialised GPT is close to uniform over 9^12 possible batches of responses),
+    while the same generator state repeats a rollout exactly."""
+    config = GPTConfig(vocab_size=9, context_len=8, d_model=8, n_heads=2, n_layers=1)
+    params = impl("gpt.init")(config, np.random.default_rng(6))
+    prompts = [np.array([1, 2]), np.array([3]), np.array([4, 5, 6])]
+    policy = impl("gpt_policy.policy")(config, 4)
+    rng = np.random.default_rng(0)
+    seen = {policy.sample(params, prompts, rng)["responses"].tobytes() for _ in range(24)}
+    assert len(seen) == 24
+    a = policy.sample(params, prompts, np.random.default_rng(3))
+    b = policy.sample(params, prompts, np.random.default_rng(3))
+    np.testing.assert_array_equal(a["responses"], b["responses"])
