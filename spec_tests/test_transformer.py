@@ -660,6 +660,14 @@ def _ffn_with(impl, part, value):
     return impl("ffn.forward")(np.zeros((1, 2, 4)), params)
 
 
+def _add_head_grad(impl, d_head, wte_grad=None):
+    """gpt.add_head_grad for a GPT-2 config (V = 5, C = 4) and trunk gradients."""
+    config = _gpt_parts()[0]
+    grads = {"wte": {"W": np.zeros((5, 4)) if wte_grad is None else wte_grad},
+             "wpe": {"W": np.zeros((4, 4))}, "blocks": [], "ln_f": {}}
+    return impl("gpt.add_head_grad")(grads, d_head, config)
+
+
 BAD_INPUT = {
     "mha: odd head dimension with rotary positions (fused)": (
         lambda impl: _mha_odd_head(impl, False), ValueError,
@@ -924,6 +932,20 @@ BAD_INPUT = {
         lambda impl: _ffn_with(impl, "proj", None), ValueError,
         "ffn.forward: argument 'params' is missing key(s) ['proj']; expected keys ['fc', "
         "'proj'], got ['fc']"),
+    "add_head_grad: a 1-D head gradient": (
+        lambda impl: _add_head_grad(impl, np.zeros(4)), ValueError,
+        "gpt.add_head_grad: argument 'd_head' must have 2 dimension(s), got shape (4,)"),
+    "add_head_grad: a transposed head gradient": (
+        lambda impl: _add_head_grad(impl, np.zeros((5, 4))), ValueError,
+        "gpt.add_head_grad: argument 'd_head' must have shape (4, 5), got shape (5, 4)"),
+    "add_head_grad: a token-table gradient of another shape": (
+        lambda impl: _add_head_grad(impl, np.zeros((4, 5)), np.zeros((4, 4))), ValueError,
+        "gpt.add_head_grad: argument grads['wte']['W'] must have shape (5, 4), got shape "
+        "(4, 4)"),
+    "head_backward: a 1-D head": (
+        lambda impl: impl("gpt.head_backward")(np.ones((2, 3, 5)), np.ones((2, 3, 4)),
+                                               np.ones(4)), ValueError,
+        "gpt.head_backward: argument 'head_w' must have 2 dimension(s), got shape (4,)"),
 }
 
 

@@ -12,6 +12,9 @@ SPECIFIC = {
      '_check_attention_mask(where, mask, getattr(mask, "shape", None), "kv_cache[\'mask\']")'):
         "an object without a shape is not a NumPy array, and bool_array refuses it for its "
         "type before it reads the shape, with the same message",
+    ('getattr(attention_mask, "shape", ()))', 'getattr(attention_mask, "shape", None))'):
+        "an object without a shape is not a NumPy array, and bool_array refuses it for its "
+        "type before it reads the shape, with the same message",
     (_PAST, 'past = list(zip(kv_cache["k"], kv_cache["v"], strict=None))'): _STRICT,
     (_PAST, 'past = list(zip(kv_cache["k"], kv_cache["v"], strict=False))'): _STRICT,
     (_PAST, 'past = list(zip(kv_cache["k"], kv_cache["v"], ))'): _STRICT,
