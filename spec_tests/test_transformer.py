@@ -607,6 +607,8 @@ def _gpt_with(impl, fn="gpt.forward", ids=None, edit=None, **kwargs):
     if edit is not None:
         edit(params)
     ids = np.zeros((1, 2), dtype=np.int64) if ids is None else ids
+    if "targets" in kwargs:                                 # loss_and_grads(ids, targets, ...)
+        return impl(fn)(ids, kwargs.pop("targets"), params, config, **kwargs)
     return impl(fn)(ids, params, config, **kwargs)
 
 
@@ -946,6 +948,10 @@ BAD_INPUT = {
         lambda impl: impl("gpt.head_backward")(np.ones((2, 3, 5)), np.ones((2, 3, 4)),
                                                np.ones(4)), ValueError,
         "gpt.head_backward: argument 'head_w' must have 2 dimension(s), got shape (4,)"),
+    "loss_and_grads: targets of another shape": (
+        lambda impl: _gpt_with(impl, "gpt.loss_and_grads", targets=np.zeros((1, 3), np.int64)),
+        ValueError, "gpt.loss_and_grads: argument 'targets' must have shape (1, 2), got shape "
+        "(1, 3)"),
 }
 
 
