@@ -7,7 +7,17 @@ _STRICT = ("_check_kv_cache has already held kv_cache['k'] and ['v'] to n_layers
            "and _check_params params['blocks'] to n_layers blocks, so the zip's lengths "
            "always agree and strict never fires")
 
+_NEW = "new = np.ones((B, T), bool) if attention_mask is None else \\"
+_START = "start = np.zeros(B, np.int64) if kv_cache is None else \\"
+_COUNTS = ("in gpt.decode these arrays only feed the row lengths int((start + new.sum(axis=1))"
+           ".max()) checked against the context: float ones and zeros give the same counts "
+           "(_decode builds its own mask and positions)")
+
 SPECIFIC = {
+    (_NEW, "new = np.ones((B, T), None) if attention_mask is None else \\"): _COUNTS,
+    (_NEW, "new = np.ones((B, T), ) if attention_mask is None else \\"): _COUNTS,
+    (_START, "start = np.zeros(B, None) if kv_cache is None else \\"): _COUNTS,
+    (_START, "start = np.zeros(B, ) if kv_cache is None else \\"): _COUNTS,
     ('_check_attention_mask(where, mask, getattr(mask, "shape", ()), "kv_cache[\'mask\']")',
      '_check_attention_mask(where, mask, getattr(mask, "shape", None), "kv_cache[\'mask\']")'):
         "an object without a shape is not a NumPy array, and bool_array refuses it for its "
