@@ -46,6 +46,16 @@ def test_layer_init_options(impl):
     block = impl("block.init")(64, 4, 96, rng, std=0.04, proj_std=0.01)
     _std_close(block["attn"]["qkv"]["W"], 0.04, "block qkv")
     _std_close(block["ffn"]["proj"]["W"], 0.01, "block ffn proj")
+    _std_close(block["attn"]["proj"]["W"], 0.01, "block attn proj")
+    _std_close(block["ffn"]["fc"]["W"], 0.04, "block ffn fc")
+    for name in ("ln1", "ln2"):
+        np.testing.assert_array_equal(block[name]["gamma"], np.ones(64))
+        np.testing.assert_array_equal(block[name]["beta"], np.zeros(64))
+    np.testing.assert_array_equal(ffn["fc"]["b"], 0.0)
+    np.testing.assert_array_equal(ffn["proj"]["b"], 0.0)
+    default = impl("block.init")(64, 4, 96, np.random.default_rng(11))
+    _std_close(np.concatenate([default["attn"]["proj"]["W"].ravel(),
+                               default["ffn"]["proj"]["W"].ravel()]), 0.02, "block default")
     for part in ("qkv", "proj"):
         np.testing.assert_array_equal(block["attn"][part]["b"], 0.0)
     with pytest.raises(ValueError, match="'n_heads' must divide"):
@@ -124,3 +134,49 @@ def test_held_bytes_walks_dicts_lists_and_views(impl):
                                          exclude=[y[:3]])
     assert held == x.nbytes
     assert impl("checkpoint.held_bytes")([{"a": x}, [y]]) == x.nbytes + y.nbytes
+
+
+@pytest.mark.parametrize(("fused", "bias"), [(True, True), (False, False)],
+                         ids=["fused-bias", "separate-no-bias"])
+def test_gpt_init_of_a_llama_configuration(impl, fused, bias):
+    """A Llama configuration: float64 by default, grouped-query q/k/v widths (fused
+    (C, (H + 2 H_kv) D) or separate), SwiGLU's three matrices, zero biases in every linear
+    layer or none, RMSNorm gains only (no beta even with biases), no position table, an
+    untied head; weights N(0, 0.02^2), the residual projections (attn proj, SwiGLU down)
+    N(0, (0.02 / sqrt(2 L))^2), gains 1; gpt.shapes (nested and flat) describes exactly
+    that tree."""
+    config = GPTConfig(vocab_size=300, context_len=16, d_model=64, n_heads=4, n_layers=8,
+                       d_ff=96, activation="swiglu", tie_weights=False, norm="rms",
+                       position="rope", n_kv_heads=2, bias=bias, fused_qkv=fused)
+    p = impl("gpt.init")(config, np.random.default_rng(5))
+    flat = impl("params.flatten")(p)
+    assert all(a.dtype == np.float64 for a in flat.values())
+    assert "wpe" not in p and p["lm_head"]["W"].shape == (64, 300)
+    assert not any(k.endswith(".beta") for k in flat)
+    biases = [k for k in flat if k.endswith(".b")]
+    assert len(biases) == (8 * (2 + 3) if bias else 0)      # per block: qkv, proj, 3 SwiGLU
+    for k in biases:
+        np.testing.assert_array_equal(flat[k], 0.0, err_msg=k)
+    attn = p["blocks"][0]["attn"]
+    if fused:
+        assert set(attn) == {"qkv", "proj"} and attn["qkv"]["W"].shape == (64, 128)
+    else:
+        assert {k: v["W"].shape for k, v in attn.items()} == {
+            "q": (64, 64), "k": (64, 32), "v": (64, 32), "proj": (64, 64)}
+    ffn = p["blocks"][0]["ffn"]
+    assert {k: v["W"].shape for k, v in ffn.items()} == {"gate": (64, 96), "up": (64, 96),
+                                                         "down": (96, 64)}
+    for name in ("ln1", "ln2"):
+        assert set(p["blocks"][3][name]) == {"gamma"}
+        np.testing.assert_array_equal(p["blocks"][3][name]["gamma"], 1.0)
+    np.testing.assert_array_equal(p["ln_f"]["gamma"], 1.0)
+    proj = np.concatenate([np.concatenate([b["attn"]["proj"]["W"].ravel(),
+                                           b["ffn"]["down"]["W"].ravel()]) for b in p["blocks"]])
+    _std_close(proj, 0.02 / np.sqrt(16), "residual projections")
+    _std_close(np.concatenate([b["ffn"]["gate"]["W"].ravel() for b in p["blocks"]]), 0.02,
+               "gate")
+    _std_close(p["wte"]["W"], 0.02, "wte")
+    _std_close(p["lm_head"]["W"], 0.02, "lm_head")
+    shapes = impl("gpt.shapes")(config)
+    assert impl("params.map_tree")(lambda a: a.shape, p) == shapes
+    assert impl("gpt.shapes")(config, flat=True) == {k: v.shape for k, v in flat.items()}

@@ -300,3 +300,69 @@ def test_ppo_on_the_gpt_raises_a_simple_reward_with_the_kl_near_its_target(impl,
     assert history[-1]["beta"] > 0.45
     claim_figures.record(reward_start=start, reward_end=end, kl_last_10=kl_end,
                          beta_end=history[-1]["beta"])
+
+
+def test_the_policy_samples_with_its_settings(impl):
+    """gpt_policy.policy's sample uses the policy's temperature, stop tokens, pad id and
+    response length: at a temperature of 1e-4 its rollouts are the greedy continuations
+    (generate.generate with greedy=True and the same stop token), each ended after the stop
+    token or at max_new_tokens, the prompts and responses padded with the pad id; and its
+    logits are the response logits at that temperature."""
+    config = GPTConfig(vocab_size=9, context_len=8, d_model=8, n_heads=2, n_layers=1)
+    rng = np.random.default_rng(4)
+    params = hp.random_gpt(config, rng)
+    prompts = [rng.integers(0, 9, n) for n in (1, 3, 2, 2)]
+    greedy = impl("generate.generate")(params, config, prompts, 4, greedy=True)
+    continuations = [set(row[len(p):].tolist()) for p, row in zip(prompts, greedy,
+                                                                    strict=True)]
+    # a stop token that ends some greedy rows early and leaves another at full length
+    stop = min(set.union(*continuations) - set.intersection(*continuations))
+    rows = impl("generate.generate")(params, config, prompts, 4, greedy=True,
+                                     stop_tokens=[stop])
+    policy = impl("gpt_policy.policy")(config, 4, temperature=1e-4, stop_tokens=[stop],
+                                       pad_id=7)
+    batch = policy.sample(params, prompts, np.random.default_rng(0))
+    lengths = [len(row) - len(p) for p, row in zip(prompts, rows, strict=True)]
+    assert min(lengths) < 4 and max(lengths) == 4           # a stop and a full-length row
+    np.testing.assert_array_equal(batch["mask"].sum(axis=1), lengths)
+    for b, (p, row) in enumerate(zip(prompts, rows, strict=True)):
+        np.testing.assert_array_equal(batch["responses"][b, batch["mask"][b]], row[len(p):])
+    assert np.all(batch["responses"][~batch["mask"]] == 7)
+    assert np.all(batch["prompts"][~batch["prompt_mask"]] == 7)
+    z, _ = policy.logits(params, batch)
+    expected, _ = impl("gpt_policy.logits")(batch, params, config, 1e-4)
+    np.testing.assert_array_equal(z, expected)
+
+
+def test_sample_accepts_the_edges_and_refuses_one_token_past_the_context(impl):
+    """max_new_tokens = 1, the default seed 0, and a longest prompt plus max_new_tokens that
+    fills the context exactly are accepted; one token more is refused with the whole sum in
+    the message."""
+    config = GPTConfig(vocab_size=9, context_len=6, d_model=8, n_heads=2, n_layers=1)
+    params = hp.random_gpt(config, np.random.default_rng(5))
+    prompts = [np.array([1, 2, 3, 4]), np.array([5])]
+    one = impl("gpt_policy.sample")(params, config, prompts, 1)
+    assert one["responses"].shape == (2, 1)
+    full = impl("gpt_policy.sample")(params, config, prompts, 2, seed=0)
+    assert full["responses"].shape == (2, 2)
+    with pytest.raises(ValueError) as info:
+        impl("gpt_policy.sample")(params, config, prompts, 3)
+    assert str(info.value) == ("gpt_policy.sample: argument 'max_new_tokens' plus the longest "
+                               "prompt makes 7 tokens, more than the context length 6")
+
+
+def test_each_rollout_of_the_policy_is_a_new_draw(impl):
+    """The policy draws a fresh generation seed for every rollout from the loop's generator,
+    from a space large enough that 24 rollouts of the same prompts never repeat one another
+    (a freshly initialised GPT is close to uniform over 9^12 possible batches of responses),
+    while the same generator state repeats a rollout exactly."""
+    config = GPTConfig(vocab_size=9, context_len=8, d_model=8, n_heads=2, n_layers=1)
+    params = impl("gpt.init")(config, np.random.default_rng(6))
+    prompts = [np.array([1, 2]), np.array([3]), np.array([4, 5, 6])]
+    policy = impl("gpt_policy.policy")(config, 4)
+    rng = np.random.default_rng(0)
+    seen = {policy.sample(params, prompts, rng)["responses"].tobytes() for _ in range(24)}
+    assert len(seen) == 24
+    a = policy.sample(params, prompts, np.random.default_rng(3))
+    b = policy.sample(params, prompts, np.random.default_rng(3))
+    np.testing.assert_array_equal(a["responses"], b["responses"])

@@ -199,7 +199,7 @@ def _check_params(where: str, params, d_model: int, name: str = "params",
 
 # Unchecked arithmetic, called by the transformer block after it checks its input.
 
-def _forward(x, params, activation="gelu_tanh"):
+def _forward(x, params, activation):
     act = ACTIVATIONS[activation]
     h, fc_cache = linear._forward(x, params["fc"])
     a, act_cache = act._forward(h)

@@ -227,9 +227,8 @@ def backward(dout: np.ndarray, cache) -> dict:
 
 
 def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "params", *,
-                  norm: str = "layer", activation: str | None = None,
-                  n_kv_heads: int | None = None, bias: bool | None = None,
-                  fused: bool | None = None) -> dict:
+                  norm: str, activation: str, n_kv_heads: int | None,
+                  bias: bool | None = None, fused: bool | None = None) -> dict:
     """``activation``: ``"swiglu"`` expects SwiGLU parameters, anything else the plain
     feed-forward's; ``bias`` and ``fused`` as in `llmref.mha._check_params`."""
     _checks.keys(where, params, ("ln1", "attn", "ln2", "ffn"), name)
@@ -250,9 +249,8 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
 # (rotary cos/sin) and ``past`` (cached keys and values) go to the attention, see
 # `llmref.mha._forward`.
 
-def _forward(x, params, n_heads, norm_first=True, activation="gelu_tanh", causal=True,
-             key_padding_mask=None, eps=1e-5, residual=True, norm="layer", n_kv_heads=None,
-             tables=None, past=None):
+def _forward(x, params, n_heads, norm_first, activation, causal, key_padding_mask, eps,
+             residual, norm, n_kv_heads, tables, past=None):
     nm = NORMS[norm]
     ff = swiglu if activation == "swiglu" else ffn
     ff_args = () if activation == "swiglu" else (activation,)

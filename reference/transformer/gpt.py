@@ -74,23 +74,23 @@ class GPTConfig:
     ----------
     vocab_size, context_len, d_model, n_heads, n_layers : int
         Sizes (>= 1); `n_heads` divides `d_model`.
-    d_ff : int, optional
-        Hidden width of the feed-forward (default 4 * d_model).
-    activation : str
+    d_ff : int, default None
+        Hidden width of the feed-forward (None: 4 * d_model).
+    activation : str, default 'gelu_tanh'
         `"relu"`, `"gelu"`, `"gelu_tanh"` or `"swiglu"`.
-    norm_first, tie_weights, residual, bias, fused_qkv : bool
+    norm_first, tie_weights, residual, bias, fused_qkv : bool, optional
         Pre-norm; head tied to the token table; residual connections; biases; one fused
-        Q/K/V projection.
-    eps : float
+        Q/K/V projection (each True by default).
+    eps : float, default 1e-05
         The norms' epsilon (> 0).
-    norm : str
+    norm : str, default 'layer'
         `"layer"` or `"rms"`.
-    position : str
+    position : str, default 'learned'
         `"learned"` or `"rope"`.
-    rope_theta : float
+    rope_theta : float, default 10000.0
         RoPE's base (> 0).
-    n_kv_heads : int, optional
-        Key/value heads (grouped-query attention), dividing `n_heads`.
+    n_kv_heads : int, default None
+        Key/value heads (grouped-query attention), dividing `n_heads` (None: `n_heads`).
 
     Raises
     ------

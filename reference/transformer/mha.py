@@ -323,8 +323,7 @@ def _merge_qkv(dq: np.ndarray, dk: np.ndarray, dv: np.ndarray) -> np.ndarray:
 # (B, H_kv, P, D) each, or None.  The cache ends with the keys and values of every position
 # so far (after rotation): what a KV cache keeps, see `_present`.
 
-def _forward(x, params, n_heads, causal=True, key_padding_mask=None, n_kv_heads=None,
-             tables=None, past=None):
+def _forward(x, params, n_heads, causal, key_padding_mask, n_kv_heads, tables, past=None):
     n_kv = n_heads if n_kv_heads is None else n_kv_heads
     if "qkv" in params:
         qkv, qkv_cache = linear._forward(x, params["qkv"])

@@ -1,0 +1,38 @@
+"""mutmut survivors of the transformer group (mha, ffn, block, gpt) judged equivalent: nothing
+a test can observe through the public functions."""
+
+_PAST = 'past = list(zip(kv_cache["k"], kv_cache["v"], strict=True))'
+_LAYERS = 'for p, layer_past in zip(params["blocks"], past, strict=True):'
+_STRICT = ("_check_kv_cache has already held kv_cache['k'] and ['v'] to n_layers arrays each "
+           "and _check_params params['blocks'] to n_layers blocks, so the zip's lengths "
+           "always agree and strict never fires")
+
+_NEW = "new = np.ones((B, T), bool) if attention_mask is None else \\"
+_START = "start = np.zeros(B, np.int64) if kv_cache is None else \\"
+_COUNTS = ("in gpt.decode these arrays only feed the row lengths int((start + new.sum(axis=1))"
+           ".max()) checked against the context: float ones and zeros give the same counts "
+           "(_decode builds its own mask and positions)")
+
+SPECIFIC = {
+    (_NEW, "new = np.ones((B, T), None) if attention_mask is None else \\"): _COUNTS,
+    (_NEW, "new = np.ones((B, T), ) if attention_mask is None else \\"): _COUNTS,
+    (_START, "start = np.zeros(B, None) if kv_cache is None else \\"): _COUNTS,
+    (_START, "start = np.zeros(B, ) if kv_cache is None else \\"): _COUNTS,
+    ('_check_attention_mask(where, mask, getattr(mask, "shape", ()), "kv_cache[\'mask\']")',
+     '_check_attention_mask(where, mask, getattr(mask, "shape", None), "kv_cache[\'mask\']")'):
+        "an object without a shape is not a NumPy array, and bool_array refuses it for its "
+        "type before it reads the shape, with the same message",
+    ('getattr(attention_mask, "shape", ()))', 'getattr(attention_mask, "shape", None))'):
+        "an object without a shape is not a NumPy array, and bool_array refuses it for its "
+        "type before it reads the shape, with the same message",
+    (_PAST, 'past = list(zip(kv_cache["k"], kv_cache["v"], strict=None))'): _STRICT,
+    (_PAST, 'past = list(zip(kv_cache["k"], kv_cache["v"], strict=False))'): _STRICT,
+    (_PAST, 'past = list(zip(kv_cache["k"], kv_cache["v"], ))'): _STRICT,
+    (_LAYERS, 'for p, layer_past in zip(params["blocks"], past, strict=None):'): _STRICT,
+    (_LAYERS, 'for p, layer_past in zip(params["blocks"], past, strict=False):'): _STRICT,
+    (_LAYERS, 'for p, layer_past in zip(params["blocks"], past, ):'): _STRICT,
+    ('extra = _attention_inputs(config, T, keys, positions, h.dtype)',
+     'extra = _attention_inputs(config, None, keys, positions, h.dtype)'):
+        "_attention_inputs reads T only to make positions 0 .. T-1 when none are given, and "
+        "decoding always gives them (each row's count of real tokens)",
+}
