@@ -56,7 +56,7 @@ GROUPS = {
     "attention": (["attention"], ["test_attention.py"]),
     "transformer": (["mha", "ffn", "block", "gpt"],
                     ["test_transformer.py", "test_transformer_properties.py",
-                     "test_initialisers.py"]),
+                     "test_initialisers.py", "test_decoding.py", "test_llama.py"]),
     "generate": (["generate"], ["test_generation.py"]),
     "losses": (["cross_entropy", "mse"], ["test_losses.py"]),
     "optimizers": (["sgd", "adam", "adamw", "clip", "schedules"], ["test_optim.py"]),
@@ -197,7 +197,9 @@ def rerun(group: str) -> dict:
     results, todo = {}, []
     for name, _component, edits in survivors(group):
         reason = equivalent_reason(edits, name)
-        if reason:
+        if edits is None:
+            results[name] = "stale"
+        elif reason:
             results[name] = f"equivalent: {reason}"
         else:
             todo.append(name)
@@ -278,17 +280,24 @@ def equivalent_reason(edits, name: str = "") -> str | None:
     if re.search(r"\.x__\w*example\w*__mutmut_\d+$", name):
         return ("a contract's example call changed to another valid call (the example is the "
                 "contract test's input, not behaviour the specification fixes)")
+    if edits is None:
+        return None
     old, new = edits[0][0], edits[0][1]
     for rule, reason in EQUIVALENT:
         if rule(old, new):
             return reason
     changed = [(a.strip(), b.strip()) for a, b in zip(old.splitlines(), new.splitlines(),
                                                        strict=False) if a != b]
-    return specific().get(changed[0]) if len(changed) == 1 else None
+    if len(changed) != 1:
+        return None
+    judged = specific()
+    return judged.get((_function_of(name), *changed[0])) or judged.get(changed[0])
 
 
 def specific() -> dict:
-    """Single survivors judged equivalent one by one, ``{(old line, new line): reason}``:
+    """Single survivors judged equivalent one by one, ``{(old line, new line): reason}``
+    (or ``{(function, old line, new line): reason}`` where the same line appears in another
+    function that a test can tell apart):
     the ``SPECIFIC`` dicts of the modules in ``llmref.spec.mutants.equivalent`` (one module
     per group, so each group's judgements are kept apart)."""
     import importlib
@@ -305,7 +314,8 @@ def specific() -> dict:
 def survivors(group: str) -> list:
     """``[(mutmut name, component, edits)]`` for every mutant of the group's last run that
     was not killed, with its diff turned into one exact text edit of the module's source
-    (context lines from the diff are added until the text to find is unique)."""
+    (context lines from the diff are added until the text to find is unique); edits is None
+    when the mutated function no longer holds that text (the mutant is stale)."""
     from llmref.spec.mutants.build import reference_module
 
     text = (OUT / f"{group}.txt").read_text()
@@ -324,8 +334,32 @@ def survivors(group: str) -> list:
         while source.count("\n".join(old)) != 1 and before:
             old.insert(0, before[-1])
             new.insert(0, before.pop())
+        found = source.find("\n".join(old))
+        lines = _function_lines(source, _function_of(name))
+        if found < 0 or lines is None or not (
+                lines[0] <= source.count("\n", 0, found) + 1 <= lines[1]):
+            out.append((name, component, None))       # its function no longer has that text
+            continue
         out.append((name, component, (("\n".join(old), "\n".join(new)),)))
     return out
+
+
+def _function_of(name: str) -> str:
+    """The mutated function's name in mutmut's name for a mutant:
+    ``llmref.training.adam.x_step__mutmut_3`` -> ``step``, ``x__moments`` -> ``_moments``,
+    a method ``xǁClassǁmethod`` -> ``method``."""
+    mangled = name.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
+    return mangled.split("ǁ")[-1] if "ǁ" in mangled else mangled[len("x_"):]
+
+
+def _function_lines(source: str, function: str):
+    """``(first, last)`` line of the function (or method) named ``function`` in ``source``,
+    decorators included; None if there is none."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            return first, node.end_lineno
+    return None
 
 
 def verify(group: str, only: set | None = None, save: bool = True) -> dict:
@@ -349,17 +383,27 @@ def verify(group: str, only: set | None = None, save: bool = True) -> dict:
             results[name] = f"equivalent: {reason}"
             print(f"VERIFY {name} {results[name]}", flush=True)
             continue
+        if edits is None:
+            results[name] = "stale"
+            continue
         mutant = Mutant(family=group, bug=name, test="", component=component, edits=edits)
         try:
             impl_name = install(name.replace(".", "_"), mutant)
         except StaleMutant:
             results[name] = "stale"
             continue
-        code = pytest.main([*(str(TESTS / t) for t in COMMON + tests),
-                            f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n", "0",
-                            "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
-                            "--tb=no"])
-        results[name] = {0: "survived", 1: "killed"}.get(int(code), f"error (pytest exit {code})")
+        # the group's own tests, then the common files on the group's modules, then all of
+        # them: the first that fails kills the mutant (a survivor runs all three)
+        modules = " or ".join(GROUPS[group][0])
+        for paths, select in ((tests, []), (COMMON, ["-k", modules]), (COMMON, [])):
+            code = pytest.main([*(str(TESTS / t) for t in paths), *select,
+                                f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n", "0",
+                                "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
+                                "--tb=no"])
+            if int(code) not in (0, 5):             # 5: the selection held no test
+                break
+        results[name] = {0: "survived", 5: "survived", 1: "killed"}.get(
+            int(code), f"error (pytest exit {code})")
         print(f"VERIFY {name} {results[name]}", flush=True)
     if save:
         OUT.mkdir(parents=True, exist_ok=True)
@@ -422,6 +466,9 @@ def listing(group: str) -> list:
     no rule calls equivalent (the first changed line of each)."""
     out = []
     for name, _component, edits in survivors(group):
+        if edits is None:
+            out.append((name, "(stale: the function no longer holds this text)", ""))
+            continue
         if equivalent_reason(edits, name):
             continue
         old, new = edits[0]
