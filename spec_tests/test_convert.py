@@ -256,3 +256,199 @@ def test_llama_config_and_weights_round_trip(impl):
     assert "model.layers.1.self_attn.q_proj.weight" in state
     back = impl("convert_llama.from_hf_llama")(state, LLAMA)
     assert_same_tree(back, params)
+
+
+#: Llama's names for one block (``model.layers.{i}.``), our path, and whether the weight is an
+#: nn.Linear (stored (out, in), transposed from ours); biases only with ``bias=True``
+LLAMA_BLOCK = {
+    "input_layernorm.weight": (("ln1", "gamma"), False),
+    "self_attn.q_proj.weight": (("attn", "q", "W"), True),
+    "self_attn.k_proj.weight": (("attn", "k", "W"), True),
+    "self_attn.v_proj.weight": (("attn", "v", "W"), True),
+    "self_attn.o_proj.weight": (("attn", "proj", "W"), True),
+    "post_attention_layernorm.weight": (("ln2", "gamma"), False),
+    "mlp.gate_proj.weight": (("ffn", "gate", "W"), True),
+    "mlp.up_proj.weight": (("ffn", "up", "W"), True),
+    "mlp.down_proj.weight": (("ffn", "down", "W"), True),
+}
+LLAMA_BIASES = {"self_attn.q_proj.bias": ("attn", "q", "b"),
+                "self_attn.k_proj.bias": ("attn", "k", "b"),
+                "self_attn.v_proj.bias": ("attn", "v", "b"),
+                "self_attn.o_proj.bias": ("attn", "proj", "b"),
+                "mlp.gate_proj.bias": ("ffn", "gate", "b"), "mlp.up_proj.bias": ("ffn", "up", "b"),
+                "mlp.down_proj.bias": ("ffn", "down", "b")}
+#: tied, with biases, one key/value head per two query heads... and 3 layers
+LLAMA_TIED = dataclasses.replace(LLAMA, tie_weights=True, bias=True, n_layers=3, eps=1e-6)
+
+
+def llama_state_dict(params, config):
+    """What LlamaForCausalLM.state_dict() holds for our tree, written out by hand (without
+    ``lm_head.weight`` when tied, as Hugging Face's files leave it out)."""
+    sd = {"model.embed_tokens.weight": params["wte"]["W"]}
+    for i, block in enumerate(params["blocks"]):
+        for name, (path, transposed) in LLAMA_BLOCK.items():
+            sd[f"model.layers.{i}.{name}"] = _get(block, path).T if transposed \
+                else _get(block, path)
+        if config.bias:
+            for name, path in LLAMA_BIASES.items():
+                sd[f"model.layers.{i}.{name}"] = _get(block, path)
+    sd["model.norm.weight"] = params["ln_f"]["gamma"]
+    if not config.tie_weights:
+        sd["lm_head.weight"] = params["lm_head"]["W"].T
+    return sd
+
+
+@pytest.mark.parametrize("config", [LLAMA, LLAMA_TIED], ids=["untied", "tied, biases"])
+def test_to_hf_llama_writes_llamas_names_and_layouts(impl, config):
+    """Every name of LlamaForCausalLM, every nn.Linear weight transposed, the token table and
+    the norms not; fresh contiguous arrays (no view of the tree)."""
+    params = hp.random_gpt(config, np.random.default_rng(7))
+    got = impl("convert_llama.to_hf_llama")(params, config)
+    assert_same_flat(got, llama_state_dict(params, config))
+    for k, v in got.items():
+        assert not any(np.shares_memory(v, leaf) for leaf in flatten(params).values()), k
+
+
+@pytest.mark.parametrize("config", [LLAMA, LLAMA_TIED], ids=["untied", "tied, biases"])
+def test_from_hf_llama_reads_llamas_names_and_layouts(impl, config):
+    """The hand-written state dict gives the tree back; stored rotary frequencies are ignored;
+    a tied model's stored head (equal to the table) is accepted and not kept."""
+    params = hp.random_gpt(config, np.random.default_rng(8))
+    sd = llama_state_dict(params, config)
+    assert_same_tree(impl("convert_llama.from_hf_llama")(sd, config), params)
+    extra = dict(sd, **{f"model.layers.{i}.self_attn.rotary_emb.inv_freq": np.ones(1)
+                        for i in range(config.n_layers)})
+    if config.tie_weights:
+        extra["lm_head.weight"] = sd["model.embed_tokens.weight"].copy()
+    got = impl("convert_llama.from_hf_llama")(extra, config)
+    assert_same_tree(got, params)
+    assert not any(np.shares_memory(v, s) for v in flatten(got).values() for s in sd.values())
+
+
+def test_from_hf_llama_casts_on_request(impl):
+    params = hp.random_gpt(LLAMA, np.random.default_rng(9))
+    sd = {k: v.astype(np.float32) for k, v in llama_state_dict(params, LLAMA).items()}
+    got = impl("convert_llama.from_hf_llama")(sd, LLAMA, dtype=np.float64)
+    assert all(v.dtype == np.float64 for v in flatten(got).values())
+    same = impl("convert_llama.from_hf_llama")(sd, LLAMA)
+    assert all(v.dtype == np.float32 for v in flatten(same).values())
+
+
+LLAMA_HF = {"vocab_size": 13, "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "max_position_embeddings": 8}
+
+
+def test_config_from_hf_llama_reads_defaults_and_both_rope_fields(impl):
+    """Left out: eps 1e-6, base 10000, untied, no biases, as many key/value heads as heads.
+    The base comes from ``rope_parameters`` (transformers 5) before ``rope_theta``; fields
+    equal to the only value our model has are accepted."""
+    from_hf = impl("convert_llama.config_from_hf_llama")
+    base = GPTConfig(vocab_size=13, context_len=8, d_model=8, n_heads=4, n_layers=2, d_ff=12,
+                     activation="swiglu", tie_weights=False, norm="rms", position="rope",
+                     rope_theta=10000.0, n_kv_heads=4, bias=False, fused_qkv=False, eps=1e-6)
+    assert from_hf(LLAMA_HF) == base
+    assert from_hf({**LLAMA_HF, "num_key_value_heads": None}) == base
+    assert from_hf({**LLAMA_HF, "rope_theta": 500.0}).rope_theta == 500.0
+    assert from_hf({**LLAMA_HF, "rope_theta": 500.0, "rope_parameters": {
+        "rope_type": "default", "rope_theta": 7.5}}).rope_theta == 7.5
+    assert from_hf({**LLAMA_HF, "rope_parameters": None, "rope_scaling": None}) == base
+    assert from_hf({**LLAMA_HF, "hidden_act": "silu", "pretraining_tp": 1, "head_dim": 2,
+                    "model_type": "llama", "attention_bias": False, "mlp_bias": False}) == base
+    assert from_hf({**LLAMA_HF, "attention_bias": True, "mlp_bias": True,
+                    "tie_word_embeddings": True, "rms_norm_eps": 1e-5,
+                    "num_key_value_heads": 2}) == \
+        dataclasses.replace(base, bias=True, tie_weights=True, eps=1e-5, n_kv_heads=2)
+    fields = impl("convert_llama.config_to_hf_llama")(LLAMA_TIED)
+    assert fields == {"vocab_size": 13, "hidden_size": 8, "intermediate_size": 12,
+                      "num_hidden_layers": 3, "num_attention_heads": 4,
+                      "num_key_value_heads": 2, "max_position_embeddings": 8,
+                      "rms_norm_eps": 1e-6, "rope_theta": 500.0, "tie_word_embeddings": True,
+                      "attention_bias": True, "mlp_bias": True, "hidden_act": "silu"}
+    assert from_hf(fields) == LLAMA_TIED
+
+
+BAD_LLAMA_CONFIGS = {
+    "a field missing": ({k: v for k, v in LLAMA_HF.items() if k != "hidden_size"},
+                        ValueError, ["'hf_config'", "missing", "'hidden_size'"]),
+    "another model type": ({**LLAMA_HF, "model_type": "mistral"}, ValueError,
+                           ["model_type", "'mistral'"]),
+    "rotary scaling (transformers 5)": (
+        {**LLAMA_HF, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}},
+        ValueError, ["'hf_config'", "rotary scaling", "llama3"]),
+    "rotary scaling (older)": ({**LLAMA_HF, "rope_scaling": {"type": "linear", "factor": 2.0}},
+                               ValueError, ["'hf_config'", "rotary scaling", "linear"]),
+    "another activation": ({**LLAMA_HF, "hidden_act": "gelu"}, ValueError,
+                           ["hf_config['hidden_act']", "'silu'", "'gelu'"]),
+    "tensor parallel pretraining": ({**LLAMA_HF, "pretraining_tp": 2}, ValueError,
+                                    ["hf_config['pretraining_tp']", "1", "2"]),
+    "another head dimension": ({**LLAMA_HF, "head_dim": 4}, ValueError,
+                               ["hf_config['head_dim']", "2", "4"]),
+    "bias in attention only": ({**LLAMA_HF, "attention_bias": True}, ValueError,
+                               ["attention_bias", "mlp_bias", "True", "False"]),
+    "bias in the MLP only": ({**LLAMA_HF, "mlp_bias": True}, ValueError,
+                             ["attention_bias", "mlp_bias", "False", "True"]),
+    "heads not dividing": ({**LLAMA_HF, "num_attention_heads": 3}, ValueError,
+                           ["'hf_config'", "invalid configuration", "n_heads"]),
+    "not a mapping": ([("vocab_size", 13)], TypeError, ["'hf_config'", "mapping", "list"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LLAMA_CONFIGS)
+def test_llama_configs_ours_cannot_express_are_rejected(impl, case):
+    hf_config, exc, parts = BAD_LLAMA_CONFIGS[case]
+    with pytest.raises(exc) as info:
+        impl("convert_llama.config_from_hf_llama")(hf_config)
+    for part in ["convert_llama.config_from_hf_llama", *parts]:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def _bad_llama():
+    """(function, args, exception, substrings of the message)."""
+    params = hp.random_gpt(LLAMA, np.random.default_rng(10))
+    sd = llama_state_dict(params, LLAMA)
+    tied = llama_state_dict(hp.random_gpt(LLAMA_TIED, np.random.default_rng(11)), LLAMA_TIED)
+    q = "model.layers.1.self_attn.q_proj.weight"
+    without = {k: v for k, v in sd.items() if k != q}
+    lacking = {k: v for k, v in params.items() if k != "lm_head"}
+    wide = dict(params, lm_head={"W": np.zeros((8, 14))})
+    return {
+        "state dict not a mapping": ("from_hf_llama", ([1], LLAMA), TypeError,
+                                     ["'state_dict'", "mapping", "list"]),
+        "a weight missing": ("from_hf_llama", (without, LLAMA), ValueError,
+                             ["'state_dict'", "missing", q]),
+        "an unknown weight": ("from_hf_llama", (dict(sd, **{"model.layers.2.x": np.ones(1)}),
+                                                LLAMA), ValueError, ["unknown", "layers.2.x"]),
+        "integer weights": ("from_hf_llama", (dict(sd, **{q: sd[q].astype(np.int64)}), LLAMA),
+                            TypeError, [f"state_dict[{q!r}]", "floating-point", "int64"]),
+        "a weight not transposed": ("from_hf_llama", (dict(sd, **{
+            "model.layers.0.mlp.up_proj.weight": sd["model.layers.0.mlp.up_proj.weight"].T}),
+            LLAMA), ValueError, ["up_proj.weight", "(12, 8)", "(8, 12)"]),
+        "a tied head unlike the table": ("from_hf_llama", (dict(tied, **{
+            "lm_head.weight": tied["model.embed_tokens.weight"] + 1.0}), LLAMA_TIED),
+            ValueError, ["state_dict['lm_head.weight']", "model.embed_tokens.weight"]),
+        "a tied head of another shape": ("from_hf_llama", (dict(tied, **{
+            "lm_head.weight": tied["model.embed_tokens.weight"][:5]}), LLAMA_TIED),
+            ValueError, ["state_dict['lm_head.weight']", "model.embed_tokens.weight"]),
+        "a GPT-2 config": ("from_hf_llama", (sd, TIED), ValueError,
+                           ["'config'", "not Llama-shaped", "'activation': 'gelu_tanh'",
+                            "'swiglu'"]),
+        "tree lacking the head": ("to_hf_llama", (lacking, LLAMA), ValueError,
+                                  ["'params'", "missing", "lm_head.W"]),
+        "tree with a head too wide": ("to_hf_llama", (wide, LLAMA), ValueError,
+                                      ["params['lm_head.W']", "(8, 13)", "(8, 14)"]),
+        "tree for a GPT-2 config": ("to_hf_llama", (params, NANO), ValueError,
+                                    ["'config'", "not Llama-shaped", "'norm': 'layer'"]),
+        "a GPT-2 config's fields": ("config_to_hf_llama", (dataclasses.replace(
+            LLAMA, fused_qkv=True),), ValueError, ["'config'", "'fused_qkv': True"]),
+        "not a config": ("config_to_hf_llama", ({"d_model": 8},), TypeError,
+                         ["'config'", "GPTConfig", "dict"]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_llama()))
+def test_bad_llama_state_dicts_and_trees_are_rejected_with_the_reason(impl, case):
+    fn, args, exc, parts = _bad_llama()[case]
+    with pytest.raises(exc) as info:
+        impl(f"convert_llama.{fn}")(*args)
+    for part in [f"convert_llama.{fn}", *parts]:
+        assert part in str(info.value), (part, str(info.value))

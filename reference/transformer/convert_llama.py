@@ -126,7 +126,7 @@ def config_from_hf_llama(hf_config: Mapping) -> GPTConfig:
     if hf_config.get("mlp_bias", False) != bias:
         raise ValueError(f"{where}: argument 'hf_config' must have attention_bias and "
                          f"mlp_bias equal (one bias option here), got {bias!r} and "
-                         f"{hf_config['mlp_bias']!r}")
+                         f"{hf_config.get('mlp_bias', False)!r}")
     try:
         return GPTConfig(vocab_size=hf_config["vocab_size"],
                          context_len=hf_config["max_position_embeddings"], d_model=C,
@@ -288,7 +288,8 @@ def to_hf_llama(params: dict, config: GPTConfig) -> dict:
         if value.shape != shape:
             raise ValueError(f"{where}: argument params[{path!r}] must have shape {shape}, got "
                              f"{value.shape}")
-        out[names[path]] = np.ascontiguousarray(value.T if _transposed(path) else value)
+        out[names[path]] = np.array(value.T if _transposed(path) else value, order="C",
+                                    copy=True)
     return out
 
 
