@@ -452,3 +452,102 @@ def test_bad_llama_state_dicts_and_trees_are_rejected_with_the_reason(impl, case
         impl(f"convert_llama.{fn}")(*args)
     for part in [f"convert_llama.{fn}", *parts]:
         assert part in str(info.value), (part, str(info.value))
+
+
+GPT2_HF = {"vocab_size": 11, "n_positions": 6, "n_embd": 8, "n_head": 2, "n_layer": 1}
+
+
+def test_config_from_hf_gpt2_reads_defaults_and_every_activation(impl):
+    """Left out: d_ff 4 n_embd, the tanh GELU (``gelu_new``), eps 1e-5, tied; the fixed options
+    at their only value are accepted; each activation name maps to ours and back."""
+    from_hf, to_hf = impl("convert.config_from_hf_gpt2"), impl("convert.config_to_hf_gpt2")
+    base = GPTConfig(vocab_size=11, context_len=6, d_model=8, n_heads=2, n_layers=1)
+    assert from_hf(GPT2_HF) == base
+    assert from_hf({**GPT2_HF, "scale_attn_weights": True, "model_type": "gpt2",
+                    "scale_attn_by_inverse_layer_idx": False, "add_cross_attention": False,
+                    "n_inner": None}) == base
+    assert from_hf({**GPT2_HF, "n_inner": 5, "layer_norm_epsilon": 1e-6,
+                    "tie_word_embeddings": False}) == \
+        dataclasses.replace(base, d_ff=5, eps=1e-6, tie_weights=False)
+    for theirs, ours in [("gelu_new", "gelu_tanh"), ("gelu_pytorch_tanh", "gelu_tanh"),
+                         ("gelu", "gelu"), ("relu", "relu")]:
+        config = from_hf({**GPT2_HF, "activation_function": theirs})
+        assert config.activation == ours
+        back = "gelu_new" if theirs == "gelu_pytorch_tanh" else theirs
+        assert to_hf(config)["activation_function"] == back
+    assert to_hf(dataclasses.replace(base, d_ff=5, eps=1e-6, tie_weights=False)) == {
+        "vocab_size": 11, "n_positions": 6, "n_embd": 8, "n_head": 2, "n_layer": 1,
+        "n_inner": 5, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-6,
+        "tie_word_embeddings": False}
+
+
+BAD_GPT2_CONFIGS = {
+    "unscaled attention": ({**GPT2_HF, "scale_attn_weights": False},
+                           ["hf_config['scale_attn_weights']", "True", "False"]),
+    "cross-attention": ({**GPT2_HF, "add_cross_attention": True},
+                        ["hf_config['add_cross_attention']", "False", "True"]),
+    "a field missing": ({k: v for k, v in GPT2_HF.items() if k != "n_layer"},
+                        ["'hf_config'", "missing", "'n_layer'"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_GPT2_CONFIGS)
+def test_gpt2_options_ours_lacks_are_rejected(impl, case):
+    hf_config, parts = BAD_GPT2_CONFIGS[case]
+    with pytest.raises(ValueError) as info:
+        impl("convert.config_from_hf_gpt2")(hf_config)
+    for part in ["convert.config_from_hf_gpt2", *parts]:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def test_config_to_nanogpt_checks_bias_and_dropout(impl):
+    """Defaults bias True and dropout 0.0 (a float even from an int); dropout in [0, 1)."""
+    to_nano = impl("convert.config_to_nanogpt")
+    args = to_nano(NANO)
+    assert args["bias"] is True and args["dropout"] == 0.0
+    assert isinstance(to_nano(NANO, dropout=0)["dropout"], float)
+    assert to_nano(NANO, bias=np.bool_(False))["bias"] is False
+    assert to_nano(NANO, dropout=0.999)["dropout"] == 0.999
+    for bad, exc, parts in [({"dropout": 1.0}, ValueError, ["'dropout'", "[0, 1)", "1.0"]),
+                            ({"dropout": -0.1}, ValueError, ["'dropout'", "[0, 1)", "-0.1"]),
+                            ({"dropout": True}, TypeError, ["'dropout'", "number", "True"]),
+                            ({"dropout": "0.1"}, TypeError, ["'dropout'", "number", "'0.1'"]),
+                            ({"bias": 1}, TypeError, ["'bias'", "bool", "1"])]:
+        with pytest.raises(exc) as info:
+            to_nano(NANO, **bad)
+        for part in ["convert.config_to_nanogpt", *parts]:
+            assert part in str(info.value), (part, str(info.value))
+
+
+def test_from_nanogpt_without_biases_casts_the_zeros_too(impl):
+    """dtype applies to every leaf, the zero biases of a bias=False checkpoint included (they
+    take the dtype of the weights)."""
+    params = hp.random_gpt(NANO, np.random.default_rng(12))
+    sd = {k: v.astype(np.float32) for k, v in
+          nanogpt_state_dict(gpt2_state_dict(params, NANO)).items() if not k.endswith(".bias")}
+    for dtype, want in [(None, np.float32), (np.float64, np.float64)]:
+        got = impl("convert.from_nanogpt")(sd, NANO, dtype=dtype)
+        assert {v.dtype for v in flatten(got).values()} == {np.dtype(want)}
+    with_biases = nanogpt_state_dict(gpt2_state_dict(params, NANO))
+    got = impl("convert.from_nanogpt")(with_biases, NANO, dtype=np.float32)
+    assert {v.dtype for v in flatten(got).values()} == {np.dtype(np.float32)}
+    assert np.array_equal(got["blocks"][0]["attn"]["qkv"]["b"],
+                          params["blocks"][0]["attn"]["qkv"]["b"].astype(np.float32))
+
+
+def test_state_dict_keys_and_buffers(impl):
+    """Only the attention-mask buffers are skipped (``attn.bias``, not ``attn.c_attn.bias``);
+    a key that is not a str is refused; a tied head absent, or stored equal, both load."""
+    params = hp.random_gpt(TIED, np.random.default_rng(13))
+    sd = gpt2_state_dict(params, TIED)
+    with pytest.raises(TypeError) as info:
+        impl("convert.from_hf_gpt2")({**sd, 3: np.zeros(1)}, TIED)
+    assert all(p in str(info.value) for p in ("convert.from_hf_gpt2", "'state_dict'", "str",
+                                              "3"))
+    no_bias = {k: v for k, v in sd.items() if k != "transformer.h.0.attn.c_attn.bias"}
+    with pytest.raises(ValueError, match=r"missing.*h\.0\.attn\.c_attn\.bias"):
+        impl("convert.from_hf_gpt2")(no_bias, TIED)
+    with pytest.raises(ValueError, match=r"does not know.*h\.0\.attn\.biases"):
+        impl("convert.from_hf_gpt2")({**sd, "transformer.h.0.attn.biases": np.zeros(1)}, TIED)
+    headless = {k: v for k, v in sd.items() if k != "lm_head.weight"}
+    assert_same_tree(impl("convert.from_hf_gpt2")(headless, TIED), params)
