@@ -296,3 +296,185 @@ def test_unflatten_rejects_names_that_form_no_tree(impl):
                        ({"a..b": np.zeros(1)}, "empty part")]:
         with pytest.raises(ValueError, match=part):
             impl("params.unflatten")(flat)
+
+
+# --- the writer's choices, read back byte by byte -------------------------------------------
+
+def _header(raw: bytes) -> dict:
+    n = struct.unpack("<Q", raw[:8])[0]
+    return json.loads(raw[8:8 + n])
+
+
+def test_safetensors_layout_is_largest_element_first_then_by_name(impl, tmp_path):
+    """The data part holds the tensors in the order (element size descending, name), each
+    right after the one before; no ``__metadata__`` entry when there is none to store."""
+    arrays = {"b8": np.zeros(3, np.int8), "a8": np.zeros(2, np.uint8), "z64": np.zeros(1),
+              "c16": np.zeros(2, np.float16), "a64": np.zeros(2, np.int64),
+              "m32": np.zeros((1, 2), np.float32)}
+    path = impl("weights.write_safetensors")(tmp_path / "o.safetensors", arrays)
+    header = _header(path.read_bytes())
+    assert "__metadata__" not in header
+    names = [k for k, _ in sorted(header.items(), key=lambda e: e[1]["data_offsets"])]
+    assert names == ["a64", "z64", "m32", "c16", "a8", "b8"]
+    end = 0
+    for name in names:
+        assert header[name]["data_offsets"] == [end, end + arrays[name].nbytes]
+        end += arrays[name].nbytes
+    empty_meta = impl("weights.write_safetensors")(tmp_path / "e.safetensors", arrays, {})
+    assert "__metadata__" not in _header(empty_meta.read_bytes())
+
+
+def test_save_stores_metadata_and_the_config_and_casts_for_bfloat16_only_floats(impl,
+                                                                                 tmp_path):
+    config = CONFIGS["tied"]
+    tree = {"w": np.array([1.0, 1 + 2 ** -9, 3.0]), "n": np.array([1, 2], np.int32)}
+    path = impl("weights.save")(tmp_path / "m.safetensors", tree, config,
+                                metadata={"who": "me"}, dtype="bfloat16")
+    tensors, meta = impl("weights.read_safetensors")(path)
+    assert meta == {"who": "me", "config": impl("weights.config_to_json")(config)}
+    assert tensors["w"].dtype == np.float32 and tensors["w"].tolist() == [1.0, 1.0, 3.0]
+    assert tensors["n"].dtype == np.int32
+    assert _header(path.read_bytes())["w"]["dtype"] == "BF16"
+    plain = impl("weights.save")(tmp_path / "p.safetensors", tree, dtype="float32")
+    assert _header(plain.read_bytes())["w"]["dtype"] == "F32"
+    assert _header(plain.read_bytes())["n"]["dtype"] == "I32"
+    assert impl("weights.read_safetensors")(plain)[1] == {}
+
+
+def test_format_argument_overrides_the_suffix(impl, tmp_path):
+    tree = {"w": np.arange(3.0)}
+    for fmt in FORMATS:
+        path = impl("weights.save")(tmp_path / f"weights-{fmt}.bin", tree, format=fmt)
+        loaded, _ = impl("weights.load")(path, format=fmt)
+        assert np.array_equal(loaded["w"], tree["w"])
+    with pytest.raises(ValueError, match=r"weights\.load: .*'path'.*not a valid safetensors"):
+        impl("weights.load")(tmp_path / "weights-npz.bin", format="safetensors")
+    with pytest.raises(ValueError, match=r"weights\.save: argument 'format'.*got 'zip'"):
+        impl("weights.save")(tmp_path / "x.npz", tree, format="zip")
+
+
+def test_bfloat16_bits_of_nan_and_back(impl):
+    """NaN becomes PyTorch's quiet NaN pattern 0x7FC0; every bit pattern widens to the float32
+    with those top 16 bits, exactly (torch's own widening)."""
+    to_bits, from_bits = impl("weights.to_bfloat16_bits"), impl("weights.from_bfloat16_bits")
+    x = np.array([[np.nan, 1.0], [-np.nan, 2.0 ** -133]], dtype=np.float64)
+    bits = to_bits(x)
+    want = torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16).view(torch.int16)
+    assert bits.dtype == np.uint16 and bits.shape == (2, 2)
+    assert np.array_equal(bits[~np.isnan(x)], want.numpy().view(np.uint16)[~np.isnan(x)])
+    assert bits[0, 0] == 0x7FC0
+    every = np.arange(2 ** 16, dtype=np.uint16)
+    wide = from_bits(every)
+    torch_wide = torch.from_numpy(every.view(np.int16)).view(torch.bfloat16).float().numpy()
+    assert wide.dtype == np.float32
+    assert np.array_equal(wide.view(np.uint32), torch_wide.view(np.uint32))
+
+
+def test_config_json_round_trip_and_refusals(impl):
+    config = CONFIGS["untied, relu, d_ff 5"]
+    text = impl("weights.config_to_json")(config)
+    assert json.loads(text) == {f: getattr(config, f) for f in json.loads(text)}
+    assert list(json.loads(text)) == sorted(json.loads(text))
+    assert impl("weights.config_from_json")(text) == config
+    assert impl("weights.config_from_json")(
+        '{"vocab_size": 5, "context_len": 3, "d_model": 4, "n_heads": 2, "n_layers": 1}') == \
+        GPTConfig(vocab_size=5, context_len=3, d_model=4, n_heads=2, n_layers=1)
+    for bad, exc, parts in [(3, TypeError, ["'text'", "str of JSON", "int"]),
+                            ("{", ValueError, ["'text'", "not valid JSON"]),
+                            ("[1]", ValueError, ["'text'", "JSON object", "list"]),
+                            ('{"d_model": 4, "hue": 1}', ValueError,
+                             ["'text'", "['hue']", "GPTConfig lacks"]),
+                            ('{"vocab_size": 5, "context_len": 3, "d_model": 5, '
+                             '"n_heads": 2, "n_layers": 1}', ValueError,
+                             ["'text'", "not a valid GPTConfig"])]:
+        with pytest.raises(exc) as info:
+            impl("weights.config_from_json")(bad)
+        for part in ["weights.config_from_json: ", *parts]:
+            assert part in str(info.value), (part, str(info.value))
+
+
+WRITE_BAD = {
+    "tensors not a dict": (([("w", np.zeros(1))],), {}, TypeError, ["'tensors'", "list"]),
+    "a name not a str": (({1: np.zeros(1)},), {}, TypeError, ["'tensors'", "name 1"]),
+    "an empty name": (({"": np.zeros(1)},), {}, ValueError, ["'tensors'", "name ''"]),
+    "the metadata key as a name": (({"__metadata__": np.zeros(1)},), {}, ValueError,
+                                   ["'tensors'", "'__metadata__'"]),
+    "a value not an array": (({"w": [1.0]},), {}, TypeError, ["tensors['w']", "list"]),
+    "a complex array": (({"w": np.zeros(1, complex)},), {}, TypeError,
+                        ["tensors['w']", "complex128"]),
+    "bfloat16 not a bool": (({"w": np.zeros(1)},), {"bfloat16": 1}, TypeError,
+                            ["'bfloat16'", "bool", "1"]),
+    "overwrite not a bool": (({"w": np.zeros(1)},), {"overwrite": "yes"}, TypeError,
+                             ["'overwrite'", "bool", "'yes'"]),
+    "metadata of numbers": (({"w": np.zeros(1)}, {"n": 1}), {}, TypeError,
+                            ["'metadata'", "str to str"]),
+    "metadata not a dict": (({"w": np.zeros(1)}, [("n", "1")]), {}, TypeError,
+                            ["'metadata'", "str to str"]),
+}
+
+
+@pytest.mark.parametrize("case", WRITE_BAD)
+def test_write_safetensors_refuses_what_it_cannot_store(impl, tmp_path, case):
+    args, kwargs, exc, parts = WRITE_BAD[case]
+    with pytest.raises(exc) as info:
+        impl("weights.write_safetensors")(tmp_path / "w.safetensors", *args, **kwargs)
+    for part in ["weights.write_safetensors: ", *parts]:
+        assert part in str(info.value), (part, str(info.value))
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_and_load_refusals_name_the_argument(impl, tmp_path):
+    save, load = impl("weights.save"), impl("weights.load")
+    cases = [(lambda: save(3, {"w": np.zeros(1)}), TypeError, ["weights.save: ", "'path'",
+                                                               "int"]),
+             (lambda: save(tmp_path / "x.npz", {"w": np.zeros(1)}, dtype="int8"), ValueError,
+              ["weights.save: ", "'dtype'", "'int8'"]),
+             (lambda: save(tmp_path / "x.npz", {1: np.zeros(1)}), TypeError,
+              ["weights.save: ", "'params'", "key 1"]),
+             (lambda: save(tmp_path / "x.npz", {"a": {"": np.zeros(1)}}), ValueError,
+              ["weights.save: ", "params['a']", "key ''"]),
+             (lambda: save(tmp_path / "x.npz", {"a": ({"b": 3},)}), TypeError,
+              ["weights.save: ", "params['a.0.b']", "int"]),
+             (lambda: save(tmp_path, {"w": np.zeros(1)}, format="npz", overwrite=True),
+              IsADirectoryError, ["weights.save: ", "'path'", "directory"]),
+             (lambda: load(tmp_path / "none.npz"), FileNotFoundError,
+              ["weights.load: ", "'path'", "none.npz"]),
+             (lambda: load(b"x.npz"), TypeError, ["weights.load: ", "'path'", "bytes"]),
+             (lambda: impl("weights.read_safetensors")(tmp_path / "none.safetensors"),
+              FileNotFoundError, ["none.safetensors"])]
+    for call, exc, parts in cases:
+        with pytest.raises(exc) as info:
+            call()
+        for part in parts:
+            assert part in str(info.value), (part, str(info.value))
+    assert not [p for p in tmp_path.iterdir()]
+
+
+def test_load_refuses_names_that_form_no_tree(impl, tmp_path):
+    path = impl("weights.write_safetensors")(tmp_path / "t.safetensors",
+                                             {"a": np.zeros(1), "a.b": np.zeros(1)})
+    with pytest.raises(ValueError) as info:
+        impl("weights.load")(path)
+    assert str(info.value).startswith("weights.load: argument 'path'")
+    assert "do not form a tree" in str(info.value)
+
+
+def test_npz_metadata_and_dtypes_are_checked(impl, tmp_path):
+    """An .npz whose metadata entry is not JSON text of strings, or whose arrays are not of a
+    parameter's dtype, is refused naming the entry."""
+    bad = {"not JSON": {"__metadata__": np.array("{oops"), "w": np.zeros(1)},
+           "numbers": {"__metadata__": np.array('{"n": 1}'), "w": np.zeros(1)},
+           "a list": {"__metadata__": np.array("[1]"), "w": np.zeros(1)},
+           "not text": {"__metadata__": np.array(3), "w": np.zeros(1)},
+           "complex": {"w": np.zeros(1, complex)}}
+    for name, arrays in bad.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)
+        with pytest.raises(ValueError) as info:
+            impl("weights.load")(path)
+        message = str(info.value)
+        assert message.startswith("weights.load: argument 'path'") and ".npz" in message
+        assert ("'w'" if name == "complex" else "__metadata__") in message, message
+    np.savez(tmp_path / "plain.npz", w=np.arange(3.0))
+    loaded, config = impl("weights.load")(tmp_path / "plain.npz")
+    assert config is None and np.array_equal(loaded["w"], np.arange(3.0))
