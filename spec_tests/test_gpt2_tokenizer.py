@@ -463,3 +463,159 @@ def test_merge_order_matches_tokenizers(impl, tmp_path, case):
     impl("gpt2_tokenizer.save")(tokenizer, vocab_path, merges_path)
     hf = oracles.tokenizers_gpt2(vocab_path, merges_path, ())
     assert impl("gpt2_tokenizer.encode")(piece, tokenizer).tolist() == hf.encode(piece).ids
+
+
+# --- the tables, the cache and the edges of training and loading ---------------------------
+
+def _byte_vocab(impl) -> dict:
+    return {c: i for i, c in enumerate(impl("gpt2_tokenizer.bytes_to_unicode")().values())}
+
+
+def test_tokenizer_tables_hold_what_the_docstring_says(impl):
+    """``byte_ids``, ``pair_merges``, ``token_bytes``, ``special_tokens`` and copies of the
+    tables, on a hand-made vocabulary whose ids are not in GPT-2's order."""
+    base = _byte_vocab(impl)
+    vocab = {c: 300 - i for c, i in base.items()}                  # ids 45..300, reversed
+    vocab.update({"ab": 7, "Ġc": 3, "abĠc": 40, EOT: 1, "<|pad|>": 2})
+    merges = [("a", "b"), ["Ġ", "c"], ("ab", "Ġc")]
+    tokenizer = impl("gpt2_tokenizer.Tokenizer")(vocab, merges, [EOT, "<|pad|>", EOT])
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    assert tokenizer.byte_ids == tuple(vocab[table[b]] for b in range(256))
+    assert tokenizer.pair_merges == {(vocab["a"], vocab["b"]): (0, 7),
+                                     (vocab["Ġ"], vocab["c"]): (1, 3), (7, 3): (2, 40)}
+    assert tokenizer.merges == [("a", "b"), ("Ġ", "c"), ("ab", "Ġc")]
+    assert tokenizer.special_tokens == {EOT: 1, "<|pad|>": 2}
+    assert tokenizer.vocab == vocab and tokenizer.vocab is not vocab
+    assert tokenizer.token_bytes[40] == b"ab c" and tokenizer.token_bytes[1] == EOT.encode()
+    assert tokenizer.token_bytes[vocab["Ā"]] == b"\x00"
+    assert tokenizer.cache == {}
+    encode = impl("gpt2_tokenizer.encode")
+    assert encode("ab c<|pad|>ab", tokenizer).tolist() == [7, 3, 2, 7]    # "ab", " c": 2 pieces
+    assert repr(tokenizer) == f"Tokenizer(261 tokens, 3 merges, special tokens {[EOT, '<|pad|>']})"
+
+
+def test_the_word_cache_is_filled_only_when_asked_and_stays_bounded(impl):
+    """``use_cache=False`` leaves ``tokenizer.cache`` alone; with the cache on, a new piece is
+    added while it holds fewer than ``CACHE_LIMIT`` pieces, and never past that."""
+    import sys
+    encode = impl("gpt2_tokenizer.encode")
+    limit = sys.modules[encode.__module__].CACHE_LIMIT
+    tokenizer = impl("gpt2_tokenizer.train")("ab ab abc", 270)
+    encode("ab x", tokenizer, use_cache=False)
+    assert tokenizer.cache == {}
+    assert encode("ab ab", tokenizer, use_cache=np.bool_(True)).tolist() == \
+        encode("ab ab", tokenizer, use_cache=False).tolist()
+    assert set(tokenizer.cache) == {"ab", " ab"}
+    tokenizer.cache.update((f"filler{i}", [0]) for i in range(limit - 3))
+    encode("q r s", tokenizer)                              # "q" goes in, " r" and " s" not
+    assert len(tokenizer.cache) == limit and "q" in tokenizer.cache
+    assert " r" not in tokenizer.cache and " s" not in tokenizer.cache
+
+
+def test_training_runs_until_no_pair_is_left_and_respects_the_size(impl):
+    """On a small text with room to spare, every merge joins a pair that was then the most
+    frequent (at least once), and at the end every piece is one token; the vocabulary is
+    exactly the bytes, the merges' results and the special tokens.  The smallest size allowed
+    learns nothing."""
+    train, pretokenize = impl("gpt2_tokenizer.train"), impl("gpt2_tokenizer.pretokenize")
+    text = "abab abc cab\nbca abab"
+    tokenizer = train(text, 1000, ())
+    table = impl("gpt2_tokenizer.bytes_to_unicode")()
+    pieces = Counter(pretokenize(text))
+    seqs = {p: [table[b] for b in p.encode("utf-8")] for p in pieces}
+    for left, right in tokenizer.merges:
+        counts = Counter()
+        for p, seq in seqs.items():
+            for pair in pairwise(seq):
+                counts[pair] += pieces[p]
+        assert counts[left, right] == max(counts.values()) >= 1
+        seqs = {p: _join(seq, left, right) for p, seq in seqs.items()}
+    assert all(len(seq) == 1 for seq in seqs.values())
+    assert len(tokenizer.vocab) == 256 + len(tokenizer.merges)
+    small = train(text, 257, (EOT,))
+    assert small.merges == [] and len(small.vocab) == 257 and small.vocab[EOT] == 256
+    assert train(text, 258, (EOT,)).merges == [("a", "b")]
+    with pytest.raises(ValueError, match=r"train: argument 'vocab_size' must be >= 256 \+ 2"):
+        train(text, 257, (EOT, "<|pad|>"))
+
+
+def _join(seq: list, left: str, right: str) -> list:
+    out, j = [], 0
+    while j < len(seq):
+        if j + 1 < len(seq) and (seq[j], seq[j + 1]) == (left, right):
+            out.append(left + right)
+            j += 2
+        else:
+            out.append(seq[j])
+            j += 1
+    return out
+
+
+def test_load_reads_windows_line_ends_and_refuses_bad_files(impl, tmp_path):
+    """``merges.txt`` with CRLF line ends reads the same; an empty token on a line, a vocab
+    file that is not JSON, or tables that make no tokenizer are refused naming ``load``."""
+    base = _byte_vocab(impl)
+    vocab_path, merges_path = tmp_path / "vocab.json", tmp_path / "merges.txt"
+    vocab_path.write_text(json.dumps({**base, "ab": 256, "abc": 257, EOT: 258}),
+                          encoding="utf-8")
+    merges_path.write_bytes(b"#version: 0.2\r\na b\r\n\r\nab c\r\n")
+    tokenizer = impl("gpt2_tokenizer.load")(str(vocab_path), merges_path)
+    assert tokenizer.merges == [("a", "b"), ("ab", "c")]
+    assert tokenizer.special_tokens == {EOT: 258}
+    load = impl("gpt2_tokenizer.load")
+    (tmp_path / "space.txt").write_text("a b\n b\n", encoding="utf-8")
+    (tmp_path / "bad.json").write_text("{oops", encoding="utf-8")
+    (tmp_path / "str_ids.json").write_text(json.dumps({**base, "ab": "256"}), encoding="utf-8")
+    (tmp_path / "version2.txt").write_text("a b\n#version: 0.2\n", encoding="utf-8")
+    cases = [((vocab_path, tmp_path / "space.txt"), ValueError,
+              ["'merges_path'", "line 2", "' b'"]),
+             ((tmp_path / "bad.json", merges_path), ValueError, ["'vocab_path'", "JSON"]),
+             ((tmp_path / "str_ids.json", merges_path, ()), TypeError,
+              ["do not make a tokenizer", "'vocab'", "'256'"]),
+             ((vocab_path, tmp_path / "version2.txt", ()), ValueError,
+              ["do not make a tokenizer", "('#version:', '0.2') at rank 1"]),
+             ((vocab_path, merges_path, ("<|x|>",)), ValueError,
+              ["do not make a tokenizer", "'special_tokens'", "<|x|>"])]
+    for args, exc, parts in cases:
+        with pytest.raises(exc) as info:
+            load(*args)
+        for part in ["gpt2_tokenizer.load: ", *parts]:
+            assert part in str(info.value), (part, str(info.value))
+
+
+TABLE_BAD = {
+    "vocab not a dict": (lambda b: ([("a", 0)], []), TypeError, ["'vocab'", "dict", "list"]),
+    "a negative id": (lambda b: ({**b, "ab": -1}, []), ValueError, ["'vocab'", ">= 0", "-1"]),
+    "a bool id": (lambda b: ({**b, "ab": True}, []), TypeError, ["'vocab'", "'ab': True"]),
+    "merges not a list": (lambda b: (b, "ab"), TypeError, ["'merges'", "str"]),
+    "a merge of ints": (lambda b: (b, [(1, 2)]), TypeError, ["'merges'", "(1, 2)", "rank 0"]),
+    "a merge twice": (lambda b: ({**b, "ab": 256}, [("a", "b"), ("a", "b")]), ValueError,
+                      ["'merges'", "twice", "ranks 0 and 1"]),
+    "special tokens not iterable": (lambda b: (b, [], 3), TypeError, ["'special_tokens'", "3"]),
+    "a special token not a str": (lambda b: (b, [], ["a", 1]), TypeError,
+                                  ["'special_tokens'", "1"]),
+}
+
+
+@pytest.mark.parametrize("case", TABLE_BAD)
+def test_tokenizer_refuses_inconsistent_tables(impl, case):
+    make, exc, parts = TABLE_BAD[case]
+    with pytest.raises(exc) as info:
+        impl("gpt2_tokenizer.Tokenizer")(*make(_byte_vocab(impl)))
+    for part in ["gpt2_tokenizer.Tokenizer: ", *parts]:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def test_decode_of_nothing_and_of_other_integer_types(impl):
+    tokenizer = _trained(impl)
+    decode = impl("gpt2_tokenizer.decode")
+    assert decode([], tokenizer) == "" and decode(np.array([]), tokenizer) == ""
+    ids = impl("gpt2_tokenizer.encode")("naïve café", tokenizer)
+    assert decode(ids.astype(np.int32), tokenizer) == "naïve café"
+    assert decode(tuple(ids.tolist()), tokenizer) == "naïve café"
+    with pytest.raises(TypeError, match=r"gpt2_tokenizer\.decode: argument 'tokenizer'"):
+        decode(ids, {"vocab": {}})
+    with pytest.raises(TypeError, match=r"gpt2_tokenizer\.encode: argument 'use_cache'.*1"):
+        impl("gpt2_tokenizer.encode")("a", tokenizer, use_cache=1)
+    with pytest.raises(ValueError, match=r"gpt2_tokenizer\.train: argument 'text'.*surrogate"):
+        impl("gpt2_tokenizer.train")("a\udc00b", 300)
