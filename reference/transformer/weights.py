@@ -566,8 +566,6 @@ def _parse_header(raw: bytes, bad) -> dict:
         header = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise bad(f"the header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise bad("the header must be a JSON object")
     meta = header.get(METADATA_KEY, {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise bad(f"the {METADATA_KEY!r} entry must be an object of strings to strings, "
@@ -657,8 +655,6 @@ def _read_npz(where: str, path: Path):
         return ValueError(f"{where}: argument 'path' ({path}) is not a valid .npz file: "
                           f"{problem}")
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{where}: argument 'path': no such file {path}")
     try:
         npz = np.load(path, allow_pickle=False)
         if isinstance(npz, np.lib.npyio.NpzFile):
