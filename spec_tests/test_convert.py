@@ -551,3 +551,29 @@ def test_state_dict_keys_and_buffers(impl):
         impl("convert.from_hf_gpt2")({**sd, "transformer.h.0.attn.biases": np.zeros(1)}, TIED)
     headless = {k: v for k, v in sd.items() if k != "lm_head.weight"}
     assert_same_tree(impl("convert.from_hf_gpt2")(headless, TIED), params)
+
+
+def test_gpt2_edges_of_tied_heads_and_bias_free_trees(impl):
+    """A tied head of another shape than the table is refused; a tree without any bias goes
+    to a bias=False nanoGPT (absent biases count as zero); a list leaf is refused."""
+    params = hp.random_gpt(TIED, np.random.default_rng(14))
+    sd = gpt2_state_dict(params, TIED)
+    with pytest.raises(ValueError, match=r"from_hf_gpt2: argument state_dict\['lm_head.weight'\]"
+                                         r" differs"):
+        impl("convert.from_hf_gpt2")({**sd, "lm_head.weight": sd["lm_head.weight"][:4]}, TIED)
+    nano = hp.random_gpt(NANO, np.random.default_rng(15))
+    bare = _without_biases(nano)
+    got = impl("convert.to_nanogpt")(bare, NANO, bias=False)
+    assert not any(k.endswith(".bias") for k in got)
+    assert np.array_equal(got["transformer.h.1.mlp.c_fc.weight"],
+                          nano["blocks"][1]["ffn"]["fc"]["W"].T)
+    with pytest.raises(ValueError, match=r"to_nanogpt: .*'params' is missing.*blocks\.0\.attn"):
+        impl("convert.to_nanogpt")(bare, NANO)
+
+
+def _without_biases(tree):
+    if isinstance(tree, dict):
+        return {k: _without_biases(v) for k, v in tree.items() if k not in ("b", "beta")}
+    if isinstance(tree, list):
+        return [_without_biases(v) for v in tree]
+    return tree
