@@ -369,6 +369,7 @@ def test_bad_input_is_rejected_clearly(impl, tmp_path, case):
     call, exception, parts = _bad_cases(impl, tmp_path)[case]
     with pytest.raises(exception) as info:
         call()
+    assert str(info.value).startswith(f"gpt2_tokenizer.{parts[0]}: "), str(info.value)
     for part in parts:
         assert part in str(info.value), f"{part!r} not in: {info.value}"
 

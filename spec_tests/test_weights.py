@@ -114,7 +114,7 @@ def test_save_rejects_what_a_file_cannot_hold(impl, tmp_path):
     for tree, exc, parts in cases:
         with pytest.raises(exc) as info:
             save(tmp_path / "x.safetensors", tree)
-        for part in ["weights.save", *parts]:
+        for part in ["weights.save: ", *parts]:
             assert part in str(info.value), (part, str(info.value))
     with pytest.raises(ValueError, match=r"weights\.save.*'path'.*\.safetensors or \.npz"):
         save(tmp_path / "x.bin", {"a": np.zeros(1)})
@@ -232,7 +232,7 @@ def test_garbled_safetensors_files_are_rejected_with_the_reason(impl, tmp_path, 
     for fn in ("weights.read_safetensors", "weights.load"):
         with pytest.raises(ValueError) as info:
             impl(fn)(path)
-        for part in [fn, "'path'", "not a valid safetensors file", *parts]:
+        for part in [f"{fn}: ", "'path'", "not a valid safetensors file", *parts]:
             assert part in str(info.value), (part, str(info.value))
 
 
