@@ -620,3 +620,75 @@ def test_decode_of_nothing_and_of_other_integer_types(impl):
         impl("gpt2_tokenizer.encode")("a", tokenizer, use_cache=1)
     with pytest.raises(ValueError, match=r"gpt2_tokenizer\.train: argument 'text'.*surrogate"):
         impl("gpt2_tokenizer.train")("a\udc00b", 300)
+
+
+def test_merges_follow_rank_not_id_and_token_zero_is_a_token(impl):
+    """Ids need not follow ranks (a vocabulary may number its tokens in any order): the heap
+    orders candidates by rank, for the first pairs and for the pairs a merge makes with its
+    left neighbour.  Id 0 ("!" in GPT-2's order) merges and survives merging like any id."""
+    base = _byte_vocab(impl)
+    vocab = {c: i + 10 for c, i in base.items() if c != "!"}
+    vocab.update({"!": 500, "abc": 0, "bc": 300, "bcd": 301, "ab": 1, "xy": 302})
+    merges = [("b", "c"), ("bc", "d"), ("a", "bc"), ("x", "y"), ("a", "b")]
+    tokenizer = impl("gpt2_tokenizer.Tokenizer")(vocab, merges, ())
+    encode = impl("gpt2_tokenizer.encode")
+    # "bc" first (rank 0); then "bc"+"d" (rank 1) before "a"+"bc" (rank 2, id 0)
+    assert encode("abcd", tokenizer, use_cache=False).tolist() == [vocab["a"], 301]
+    # "a"+"b" has rank 4 but id 1; "x"+"y" rank 3 but id 302: both merge, ids as given
+    assert encode("abxy", tokenizer, use_cache=False).tolist() == [1, 302]
+    gpt2 = _byte_vocab(impl)                                   # "!" is id 0 here
+    gpt2.update({"!!": 256, "ab": 257})
+    plain = impl("gpt2_tokenizer.Tokenizer")(gpt2, [("!", "!"), ("a", "b")], ())
+    assert gpt2["!"] == 0
+    assert encode("!!!", plain).tolist() == [256, 0]
+    assert encode("ab!", plain).tolist() == [257, 0]
+    assert encode("!ab", plain).tolist() == [0, 257]
+
+
+def test_the_cache_holds_each_pieces_ids_and_is_ignored_when_off(impl):
+    """``tokenizer.cache`` maps a piece to its ids; with ``use_cache=False`` it is neither read
+    nor written (an entry put there by hand does not change the ids)."""
+    tokenizer = impl("gpt2_tokenizer.train")("ab ab abc", 270)
+    encode = impl("gpt2_tokenizer.encode")
+    ids = encode("ab abc", tokenizer).tolist()
+    assert tokenizer.cache["ab"] + tokenizer.cache[" abc"] == ids
+    tokenizer.cache["ab"] = [0, 0, 0]
+    assert encode("ab", tokenizer, use_cache=False).tolist() == ids[:len(ids) - len(
+        tokenizer.cache[" abc"])]
+
+
+def test_special_tokens_and_added_tokens_stand_for_their_own_text(impl):
+    """A special token's text is its UTF-8 (not read through the byte table: "é" and "Ġ" in a
+    special token are themselves); a vocabulary entry with characters outside the byte table
+    stands for its UTF-8 text too."""
+    base = _byte_vocab(impl)
+    special = "<|é Ġ|>"
+    vocab = {**base, special: 256, "€": 257}
+    tokenizer = impl("gpt2_tokenizer.Tokenizer")(vocab, [], (special,))
+    ids = impl("gpt2_tokenizer.encode")(f"a{special}b", tokenizer).tolist()
+    assert ids == [base["a"], 256, base["b"]]
+    decode = impl("gpt2_tokenizer.decode")
+    assert decode(ids, tokenizer) == f"a{special}b"
+    assert decode([257, base["a"]], tokenizer) == "€a"
+
+
+def test_load_reads_exactly_one_space_between_two_tokens(impl, tmp_path):
+    """Each line is split at its one space: two spaces or a trailing space make a line of
+    more than two tokens (refused); a token may end in any character the byte table has, "X"
+    included; the special tokens asked for are the ones used."""
+    base = _byte_vocab(impl)
+    vocab_path = tmp_path / "vocab.json"
+    vocab_path.write_text(json.dumps({**base, "aX": 256, "ab": 257}), encoding="utf-8")
+    load = impl("gpt2_tokenizer.load")
+    good = tmp_path / "good.txt"
+    good.write_text("a X\na b\n", encoding="utf-8")
+    tokenizer = load(vocab_path, good, ())
+    assert tokenizer.merges == [("a", "X"), ("a", "b")] and tokenizer.special_tokens == {}
+    for text, line in [("a  b\n", "'a  b'"), ("a X\na b \n", "'a b '"), ("a\tX b\n", None)]:
+        bad = tmp_path / "bad.txt"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError) as info:
+            load(vocab_path, bad, ())
+        assert str(info.value).startswith("gpt2_tokenizer.load: "), str(info.value)
+        if line:
+            assert "'merges_path'" in str(info.value) and line in str(info.value)
