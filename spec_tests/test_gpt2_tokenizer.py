@@ -315,7 +315,8 @@ def _bad_cases(impl, folder):
     build, load = m("gpt2_tokenizer.Tokenizer"), m("gpt2_tokenizer.load")
     enc, dec = m("gpt2_tokenizer.encode"), m("gpt2_tokenizer.decode")
     return {
-        "encode bytes": (lambda: enc(b"abc", tokenizer), TypeError, ["encode", "'text'", "str"]),
+        "encode bytes": (lambda: enc(b"abc", tokenizer), TypeError,
+                         ["encode", "'text'", "str", "bytes"]),
         "encode a lone surrogate": (lambda: enc("a\ud800b", tokenizer), ValueError,
                                     ["encode", "'text'", "surrogate"]),
         "encode without a tokenizer": (lambda: enc("abc", {"vocab": base}), TypeError,
