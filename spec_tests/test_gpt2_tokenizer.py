@@ -332,7 +332,7 @@ def _bad_cases(impl, folder):
         "vocab without a byte": (lambda: build({c: i for c, i in base.items() if i}, []),
                                  ValueError, ["Tokenizer", "'vocab'", "256 byte tokens", "33"]),
         "vocab with a repeated id": (lambda: build({**base, "xy": 5}, []), ValueError,
-                                     ["Tokenizer", "'vocab'", "id 5"]),
+                                     ["Tokenizer", "'vocab'", "id 5", "'&', 'xy'"]),
         "merge of unknown tokens": (lambda: build(base, [("a", "b")], ()), ValueError,
                                     ["Tokenizer", "'merges'", "'ab'", "rank 0"]),
         "merge that is not a pair": (lambda: build({**base, "ab": 256}, ["ab"], ()), TypeError,

@@ -13,6 +13,10 @@ _SPACE = ('start = i + 1 if text[i] == " " and i + 1 < len(text) and classes[i +
           'else i')
 
 SPECIFIC = {
+    ("if match.start() > start:", "if match.start() >= start:"):
+        "the extra chunk is empty, and an empty chunk pretokenizes to no pieces",
+    ("if start < len(text):", "if start <= len(text):"):
+        "the extra chunk is empty, and an empty chunk pretokenizes to no pieces",
     ('data = piece.encode("utf-8")', 'data = piece.encode("UTF-8")'): _UTF8,
     ('seqs = [[byte_ids[b] for b in piece.encode("utf-8")] for piece in counts]',
      'seqs = [[byte_ids[b] for b in piece.encode("UTF-8")] for piece in counts]'): _UTF8,
