@@ -319,7 +319,7 @@ def test_numpy_integers_are_accepted(impl):
      ValueError, "a row without any real token"),
     ({"prompt": np.array([[1, 2, 3]]), "attention_mask": np.array([[False, True, False]])},
      ValueError, "left padding"),
-    ({"config": {"vocab_size": 17}}, TypeError, "'config' must be a GPTConfig"),
+    ({"config": {"vocab_size": 17}}, TypeError, "'config' must be a GPTConfig, got dict"),
 ], ids=lambda v: str(v)[:40] if not isinstance(v, type) else v.__name__)
 def test_generation_rejects_bad_arguments(impl, kwargs, error, needle):
     call = {"params": _params(), "config": CONFIG, "prompt": np.array([1]),
