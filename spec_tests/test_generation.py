@@ -1,5 +1,7 @@
 """Generation: greedy decoding, temperature, top-k, seeding."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -302,8 +304,22 @@ def test_numpy_integers_are_accepted(impl):
      "a row without any real token"),
     ({"prompt": [[1], []]}, ValueError, "'prompt[1]' must not be empty"),
     ({"prompt": [1.0, 2.0]}, ValueError, "prompt[0]"),
-    ({"prompt": "12"}, TypeError, "'prompt' must be a NumPy integer array"),
-    ({"config": {"vocab_size": 17}}, TypeError, "'config' must be a GPTConfig"),
+    ({"prompt": "12"}, TypeError, "'prompt' must be a NumPy integer array or a list of 1-D id "
+     "sequences, got str"),
+    ({"prompt": [[1], [2]], "attention_mask": np.array([[True], [True]])}, ValueError,
+     "argument 'attention_mask' goes with a padded (B, T0) prompt, not with a list"),
+    ({"prompt": []}, ValueError, "argument 'prompt' must not be an empty list"),
+    ({"prompt": [[1, 2], [3, 17]]}, ValueError, "argument prompt[1] must hold values in [0, 17)"),
+    ({"prompt": np.ones((1, 2, 2), dtype=np.int64)}, ValueError,
+     "argument 'prompt' must have shape (T0,) or (B, T0), got (1, 2, 2)"),
+    ({"prompt": np.array([1, 2]), "attention_mask": np.array([True, True])}, ValueError,
+     "argument 'attention_mask' goes with a (B, T0) prompt"),
+    ({"prompt": np.array([[1, 2], [3, 4]]), "attention_mask": np.array([[True, True],
+                                                                       [False, False]])},
+     ValueError, "a row without any real token"),
+    ({"prompt": np.array([[1, 2, 3]]), "attention_mask": np.array([[False, True, False]])},
+     ValueError, "left padding"),
+    ({"config": {"vocab_size": 17}}, TypeError, "'config' must be a GPTConfig, got dict"),
 ], ids=lambda v: str(v)[:40] if not isinstance(v, type) else v.__name__)
 def test_generation_rejects_bad_arguments(impl, kwargs, error, needle):
     call = {"params": _params(), "config": CONFIG, "prompt": np.array([1]),
@@ -312,3 +328,172 @@ def test_generation_rejects_bad_arguments(impl, kwargs, error, needle):
         impl("generate.generate")(**call)
     assert needle in str(info.value) and "generate.generate" in str(info.value), \
         str(info.value)
+
+
+# ------------------------------------------------------------------ ties, boundaries, and a
+# model whose logits are fixed
+
+def _sorted_kept(z, k):
+    """The k token ids first in the order (largest z first, then lowest id): Python's sort."""
+    return sorted(sorted(range(len(z)), key=lambda i: (-z[i], i))[:k])
+
+
+def test_ties_in_a_long_row_keep_the_lowest_ids(impl):
+    """Top-k and top-p at ties in rows of 40 tokens taking three values (NumPy's default
+    sort is not stable past 16 elements): top-k keeps the lowest ids among logits equal to
+    the k-th largest; top-p, at a tie on its boundary, the lowest ids among equal
+    probabilities."""
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 3, size=(3, 40)).astype(float)
+    for k in (3, 7, 15, 20):
+        probs = impl("generate.next_token_probs")(logits, 1.0, k)
+        for row, z in zip(probs, logits, strict=True):
+            assert np.flatnonzero(row > 0).tolist() == _sorted_kept(z, k), k
+    full = impl("generate.next_token_probs")(logits, 1.0)
+    for top_p in (0.1, 0.35, 0.6):
+        probs = impl("generate.next_token_probs")(logits, 1.0, None, top_p)
+        for row, f, z in zip(probs, full, logits, strict=True):
+            order = sorted(range(40), key=lambda i: (-z[i], i))
+            mass, n = 0.0, 0
+            while mass < top_p:                  # the smallest prefix reaching top_p
+                mass += f[order[n]]
+                n += 1
+            assert np.flatnonzero(row > 0).tolist() == sorted(order[:n]), top_p
+
+
+def test_top_p_boundary_is_reached_not_passed(impl):
+    """Four equal logits (probability 1/4 each, exactly): top-p 0.5 keeps two tokens, the
+    first two reach 0.5 exactly, so the third is dropped; top-p 1 is allowed and keeps
+    every token (the same as no top-p)."""
+    logits = np.zeros((1, 4))
+    np.testing.assert_array_equal(impl("generate.next_token_probs")(logits, 1.0, None, 0.5),
+                                  [[0.5, 0.5, 0.0, 0.0]])
+    np.testing.assert_array_equal(impl("generate.next_token_probs")(logits, 1.0, None, 1.0),
+                                  [[0.25] * 4])
+    out = impl("generate.generate")(_params(), CONFIG, np.array([1, 2]), 3, top_p=1.0, seed=5)
+    np.testing.assert_array_equal(out, impl("generate.generate")(_params(), CONFIG,
+                                                                 np.array([1, 2]), 3, seed=5))
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 1e-308, 5e-324])
+def test_a_tiny_temperature_raises_no_warning(impl, temperature):
+    """(z - max) / tau overflowing to -inf for a tiny tau is expected and harmless: no
+    RuntimeWarning reaches the caller."""
+    logits = np.array([[1.0, 3.0, 2.0, -4.0], [5.0, 5.0, 1.0, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        impl("generate.next_token_probs")(logits, temperature)
+
+
+def _fixed_logits(c, n_layers=1, context_len=8):
+    """A GPT whose next-token logits are ``c`` whatever the input: the final layer norm
+    with gamma = 0 outputs beta, and column i of the head is c_i beta / |beta|^2."""
+    config = GPTConfig(vocab_size=len(c), context_len=context_len, d_model=4, n_heads=1,
+                       n_layers=n_layers, tie_weights=False)
+    params = hp.random_gpt(config, np.random.default_rng(0))
+    beta = params["ln_f"]["beta"]
+    params["ln_f"]["gamma"] = np.zeros(4)
+    params["lm_head"]["W"] = np.outer(beta, np.asarray(c, float)) / (beta @ beta)
+    return params, config
+
+
+def test_an_empty_stop_list_stops_nothing(impl):
+    """Token 0 is always the argmax: with no stop tokens (None or []), every step runs."""
+    params, config = _fixed_logits([2.0, 0.0, 0.0, 0.0])
+    for stops in (None, [], np.array([], dtype=np.int64)):
+        out = impl("generate.generate")(params, config, np.array([1, 2]), 4, greedy=True,
+                                        stop_tokens=stops)
+        np.testing.assert_array_equal(out, [1, 2, 0, 0, 0, 0])
+
+
+def test_a_stop_token_ends_a_row_with_left_padding(impl):
+    """Rows of prompts [5], [1, 2, 3] and [3] (padded to length 3): token 0 is always the
+    argmax and a stop token, so each row ends after one new token, padding included."""
+    params, config = _fixed_logits([2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    rows = impl("generate.generate")(params, config, [[5], [1, 2, 3], [3]], 4, greedy=True,
+                                     stop_tokens=[0])
+    for row, want in zip(rows, [[5, 0], [1, 2, 3, 0], [3, 0]], strict=True):
+        np.testing.assert_array_equal(row, want)
+
+
+def test_repetition_penalty_of_two_and_padding_is_no_repeat(impl):
+    """Logits (1, 0.8, -1, ...): a penalty r = 2 halves token 0's logit where token 0 was
+    seen (the prompt [0, 5]), so token 1 wins; in a row padded with pad_id = 0 the padding is
+    not a token seen, so token 0 still wins."""
+    params, config = _fixed_logits([1.0, 0.8, -1.0, -1.0, -1.0, -1.0, -1.0])
+    rows = impl("generate.generate")(params, config, [[0, 5], [6]], 1, greedy=True,
+                                     repetition_penalty=2.0, pad_id=0)
+    np.testing.assert_array_equal(rows[0], [0, 5, 1])
+    np.testing.assert_array_equal(rows[1], [6, 0])
+
+
+def test_a_repetition_penalty_that_overflows_names_the_argument(impl):
+    """A seen token with logit -4 times r = 1e308 overflows: a ValueError from generate
+    naming 'repetition_penalty' and the penalized logits, never a silent -inf."""
+    params, config = _fixed_logits([1.0, -4.0, 0.0])
+    with pytest.raises(ValueError, match=r"^generate\.generate: argument 'repetition_penalty'"
+                       r" = 1e\+308 makes the result overflow float64 \(the penalized logits"):
+        impl("generate.generate")(params, config, np.array([1]), 1, greedy=True,
+                                  repetition_penalty=1e308)
+
+
+def test_sampled_tokens_lie_in_the_filtered_distribution(impl):
+    """Logits (3, 0, 0, 0, 0): top-p 0.5 leaves token 0 alone (probability 0.83), so every
+    sampled token is 0; top-k 2 keeps token 0 and token 1 (the lowest id of the ties)."""
+    params, config = _fixed_logits([3.0, 0.0, 0.0, 0.0, 0.0])
+    out = impl("generate.generate")(params, config, np.array([[1], [2], [3]]), 6, top_p=0.5)
+    np.testing.assert_array_equal(out[:, 1:], 0)
+    out = impl("generate.generate")(params, config, np.array([[1], [2], [3]]), 6, top_k=2,
+                                    temperature=5.0)
+    assert set(out[:, 1:].ravel()) == {0, 1}
+
+
+def test_the_rows_of_a_batch_are_sampled_independently(impl):
+    """Two equal prompts in one batch, uniform logits over 17 tokens: each row draws its own
+    tokens (8 equal draws in a row have probability 17**-8)."""
+    params, config = _fixed_logits([0.0] * 17)
+    out = impl("generate.generate")(params, config, np.array([[1, 2], [1, 2]]), 8, seed=3)
+    assert not np.array_equal(out[0], out[1])
+
+
+def test_padded_prompts_past_the_context_continue_as_each_would_alone(impl):
+    """Prompts of lengths 1 and 6 with a context of 6: from the second new token on the
+    window slides and still holds row 0's padding, which the window's mask and positions
+    must hide (with and without the KV cache)."""
+    params = _params(6)
+    prompts = [[5], [1, 2, 3, 4, 5, 6]]
+    for use_cache in (True, False):
+        together = impl("generate.generate")(params, CONFIG, prompts, 3, greedy=True,
+                                             use_cache=use_cache)
+        for prompt, row in zip(prompts, together, strict=True):
+            alone = impl("generate.generate")(params, CONFIG, np.array(prompt), 3,
+                                              greedy=True, use_cache=use_cache)
+            np.testing.assert_array_equal(row, alone)
+
+
+def test_list_prompts_keep_every_id_whatever_the_pad_id_type(impl):
+    """A list of prompts with id 0 and id 299 (vocabulary 300) and a pad_id given as
+    np.uint8: the padded batch holds int64 ids, so every prompt comes back unchanged."""
+    config = GPTConfig(vocab_size=300, context_len=4, d_model=4, n_heads=1, n_layers=1)
+    params = hp.random_gpt(config, np.random.default_rng(0))
+    rows = impl("generate.generate")(params, config, [[299, 0], [7]], 1, greedy=True,
+                                     pad_id=np.uint8(0))
+    np.testing.assert_array_equal(rows[0][:2], [299, 0])
+    np.testing.assert_array_equal(rows[1][:1], [7])
+    assert all(row.dtype == np.int64 for row in rows), [row.dtype for row in rows]
+
+
+@pytest.mark.parametrize(("args", "error", "pattern"), [
+    ((np.zeros((2, 5)), np.array([1, 2]), np.array([True, True]), 1.5), ValueError,
+     r"argument 'ids' must have shape \(B, T\) with B = 2, got shape \(2,\)"),
+    ((np.zeros((2, 5)), np.array([[1, 2]]), np.array([[True, True]]), 1.5), ValueError,
+     r"argument 'ids' must have shape \(B, T\) with B = 2, got shape \(1, 2\)"),
+    ((np.zeros((1, 5)), np.array([[1, 2]]), np.array([[True, True]]), np.inf), ValueError,
+     r"argument 'penalty' must be finite, got inf"),
+    ((np.array([[-4.0, 1.0]]), np.array([[0]]), np.array([[True]]), 1e308), ValueError,
+     r"argument 'penalty' = 1e\+308 makes the result overflow float64 "
+     r"\(the penalized logits"),
+])
+def test_penalize_repeats_rejects_bad_arguments(impl, args, error, pattern):
+    with pytest.raises(error, match=r"^generate\.penalize_repeats: " + pattern):
+        impl("generate.penalize_repeats")(*args)

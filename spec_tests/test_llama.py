@@ -4,6 +4,8 @@ split-half layout), grouped-query attention, multi-head attention with separate 
 and rotary positions, RMSNorm pre-norm blocks without biases, and the whole GPT in every
 combination of its options.  SiLU is with the other activations (test_activations.py)."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -375,3 +377,68 @@ def test_checkpointing_a_llama_gives_the_same_gradients(impl, segment):
     assert c_loss == loss
     for name, g in flatten(grads).items():
         np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)
+
+
+# ------------------------------------------------------------------ the public helpers and
+# the initialiser
+
+def test_rope_angles_closed_form(impl):
+    """``angles``: cos and sin of p * theta**(-2j/D) for j < D/2, the two halves equal,
+    float64, shape positions.shape + (D,); a theta other than the default (500)."""
+    positions = np.array([[0, 3, 17], [1, 2, 4096]])
+    cos, sin = impl("rope.angles")(positions, 6, 500.0)
+    freq = 500.0 ** (-np.arange(3) * 2 / 6)
+    a = positions[..., None] * freq
+    a = np.concatenate([a, a], axis=-1)
+    for got, want, name in ((cos, np.cos(a), "cos"), (sin, np.sin(a), "sin")):
+        assert got.shape == (2, 3, 6) and got.dtype == np.float64, (got.shape, got.dtype)
+        assert_close(got, want, F64, name=name)
+    default = impl("rope.angles")(positions, 6)
+    assert_close(default[0], impl("rope.angles")(positions, 6, 10000.0)[0], F64, name="cos")
+
+
+@pytest.mark.parametrize("shape", [(4,), (3, 6), (2, 1, 2), (0, 4)])
+def test_rotate_half_swaps_and_negates(impl, shape):
+    """rotate_half([a, b]) = [-b, a] on the last axis, any rank (an empty array too)."""
+    x = np.arange(np.prod(shape), dtype=float).reshape(shape) + 1.0
+    half = shape[-1] // 2
+    want = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    got = impl("rope.rotate_half")(x)
+    assert got.shape == shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("name", "args", "pattern"), [
+    ("rope.rotate_half", (np.zeros((2, 3)),),
+     r"argument 'x' must have an even last dimension, got shape \(2, 3\)"),
+    ("rope.angles", (np.arange(3), 5), r"argument 'head_dim' must be even .*got 5"),
+    ("rope.forward", (np.zeros((2, 1, 3, 4)), np.arange(4)),
+     r"argument 'positions' must have shape \(T,\) = \(3,\) or \(B, T\) = \(2, 3\), got "
+     r"shape \(4,\)"),
+    ("rope.forward", (np.zeros((2, 1, 3, 4)), np.zeros((3, 3), dtype=np.int64)),
+     r"argument 'positions' must have shape .*got shape \(3, 3\)"),
+    ("rope.forward", (np.zeros((2, 1, 3, 5)), np.arange(3)),
+     r"argument 'x' must have an even last dimension .*got shape \(2, 1, 3, 5\)"),
+])
+def test_rope_refuses_odd_widths_and_other_position_shapes(impl, name, args, pattern):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: " + pattern):
+        impl(name)(*args)
+
+
+def test_swiglu_init_shapes_scales_and_biases(impl):
+    """``swiglu.init``: gate and up (C, d_ff) at std, down (d_ff, C) at proj_std (std when
+    not given), biases only when asked (zeros), float64; the default std is 0.02."""
+    init = impl("swiglu.init")
+    p = init(64, 96, np.random.default_rng(0), std=0.5, proj_std=0.1, bias=True)
+    assert p["gate"]["W"].shape == p["up"]["W"].shape == (64, 96)
+    assert p["down"]["W"].shape == (96, 64)
+    for part, std in (("gate", 0.5), ("up", 0.5), ("down", 0.1)):
+        assert p[part]["W"].dtype == np.float64
+        assert abs(p[part]["W"].std() / std - 1) < 0.05, (part, p[part]["W"].std())
+        np.testing.assert_array_equal(p[part]["b"], np.zeros(p[part]["W"].shape[1]))
+    q = init(64, 96, np.random.default_rng(0))
+    assert all(set(q[part]) == {"W"} for part in ("gate", "up", "down"))
+    for part in ("gate", "up", "down"):
+        assert abs(q[part]["W"].std() / 0.02 - 1) < 0.05, (part, q[part]["W"].std())
+    assert abs(init(64, 96, np.random.default_rng(0), std=0.3)["down"]["W"].std() / 0.3 - 1) \
+        < 0.05

@@ -70,8 +70,9 @@ def allowed_mask(T: int, S: int, causal: bool = False, key_padding_mask=None, of
 
     Returns
     -------
-    allowed : ndarray of bool, shape (B or 1, 1, T, S), or None
-        True where query `t` may attend to key `s`; None when every key is allowed.
+    allowed : ndarray of bool, shape (B or 1, 1, T or 1, S), or None
+        True where query `t` may attend to key `s` (B: with a padding mask; T: when causal);
+        None when every key is allowed.
 
     Raises
     ------
@@ -90,7 +91,7 @@ def allowed_mask(T: int, S: int, causal: bool = False, key_padding_mask=None, of
     return _allowed_mask(T, S, causal, key_padding_mask, offset)
 
 
-def _allowed_mask(T, S, causal=False, key_padding_mask=None, offset=0):
+def _allowed_mask(T, S, causal, key_padding_mask, offset):
     allowed = None
     if causal:
         allowed = np.tril(np.ones((T, S), dtype=bool), k=offset)[None, None]
@@ -254,13 +255,13 @@ def weights(q: np.ndarray, k: np.ndarray, causal: bool = False,
     return _weights(q, k, causal, key_padding_mask, offset)
 
 
-def _weights(q, k, causal=False, key_padding_mask=None, offset=0):
+def _weights(q, k, causal, key_padding_mask, offset):
     return _masked_softmax(_scores(q, k),
                            _allowed_mask(q.shape[2], k.shape[2], causal, key_padding_mask,
                                          offset))
 
 
-def _validate(q, k, v, key_padding_mask, offset, causal=False, where="attention.forward",
+def _validate(q, k, v, key_padding_mask, offset, causal, where="attention.forward",
               same_heads=False):
     _checks.float_array(where, "q", q, ndim=4)
     _checks.float_array(where, "k", k, ndim=4)
@@ -374,7 +375,7 @@ def backward(dout: np.ndarray, cache) -> dict:
 
 # Unchecked arithmetic, called by multi-head attention after it checks its own input.
 
-def _forward(q, k, v, causal, key_padding_mask, offset=0):
+def _forward(q, k, v, causal, key_padding_mask, offset):
     group = q.shape[1] // k.shape[1]                    # query heads per key/value head
     if group > 1:                                       # grouped-query: head h uses h // group
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)

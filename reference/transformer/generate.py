@@ -28,7 +28,8 @@ The rest can be skipped on a first reading.
   Past the context length the window slides, which changes every position, so those steps
   rerun the whole window.
 - Ties: top-k keeps exactly `k` tokens; among logits equal to the `k`-th largest it keeps the
-  lowest token ids.  Greedy decoding takes the lowest id among tied maxima (`np.argmax`).
+  lowest token ids.  Top-p, at a tie on the nucleus' boundary, keeps the lowest ids among
+  equal probabilities.  Greedy decoding takes the lowest id among tied maxima (`np.argmax`).
 """
 
 from __future__ import annotations
