@@ -182,6 +182,32 @@ def run_group(group: str, rev: str = "HEAD") -> dict:
     return counts
 
 
+def collect(group: str, scratch: str, rev: str) -> dict:
+    """Write ``<group>.txt`` from a scratch folder whose mutmut run was stopped before the
+    end: the mutants it ran, with the diff of each that was not killed; the others are
+    listed as ``not checked``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    modules, tests = GROUPS[group]
+    env = {**os.environ, "XDG_CACHE_HOME": str(Path(scratch, ".cache"))}
+    statuses = _statuses(scratch, env)
+    shown = [n for n, s in sorted(statuses.items()) if s not in ("killed", "not checked")]
+    with ThreadPoolExecutor(2) as pool:
+        diffs = dict(zip(shown, pool.map(lambda n: _mutmut(scratch, env, "show", n), shown),
+                         strict=True))
+    lines = [f"# mutmut, group {group}, commit {rev} (stopped before the end): modules "
+             f"{', '.join(modules)}; tests {', '.join(tests)} + {', '.join(COMMON)}", ""]
+    lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
+    for name in shown:
+        lines += ["", f"## {name} ({statuses[name]})", diffs[name]]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{group}.txt").write_text("\n".join(lines) + "\n")
+    counts: dict = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
 def _changed_lines(diff: str) -> list:
     return [line for line in diff.splitlines() if line[:1] in "-+"
             and not line.startswith(("---", "+++"))]
