@@ -58,20 +58,25 @@ def mutmut_tables() -> dict:
     from llmref.spec.mutants.run_mutmut import RECORD
 
     data = json.loads(RECORD.read_text())
-    rows = ["| group (modules) | mutants | first pass: killed | first pass: survived "
-            "| rerun: killed | rerun: equivalent | left |", "| --- | " + "--- | " * 6]
-    totals = dict.fromkeys(("mutants", "killed", "survived", "rerun_killed", "equivalent",
-                            "left"), 0)
+    rows = ["| group (modules) | mutants | first pass: not run | first pass: killed "
+            "| first pass: survived | rerun: killed | rerun: equivalent | left |",
+            "| --- | " + "--- | " * 7]
+    totals = dict.fromkeys(("mutants", "unchecked", "killed", "survived", "rerun_killed",
+                            "equivalent", "left"), 0)
     reasons: dict = {}
     commits = set()
     for g in data["groups"]:
         first, rerun = g["first_pass"], g.get("rerun")
         commits.add(first["commit"])
-        survived = first["mutants"] - first.get("killed", 0)
-        other = {k: v for k, v in first.items() if k not in ("commit", "mutants", "killed")}
-        detail = ", ".join(f"{v} {k}" for k, v in other.items() if k != "survived")
+        unchecked = first.get("not checked", 0)
+        survived = first["mutants"] - first.get("killed", 0) - unchecked
+        other = {k: v for k, v in first.items()
+                 if k not in ("commit", "mutants", "killed", "not checked", "survived")}
+        detail = ", ".join(f"{v} {k}" for k, v in other.items())
         cells = [f"{g['group']} ({', '.join(g['modules'])})", str(first["mutants"]),
-                 str(first.get("killed", 0)), str(survived) + (f" ({detail})" if detail else "")]
+                 str(unchecked), str(first.get("killed", 0)),
+                 str(survived) + (f" ({detail})" if detail else "")]
+        totals["unchecked"] += unchecked
         if rerun:
             cells += [str(rerun["killed"]), str(rerun["equivalent"]),
                       ", ".join(f"`{n.rsplit('.', 2)[-2]}.{n.rsplit('.', 1)[-1]}` ({s})"
@@ -88,13 +93,13 @@ def mutmut_tables() -> dict:
         totals["survived"] += survived
         rows.append("| " + " | ".join(cells) + " |")
     rows.append(f"| all ({len(data['groups'])} groups) | {totals['mutants']} | "
-                f"{totals['killed']} | {totals['survived']} | {totals['rerun_killed']} | "
-                f"{totals['equivalent']} | {totals['left']} |")
+                f"{totals['unchecked']} | {totals['killed']} | {totals['survived']} | "
+                f"{totals['rerun_killed']} | {totals['equivalent']} | {totals['left']} |")
     kinds = ["| why the survivor cannot be observed | mutants |", "| --- | --- |"]
     kinds += [f"| {reason} | {n} |" for reason, n in
               sorted(reasons.items(), key=lambda kv: -kv[1])]
     reruns = sorted({g["rerun"]["commit"] for g in data["groups"] if "rerun" in g})
-    share = 100.0 * totals["killed"] / max(totals["mutants"], 1)
+    share = 100.0 * totals["killed"] / max(totals["mutants"] - totals["unchecked"], 1)
     return {"{{mutmut_table}}": "\n".join(rows), "{{mutmut_equivalent}}": "\n".join(kinds),
             "{{mutmut_tool}}": data["tool"],
             "{{mutmut_first_commit}}": ", ".join(sorted(c for c in commits if c)),
