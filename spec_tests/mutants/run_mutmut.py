@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -388,6 +389,18 @@ def _function_lines(source: str, function: str):
     return None
 
 
+#: seconds a patch mutant's tests may run in --verify before it counts as caught (timeout)
+VERIFY_LIMIT = 180
+
+
+class _TooLong(BaseException):
+    """Raised by the alarm: a BaseException, so pytest does not report it as a failure."""
+
+
+def _too_long(signum, frame):
+    raise _TooLong
+
+
 def verify(group: str, only: set | None = None, save: bool = True) -> dict:
     """Rerun the group's test files against each survivor of its last mutmut run, installed
     as a catalogue-style patch mutant (the tests may have grown since): ``{name: status}``
@@ -421,15 +434,22 @@ def verify(group: str, only: set | None = None, save: bool = True) -> dict:
         # the group's own tests, then the common files on the group's modules, then all of
         # them: the first that fails kills the mutant (a survivor runs all three)
         modules = " or ".join(GROUPS[group][0])
-        for paths, select in ((tests, []), (COMMON, ["-k", modules]), (COMMON, [])):
-            code = pytest.main([*(str(TESTS / t) for t in paths), *select,
-                                f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n", "0",
-                                "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
-                                "--tb=no"])
-            if int(code) not in (0, 5):             # 5: the selection held no test
-                break
-        results[name] = {0: "survived", 5: "survived", 1: "killed"}.get(
-            int(code), f"error (pytest exit {code})")
+        signal.signal(signal.SIGALRM, _too_long)
+        signal.alarm(VERIFY_LIMIT)                  # a mutant that loops forever is caught
+        try:
+            for paths, select in ((tests, []), (COMMON, ["-k", modules]), (COMMON, [])):
+                code = pytest.main([*(str(TESTS / t) for t in paths), *select,
+                                    f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n",
+                                    "0", "-p", "no:cacheprovider", "-W", "ignore",
+                                    "--no-header", "-rN", "--tb=no"])
+                if int(code) not in (0, 5):         # 5: the selection held no test
+                    break
+            results[name] = {0: "survived", 5: "survived", 1: "killed"}.get(
+                int(code), f"error (pytest exit {code})")
+        except _TooLong:
+            results[name] = "timeout"
+        finally:
+            signal.alarm(0)
         print(f"VERIFY {name} {results[name]}", flush=True)
     if save:
         OUT.mkdir(parents=True, exist_ok=True)
@@ -446,6 +466,9 @@ def _head() -> str:
                            capture_output=True, text=True).stdout.strip()
     return rev + ("+" if dirty else "")
 
+
+#: rerun statuses that count as caught
+CAUGHT = ("killed", "timeout")
 
 #: the committed record of the last run, which the docs' mutation page is built from
 RECORD = Path(__file__).with_name("mutmut_record.json")
@@ -477,10 +500,11 @@ def record(groups) -> dict:
                     reasons[reason] = reasons.get(reason, 0) + 1
             row["rerun"] = {"commit": data["commit"], "method": data.get("method", "patch"),
                             "survivors": len(results),
-                            "killed": sum(s == "killed" for s in results.values()),
+                            # a timeout is caught: the tests never passed on it
+                            "killed": sum(s in CAUGHT for s in results.values()),
                             "equivalent": sum(reasons.values()), "equivalent_reasons": reasons,
                             "left": {n: s for n, s in sorted(results.items())
-                                     if s != "killed" and not s.startswith("equivalent")}}
+                                     if s not in CAUGHT and not s.startswith("equivalent")}}
         rows.append(row)
     data = {"tool": f"mutmut {version('mutmut')}", "groups": rows}
     RECORD.write_text(json.dumps(data, indent=1) + "\n")
