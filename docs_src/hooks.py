@@ -78,7 +78,8 @@ def mutmut_tables() -> dict:
                  str(survived) + (f" ({detail})" if detail else "")]
         totals["unchecked"] += unchecked
         if rerun:
-            cells += [str(rerun["killed"]), str(rerun["equivalent"]),
+            stale = f" ({rerun['stale']} stale)" if rerun.get("stale") else ""
+            cells += [str(rerun["killed"]) + stale, str(rerun["equivalent"]),
                       ", ".join(f"`{n.rsplit('.', 2)[-2]}.{n.rsplit('.', 1)[-1]}` ({s})"
                                 for n, s in rerun["left"].items()) or "0"]
             for reason, n in rerun["equivalent_reasons"].items():

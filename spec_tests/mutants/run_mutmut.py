@@ -503,8 +503,10 @@ def record(groups) -> dict:
                             # a timeout is caught: the tests never passed on it
                             "killed": sum(s in CAUGHT for s in results.values()),
                             "equivalent": sum(reasons.values()), "equivalent_reasons": reasons,
+                            "stale": sum(s == "stale" for s in results.values()),
                             "left": {n: s for n, s in sorted(results.items())
-                                     if s not in CAUGHT and not s.startswith("equivalent")}}
+                                     if s not in CAUGHT + ("stale",)
+                                     and not s.startswith("equivalent")}}
         rows.append(row)
     data = {"tool": f"mutmut {version('mutmut')}", "groups": rows}
     RECORD.write_text(json.dumps(data, indent=1) + "\n")
