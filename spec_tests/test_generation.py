@@ -497,3 +497,23 @@ def test_list_prompts_keep_every_id_whatever_the_pad_id_type(impl):
 def test_penalize_repeats_rejects_bad_arguments(impl, args, error, pattern):
     with pytest.raises(error, match=r"^generate\.penalize_repeats: " + pattern):
         impl("generate.penalize_repeats")(*args)
+
+
+def test_a_row_that_stops_early_stays_stopped(impl):
+    """Logits (1, 0.9, -5, ...) with a repetition penalty of 2: a token already in the row
+    has its logit halved.  Row [0] emits 1 at once (0.5 < 0.9), a stop token; row [5] emits
+    0, then 1.  The first row must stay stopped (padding, never a new token) while the
+    second goes on, and generation ends when both have stopped."""
+    params, config = _fixed_logits([1.0, 0.9, -5.0, -5.0, -5.0, -5.0, -5.0])
+    out = impl("generate.generate")(params, config, np.array([[0], [5]]), 4, greedy=True,
+                                    repetition_penalty=2.0, stop_tokens=[1], pad_id=6)
+    np.testing.assert_array_equal(out, [[0, 1, 6], [5, 0, 1]])
+
+
+def test_a_penalty_that_is_not_finite_is_refused_with_its_value(impl):
+    logits, ids = np.zeros((1, 4)), np.array([[1, 2]])
+    for penalty in (np.inf, np.nan):
+        with pytest.raises(ValueError) as info:
+            impl("generate.penalize_repeats")(logits, ids, np.ones((1, 2), bool), penalty)
+        assert "'penalty'" in str(info.value) and repr(penalty) in str(info.value), \
+            str(info.value)
