@@ -161,9 +161,7 @@ def penalize_repeats(logits: np.ndarray, ids: np.ndarray, mask: np.ndarray,
         raise ValueError(f"{where}: argument 'ids' must have shape (B, T) with B = {B}, got "
                          f"shape {ids.shape}")
     gpt._check_attention_mask(where, mask, ids.shape, "mask")
-    _checks.positive(where, "penalty", penalty)
-    if not np.isfinite(penalty):
-        raise ValueError(f"{where}: argument 'penalty' must be finite, got {penalty!r}")
+    _checks.positive(where, "penalty", penalty)               # finite and > 0
     return _penalize_repeats(logits, ids, mask, penalty, where, "penalty")
 
 
