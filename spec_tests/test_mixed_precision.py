@@ -463,3 +463,15 @@ def test_scale_stops_backing_off_at_float32s_smallest_normal(impl):
     for found_inf in (True, True, False):
         state = impl("mixed_precision.scaler_update")(state, found_inf)
         assert state["scale"] == tiny
+
+
+def test_cast_to_each_compute_format(impl):
+    """float32 is a plain cast (no bfloat16 rounding on the way), float16 NumPy's cast,
+    bfloat16 the rounding torch does; values chosen with more bits than bfloat16 keeps."""
+    x = np.array([[1.0 + 2.0**-20, -3.000123], [1e-3, 7.77]])
+    np.testing.assert_array_equal(impl("mixed_precision.cast")(x, "float32"),
+                                  x.astype(np.float32))
+    np.testing.assert_array_equal(impl("mixed_precision.cast")(x, "float16"),
+                                  x.astype(np.float16))
+    bf16 = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
+    np.testing.assert_array_equal(impl("mixed_precision.cast")(x, "bfloat16"), bf16)

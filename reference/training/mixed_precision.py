@@ -387,7 +387,7 @@ def _to_bfloat16(x: np.ndarray) -> np.ndarray:
     bits = x32.view(np.uint32).astype(np.uint64)
     lsb = (bits >> 16) & 1                      # round half to even on the kept 16 bits
     rounded = ((bits + 0x7FFF + lsb) & 0xFFFF0000).astype(np.uint32)
-    out = rounded.view(np.float32).reshape(x32.shape)
+    out = rounded.view(np.float32)                # the shape of x32 already
     return np.where(np.isnan(x32), x32, out)    # NaN stays NaN (rounding could make it inf)
 
 
