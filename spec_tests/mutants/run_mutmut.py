@@ -535,6 +535,17 @@ def main(argv) -> int:
         data = record(argv[1:] or [g for g in GROUPS if (OUT / f"{g}.txt").is_file()])
         print(f"{RECORD}: {len(data['groups'])} groups")
         return 0
+    if argv[:1] == ["--reverify"]:               # once more, only those a rerun left
+        for group in argv[1:]:
+            path = OUT / f"{group}.verify.json"
+            data = json.loads(path.read_text())
+            left = {n for n, s in data["results"].items()
+                    if s not in CAUGHT + ("stale",) and not s.startswith("equivalent")}
+            data["results"].update(verify(group, only=left, save=False))
+            data["commit"] = f"{data['commit']}; the {len(left)} left then at {_head()}"
+            path.write_text(json.dumps(data, indent=1) + "\n")
+            print(f"{group}: {len(left)} rerun again", flush=True)
+        return 0
     if argv[:1] == ["--rerun"]:
         for group in argv[1:]:
             results = rerun(group)
