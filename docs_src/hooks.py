@@ -59,14 +59,18 @@ def mutmut_tables() -> dict:
 
     data = json.loads(RECORD.read_text())
     rows = ["| group (modules) | mutants | first pass: not run | first pass: killed "
-            "| first pass: survived | rerun: killed | rerun: equivalent | left |",
-            "| --- | " + "--- | " * 7]
+            "| first pass: survived | rerun: killed | rerun: equivalent | left | rerun at |",
+            "| --- | " + "--- | " * 8]
     totals = dict.fromkeys(("mutants", "unchecked", "killed", "survived", "rerun_killed",
                             "equivalent", "left"), 0)
     reasons: dict = {}
     commits = set()
     for g in data["groups"]:
         first, rerun = g["first_pass"], g.get("rerun")
+        if first is None:
+            rows.append(f"| {g['group']} ({', '.join(g['modules'])}) | not run in this "
+                        f"session |" + " |" * 7)
+            continue
         commits.add(first["commit"])
         unchecked = first.get("not checked", 0)
         survived = first["mutants"] - first.get("killed", 0) - unchecked
@@ -81,30 +85,30 @@ def mutmut_tables() -> dict:
             stale = f" ({rerun['stale']} stale)" if rerun.get("stale") else ""
             cells += [str(rerun["killed"]) + stale, str(rerun["equivalent"]),
                       ", ".join(f"`{n.rsplit('.', 2)[-2]}.{n.rsplit('.', 1)[-1]}` ({s})"
-                                for n, s in rerun["left"].items()) or "0"]
+                                for n, s in rerun["left"].items()) or "0",
+                      rerun["commit"]]
             for reason, n in rerun["equivalent_reasons"].items():
                 reasons[reason] = reasons.get(reason, 0) + n
             totals["rerun_killed"] += rerun["killed"]
             totals["equivalent"] += rerun["equivalent"]
             totals["left"] += len(rerun["left"])
         else:
-            cells += ["not rerun", "", ""]
+            cells += ["not rerun", "", "", ""]
         totals["mutants"] += first["mutants"]
         totals["killed"] += first.get("killed", 0)
         totals["survived"] += survived
         rows.append("| " + " | ".join(cells) + " |")
-    rows.append(f"| all ({len(data['groups'])} groups) | {totals['mutants']} | "
+    ran = sum(g["first_pass"] is not None for g in data["groups"])
+    rows.append(f"| all ({ran} groups run) | {totals['mutants']} | "
                 f"{totals['unchecked']} | {totals['killed']} | {totals['survived']} | "
-                f"{totals['rerun_killed']} | {totals['equivalent']} | {totals['left']} |")
+                f"{totals['rerun_killed']} | {totals['equivalent']} | {totals['left']} | |")
     kinds = ["| why the survivor cannot be observed | mutants |", "| --- | --- |"]
     kinds += [f"| {reason} | {n} |" for reason, n in
               sorted(reasons.items(), key=lambda kv: -kv[1])]
-    reruns = sorted({g["rerun"]["commit"] for g in data["groups"] if "rerun" in g})
     share = 100.0 * totals["killed"] / max(totals["mutants"] - totals["unchecked"], 1)
     return {"{{mutmut_table}}": "\n".join(rows), "{{mutmut_equivalent}}": "\n".join(kinds),
             "{{mutmut_tool}}": data["tool"],
             "{{mutmut_first_commit}}": ", ".join(sorted(c for c in commits if c)),
-            "{{mutmut_rerun_commit}}": ", ".join(reruns) or "none",
             "{{mutmut_first_share}}": f"{share:.1f}%",
             "{{mutmut_mutants}}": str(totals["mutants"]),
             "{{mutmut_left}}": str(totals["left"])}

@@ -480,7 +480,10 @@ def record(groups) -> dict:
     from importlib.metadata import version
 
     rows = []
-    for group in groups:
+    for group in GROUPS:
+        if group not in groups or not (OUT / f"{group}.txt").is_file():
+            rows.append({"group": group, "modules": GROUPS[group][0], "first_pass": None})
+            continue
         text = (OUT / f"{group}.txt").read_text()
         commit = re.search(r"commit (\w+)", text.splitlines()[0])
         statuses = re.findall(r"^\S+__mutmut_\d+: (.+)$", text, re.M)
