@@ -165,38 +165,27 @@ def _statuses(scratch, env) -> dict:
 
 
 def run_group(group: str, rev: str = "HEAD") -> dict:
-    modules, tests = GROUPS[group]
     with _scratch(group, rev) as (scratch, env):
         _mutmut(scratch, env, "run")
-        statuses = _statuses(scratch, env)
-        lines = [f"# mutmut, group {group}, commit {rev}: modules {', '.join(modules)}; tests "
-                 f"{', '.join(tests)} + {', '.join(COMMON)}", ""]
-        lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
-        for name, status in sorted(statuses.items()):
-            if status != "killed":
-                lines += ["", f"## {name} ({status})", _mutmut(scratch, env, "show", name)]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{group}.txt").write_text("\n".join(lines) + "\n")
-    counts: dict = {}
-    for status in statuses.values():
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+        return collect(group, scratch, rev, env, stopped=False)
 
 
-def collect(group: str, scratch: str, rev: str) -> dict:
-    """Write ``<group>.txt`` from a scratch folder whose mutmut run was stopped before the
-    end: the mutants it ran, with the diff of each that was not killed; the others are
-    listed as ``not checked``."""
+def collect(group: str, scratch: str, rev: str, env: dict | None = None,
+            stopped: bool = True) -> dict:
+    """Write ``<group>.txt`` from a scratch folder after mutmut ran there (``stopped``: a run
+    stopped before the end): every mutant's status, with the diff of each that was neither
+    killed nor left unrun (``not checked``); returns the count of each status."""
     from concurrent.futures import ThreadPoolExecutor
 
     modules, tests = GROUPS[group]
-    env = {**os.environ, "XDG_CACHE_HOME": str(Path(scratch, ".cache"))}
+    env = env or {**os.environ, "XDG_CACHE_HOME": str(Path(scratch, ".cache"))}
     statuses = _statuses(scratch, env)
     shown = [n for n, s in sorted(statuses.items()) if s not in ("killed", "not checked")]
     with ThreadPoolExecutor(2) as pool:
         diffs = dict(zip(shown, pool.map(lambda n: _mutmut(scratch, env, "show", n), shown),
                          strict=True))
-    lines = [f"# mutmut, group {group}, commit {rev} (stopped before the end): modules "
+    note = " (stopped before the end)" if stopped else ""
+    lines = [f"# mutmut, group {group}, commit {rev}{note}: modules "
              f"{', '.join(modules)}; tests {', '.join(tests)} + {', '.join(COMMON)}", ""]
     lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
     for name in shown:
