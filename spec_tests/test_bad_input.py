@@ -283,6 +283,11 @@ CASES.update({
                                             (_IDS, _IDS, GPT, CONFIG, 2.0), {},
                                             TypeError, ["'segment_size'", "an int", "2.0"]),
 })
+# all four of DPO's log-probability arrays 2-D with one shape: only the rank check can refuse
+_LOGP_2D = np.zeros((2, 2))
+CASES["DPO log-probabilities of rank 2"] = ("dpo.forward", (_LOGP_2D,) * 4 + (0.1,), {},
+                                            ValueError, ["'policy_chosen'", "1 dimension",
+                                                         "(2, 2)"])
 for _name in ACTIVATIONS:
     CASES[f"{_name} of integers"] = (f"{_name}.forward", (np.arange(3),), {},
                                      TypeError, ["'x'", "floating-point", "int64"])

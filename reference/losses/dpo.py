@@ -75,8 +75,8 @@ def forward(policy_chosen: np.ndarray, policy_rejected: np.ndarray, ref_chosen: 
     """
     where = "dpo.forward"
     beta = _checks.number(where, "beta", beta, low=0.0, strict=True)
-    arrays = dict(zip(_NAMES, (policy_chosen, policy_rejected, ref_chosen, ref_rejected),
-                      strict=True))
+    arrays = {"policy_chosen": policy_chosen, "policy_rejected": policy_rejected,
+              "ref_chosen": ref_chosen, "ref_rejected": ref_rejected}
     for name, arr in arrays.items():
         _checks.float_array(where, name, arr, ndim=1)
     for name, arr in arrays.items():
