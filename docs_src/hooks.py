@@ -75,9 +75,12 @@ def mutmut_tables() -> dict:
         unchecked = first.get("not checked", 0)
         survived = first["mutants"] - first.get("killed", 0) - unchecked
         other = {k: v for k, v in first.items()
-                 if k not in ("commit", "mutants", "killed", "not checked", "survived")}
+                 if k not in ("commit", "resumed_at", "mutants", "killed", "not checked",
+                              "survived")}
         detail = ", ".join(f"{v} {k}" for k, v in other.items())
-        cells = [f"{g['group']} ({', '.join(g['modules'])})", str(first["mutants"]),
+        resumed = (f"; first pass at {first['commit']}, resumed at {first['resumed_at']}"
+                   if "resumed_at" in first else "")
+        cells = [f"{g['group']} ({', '.join(g['modules'])}{resumed})", str(first["mutants"]),
                  str(unchecked), str(first.get("killed", 0)),
                  str(survived) + (f" ({detail})" if detail else "")]
         totals["unchecked"] += unchecked

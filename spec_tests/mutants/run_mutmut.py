@@ -6,6 +6,8 @@ Outside CI: it takes about an hour on two cores.
                                                                # (of the commit at HEAD)
     python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
     python -m llmref.spec.mutants.run_mutmut --rerun GROUP ...   # mutmut again on survivors
+    python -m llmref.spec.mutants.run_mutmut --resume GROUP ...  # go on with a first pass
+                                                                 # stopped before the end
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
                                                                  # equivalent, one line each
     python -m llmref.spec.mutants.run_mutmut --record [GROUP ...]  # write mutmut_record.json
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fnmatch
 import json
 import os
 import re
@@ -175,27 +178,104 @@ def collect(group: str, scratch: str, rev: str, env: dict | None = None,
     """Write ``<group>.txt`` from a scratch folder after mutmut ran there (``stopped``: a run
     stopped before the end): every mutant's status, with the diff of each that was neither
     killed nor left unrun (``not checked``); returns the count of each status."""
-    from concurrent.futures import ThreadPoolExecutor
-
     modules, tests = GROUPS[group]
     env = env or {**os.environ, "XDG_CACHE_HOME": str(Path(scratch, ".cache"))}
     statuses = _statuses(scratch, env)
+    note = " (stopped before the end)" if stopped else ""
+    header = (f"# mutmut, group {group}, commit {rev}{note}: modules {', '.join(modules)}; "
+              f"tests {', '.join(tests)} + {', '.join(COMMON)}")
+    return _write(group, header, statuses, _diffs(scratch, env, statuses))
+
+
+def _diffs(scratch, env, statuses) -> dict:
+    """``{name: mutmut's diff}`` for each mutant neither killed nor left unrun."""
+    from concurrent.futures import ThreadPoolExecutor
+
     shown = [n for n, s in sorted(statuses.items()) if s not in ("killed", "not checked")]
     with ThreadPoolExecutor(2) as pool:
-        diffs = dict(zip(shown, pool.map(lambda n: _mutmut(scratch, env, "show", n), shown),
-                         strict=True))
-    note = " (stopped before the end)" if stopped else ""
-    lines = [f"# mutmut, group {group}, commit {rev}{note}: modules "
-             f"{', '.join(modules)}; tests {', '.join(tests)} + {', '.join(COMMON)}", ""]
-    lines += [f"{name}: {status}" for name, status in sorted(statuses.items())]
-    for name in shown:
-        lines += ["", f"## {name} ({statuses[name]})", diffs[name]]
+        return dict(zip(shown, pool.map(lambda n: _mutmut(scratch, env, "show", n), shown),
+                        strict=True))
+
+
+def _write(group: str, header: str, statuses: dict, diffs: dict) -> dict:
+    """Write ``<group>.txt``: the header, each mutant's status, then the diffs; returns the
+    count of each status."""
+    lines = [header, ""] + [f"{name}: {status}" for name, status in sorted(statuses.items())]
+    for name in sorted(diffs):
+        lines += ["", f"## {name} ({statuses[name]})", diffs[name].rstrip("\n")]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{group}.txt").write_text("\n".join(lines) + "\n")
     counts: dict = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _functions(source: str) -> dict:
+    """``{function or method name: its code}`` for a module's source: the syntax tree without
+    decorators or docstring, which mutmut's mutants of the function depend on (a changed
+    comment or docstring leaves their numbers and edits as they were)."""
+    out = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                body = body[1:]
+            out[node.name] = ast.dump(ast.Module(body=body, type_ignores=[])) + ast.dump(node.args)
+    return out
+
+
+def _committed(rev: str, path: str) -> str:
+    """The text of a scratch-layout path (``llmref/layers/ffn.py``) at commit ``rev``."""
+    top, rest = path.split("/", 1)
+    return subprocess.run(["git", "show", f"{rev}:{PACKAGE_DIRS[top]}/{rest}"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def resume(group: str, stopped: bool = False) -> dict:
+    """Go on with a first pass that was stopped before the end: mutmut, at the committed HEAD,
+    on the mutants it left unrun (``not checked``, or ``no tests`` when the group has gained
+    test files since).  Mutant numbers hold only within an unchanged function, so every
+    mutant of a function whose text changed since the first pass's commit is run anew and
+    its old results are dropped.  ``<group>.txt`` keeps the first pass's other results and
+    its header names both commits."""
+    path = OUT / f"{group}.txt"
+    text = path.read_text()
+    header = text.splitlines()[0]
+    first = re.search(r"commit (\w+)", header).group(1)
+    old = dict(re.findall(r"^(\S+__mutmut_\d+): (.+)$", text, re.M))
+    blocks = {b.split()[0]: b.split("\n", 1)[1] for b in text.split("\n## ")[1:]}
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    patterns, changed = [], set()
+    for module in GROUPS[group][0]:
+        where = module_path(module)
+        dotted = where[:-len(".py")].replace("/", ".")
+        before, after = _functions(_committed(first, where)), _functions(_committed(head, where))
+        for function in before.keys() | after.keys():
+            if before.get(function) != after.get(function):
+                changed.add((dotted, function))
+                if function in after:
+                    patterns += [f"{dotted}.x_{function}__mutmut_*",
+                                 f"{dotted}.xǁ*ǁ{function}__mutmut_*"]
+    kept = {n: s for n, s in old.items()
+            if (n.rsplit(".", 1)[0], _function_of(n)) not in changed}
+    todo = [n for n, s in kept.items() if s in ("not checked", "no tests")] + patterns
+    with _scratch(group, head) as (scratch, env):
+        _mutmut(scratch, env, "run", *todo)
+        statuses = _statuses(scratch, env)
+        rerun_names = set(todo[:len(todo) - len(patterns)])
+        new = {n: s for n, s in statuses.items()
+               if n in rerun_names or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+        diffs = _diffs(scratch, env, new)
+    merged = {**kept, **new}
+    diffs = {**{n: b for n, b in blocks.items() if n in merged and n not in new}, **diffs}
+    note = " (stopped before the end)" if stopped or "not checked" in merged.values() else ""
+    tail = header.split(": modules", 1)[1]
+    header = (f"# mutmut, group {group}, commit {first}, resumed at {head} ({len(todo)} "
+              f"mutants or patterns){note}: modules{tail}")
+    return _write(group, header, merged, diffs)
 
 
 def _changed_lines(diff: str) -> list:
@@ -475,11 +555,13 @@ def record(groups) -> dict:
             continue
         text = (OUT / f"{group}.txt").read_text()
         commit = re.search(r"commit (\w+)", text.splitlines()[0])
+        resumed = re.search(r"resumed at (\w+)", text.splitlines()[0])
         statuses = re.findall(r"^\S+__mutmut_\d+: (.+)$", text, re.M)
         first = {status: statuses.count(status) for status in sorted(set(statuses))}
         row = {"group": group, "modules": GROUPS[group][0],
                "tests": GROUPS[group][1] + COMMON,
                "first_pass": {"commit": commit.group(1) if commit else None,
+                              **({"resumed_at": resumed.group(1)} if resumed else {}),
                               "mutants": len(statuses), **first}}
         verified = OUT / f"{group}.verify.json"
         if verified.is_file():
@@ -547,6 +629,12 @@ def main(argv) -> int:
                   f"{sum(s == 'killed' for s in results.values())} now killed, "
                   f"{sum(s.startswith('equivalent') for s in results.values())} equivalent, "
                   f"{len(left)} left: {', '.join(left)}", flush=True)
+        return 0
+    if argv[:1] == ["--resume"]:
+        for group in argv[1:]:
+            counts = resume(group)
+            print(f"{group}: {sum(counts.values())} mutants after the resumed run, "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), flush=True)
         return 0
     if argv[:1] == ["--list"]:
         for group in argv[1:]:
