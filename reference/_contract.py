@@ -93,6 +93,10 @@ VARIANTS = {
         "int": ("TypeError", "an int instead of a function"),
         "none": ("TypeError", "None"),
     },
+    "generator": {
+        "int": ("TypeError", "an int seed instead of a NumPy Generator"),
+        "none": ("TypeError", "None"),
+    },
 }
 
 #: variants that must be ACCEPTED (same result as the example): NumPy scalars where Python
@@ -168,6 +172,8 @@ def kind_of(value) -> str | None:
         return "dict"
     if isinstance(value, (list, tuple)):
         return "list"
+    if isinstance(value, np.random.Generator):
+        return "generator"
     if callable(value) and not inspect.isclass(value):
         return "callable"
     return None

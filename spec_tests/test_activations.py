@@ -50,10 +50,17 @@ def _args(a):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@given(x=hs.float_arrays(), seed=hs.seeds)
+@given(x=hs.float_arrays(min_dims=0), seed=hs.seeds)
 def test_activation_matches_torch(impl, name, x, seed):
     check_against_torch(impl, name, {"x": x}, _args, ORACLES[name], seed,
                         rounding_scale=_oracle_rounding(name, x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("value", [-1.3, 0.7])
+def test_activation_of_a_0d_array_matches_torch(impl, name, value):
+    """A 0-d input (one number as an array) has the same value and gradient as torch's."""
+    check_against_torch(impl, name, {"x": np.array(value)}, _args, ORACLES[name], 0)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -114,6 +114,9 @@ MHA = {"qkv": {"W": np.zeros((6, 18)), "b": np.zeros(18)},
 FFN = {"fc": {"W": np.zeros((6, 8)), "b": np.zeros(8)},
        "proj": {"W": np.zeros((8, 6)), "b": np.zeros(6)}}
 CONFIG = GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2, n_layers=1)
+# without biases and with RMSNorm (no beta): only the linear layers can hold a stray bias
+CONFIG_RMS = GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2, n_layers=1,
+                       bias=False, norm="rms")
 #: the GPT's feed-forward width is the config's (4 d_model), unlike the standalone FFN's
 FFN_GPT = {"fc": {"W": np.zeros((6, CONFIG.hidden)), "b": np.zeros(CONFIG.hidden)},
            "proj": {"W": np.zeros((CONFIG.hidden, 6)), "b": np.zeros(6)}}
@@ -121,6 +124,11 @@ BLOCK = {"ln1": {"gamma": np.ones(6), "beta": np.zeros(6)}, "attn": MHA,
          "ln2": {"gamma": np.ones(6), "beta": np.zeros(6)}, "ffn": FFN_GPT}
 GPT = {"wte": {"W": RNG.standard_normal((7, 6))}, "wpe": {"W": RNG.standard_normal((4, 6))},
        "blocks": [BLOCK], "ln_f": {"gamma": np.ones(6), "beta": np.zeros(6)}}
+GPT_RMS = {"wte": GPT["wte"], "wpe": GPT["wpe"], "ln_f": {"gamma": np.ones(6)},
+           "blocks": [{"ln1": {"gamma": np.ones(6)}, "ln2": {"gamma": np.ones(6)},
+                       "attn": {"qkv": {"W": np.zeros((6, 18))}, "proj": {"W": np.zeros((6, 6))}},
+                       "ffn": {"fc": {"W": np.zeros((6, CONFIG_RMS.hidden))},
+                               "proj": {"W": np.zeros((CONFIG_RMS.hidden, 6))}}}]}
 CASES.update({
     "heads do not divide d_model": ("mha.forward", (np.zeros((1, 2, 6)), MHA, 4), {},
                                     ValueError, ["'n_heads'", "d_model = 6", "4"]),
@@ -187,6 +195,12 @@ CASES.update({
                         GPTConfig(vocab_size=7, context_len=4, d_model=6, n_heads=2,
                                   n_layers=1, bias=False)), {}, ValueError,
         ["params['blocks'][0]['ln1']", "unknown", "beta"]),
+    "a bias-free RMSNorm GPT given one linear bias": (
+        "gpt.forward", (np.array([[1, 2]]), {**GPT_RMS, "blocks": [
+            {**GPT_RMS["blocks"][0], "ffn": {"fc": GPT_RMS["blocks"][0]["ffn"]["fc"],
+                                             "proj": {"W": np.zeros((CONFIG.hidden, 6)),
+                                                      "b": np.zeros(6)}}}]}, CONFIG_RMS), {},
+        ValueError, ["params['blocks'][0]['ffn']['proj']", "unknown", "['b']"]),
     "a GPT with biases missing one": (
         "gpt.forward", (np.array([[1, 2]]), {**GPT, "blocks": [
             {**BLOCK, "ffn": {**FFN_GPT, "fc": {"W": np.zeros((6, CONFIG.hidden))}}}]}, CONFIG), {},
