@@ -93,6 +93,10 @@ VARIANTS = {
         "int": ("TypeError", "an int instead of a function"),
         "none": ("TypeError", "None"),
     },
+    "dtype": {
+        "int_dtype": ("TypeError", "an integer dtype"),
+        "none": ("TypeError", "None"),
+    },
     "generator": {
         "int": ("TypeError", "an int seed instead of a NumPy Generator"),
         "none": ("TypeError", "None"),
@@ -174,6 +178,8 @@ def kind_of(value) -> str | None:
         return "list"
     if isinstance(value, np.random.Generator):
         return "generator"
+    if isinstance(value, np.dtype) or (inspect.isclass(value) and issubclass(value, np.generic)):
+        return "dtype"
     if callable(value) and not inspect.isclass(value):
         return "callable"
     return None

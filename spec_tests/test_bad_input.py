@@ -297,6 +297,11 @@ CASES.update({
                                             (_IDS, _IDS, GPT, CONFIG, 2.0), {},
                                             TypeError, ["'segment_size'", "an int", "2.0"]),
 })
+CASES["a sinusoidal base of 0"] = ("sinusoidal.forward", (np.zeros((2, 3)), 0.0), {},
+                                   ValueError, ["'base'", "must be > 0", "got 0.0"])
+CASES["a sinusoidal cache that holds no shape"] = (
+    "sinusoidal.backward", (np.zeros((2, 3)), ("(2, 3)",)), {}, TypeError,
+    ["'cache'", "sinusoidal.forward returned", "('(2, 3)',)"])
 # all four of DPO's log-probability arrays 2-D with one shape: only the rank check can refuse
 _LOGP_2D = np.zeros((2, 2))
 CASES["DPO log-probabilities of rank 2"] = ("dpo.forward", (_LOGP_2D,) * 4 + (0.1,), {},

@@ -76,6 +76,7 @@ def bad_value(value, variant: str, index: int):
             "nan": lambda: float("nan"), "inf": lambda: float("inf"),
             "empty": lambda: type(value)(),
             "np_int": lambda: np.int64(value), "np_float": lambda: np.float64(value),
+            "int_dtype": lambda: np.int64,
             }[variant]()
 
 

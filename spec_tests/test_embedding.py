@@ -76,8 +76,8 @@ def _torch_sinusoidal(seq_len, d_model, base=10000.0):
 
 
 @pytest.mark.claim("L004-positional-kinds")
-@given(hs.shapes(min_dims=2, max_dims=3, max_side=9), st.sampled_from([10000.0, 100.0, 2.5]),
-       hs.seeds)
+@given(hs.shapes(min_dims=2, max_dims=3, max_side=9),
+       st.sampled_from([10000.0, 100.0, 2.5, 0.5]), hs.seeds)
 def test_sinusoidal_matches_formula(impl, shape, base, seed):
     """x + PE matches an independent torch writing of the formula, for the usual base and
     others (odd widths included); the gradient is dout."""
@@ -92,6 +92,18 @@ def test_sinusoidal_float32(impl, shape, seed):
     x = np.random.default_rng(seed).standard_normal(shape)
     check_float32_forward(impl, "sinusoidal", {"x": x}, lambda a: ((a["x"],), {}),
                           lambda x: x + _torch_sinusoidal(*shape[-2:]))
+
+
+@pytest.mark.parametrize(("seq_len", "d_model", "base", "dtype"),
+                         [(5, 1, 10000.0, np.float64), (4, 3, 0.5, np.float32),
+                          (6, 8, 50.0, np.float32)])
+def test_sinusoidal_table_of_any_width_base_and_dtype(impl, seq_len, d_model, base, dtype):
+    """The table on its own: one column (sin of the position), a base below 1, and float32
+    (the float64 table rounded once) against the torch writing."""
+    table = impl("sinusoidal.table")(seq_len, d_model, base, dtype=dtype)
+    assert table.dtype == dtype and table.shape == (seq_len, d_model)
+    expected = _torch_sinusoidal(seq_len, d_model, base).numpy().astype(dtype)
+    np.testing.assert_allclose(table, expected, rtol=0, atol=np.finfo(dtype).eps * 4)
 
 
 def test_sinusoidal_dot_product_depends_only_on_offset(impl):

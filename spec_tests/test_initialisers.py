@@ -113,6 +113,15 @@ def test_tree_helpers(impl):
     impl("params.check_finite")("test", "grads", tree)        # finite: no error
 
 
+def test_layers_of_width_one(impl):
+    """A width of 1 is a valid size for every table and layer."""
+    rng = np.random.default_rng(6)
+    assert impl("embedding.init")(5, 1, rng)["W"].shape == (5, 1)
+    assert impl("positional.init")(4, 1, rng)["W"].shape == (4, 1)
+    p = impl("linear.init")(1, 1, rng)
+    assert p["W"].shape == (1, 1) and p["b"].shape == (1,)
+
+
 def test_documented_defaults(impl):
     """Defaults the docstrings state: learned positions and token embeddings N(0, 0.02^2),
     the sinusoidal base 10000 (table and forward), linear layers with a bias."""
