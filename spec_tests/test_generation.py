@@ -302,7 +302,7 @@ def test_numpy_integers_are_accepted(impl):
      "left padding"),
     ({"prompt": np.array([[1, 2]]), "attention_mask": np.array([[False, False]])}, ValueError,
      "a row without any real token"),
-    ({"prompt": [[1], []]}, ValueError, "'prompt[1]' must not be empty"),
+    ({"prompt": [[1], []]}, ValueError, "argument prompt[1] must not be empty"),
     ({"prompt": [1.0, 2.0]}, ValueError, "prompt[0]"),
     ({"prompt": "12"}, TypeError, "'prompt' must be a NumPy integer array or a list of 1-D id "
      "sequences, got str"),

@@ -340,7 +340,7 @@ def _prompt_batch(where: str, prompt, attention_mask, pad_id, V: int):
                                  f"ids (a list holds one prompt per row; pass a single prompt "
                                  f"as a NumPy array), got shape {row.shape}")
             if row.size == 0:
-                raise ValueError(f"{where}: argument 'prompt[{i}]' must not be empty")
+                raise ValueError(f"{where}: argument prompt[{i}] must not be empty")
             _checks.int_array(where, f"prompt[{i}]", row, 0, V)
         T0 = max(len(r) for r in rows)
         ids = np.full((len(rows), T0), pad_id, dtype=np.int64)
