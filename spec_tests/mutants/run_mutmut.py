@@ -326,7 +326,8 @@ def _without_copy_flag(text: str) -> str:
 
 
 def _without_out(text: str) -> str:
-    return re.sub(r",?\s*out=\w+", "", text).replace(", )", ")")
+    """``text`` without any ``out=`` argument (a name, or ``np.empty_like(name)``)."""
+    return re.sub(r",?\s*out=(?:np\.empty_like\(\w+\)|\w+)", "", text).replace(", )", ")")
 
 
 def _infer_sizes(text: str) -> str:
@@ -362,7 +363,7 @@ EQUIVALENT = [
      "NumPy's reshape reads any negative size as 'infer', -2 as -1"),
     (lambda old, new: _without_out(old) == _without_out(new),
      "a ufunc's out= buffer left out or None: a new array with the same values instead of "
-     "writing into a scratch array"),
+     "writing into a scratch array (for a 0-d input, a NumPy scalar of the same value)"),
     (lambda old, new: re.sub(r"np\.result_type\([^)]*\)", "R", old)
      == re.sub(r"np\.result_type\([^)]*\)", "R", new),
      "the gradient's dtype when the upstream and the input have different float dtypes, "
