@@ -275,3 +275,93 @@ def test_the_docstring_states_every_default(impl, component, name, obj):
             problems.append(f"{p.name}: the docstring states default {stated.group(1)}, the "
                             f"function uses {_shown(p.default)}")
     assert not problems, f"{component}.{name}:\n  " + "\n  ".join(problems)
+
+
+def _documented_default(doc: str, parameter: str):
+    """``(found, value)``: the default a numpy docstring states for ``parameter``
+    (``eps : float, default 1e-05``) as a value: a literal, or a NumPy dtype or function
+    named by ``_shown``."""
+    import ast
+    import re
+
+    line = re.search(rf"^{parameter} : .*, default (.+)$", doc, re.M)
+    if line is None:
+        return False, None
+    text = line.group(1)
+    try:
+        return True, ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return (True, getattr(np, text)) if hasattr(np, text) else (False, None)
+
+
+def _alike(a, b, depth: int = 0) -> bool:
+    """Two results hold the same values: arrays (dtype, shape, entries), numbers, strings,
+    containers and the fields of plain objects, a few levels deep (caches and other opaque
+    parts are compared as far as they are made of these)."""
+    import dataclasses
+
+    if depth > 6:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(
+            _alike(a[k], b[k], depth + 1) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(
+            _alike(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and all(
+            _alike(getattr(a, f.name), getattr(b, f.name), depth + 1)
+            for f in dataclasses.fields(a))
+    if isinstance(a, (bool, int, float, str, complex, np.generic, type(None))):
+        return type(a) is type(b) and (a == b or (a != a and b != b))
+    if callable(a) or not hasattr(a, "__dict__"):
+        return True                             # a function or token: not compared
+    return type(a) is type(b) and _alike(vars(a), vars(b), depth + 1)
+
+
+@pytest.mark.parametrize("component,name,obj", [c for c in CASES
+                                                if inspect.isfunction(c.values[2])])
+def test_an_omitted_argument_acts_as_its_documented_default(graded, component, name, obj):
+    """Leaving out an argument gives what passing the default the docstring states gives
+    (the contract's example call, with and without each such argument): a function whose
+    signature default differs from its documentation fails here."""
+    declared = getattr(obj, "__contract__", None)
+    doc = inspect.getdoc(inspect.unwrap(obj)) or ""
+    fn = graded(f"{component}.{name}")
+    problems = []
+    for p in inspect.signature(obj).parameters.values():
+        if p.default is inspect.Parameter.empty or p.name.startswith("_"):
+            continue
+        found, value = _documented_default(doc, p.name)
+        if not found:
+            continue
+        given = declared.example(np.random.default_rng(3))
+        given[p.name] = value
+        omitted = declared.example(np.random.default_rng(3))
+        omitted.pop(p.name, None)
+        if not _alike(_outcome(fn, given), _outcome(fn, omitted)):
+            problems.append(f"{p.name}: leaving it out does not give what {p.name}={value!r} "
+                            f"(the documented default) gives")
+    assert not problems, f"{component}.{name}:\n  " + "\n  ".join(problems)
+
+
+def _outcome(fn, call: dict):
+    """What a call gives: its result, or the type and message of the error it raises (an
+    argument whose default only works with another's).  A file the call writes (the
+    example's ``path`` of a function with ``overwrite``) is removed first and after."""
+    import os
+
+    writes = "overwrite" in inspect.signature(fn).parameters
+    path = call.get("path") if writes else None
+    if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+        os.remove(path)
+    try:
+        return fn(**call)
+    except (TypeError, ValueError) as exc:
+        return (type(exc).__name__, str(exc))
+    finally:
+        if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+            os.remove(path)
