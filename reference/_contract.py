@@ -97,6 +97,10 @@ VARIANTS = {
         "int_dtype": ("TypeError", "an integer dtype"),
         "none": ("TypeError", "None"),
     },
+    "dataclass": {
+        "str": ("TypeError", "a string instead of the configuration object"),
+        "none": ("TypeError", "None"),
+    },
     "generator": {
         "int": ("TypeError", "an int seed instead of a NumPy Generator"),
         "none": ("TypeError", "None"),
@@ -152,6 +156,7 @@ def contract(example: Callable, *, lenient: Mapping[str, Iterable[str]] | None =
 def kind_of(value) -> str | None:
     """The catalogue's name (a key of :data:`VARIANTS`) for the kind of a valid value; None
     for a value the contract test does not vary."""
+    import dataclasses
     import inspect
 
     import numpy as np
@@ -178,6 +183,8 @@ def kind_of(value) -> str | None:
         return "list"
     if isinstance(value, np.random.Generator):
         return "generator"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return "dataclass"
     if isinstance(value, np.dtype) or (inspect.isclass(value) and issubclass(value, np.generic)):
         return "dtype"
     if callable(value) and not inspect.isclass(value):

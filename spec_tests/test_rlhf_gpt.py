@@ -366,3 +366,125 @@ def test_each_rollout_of_the_policy_is_a_new_draw(impl):
     a = policy.sample(params, prompts, np.random.default_rng(3))
     b = policy.sample(params, prompts, np.random.default_rng(3))
     np.testing.assert_array_equal(a["responses"], b["responses"])
+
+
+_C8 = GPTConfig(vocab_size=7, context_len=8, d_model=8, n_heads=2, n_layers=1)
+
+
+def _refusals(impl):
+    """``{case: (call, error, whole message)}`` for the RLHF-on-the-GPT functions: every
+    argument these functions check themselves (the contract tier does not vary trees,
+    configurations inside batches, or the rows' lengths)."""
+    rng = np.random.default_rng(0)
+    params = hp.random_gpt(_C8, rng)
+    rm = {**hp.random_gpt(_C8, rng), "reward_head": hp.random_linear(8, 1, rng)}
+    critic = impl("value_model.init_from_reward_model")(rm, _C8)
+    batch = impl("rlhf_loop.batch")([np.array([1, 2]), np.array([3])],
+                                    [np.array([4]), np.array([5, 6])])
+    long = impl("rlhf_loop.batch")([np.arange(6) % 7], [np.arange(5) % 7])
+    wide_head = {"W": np.zeros((8, 2)), "b": np.zeros(1)}
+    no = lambda tree, key: {k: v for k, v in tree.items() if k != key}   # noqa: E731
+    logits, sample = impl("gpt_policy.logits"), impl("gpt_policy.sample")
+    forward, init = impl("value_model.forward"), impl("value_model.init_from_reward_model")
+    tree = "value_model.init_from_reward_model: argument 'reward_params' is not a reward " \
+           "model's tree for 'config': "
+    return {
+        "logits at temperature 0": (lambda: logits(batch, params, _C8, 0.0), ValueError,
+                                    "gpt_policy.logits: argument 'temperature' must be > 0, "
+                                    "got 0.0"),
+        "logits of a tree without ln_f": (
+            lambda: logits(batch, no(params, "ln_f"), _C8), ValueError,
+            "gpt_policy.logits: argument 'params' is missing key(s) ['ln_f']; expected keys "
+            "['blocks', 'ln_f', 'wpe', 'wte'], got ['blocks', 'wpe', 'wte']"),
+        "logits of a row past the context": (
+            lambda: logits(long, params, _C8), ValueError,
+            "gpt_policy.logits: argument 'batch' has a row of 11 tokens (prompt and response), "
+            "longer than the context length 8"),
+        "logprobs at temperature -1": (
+            lambda: impl("gpt_policy.logprobs")(batch, params, _C8, -1.0), ValueError,
+            "gpt_policy.logprobs: argument 'temperature' must be > 0, got -1.0"),
+        "sample at temperature 0": (
+            lambda: sample(params, _C8, [np.array([1])], 2, temperature=0.0), ValueError,
+            "gpt_policy.sample: argument 'temperature' must be > 0, got 0.0"),
+        "sample with seed -1": (
+            lambda: sample(params, _C8, [np.array([1])], 2, seed=-1), ValueError,
+            "gpt_policy.sample: argument 'seed' must be an int >= 0, got -1"),
+        "sample of a prompt id past the vocabulary": (
+            lambda: sample(params, _C8, [np.array([1, 7])], 2), ValueError,
+            "gpt_policy.sample: argument 'prompts' must hold values in [0, 7), got 7 (and 1 "
+            "out-of-range value(s) in all)"),
+        "policy at temperature 0": (
+            lambda: impl("gpt_policy.policy")(_C8, 2, temperature=0.0), ValueError,
+            "gpt_policy.policy: argument 'temperature' must be > 0, got 0.0"),
+        "policy with a stop token past the vocabulary": (
+            lambda: impl("gpt_policy.policy")(_C8, 2, stop_tokens=[9]), ValueError,
+            "gpt_policy.policy: argument 'stop_tokens' must hold values in [0, 7), got 9 (and 1 "
+            "out-of-range value(s) in all)"),
+        "value of a list of params": (
+            lambda: forward(batch, [1], _C8), TypeError,
+            "value_model.forward: argument 'params' must be a dict, got list"),
+        "value without a head": (
+            lambda: forward(batch, no(critic, "value_head"), _C8), ValueError,
+            "value_model.forward: argument 'params' is missing key(s) ['value_head']"),
+        "value with a head of two outputs": (
+            lambda: forward(batch, {**critic, "value_head": wide_head}, _C8), ValueError,
+            "value_model.forward: argument params['value_head']['W'] must have shape (8, 1), "
+            "got shape (8, 2)"),
+        "value of a row past the context": (
+            lambda: forward(long, critic, _C8), ValueError,
+            "value_model.forward: argument 'batch' has a row of 11 tokens (prompt and "
+            "response), longer than the context length 8"),
+        "critic from a list": (lambda: init([1], _C8), TypeError,
+                               "value_model.init_from_reward_model: argument 'reward_params' "
+                               "must be a dict, got list"),
+        "critic from a tree without a reward head": (
+            lambda: init(no(rm, "reward_head"), _C8), ValueError,
+            "value_model.init_from_reward_model: argument 'reward_params' is missing key(s) "
+            "['reward_head']: not a reward model's parameters"),
+        "critic from a reward head of two outputs": (
+            lambda: init({**rm, "reward_head": wide_head}, _C8), ValueError,
+            tree + "argument reward_params['reward_head']['W'] must have shape (8, 1), got "
+                   "shape (8, 2)"),
+        "critic from a trunk without ln_f": (
+            lambda: init(no(rm, "ln_f"), _C8), ValueError,
+            tree + "argument 'params' is missing key(s) ['ln_f']; expected keys ['blocks', "
+                   "'ln_f', 'wpe', 'wte'], got ['blocks', 'wpe', 'wte']"),
+    }
+
+
+#: the cases of :func:`_refusals` (built per test, since they call the implementation)
+REFUSALS = ("logits at temperature 0", "logits of a tree without ln_f",
+            "logits of a row past the context", "logprobs at temperature -1",
+            "sample at temperature 0", "sample with seed -1",
+            "sample of a prompt id past the vocabulary", "policy at temperature 0",
+            "policy with a stop token past the vocabulary", "value of a list of params",
+            "value without a head", "value with a head of two outputs",
+            "value of a row past the context", "critic from a list",
+            "critic from a tree without a reward head",
+            "critic from a reward head of two outputs", "critic from a trunk without ln_f")
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize("case", REFUSALS)
+def test_refusals_in_the_references_words(impl, case):
+    """Each refusal of the GPT policy and the value model, word for word."""
+    cases = _refusals(impl)
+    assert sorted(cases) == sorted(REFUSALS)
+    call, error, message = cases[case]
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_a_policy_of_one_new_token_and_the_documented_defaults(impl):
+    """max_new_tokens = 1 is a valid policy; sample's defaults (temperature 1, pad id 0,
+    seed 0) are what leaving them out gives."""
+    params = hp.random_gpt(_C8, np.random.default_rng(1))
+    prompts = [np.array([1, 2]), np.array([3])]
+    rollout = impl("gpt_policy.policy")(_C8, 1).sample(params, prompts, np.random.default_rng(2))
+    assert rollout["responses"].shape == (2, 1)
+    plain = impl("gpt_policy.sample")(params, _C8, prompts, 3)
+    spelled = impl("gpt_policy.sample")(params, _C8, prompts, 3, temperature=1.0, pad_id=0,
+                                        seed=0)
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], spelled[key])

@@ -60,8 +60,8 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
     Parameters
     ----------
     batch : dict
-        Prompts and responses (:func:`llmref.rlhf.rlhf_loop.batch`); `P + L` must not exceed
-        the context length.
+        Prompts and responses (:func:`llmref.rlhf.rlhf_loop.batch`); no row's real prompt
+        and response tokens together may exceed the context length.
     params : dict
         The GPT's parameters (checked as :func:`gpt.forward` checks them).
     config : GPTConfig
@@ -89,16 +89,16 @@ def logits(batch: dict, params: dict, config: GPTConfig, temperature: float = 1.
         If `batch` or `params` is malformed or a row is longer than the context.
     """
     z, cache = _logits("gpt_policy.logits", batch, params, config, temperature)
-    return z, _checks.guard("gpt_policy.logits", cache, batch=batch, params=params)
+    return z, _checks.guard("gpt_policy.logits", cache, params=params)
 
 
 def _logits(where, batch, params, config, temperature):
     gpt._check_config(where, config)
     temperature = _checks.number(where, "temperature", temperature, low=0.0, strict=True)
-    rlhf_loop._check_batch(where, batch, config.vocab_size)
+    rlhf_loop._check_batch(where, batch, config.vocab_size, config.context_len)
     gpt._check_params(params, config, where)
     ids, attention_mask = rlhf_loop.sequences(batch)
-    positions = gpt._check_inputs(where, ids, config, attention_mask)
+    positions = gpt._positions_from_mask(attention_mask)
     full, cache = gpt._forward(ids, params, config, attention_mask, positions)
     P, L = batch["prompts"].shape[1], batch["responses"].shape[1]
     return full[:, P - 1:P + L - 1] / temperature, (cache, P, full.shape, temperature)
@@ -177,7 +177,7 @@ def logprobs(batch: dict, params: dict, config: GPTConfig, temperature: float = 
     logp, lp_cache = ppo.logprobs_forward(z, batch["responses"])
     mask = batch["mask"]
     return np.where(mask, logp, 0.0), _checks.guard(
-        "gpt_policy.logprobs", (z_cache, lp_cache, mask.copy()), batch=batch, params=params)
+        "gpt_policy.logprobs", (z_cache, lp_cache, mask.copy()), params=params)
 
 
 @contract(example=lambda rng: {"dlogp": rng.standard_normal((2, 4)),

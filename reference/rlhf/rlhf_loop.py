@@ -184,9 +184,10 @@ def batch(prompts: list, responses: list, pad_id: int = 0) -> dict:
     return out
 
 
-def _check_batch(where: str, batch, vocab_size: int) -> dict:
+def _check_batch(where: str, batch, vocab_size: int, context_len: int | None = None) -> dict:
     """Check a batch dict (keys, kinds, shapes, left-padded prompts, one response token per
-    row at least); returns it.  For the policies' and critics' own checks."""
+    row at least and, given ``context_len``, no row longer than it); returns it.  For the
+    policies' and critics' own checks."""
     _checks.keys(where, batch, BATCH_KEYS, "batch")
     prompts = _checks.int_array(where, "batch['prompts']", batch["prompts"], 0, vocab_size)
     responses = _checks.int_array(where, "batch['responses']", batch["responses"], 0,
@@ -204,6 +205,10 @@ def _check_batch(where: str, batch, vocab_size: int) -> dict:
     if not mask.any(axis=1).all():
         raise ValueError(f"{where}: argument batch['mask'] must mark at least one response "
                          f"token in every row")
+    longest = int((pm.sum(axis=1) + mask.sum(axis=1)).max())
+    if context_len is not None and longest > context_len:
+        raise ValueError(f"{where}: argument 'batch' has a row of {longest} tokens (prompt and "
+                         f"response), longer than the context length {context_len}")
     return batch
 
 

@@ -73,11 +73,11 @@ def init_from_reward_model(reward_params: dict, config: GPTConfig) -> dict:
     try:
         gpt._check_params({k: v for k, v in reward_params.items() if k != "reward_head"},
                           reward_model._trunk_config(config), where)
-        _checks.params(where, reward_params["reward_head"], {"W": (config.d_model, 1),
-                                                              "b": (1,)}, name="reward_head")
+        _checks.params(where, reward_params["reward_head"], {"W": (config.d_model, 1), "b": (1,)},
+                       name="reward_params['reward_head']")
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{where}: argument 'reward_params' is not a reward model's tree for "
-                        f"'config': {exc}") from None
+                        f"'config': {str(exc).removeprefix(f'{where}: ')}") from None
     params = map_tree(np.copy, {k: v for k, v in reward_params.items() if k != "reward_head"})
     params["value_head"] = map_tree(np.copy, reward_params["reward_head"])
     return params
@@ -128,7 +128,7 @@ def forward(batch: dict, params: dict, config: GPTConfig):
     """
     where = "value_model.forward"
     gpt._check_config(where, config)
-    rlhf_loop._check_batch(where, batch, config.vocab_size)
+    rlhf_loop._check_batch(where, batch, config.vocab_size, config.context_len)
     if not isinstance(params, dict):
         raise TypeError(f"{where}: argument 'params' must be a dict, got "
                         f"{type(params).__name__}")
@@ -144,7 +144,7 @@ def forward(batch: dict, params: dict, config: GPTConfig):
     h_read = h[:, P - 1:P + L - 1]                                         # (B, L, C)
     values = (h_read @ head["W"])[..., 0] + head["b"][0]
     return values, _checks.guard(where, (trunk_cache, h.shape, P, h_read, head["W"].copy()),
-                                 batch=batch, params=params)
+                                 params=params)
 
 
 @contract(example=lambda rng: {"dvalues": rng.standard_normal((2, 4)),

@@ -333,6 +333,7 @@ def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict
     """Check the whole parameter tree against ``config``: keys, float dtypes, shapes and finite
     values, with messages that name the part (``params['blocks'][2]['attn']['qkv']['W']``).
     The forward pass runs this once instead of checking every layer's input on the way."""
+    _check_config(where, config)
     _check_leaf_shapes(params, config, where)
     V, P, C = config.vocab_size, config.context_len, config.d_model
     own_head = () if config.tie_weights else ("lm_head",)        # tie_weights=False

@@ -211,7 +211,15 @@ def config_to_json(config: GPTConfig) -> str:
     Returns
     -------
     str
+
+    Raises
+    ------
+    TypeError
+        If `config` is not a GPTConfig.
     """
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"weights.config_to_json: argument 'config' must be a GPTConfig, got "
+                        f"{type(config).__name__}")
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
