@@ -302,6 +302,32 @@ def test_save_then_load_gives_the_same_ids(impl, files):
     assert impl("gpt2_tokenizer.encode")(text, again).tolist() == want
 
 
+def test_files_are_utf8_whatever_the_locale(impl, tmp_path, monkeypatch):
+    """``save`` and ``load`` name their encoding: with ``open`` defaulting to ASCII for text
+    (as under a C locale), a tokenizer whose vocabulary and merges hold non-ASCII symbols
+    (``Ġ``, byte-level letters) round-trips, and the files are UTF-8."""
+    import builtins
+
+    real_open = builtins.open
+
+    def ascii_by_default(file, mode="r", buffering=-1, encoding=None, *args, **kwargs):
+        if "b" not in mode and encoding is None:
+            encoding = "ascii"
+        return real_open(file, mode, buffering, encoding, *args, **kwargs)
+
+    tokenizer = _trained(impl)
+    vocab, merges = tmp_path / "vocab.json", tmp_path / "merges.txt"
+    monkeypatch.setattr(builtins, "open", ascii_by_default)
+    impl("gpt2_tokenizer.save")(tokenizer, vocab, merges)
+    loaded = impl("gpt2_tokenizer.load")(vocab, merges, SPECIALS)
+    monkeypatch.undo()
+    for path in (vocab, merges):
+        assert "Ġ" in path.read_bytes().decode("utf-8"), path.name
+    text = CORPUS[:500] + EOT + "naïve 😀"
+    assert impl("gpt2_tokenizer.encode")(text, loaded).tolist() == \
+        impl("gpt2_tokenizer.encode")(text, tokenizer).tolist()
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 def _bad_cases(impl, folder):
