@@ -92,21 +92,20 @@ def bytes_to_unicode() -> dict:
 
 # --- pre-tokenisation ---------------------------------------------------------------------
 
-class _CharClasses(dict):
-    """``{code point: class}`` filled on first use: ``L`` letter, ``N`` number, ``W``
-    whitespace, ``O`` anything else.  A memo of ``unicodedata`` look-ups that ``str.translate``
-    reads; it never changes a result."""
-
-    def __missing__(self, code: int) -> str:
-        if code in WHITE_SPACE:
-            cls = "W"
-        else:
-            cls = {"L": "L", "N": "N"}.get(unicodedata.category(chr(code))[0], "O")
-        self[code] = cls
-        return cls
+def _class_of(code: int) -> str:
+    """The class of one code point: ``L`` letter, ``N`` number, ``W`` whitespace, ``O``
+    anything else."""
+    if code in WHITE_SPACE:
+        return "W"
+    return {"L": "L", "N": "N"}.get(unicodedata.category(chr(code))[0], "O")
 
 
-_CLASSES = _CharClasses()
+def _classes(text: str) -> str:
+    """The class letter of each character of ``text`` (a table of its distinct characters
+    for ``str.translate``: a text has few, however long it is)."""
+    return text.translate({code: _class_of(code) for code in map(ord, set(text))})
+
+
 _RUN = {cls: re.compile(cls + "+") for cls in "LNWO"}
 
 
@@ -150,7 +149,7 @@ def pretokenize(text: str) -> list:
         If ``text`` is not a str.
     """
     _check_text("gpt2_tokenizer.pretokenize", text)
-    classes = text.translate(_CLASSES)
+    classes = _classes(text)
     pieces, i = [], 0
     while i < len(text):
         end = _piece_end(text, classes, i)
