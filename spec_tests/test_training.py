@@ -184,6 +184,25 @@ def test_defaults_of_the_loop_and_the_memory_calculator(impl):
         master_weights=False)
 
 
+def test_memory_counts_are_python_ints(impl):
+    """Counts of elements, parameters and bytes are exact Python ints (no float creeps in
+    from a division), for full and grouped-query heads."""
+    config = GPTConfig(vocab_size=50, context_len=16, d_model=16, n_heads=4, n_layers=2,
+                       n_kv_heads=2)
+    results = {
+        "block_activation_elements, full heads": impl("memory.block_activation_elements")(
+            2, 8, 16, 4, 64),
+        "block_activation_elements, grouped": impl("memory.block_activation_elements")(
+            2, 8, 16, 4, 64, n_kv_heads=2),
+        "param_count": impl("memory.param_count")(config),
+        "activation_bytes": impl("memory.activation_bytes")(config, 2, 8),
+    }
+    results.update({f"training_bytes[{k!r}]": v
+                    for k, v in impl("memory.training_bytes")(config, 2, 8).items()})
+    for name, value in results.items():
+        assert type(value) is int, f"{name} returned {type(value).__name__} {value!r}"
+
+
 def test_training_bytes_options(impl):
     """Every option of the memory calculator against its closed form: bytes per parameter
     for the compute copy and the gradients, 0/1/2 float32 optimizer states per parameter,

@@ -34,7 +34,7 @@ OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 FFN_ELEMENTS = {"relu": 2, "gelu": 3, "gelu_tanh": 3, "swiglu": 5}
 
 
-def _tiny() -> GPTConfig:
+def _example_config() -> GPTConfig:
     """The configuration the contract examples use."""
     return GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=2)
 
@@ -69,7 +69,7 @@ def block_param_count(d_model: int, d_ff: int) -> int:
     return _block_param_count(*_sizes("memory.block_param_count", d_model=d_model, d_ff=d_ff))
 
 
-@contract(example=lambda rng: {"config": _tiny()})
+@contract(example=lambda rng: {"config": _example_config()})
 def param_count(config: GPTConfig) -> int:
     r"""Parameters of the whole GPT, counted from its parameter tree's shapes
     (`gpt.shapes`): embeddings, blocks, final norm and, when untied, the head; for GPT-2's
@@ -149,7 +149,7 @@ def block_activation_elements(B: int, T: int, d_model: int, n_heads: int, d_ff: 
     return _block_activation_elements(*sizes, n_kv, activation)
 
 
-@contract(example=lambda rng: {"config": _tiny(), "B": 2, "T": 8, "itemsize": 8})
+@contract(example=lambda rng: {"config": _example_config(), "B": 2, "T": 8, "itemsize": 8})
 def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> int:
     r"""Bytes the reference forward pass plus loss keep for the backward pass (any
     configuration, no padding mask).
@@ -190,7 +190,7 @@ def activation_bytes(config: GPTConfig, B: int, T: int, itemsize: int = 8) -> in
     return _activation_bytes(config, B, T, itemsize)
 
 
-@contract(example=lambda rng: {"config": _tiny(), "B": 2, "T": 8, "optimizer": "adam",
+@contract(example=lambda rng: {"config": _example_config(), "B": 2, "T": 8, "optimizer": "adam",
                                "param_bytes": 2, "activation_itemsize": 4,
                                "master_weights": True},
           lenient={"activation_itemsize": ("none",)})
