@@ -755,16 +755,20 @@ def test_accumulated_loss_is_a_python_float(impl):
 
 
 @pytest.mark.parametrize("segment", [1, 2])
-def test_checkpointing_a_llama_is_exact(impl, segment):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_checkpointing_a_llama_is_exact(impl, segment, dtype):
     """Rotary positions, grouped-query attention, SwiGLU and RMS norm (the rotary tables are
-    passed to every rerun block): the same loss and gradients, bit for bit."""
+    passed to every rerun block, in the parameters' dtype): the same loss and gradients, bit
+    for bit, in float64 and float32."""
     from llmref.spec.test_llama import LLAMA
 
-    params = hp.random_gpt(LLAMA, np.random.default_rng(10))
+    params = impl("params.map_tree")(lambda a: a.astype(dtype),
+                                     hp.random_gpt(LLAMA, np.random.default_rng(10)))
     ids, targets = _data(10, 2, T=8, vocab=11)
     loss, grads = impl("gpt.loss_and_grads")(ids, targets, params, LLAMA)
     c_loss, c_grads, stats = impl("checkpoint.loss_and_grads")(ids, targets, params, LLAMA,
                                                                segment)
     assert c_loss == loss and stats["segments"] == 2 // segment
     for name, g in flatten(grads).items():
+        assert g.dtype == dtype and flatten(c_grads)[name].dtype == dtype, name
         np.testing.assert_array_equal(flatten(c_grads)[name], g, err_msg=name)

@@ -256,7 +256,7 @@ def _check_batch(where: str, ids, targets, params, config, ignore_index) -> None
     if not isinstance(config, GPTConfig):
         raise TypeError(f"{where}: argument 'config' must be a GPTConfig, "
                         f"got {_checks._describe(config)}")
-    ignore_index = _checks.integer(where, "ignore_index", ignore_index, low=-2**63)
+    ignore_index = _checks.integer(where, "ignore_index", ignore_index)
     V = config.vocab_size
     _checks.int_array(where, "ids", ids, 0, V)
     if ids.ndim != 2 or ids.shape[1] > config.context_len:
