@@ -491,6 +491,10 @@ REFUSED = {
         lambda impl: _train(impl, lr=lambda s: 0.1 * (1 - s)), ValueError,
         "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
         "step, got 0.0 at step 1"),
+    "a NaN loss in training": (
+        lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (np.nan, {"w": np.ones(2)})),
+        ValueError, "train.train: argument 'loss_and_grads' returned the loss nan for "
+                    "micro-batch 0; it must be finite"),
     "gradients of another tree": (
         lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (1.0, {"v": np.ones(2)})),
         ValueError, "train.train: argument 'loss_and_grads' returned bad gradients at step 0: "

@@ -72,6 +72,12 @@ def _loss_and_grads(where: str, fn_name: str, fn, batches_name: str, micro_batch
     if not micro_batches:
         raise ValueError(f"{where}: argument {batches_name!r} must hold at least one "
                          f"micro-batch, got none")
+    return _accumulate(where, fn_name, fn, micro_batches)
+
+
+def _accumulate(where: str, fn_name: str, fn, micro_batches: list):
+    """The accumulation over a non-empty list, each result checked (messages name the caller
+    ``where`` and its function argument ``fn_name``)."""
     k = len(micro_batches)
     total_loss, total, first = 0.0, None, None
     for j, batch in enumerate(micro_batches):

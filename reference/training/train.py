@@ -24,6 +24,7 @@ import numpy as np
 
 from llmref import _checks
 from llmref._contract import contract
+from llmref.params import flatten
 from llmref.training import accumulate, clip, sgd
 
 
@@ -60,7 +61,7 @@ def epoch_batches(n_examples: int, batch_size: int, rng: np.random.Generator) ->
     return _epoch_batches(n_examples, batch_size, rng)
 
 
-def _bigram_loss_and_grads(inputs, targets, params):
+def _example_loss_and_grads(inputs, targets, params):
     """Mean cross-entropy of a bigram table ``W[inputs]`` against ``targets`` (the contract
     example's model)."""
     logits = params["W"][inputs]                                        # (n, V)
@@ -78,7 +79,7 @@ def _bigram_loss_and_grads(inputs, targets, params):
 def _train_example(rng) -> dict:
     inputs = rng.integers(0, 5, size=8)
     return {"params": {"W": 0.1 * rng.standard_normal((5, 5))},
-            "loss_and_grads": _bigram_loss_and_grads, "inputs": inputs,
+            "loss_and_grads": _example_loss_and_grads, "inputs": inputs,
             "targets": (inputs + 1) % 5, "epochs": 2, "batch_size": 4, "optimizer": sgd,
             "lr": 0.5, "micro_batches": 2, "max_grad_norm": 1.0, "seed": 3, "log_every": 1,
             "log": lambda line: None}
@@ -192,14 +193,12 @@ def train(params, loss_and_grads: Callable, inputs: np.ndarray, targets: np.ndar
     for epoch in range(epochs):
         for batch in _epoch_batches(len(inputs), batch_size, rng):
             parts = np.array_split(batch, min(micro_batches, len(batch)))
-            loss, grads = accumulate._loss_and_grads(
+            loss, grads = accumulate._accumulate(
                 where, "loss_and_grads",
-                lambda idx, p=params: loss_and_grads(inputs[idx], targets[idx], p),
-                "micro_batches", parts)
-            flat = _checks.float_tree(where, "grads", grads)
+                lambda idx, p=params: loss_and_grads(inputs[idx], targets[idx], p), parts)
+            flat = flatten(grads)                  # checked, part by part, by _accumulate
             try:
-                _checks.same_tree(where, "grads", flat, "params",
-                                  _checks.float_tree(where, "params", params))
+                _checks.same_tree(where, "grads", flat, "params", flatten(params))
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}: argument 'loss_and_grads' returned bad gradients "
                                 f"at step {step}: "
