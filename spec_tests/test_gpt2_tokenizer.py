@@ -239,6 +239,14 @@ def test_the_word_cache_changes_no_id(impl):
     assert encode(text, tokenizer).tolist() == without
 
 
+def test_training_never_merges_inside_a_special_token(impl):
+    """Special tokens are cut out of the training text before pieces are counted: on a text
+    that is mostly a special token, every merge comes from the ordinary text around it."""
+    tokenizer = impl("gpt2_tokenizer.train")("abab<|x|>" * 30 + "cd", 256 + 1 + 10,
+                                              ["<|x|>"])
+    assert [tuple(m) for m in tokenizer.merges] == [("a", "b"), ("ab", "ab"), ("c", "d")]
+
+
 def test_training_gives_gpt2_ordered_ids_and_merges_the_most_frequent_pair(impl, files):
     """Ids 0..255 are the bytes in GPT-2's order and the special tokens come last.  Replaying
     the first merges on the training text's pieces, counted here: each merged pair was then
@@ -347,6 +355,10 @@ def _bad_cases(impl, folder):
                                     ["encode", "'text'", "surrogate"]),
         "encode without a tokenizer": (lambda: enc("abc", {"vocab": base}), TypeError,
                                        ["encode", "'tokenizer'", "dict"]),
+        "save without a tokenizer": (
+            lambda: m("gpt2_tokenizer.save")({"vocab": base}, folder / "v.json",
+                                              folder / "m.txt"), TypeError,
+            ["save", "'tokenizer'", "gpt2_tokenizer.Tokenizer", "got dict"]),
         "decode floats": (lambda: dec([1.5], tokenizer), TypeError,
                           ["decode", "'ids'", "float64"]),
         "decode an unknown id": (lambda: dec([3, 10**6], tokenizer), ValueError,
@@ -383,7 +395,8 @@ def _bad_cases(impl, folder):
     }
 
 
-BAD = ["encode bytes", "encode a lone surrogate", "encode without a tokenizer", "decode floats",
+BAD = ["encode bytes", "encode a lone surrogate", "encode without a tokenizer",
+       "save without a tokenizer", "decode floats",
        "decode an unknown id", "decode a batch", "pretokenize None", "vocab without a byte",
        "vocab with a repeated id", "merge of unknown tokens", "merge that is not a pair",
        "special token missing", "special token empty", "special tokens as one string",
