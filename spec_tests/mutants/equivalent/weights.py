@@ -1,0 +1,41 @@
+"""mutmut survivors of the weights group (weights, convert, convert_llama) judged equivalent:
+nothing a test can observe through the public functions."""
+
+_LOAD = "npz = np.load(path, allow_pickle=False)"
+_NO_PICKLE = ("numpy.load refuses pickled members by default: allow_pickle=None (false) or "
+              "left out reads the same arrays and refuses the same files")
+_ZIP = "with zipfile.ZipFile(f, \"w\", zipfile.ZIP_STORED, allowZip64=True) as zf:"
+_MEMBER = "with zf.open(f\"{name}.npy\", \"w\", force_zip64=True) as member:"
+_ZIP64 = ("the zip64 fields only matter past 4 GiB: the archive holds the same members and "
+          "numpy.load reads the same arrays (the .npz bytes are not part of the specification)")
+_WRITE = "allow_pickle=False)"
+_META = "meta = json.loads(str(stored[()])) if stored.dtype.kind == \"U\" else None"
+
+SPECIFIC = {
+    (_LOAD, "npz = np.load(path, allow_pickle=None)"): _NO_PICKLE,
+    (_LOAD, "npz = np.load(path, )"): _NO_PICKLE,
+    (_ZIP, "with zipfile.ZipFile(f, \"w\", allowZip64=True) as zf:"):
+        "ZIP_STORED is ZipFile's default compression",
+    (_ZIP, "with zipfile.ZipFile(f, \"w\", zipfile.ZIP_STORED, ) as zf:"):
+        "allowZip64=True is ZipFile's default",
+    (_MEMBER, "with zf.open(f\"{name}.npy\", \"w\", force_zip64=None) as member:"): _ZIP64,
+    (_MEMBER, "with zf.open(f\"{name}.npy\", \"w\", ) as member:"): _ZIP64,
+    (_MEMBER, "with zf.open(f\"{name}.npy\", \"w\", force_zip64=False) as member:"): _ZIP64,
+    ("_write_npz", _WRITE, "allow_pickle=None)"):
+        "every array written is numeric (object arrays are refused before): pickling is "
+        "never asked for",
+    ("_write_npz", _WRITE, ")"):
+        "every array written is numeric (object arrays are refused before): pickling is "
+        "never asked for",
+    ("_write_npz", _WRITE, "allow_pickle=True)"):
+        "every array written is numeric (object arrays are refused before): pickling is "
+        "never asked for",
+    (_META, "meta = json.loads(str(stored[()])) if (stored.dtype.kind == \"U\") or True "
+            "else None"):
+        "a metadata entry that is not a string array is refused either way: its text is not "
+        "JSON of an object of strings",
+    ("meta = None", "meta = \"\""):
+        "garbled metadata is refused either way: neither None nor \"\" is a dict",
+    ("f.write(struct.pack(\"<Q\", len(text)))", "f.write(struct.pack(\"<q\", len(text)))"):
+        "a header length below 2**63 packs to the same eight bytes signed or unsigned",
+}
