@@ -382,7 +382,11 @@ BAD_LLAMA_CONFIGS = {
     "tensor parallel pretraining": ({**LLAMA_HF, "pretraining_tp": 2}, ValueError,
                                     ["hf_config['pretraining_tp']", "1", "2"]),
     "another head dimension": ({**LLAMA_HF, "head_dim": 4}, ValueError,
-                               ["hf_config['head_dim']", "2", "4"]),
+                               ["hf_config['head_dim'] must be 2 (the only setting our model "
+                                "has), got 4"]),
+    "a width given as text": ({**LLAMA_HF, "hidden_size": str(LLAMA_HF["hidden_size"])},
+                              TypeError, ["'hf_config' gives an invalid configuration",
+                                          "'d_model' must be an int, got str"]),
     "bias in attention only": ({**LLAMA_HF, "attention_bias": True}, ValueError,
                                ["attention_bias", "mlp_bias", "True", "False"]),
     "bias in the MLP only": ({**LLAMA_HF, "mlp_bias": True}, ValueError,
@@ -577,3 +581,52 @@ def _without_biases(tree):
     if isinstance(tree, list):
         return [_without_biases(v) for v in tree]
     return tree
+
+
+def _first_names(message: str) -> list:
+    """The list a message gives after ``first `` (or ``nonzero biases ``)."""
+    import ast
+    import re
+
+    return ast.literal_eval(re.search(r"(?:first|biases) (\[[^\]]*\])", message).group(1))
+
+
+def test_long_lists_of_names_are_cut_to_their_first_four(impl):
+    """A converter that finds many missing, unknown or nonzero entries names how many and
+    the first four of them (in the order its message states: the config's order for missing
+    Hugging Face names, sorted otherwise)."""
+    params = hp.random_gpt(TIED, np.random.default_rng(20))
+    sd = gpt2_state_dict(params, TIED)
+    gone = [k for k in sorted(sd) if ".h.1." in k][:6]
+    with pytest.raises(ValueError) as info:
+        impl("convert.from_hf_gpt2")({k: v for k, v in sd.items() if k not in gone}, TIED)
+    listed = _first_names(str(info.value))
+    assert "is missing 6 parameter(s)" in str(info.value)
+    assert len(listed) == 4 and {f"transformer.{k}" for k in listed} <= set(gone), \
+        str(info.value)
+    extra = {f"transformer.h.9.extra_{i}": np.zeros(1) for i in range(6)}
+    with pytest.raises(ValueError) as info:
+        impl("convert.from_hf_gpt2")({**sd, **extra}, TIED)
+    assert "has 6 name(s)" in str(info.value)
+    assert _first_names(str(info.value)) == [k.removeprefix("transformer.")
+                                             for k in sorted(extra)[:4]], str(info.value)
+    flat = flatten(params)
+    dropped = sorted(flat)[:6]
+    with pytest.raises(ValueError) as info:
+        impl("convert.to_hf_gpt2")(impl("params.unflatten")(
+            {k: v for k, v in flat.items() if k not in dropped}), TIED)
+    assert "is missing 6 parameter(s)" in str(info.value)
+    assert _first_names(str(info.value)) == dropped[:4], str(info.value)
+    strays = {f"stray_{i}": np.zeros(1) for i in range(6)}
+    with pytest.raises(ValueError) as info:
+        impl("convert.to_hf_gpt2")({**params, **strays}, TIED)
+    assert "has 6 path(s)" in str(info.value)
+    assert _first_names(str(info.value)) == sorted(strays)[:4], str(info.value)
+    nano = hp.random_gpt(NANO, np.random.default_rng(21))
+    biases = [k for k, v in flatten(nano).items() if k.endswith((".b", ".beta")) and v.any()]
+    assert len(biases) > 4
+    with pytest.raises(ValueError) as info:
+        impl("convert.to_nanogpt")(nano, NANO, bias=False)
+    listed = _first_names(str(info.value))
+    assert len(listed) == 4 and set(listed) <= set(biases), str(info.value)
+    assert f"(of {len(biases)})" in str(info.value)
