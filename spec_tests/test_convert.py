@@ -149,15 +149,26 @@ def test_configs_from_and_to_gpt2_and_nanogpt(impl):
                              n_layers=12, activation="gelu", eps=1e-5, tie_weights=True)
     assert impl("convert.config_to_nanogpt")(nano) == args
     assert impl("convert.config_to_nanogpt")(nano, bias=False, dropout=0.2)["bias"] is False
+    # a feed-forward width written out as 4 C is the default width, which nanoGPT has
+    assert impl("convert.config_to_nanogpt")(dataclasses.replace(nano, d_ff=4 * 768)) == args
 
 
 BAD_CONFIGS = {
     "post-norm to GPT-2": ("convert.config_to_hf_gpt2",
                            (dataclasses.replace(TIED, norm_first=False),),
-                           ValueError, ["'config'", "norm_first=False"]),
+                           ValueError, ["argument 'config' has options Hugging Face's GPT-2 "
+                                        "does not have: norm_first=False"]),
     "no residual to nanoGPT": ("convert.config_to_nanogpt",
                                (dataclasses.replace(NANO, residual=False),),
-                               ValueError, ["'config'", "residual=False"]),
+                               ValueError, ["argument 'config' has options nanoGPT does not "
+                                            "have: residual=False"]),
+    "two options to GPT-2": ("convert.config_to_hf_gpt2",
+                             (dataclasses.replace(TIED, norm_first=False, residual=False),),
+                             ValueError, ["does not have: norm_first=False, residual=False"]),
+    "SwiGLU to GPT-2": ("convert.config_to_hf_gpt2",
+                        (dataclasses.replace(TIED, activation="swiglu"),), ValueError,
+                        ["argument 'config' has activation 'swiglu', which Hugging Face's "
+                         "GPT-2 does not have"]),
     "tanh GELU to nanoGPT": ("convert.config_to_nanogpt", (TIED,),
                              ValueError, ["'config'", "activation='gelu_tanh'"]),
     "untied to nanoGPT": ("convert.config_to_nanogpt",
