@@ -478,3 +478,22 @@ def test_npz_metadata_and_dtypes_are_checked(impl, tmp_path):
     np.savez(tmp_path / "plain.npz", w=np.arange(3.0))
     loaded, config = impl("weights.load")(tmp_path / "plain.npz")
     assert config is None and np.array_equal(loaded["w"], np.arange(3.0))
+
+
+def test_safetensors_files_are_byte_for_byte_what_the_safetensors_library_writes(impl,
+                                                                                tmp_path):
+    """The same tensors and metadata written by ``write_safetensors`` and by the
+    ``safetensors`` library give the same bytes: the compact JSON header (UTF-8, no ASCII
+    escapes), its padding, the order of the tensors and their little-endian data, a
+    big-endian input array included."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    arrays = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.arange(3.0),
+              "c": np.array([1, -2], dtype=np.int16), "ü": np.ones(2, np.float32),
+              "big": np.arange(4, dtype=">f8")}
+    meta = {"note": "ünï ✓"}       # one key: the library orders several as a hash map does
+    safetensors_numpy.save_file({k: v.astype(v.dtype.newbyteorder("<")) for k, v in
+                                 arrays.items()}, str(tmp_path / "theirs.safetensors"),
+                                metadata=meta)
+    impl("weights.write_safetensors")(tmp_path / "ours.safetensors", arrays, meta)
+    assert (tmp_path / "ours.safetensors").read_bytes() == \
+        (tmp_path / "theirs.safetensors").read_bytes()

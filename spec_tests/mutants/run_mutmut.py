@@ -361,6 +361,8 @@ EQUIVALENT = [
      "map_trees over a single tree never raises, so its 'where' is never shown"),
     (lambda old, new: _infer_sizes(old) == _infer_sizes(new),
      "NumPy's reshape reads any negative size as 'infer', -2 as -1"),
+    (lambda old, new: old.replace('order="C"', 'order="c"') == new,
+     "NumPy reads an order code in either case: order=\"c\" is order=\"C\""),
     (lambda old, new: _without_out(old) == _without_out(new),
      "a ufunc's out= buffer left out or None: a new array with the same values instead of "
      "writing into a scratch array (for a 0-d input, a NumPy scalar of the same value)"),

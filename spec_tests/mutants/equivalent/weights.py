@@ -38,4 +38,24 @@ SPECIFIC = {
         "garbled metadata is refused either way: neither None nor \"\" is a dict",
     ("f.write(struct.pack(\"<Q\", len(text)))", "f.write(struct.pack(\"<q\", len(text)))"):
         "a header length below 2**63 packs to the same eight bytes signed or unsigned",
+    ("activation=\"gelu\", eps=1e-5, tie_weights=True)",
+     "activation=\"gelu\", tie_weights=True)"):
+        "1e-5 is GPTConfig's default eps, the same as nanoGPT's layer norm",
+    ("activation=\"gelu\", eps=1e-5, tie_weights=True)",
+     "activation=\"gelu\", eps=1e-5, )"):
+        "True is GPTConfig's default tie_weights, as nanoGPT ties its head",
+    ("tie_weights=bool(hf_config.get(\"tie_word_embeddings\", False)),",
+     "tie_weights=bool(hf_config.get(\"tie_word_embeddings\", None)),"):
+        "bool(None) is False: a missing field means untied either way",
+    ("tie_weights=bool(hf_config.get(\"tie_word_embeddings\", False)),",
+     "tie_weights=bool(hf_config.get(\"tie_word_embeddings\", )),"):
+        "bool(None) is False: a missing field means untied either way",
+    ("stored[name] = (code, np.asarray(array, dtype=np.dtype(DTYPES[code]), order=\"C\"))",
+     "stored[name] = (code, np.asarray(array, dtype=np.dtype(DTYPES[code]), order=None))"):
+        "the data is written with tobytes(), which reads the array in C order whatever its "
+        "layout",
+    ("stored[name] = (code, np.asarray(array, dtype=np.dtype(DTYPES[code]), order=\"C\"))",
+     "stored[name] = (code, np.asarray(array, dtype=np.dtype(DTYPES[code]), ))"):
+        "the data is written with tobytes(), which reads the array in C order whatever its "
+        "layout",
 }
