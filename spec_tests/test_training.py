@@ -184,6 +184,12 @@ def test_defaults_of_the_loop_and_the_memory_calculator(impl):
         master_weights=False)
 
 
+def test_training_one_example_at_a_time(impl):
+    """batch_size = 1 (with the default single micro-batch) is a step per example."""
+    _, history = _train(impl, batch_size=1, epochs=1)
+    assert [len(h["examples"]) for h in history] == [1, 1, 1, 1]
+
+
 def test_memory_counts_are_python_ints(impl):
     """Counts of elements, parameters and bytes are exact Python ints (no float creeps in
     from a division), for full and grouped-query heads."""
@@ -491,6 +497,9 @@ REFUSED = {
         lambda impl: _train(impl, lr=lambda s: 0.1 * (1 - s)), ValueError,
         "train.train: argument 'lr' (a schedule) must return a finite number > 0 at every "
         "step, got 0.0 at step 1"),
+    "train in batches of 0": (
+        lambda impl: _train(impl, batch_size=0), ValueError,
+        "train.train: argument 'batch_size' must be an int >= 1, got 0"),
     "a NaN loss in training": (
         lambda impl: _train(impl, loss_and_grads=lambda x, y, p: (np.nan, {"w": np.ones(2)})),
         ValueError, "train.train: argument 'loss_and_grads' returned the loss nan for "

@@ -14,4 +14,8 @@ SPECIFIC = {
     ("h, _ = _blocks_forward(h, params[\"blocks\"][s:s + segment_size], config, False, extra)",
      "h, _ = _blocks_forward(h, params[\"blocks\"][s:s + segment_size], config, None, extra)"):
         "keep_caches=None is as false as False",
+    ("h, _ = _blocks_forward(h, params[\"blocks\"][s:s + segment_size], config, False, extra)",
+     "h, _ = _blocks_forward(h, params[\"blocks\"][s:s + segment_size], config, True, extra)"):
+        "the caches a segment's first forward would keep are dropped as it ends (h, _ =); "
+        "the peak is reached while a segment is rerun, which holds them anyway",
 }
