@@ -71,7 +71,7 @@ def _scratch(name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"llmref-contract-{os.getpid()}-{name}"
 
 
-def _saved(rng, name: str) -> Path:
+def _example_saved(rng, name: str) -> Path:
     """An example file, written fresh."""
     return save(_scratch(name), {"w": rng.standard_normal((2, 3))}, overwrite=True)
 
@@ -150,7 +150,7 @@ def save(path, params, config: GPTConfig | None = None, *, format: str | None = 
     return path
 
 
-@contract(example=lambda rng: {"path": str(_saved(rng, "load.npz"))})
+@contract(example=lambda rng: {"path": str(_example_saved(rng, "load.npz"))})
 def load(path, *, format: str | None = None):
     """Read a parameter tree and its configuration written by :func:`save`.
 
@@ -357,7 +357,7 @@ def _write_safetensors(where, path, tensors, meta, bfloat16, overwrite) -> Path:
     return path
 
 
-@contract(example=lambda rng: {"path": str(_saved(rng, "read.safetensors"))})
+@contract(example=lambda rng: {"path": str(_example_saved(rng, "read.safetensors"))})
 def read_safetensors(path):
     """Read every tensor and the metadata of a safetensors file, checking its structure.
 

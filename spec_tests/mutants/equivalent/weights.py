@@ -58,4 +58,17 @@ SPECIFIC = {
      "stored[name] = (code, np.asarray(array, dtype=np.dtype(DTYPES[code]), ))"):
         "the data is written with tobytes(), which reads the array in C order whatever its "
         "layout",
+    ("tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp\")",
+     "tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(5)}.tmp\")"):
+        "the scratch file's random suffix is longer: any name that is not taken will do",
+    ("tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp\")",
+     "tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(None)}.tmp\")"):
+        "the scratch file's random suffix is longer: any name that is not taken will do",
+    ("text = raw.decode(\"utf-8\")", "text = raw.decode(\"UTF-8\")"):
+        "Python's codec registry normalises the name: 'UTF-8' and 'utf-8' are the same codec",
+    ("text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=False)"
+     ".encode(\"utf-8\")",
+     "text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=False)"
+     ".encode(\"UTF-8\")"):
+        "Python's codec registry normalises the name: 'UTF-8' and 'utf-8' are the same codec",
 }
