@@ -157,9 +157,45 @@ def _scratch(group: str, rev: str):
         yield scratch, env
 
 
-def _mutmut(scratch, env, *args) -> str:
-    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=scratch, env=env,
+def _mutmut(scratch, env, *args, every_test: bool = False) -> str:
+    """mutmut's output for ``args``; ``every_test``: each mutant runs every test of the
+    group (fastest first), not only those that called its function in mutmut's clean run."""
+    command = ["-c", _EVERY_TEST] if every_test else ["-m", "mutmut"]
+    return subprocess.run([sys.executable, *command, *args], cwd=scratch, env=env,
                           capture_output=True, text=True).stdout
+
+
+#: mutmut with every test of the group for every mutant.  mutmut picks a mutant's tests from
+#: the functions each test called in its clean run, one run in one process, so a function
+#: that a module-scoped fixture or a cache calls once is credited to the first test that
+#: needed it; the mutant then runs that test alone, and a mutant the other tests would kill
+#: survives.  This replaces the map from function to tests, after mutmut has built it, by
+#: one that answers every test for every function.
+_EVERY_TEST = """
+import sys
+import mutmut.__main__ as main
+
+class _EveryTest(dict):
+    def __init__(self, found, every):
+        super().__init__(found)
+        self.every = every
+    def get(self, key, default=None):
+        return set(self.every)
+    def __getitem__(self, key):
+        return set(self.every)
+
+_collect = main.collect_or_load_stats
+
+def _collect_then_widen(*args, **kwargs):
+    _collect(*args, **kwargs)
+    found = main.state()
+    found.tests_by_mangled_function_name = _EveryTest(found.tests_by_mangled_function_name,
+                                                      set(found.duration_by_test))
+
+main.collect_or_load_stats = _collect_then_widen
+sys.argv = ["mutmut", *sys.argv[1:]]
+main.cli()
+"""
 
 
 def _statuses(scratch, env) -> dict:
@@ -283,7 +319,7 @@ def _changed_lines(diff: str) -> list:
             and not line.startswith(("---", "+++"))]
 
 
-def rerun(group: str) -> dict:
+def rerun(group: str, every_test: bool = False) -> dict:
     """Run mutmut again, at the committed HEAD, on the survivors of the group's first pass
     that no rule calls equivalent: mutmut picks each mutant's covering tests and runs two at
     a time, far faster than :func:`verify`.  A mutant counts only if mutmut shows the same
@@ -303,7 +339,7 @@ def rerun(group: str) -> dict:
     changed = []
     if todo:
         with _scratch(group, "HEAD") as (scratch, env):
-            _mutmut(scratch, env, "run", *todo)
+            _mutmut(scratch, env, "run", *todo, every_test=every_test)
             statuses = _statuses(scratch, env)
             for name in todo:
                 shown = _mutmut(scratch, env, "show", name)
@@ -316,7 +352,8 @@ def rerun(group: str) -> dict:
         results.update(verify(group, only=set(changed), save=False))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{group}.verify.json").write_text(json.dumps(
-        {"commit": commit, "method": f"mutmut rerun, {len(changed)} by patch",
+        {"commit": commit, "method": f"mutmut rerun{', every test' if every_test else ''}, "
+                                     f"{len(changed)} by patch",
          "results": results}, indent=1) + "\n")
     return results
 
@@ -624,8 +661,9 @@ def main(argv) -> int:
             print(f"{group}: {len(left)} rerun again", flush=True)
         return 0
     if argv[:1] == ["--rerun"]:
-        for group in argv[1:]:
-            results = rerun(group)
+        every_test = "--every-test" in argv
+        for group in [a for a in argv[1:] if a != "--every-test"]:
+            results = rerun(group, every_test)
             left = sorted(n for n, s in results.items()
                           if s != "killed" and not s.startswith("equivalent"))
             print(f"{group}: {len(results)} survivors rerun, "
