@@ -315,7 +315,7 @@ def resume(group: str, stopped: bool = False) -> dict:
 
 
 def _changed_lines(diff: str) -> list:
-    return [line for line in diff.splitlines() if line[:1] in "-+"
+    return [line for line in diff.splitlines() if line[:1] in ("-", "+")
             and not line.startswith(("---", "+++"))]
 
 
