@@ -59,7 +59,7 @@ def mutmut_tables() -> dict:
 
     data = json.loads(RECORD.read_text())
     rows = ["| group (modules) | mutants | first pass: not run | first pass: killed "
-            "| first pass: survived | rerun: killed | rerun: equivalent | left | rerun at |",
+            "| first pass: survived | rerun: killed | rerun: equivalent | left | rerun at (how) |",
             "| --- | " + "--- | " * 8]
     totals = dict.fromkeys(("mutants", "unchecked", "killed", "survived", "rerun_killed",
                             "equivalent", "left"), 0)
@@ -89,7 +89,7 @@ def mutmut_tables() -> dict:
             cells += [str(rerun["killed"]) + stale, str(rerun["equivalent"]),
                       ", ".join(f"`{n.rsplit('.', 2)[-2]}.{n.rsplit('.', 1)[-1]}` ({s})"
                                 for n, s in rerun["left"].items()) or "0",
-                      rerun["commit"]]
+                      f"{rerun['commit']} ({rerun.get('method', 'patch')})"]
             for reason, n in rerun["equivalent_reasons"].items():
                 reasons[reason] = reasons.get(reason, 0) + n
             totals["rerun_killed"] += rerun["killed"]
