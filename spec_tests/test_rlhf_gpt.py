@@ -488,3 +488,30 @@ def test_a_policy_of_one_new_token_and_the_documented_defaults(impl):
                                         seed=0)
     for key in plain:
         np.testing.assert_array_equal(plain[key], spelled[key])
+
+
+@pytest.mark.component("gpt_policy", "value_model", "rlhf_loop", "params")
+def test_float32_parameters_give_float32_results_and_gradients(impl):
+    """The dtype rule through the RLHF heads: a float32 GPT gives float32 log-probabilities
+    and values, and float32 gradients for every parameter, close to the float64 run."""
+    rng = np.random.default_rng(9)
+    params64 = hp.random_gpt(_C8, rng)
+    critic64 = impl("value_model.init_from_reward_model")(
+        {**hp.random_gpt(_C8, rng), "reward_head": hp.random_linear(8, 1, rng)}, _C8)
+    batch = impl("rlhf_loop.batch")([np.array([1, 2]), np.array([3])],
+                                    [np.array([4]), np.array([5, 6])])
+    upstream = rng.standard_normal(batch["mask"].shape)
+    to32 = impl("params.map_tree")
+    for forward, backward, tree in (("gpt_policy.logprobs", "gpt_policy.logprobs_backward",
+                                     params64),
+                                    ("value_model.forward", "value_model.backward", critic64)):
+        out64, cache64 = impl(forward)(batch, tree, _C8)
+        grads64 = flatten(impl(backward)(upstream, cache64))
+        out32, cache32 = impl(forward)(batch, to32(lambda a: a.astype(np.float32), tree), _C8)
+        grads32 = flatten(impl(backward)(upstream.astype(np.float32), cache32))
+        assert out32.dtype == np.float32, forward
+        np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5, err_msg=forward)
+        for name, g in grads64.items():
+            assert grads32[name].dtype == np.float32, f"{backward}: {name}"
+            np.testing.assert_allclose(grads32[name], g, rtol=1e-3, atol=1e-5,
+                                       err_msg=f"{backward}: {name}")

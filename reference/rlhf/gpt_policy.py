@@ -280,8 +280,7 @@ def sample(params: dict, config: GPTConfig, prompts: list, max_new_tokens: int, 
                                  pad_id=pad_id, seed=seed)
     except (TypeError, ValueError) as exc:      # name this function, not the one inside
         raise type(exc)(f"{where}: {exc}") from None
-    return rlhf_loop.batch(prompts, [row[len(p):] for p, row in zip(prompts, rows,
-                                                                     strict=True)], pad_id)
+    return rlhf_loop.batch(prompts, [rows[b][len(p):] for b, p in enumerate(prompts)], pad_id)
 
 
 @contract(example=lambda rng: {"config": _CONFIG, "max_new_tokens": 3, "temperature": 0.8,
