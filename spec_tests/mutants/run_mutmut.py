@@ -664,10 +664,11 @@ def main(argv) -> int:
         every_test = "--every-test" in argv
         for group in [a for a in argv[1:] if a != "--every-test"]:
             results = rerun(group, every_test)
-            left = sorted(n for n, s in results.items()
-                          if s != "killed" and not s.startswith("equivalent"))
+            left = sorted(n for n, s in results.items() if s not in CAUGHT + ("stale",)
+                          and not s.startswith("equivalent"))
             print(f"{group}: {len(results)} survivors rerun, "
-                  f"{sum(s == 'killed' for s in results.values())} now killed, "
+                  f"{sum(s in CAUGHT for s in results.values())} now killed or timed out, "
+                  f"{sum(s == 'stale' for s in results.values())} stale, "
                   f"{sum(s.startswith('equivalent') for s in results.values())} equivalent, "
                   f"{len(left)} left: {', '.join(left)}", flush=True)
         return 0
