@@ -483,6 +483,15 @@ def test_a_policy_of_one_new_token_and_the_documented_defaults(impl):
     prompts = [np.array([1, 2]), np.array([3])]
     rollout = impl("gpt_policy.policy")(_C8, 1).sample(params, prompts, np.random.default_rng(2))
     assert rollout["responses"].shape == (2, 1)
+    # the policy's defaults (temperature 1, pad id 0): its rollouts (padding included) and
+    # its logits are those of the policy that spells them out
+    plain, spelled = (impl("gpt_policy.policy")(_C8, 3, **kwargs)
+                      for kwargs in ({}, {"temperature": 1.0, "pad_id": 0}))
+    a = plain.sample(params, prompts, np.random.default_rng(4))
+    b = spelled.sample(params, prompts, np.random.default_rng(4))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    np.testing.assert_array_equal(plain.logits(params, a)[0], spelled.logits(params, b)[0])
     plain = impl("gpt_policy.sample")(params, _C8, prompts, 3)
     spelled = impl("gpt_policy.sample")(params, _C8, prompts, 3, temperature=1.0, pad_id=0,
                                         seed=0)
