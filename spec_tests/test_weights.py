@@ -176,6 +176,7 @@ def test_safetensors_reader_reads_a_file_built_by_hand(impl, tmp_path):
     path.write_bytes(safetensors_bytes(header, bf16 + f32 + i64, pad=5))
     tensors, meta = impl("weights.read_safetensors")(path)
     assert meta == {"format": "pt"}
+    assert list(tensors) == ["b", "a", "s", "e"], "the tensors in the order they lie in the file"
     assert np.array_equal(tensors["a"], [[1.5, -2.0], [0.25, 8.0]])
     assert tensors["a"].dtype == np.float32
     assert tensors["b"].dtype == np.float32 and list(tensors["b"]) == [1.0, -2.5, 3.140625]
@@ -221,6 +222,80 @@ GARBLED = {
                      + (json.dumps(h)[:-1] + ", " + json.dumps(h)[1:]).encode()
                      + d, ["twice"]),
 }
+
+
+# more garbled headers, each reaching one condition of the entry checks (as the reference
+# words it; the reference-only test below checks these and GARBLED word for word)
+GARBLED_MORE = {
+    "shape not a list": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "shape": 2}}, d),
+    "offsets not a list": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "data_offsets": 8}}, d),
+    "three offsets": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "data_offsets": [0, 8, 8]}}, d),
+    "begin after end": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "data_offsets": [8, 0]}}, d),
+    "a negative offset": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "data_offsets": [-1, 7]}}, d),
+    "a shape past int64": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "shape": [2 ** 40, 2 ** 40]}}, d),
+    "a later size that disagrees": lambda h, d: safetensors_bytes(
+        {**h, "y": {**h["y"], "shape": [2]}}, d),
+    "data cut short": lambda h, d: safetensors_bytes(h, d[:10]),
+    "one tensor inside another": lambda h, d: safetensors_bytes(
+        {"x": {"dtype": "I8", "shape": [11], "data_offsets": [0, 11]},
+         "y": {"dtype": "I8", "shape": [3], "data_offsets": [4, 7]}}, d),
+}
+
+#: the reference's whole message for each garbled file, after "weights.read_safetensors:
+#: argument 'path' (PATH) is not a valid safetensors file: "
+GARBLED_WORDS = {
+    "header longer than the file": "the header length field says 1000000 bytes but only "
+                                   "{rest} follow (truncated?)",
+    "absurd header length": "the header length field says 4611686018427387904 bytes, more "
+                            "than the 100000000 allowed (garbled?)",
+    "header not JSON": "the header is not valid JSON (Expecting property name enclosed in "
+                       "double quotes: line 1 column 2 (char 1))",
+    "header a JSON list": "the header must be a JSON object starting with '{{', got '[1]'",
+    "shape not a list": "tensor 'x' has shape 2; expected a list of integers >= 0",
+    "offsets not a list": "tensor 'x' has data_offsets 8; expected [begin, end] with "
+                          "0 <= begin <= end",
+    "three offsets": "tensor 'x' has data_offsets [0, 8, 8]; expected [begin, end] with "
+                     "0 <= begin <= end",
+    "begin after end": "tensor 'x' has data_offsets [8, 0]; expected [begin, end] with "
+                       "0 <= begin <= end",
+    "a negative offset": "tensor 'x' has data_offsets [-1, 7]; expected [begin, end] with "
+                         "0 <= begin <= end",
+    "a shape past int64": "tensor 'x' of dtype F32 and shape [1099511627776, 1099511627776] "
+                          "needs 4835703278458516698824704 bytes, but its data_offsets "
+                          "[0, 8] span 8",
+    "a later size that disagrees": "tensor 'y' of dtype I8 and shape [2] needs 2 bytes, but "
+                                   "its data_offsets [8, 11] span 3",
+    "data cut short": "tensor 'y' ends at data byte 11, but the file holds only 10 bytes of "
+                      "data (truncated?)",
+    "gap": "tensor 'y' starts at data byte 9, but the previous tensors end at 8 (a gap)",
+    "overlap": "tensor 'y' starts at data byte 7, but the previous tensors end at 8 "
+               "(an overlap)",
+    "one tensor inside another": "tensor 'y' starts at data byte 4, but the previous tensors "
+                                 "end at 11 (an overlap)",
+    "bytes after the last tensor": "the tensors end at data byte 11, but the file has 15 "
+                                   "bytes of data",
+}
+
+
+@pytest.mark.reference_only
+@pytest.mark.parametrize("case", sorted(GARBLED_WORDS))
+def test_garbled_safetensors_files_are_refused_word_for_word(impl, tmp_path, case):
+    header, data = _valid()
+    make = GARBLED_MORE.get(case) or GARBLED[case][0]
+    path = tmp_path / "bad.safetensors"
+    raw = make(header, data)
+    path.write_bytes(raw)
+    with pytest.raises(ValueError) as info:
+        impl("weights.read_safetensors")(path)
+    expected = GARBLED_WORDS[case].format(rest=len(raw) - 8)
+    assert str(info.value) == (f"weights.read_safetensors: argument 'path' ({path}) is not a "
+                               f"valid safetensors file: {expected}")
 
 
 @pytest.mark.parametrize("case", GARBLED)
