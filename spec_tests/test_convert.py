@@ -641,3 +641,35 @@ def test_long_lists_of_names_are_cut_to_their_first_four(impl):
     listed = _first_names(str(info.value))
     assert len(listed) == 4 and set(listed) <= set(biases), str(info.value)
     assert f"(of {len(biases)})" in str(info.value)
+
+
+@pytest.mark.reference_only
+def test_llama_state_dicts_that_do_not_match_are_refused_word_for_word(impl):
+    """Up to six missing or unknown names are listed; more get " ..."; a value that is not
+    an array is named with its type."""
+    import ast
+
+    params = hp.random_gpt(LLAMA, np.random.default_rng(30))
+    sd = llama_state_dict(params, LLAMA)
+    names = list(sd)
+    head = "convert_llama.from_hf_llama: argument 'state_dict' does not match the " \
+           "configuration: "
+
+    def refused(state, error=ValueError):
+        with pytest.raises(error) as info:
+            impl("convert_llama.from_hf_llama")(state, LLAMA)
+        return str(info.value)
+
+    for n in (6, 7):
+        gone = names[:n]
+        message = refused({k: v for k, v in sd.items() if k not in gone})
+        listed = message.removeprefix(head + "missing ").split("]")[0] + "]"
+        assert message.startswith(head + "missing [") and len(ast.literal_eval(listed)) == 6, \
+            message
+        assert message.endswith(("] ..., unknown []" if n > 6 else "], unknown []")), message
+        extra = {f"extra.{i}": np.zeros(1) for i in range(n)}
+        assert refused({**sd, **extra}) == head + (
+            f"missing [], unknown {sorted(extra)[:6]}" + (" ..." if n > 6 else ""))
+    assert refused({**sd, names[0]: [1.0]}, TypeError) == (
+        f"convert_llama.from_hf_llama: argument state_dict[{names[0]!r}] must be a "
+        f"floating-point NumPy array, got list")

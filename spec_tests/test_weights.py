@@ -572,3 +572,79 @@ def test_safetensors_files_are_byte_for_byte_what_the_safetensors_library_writes
     impl("weights.write_safetensors")(tmp_path / "ours.safetensors", arrays, meta)
     assert (tmp_path / "ours.safetensors").read_bytes() == \
         (tmp_path / "theirs.safetensors").read_bytes()
+
+
+@pytest.mark.reference_only
+def test_file_refusals_word_for_word(impl, tmp_path):
+    """The readers' and the bit converters' refusals, each as the reference words it: a file
+    of only the 8 length bytes, a header length at the limit and one past 2**63, a file
+    without a known suffix, an .npz holding one array or cut short, names that form no
+    tree, and the bfloat16 converters given the wrong dtype or a list."""
+    def refused(call, error=ValueError):
+        with pytest.raises(error) as info:
+            call()
+        return str(info.value)
+
+    def file(name, raw):
+        (tmp_path / name).write_bytes(raw)
+        return tmp_path / name
+
+    read, load = impl("weights.read_safetensors"), impl("weights.load")
+    bad = "weights.read_safetensors: argument 'path' ({}) is not a valid safetensors file: "
+    eight = file("eight.safetensors", struct.pack("<Q", 0))
+    assert refused(lambda: read(eight)) == bad.format(eight) + (
+        "the header must be a JSON object starting with '{', got ''")
+    at_limit = file("limit.safetensors", struct.pack("<Q", 100_000_000) + b"{}")
+    assert refused(lambda: read(at_limit)) == bad.format(at_limit) + (
+        "the header length field says 100000000 bytes but only 2 follow (truncated?)")
+    past = file("past.safetensors", struct.pack("<Q", 2 ** 63 + 5) + b"{}")
+    assert refused(lambda: read(past)) == bad.format(past) + (
+        "the header length field says 9223372036854775813 bytes, more than the 100000000 "
+        "allowed (garbled?)")
+    unknown = file("model.bin", b"x")
+    assert refused(lambda: load(unknown)) == (
+        f"weights.load: argument 'path' must end in .safetensors or .npz, or argument "
+        f"'format' must say which, got {str(unknown)!r}")
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as f:
+        np.save(f, np.zeros(2))
+    assert refused(lambda: load(single)) == (
+        f"weights.load: argument 'path' ({single}) is not a valid .npz file: it holds a single "
+        f"array, not an archive of named arrays")
+    np.savez(tmp_path / "cut.npz", a=np.zeros(3))
+    cut = file("cut.npz", (tmp_path / "cut.npz").read_bytes()[:40])
+    assert refused(lambda: load(cut)) == (
+        f"weights.load: argument 'path' ({cut}) is not a valid .npz file: BadZipFile: File is "
+        f"not a zip file (truncated or garbled?)")
+    no_tree = tmp_path / "no_tree.safetensors"
+    impl("weights.write_safetensors")(no_tree, {"a": np.zeros(1), "a.b": np.zeros(1)})
+    assert refused(lambda: load(no_tree)) == (
+        f"weights.load: argument 'path' ({no_tree}) holds tensor names that do not form a "
+        f"tree: has 'a' both as a leaf and as a branch (in 'a.b')")
+    to_bits, from_bits = impl("weights.to_bfloat16_bits"), impl("weights.from_bfloat16_bits")
+    assert refused(lambda: from_bits(np.zeros(2)), TypeError) == (
+        "weights.from_bfloat16_bits: argument 'bits' must have dtype uint16, got dtype float64")
+    assert refused(lambda: from_bits([1, 2]), TypeError) == (
+        "weights.from_bfloat16_bits: argument 'bits' must be a NumPy array of dtype uint16, "
+        "got list")
+    assert refused(lambda: to_bits(np.zeros(2, np.uint16)), TypeError) == (
+        "weights.to_bfloat16_bits: argument 'x' must have a floating-point dtype, got dtype "
+        "uint16")
+    assert refused(lambda: to_bits([1.0]), TypeError) == (
+        "weights.to_bfloat16_bits: argument 'x' must be a NumPy array of a floating-point "
+        "dtype, got list")
+
+
+def test_bfloat16_bits_of_nans_with_a_payload_are_the_quiet_nan(impl):
+    """A NaN whose payload sits in the low bits (float32 0x7F800001, 0xFF800001) would round
+    to an infinity; it becomes bfloat16's quiet NaN 0x7FC0, as torch's cast gives."""
+    nans = np.array([0x7F800001, 0xFF800001, 0x7FC00000], dtype=np.uint32).view(np.float32)
+    assert impl("weights.to_bfloat16_bits")(nans).tolist() == [0x7FC0] * 3
+
+
+def test_a_bfloat16_matrix_reads_back_as_a_matrix(impl, tmp_path):
+    """A 2-D tensor saved as bfloat16 reads back with its shape (and the rounded values)."""
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+    impl("weights.write_safetensors")(tmp_path / "m.safetensors", {"m": x}, bfloat16=True)
+    tensors, _ = impl("weights.read_safetensors")(tmp_path / "m.safetensors")
+    assert tensors["m"].shape == (2, 3) and np.array_equal(tensors["m"], x)

@@ -194,8 +194,9 @@ def load(path, *, format: str | None = None):
     try:
         params = unflatten(tensors, where)
     except ValueError as exc:
+        detail = str(exc).removeprefix(f"{where}: argument 'flat' ")
         raise ValueError(f"{where}: argument 'path' ({path}) holds tensor names that do not "
-                         f"form a tree: {exc}") from None
+                         f"form a tree: {detail}") from None
     return params, config
 
 
