@@ -666,7 +666,7 @@ def test_llama_state_dicts_that_do_not_match_are_refused_word_for_word(impl):
         listed = message.removeprefix(head + "missing ").split("]")[0] + "]"
         assert message.startswith(head + "missing [") and len(ast.literal_eval(listed)) == 6, \
             message
-        assert message.endswith(("] ..., unknown []" if n > 6 else "], unknown []")), message
+        assert message.endswith("] ..., unknown []" if n > 6 else "], unknown []"), message
         extra = {f"extra.{i}": np.zeros(1) for i in range(n)}
         assert refused({**sd, **extra}) == head + (
             f"missing [], unknown {sorted(extra)[:6]}" + (" ..." if n > 6 else ""))
