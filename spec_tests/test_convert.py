@@ -71,17 +71,30 @@ def test_to_hf_gpt2_writes_gpt2s_names_and_layouts(impl, config):
         assert not any(np.shares_memory(v, leaf) for leaf in flatten(params).values()), k
 
 
+def test_to_hf_gpt2_names_itself_for_a_tree_with_a_list_of_numbers(impl):
+    """A leaf that is a list of numbers is refused by the converter, naming itself, the
+    argument and the path (not by a helper it calls)."""
+    params = hp.random_gpt(TIED, np.random.default_rng(3))
+    with pytest.raises(TypeError) as info:
+        impl("convert.to_hf_gpt2")({**params, "wpe": {"W": [[1.0]]}}, TIED)
+    assert str(info.value).startswith("convert.to_hf_gpt2: argument 'params' at 'wpe.W.0.0' "), \
+        str(info.value)
+
+
 @pytest.mark.parametrize("config", [TIED, UNTIED], ids=["tied", "untied"])
 def test_from_hf_gpt2_inverts_it_with_or_without_prefix_and_buffers(impl, config):
     params = hp.random_gpt(config, np.random.default_rng(1))
     sd = gpt2_state_dict(params, config)
     assert_same_tree(impl("convert.from_hf_gpt2")(sd, config), params)
     # GPT2Model's names (no "transformer."), the old attention-mask buffers, no tied head
-    bare = {k.removeprefix("transformer."): v for k, v in sd.items()
-            if not (config.tie_weights and k == "lm_head.weight")}
+    # (each layer's buffers come first, as in a real checkpoint's order, so that every name
+    # after a buffer must still be read)
+    bare = {}
     for i in range(config.n_layers):
         bare[f"h.{i}.attn.bias"] = np.tril(np.ones((1, 1, 4, 4)))
         bare[f"h.{i}.attn.masked_bias"] = np.array(-1e4)
+    bare.update({k.removeprefix("transformer."): v for k, v in sd.items()
+                 if not (config.tie_weights and k == "lm_head.weight")})
     assert_same_tree(impl("convert.from_hf_gpt2")(bare, config), params)
     assert_same_tree(impl("convert.from_hf_gpt2")(impl("convert.to_hf_gpt2")(params, config),
                                                   config), params)
@@ -225,6 +238,9 @@ def _bad_state_dicts():
         "unknown parameter": (extra, ValueError, ["does not know", "h.2.ln_1.weight"]),
         "wrong shape": (shape, ValueError, ["c_attn.weight", "(8, 24)", "(24, 8)"]),
         "integer weights": (ints, TypeError, ["wpe.weight", "floating-point", "int64"]),
+        "weights as a list": (dict(sd, **{"transformer.wpe.weight": [[1.0]]}), TypeError,
+                              ["state_dict['transformer.wpe.weight'] must be a floating-point "
+                               "NumPy array (a torch tensor: .numpy()), got list"]),
         "a name twice": (twice, ValueError, ["'wte.weight' twice"]),
         "not a mapping": ([1, 2], TypeError, ["'state_dict'", "mapping", "list"]),
     }

@@ -42,8 +42,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from llmref import params as _params
 from llmref._contract import contract
-from llmref.params import flatten, unflatten
+from llmref.params import unflatten
 from llmref.transformer import gpt
 from llmref.transformer.gpt import GPTConfig
 
@@ -491,7 +492,7 @@ def _flat(where: str, params) -> dict:
     if not isinstance(params, dict):
         raise TypeError(f"{where}: argument 'params' must be a parameter tree (dict), "
                         f"got {type(params).__name__}")
-    return flatten(params)
+    return _params._flatten(where, "params", params, "", {})     # messages name ``where``
 
 
 def _strip(where: str, state_dict, rename, skip) -> dict:

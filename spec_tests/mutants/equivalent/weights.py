@@ -71,4 +71,7 @@ SPECIFIC = {
      "text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=False)"
      ".encode(\"UTF-8\")"):
         "Python's codec registry normalises the name: 'UTF-8' and 'utf-8' are the same codec",
+    ("_to_names", "continue", "break"):
+        "the tied head is the last name (_names puts lm_head.W after every block): stopping "
+        "there or going on leaves nothing unread",
 }
