@@ -242,6 +242,9 @@ GARBLED_MORE = {
     "a later size that disagrees": lambda h, d: safetensors_bytes(
         {**h, "y": {**h["y"], "shape": [2]}}, d),
     "data cut short": lambda h, d: safetensors_bytes(h, d[:10]),
+    "a shape of true": lambda h, d: safetensors_bytes(
+        {**h, "x": {**h["x"], "shape": [True, 2]}}, d),
+    "a long JSON list": lambda h, d: safetensors_bytes(["a" * 30], d),
     "one tensor inside another": lambda h, d: safetensors_bytes(
         {"x": {"dtype": "I8", "shape": [11], "data_offsets": [0, 11]},
          "y": {"dtype": "I8", "shape": [3], "data_offsets": [4, 7]}}, d),
@@ -269,6 +272,10 @@ GARBLED_WORDS = {
     "a shape past int64": "tensor 'x' of dtype F32 and shape [1099511627776, 1099511627776] "
                           "needs 4835703278458516698824704 bytes, but its data_offsets "
                           "[0, 8] span 8",
+    "negative size": "tensor 'x' has shape [-2]; expected a list of integers >= 0",
+    "a shape of true": "tensor 'x' has shape [True, 2]; expected a list of integers >= 0",
+    "a long JSON list": "the header must be a JSON object starting with '{{', got "
+                        "'[\"aaaaaaaaaaaaaaaaaa'",
     "a later size that disagrees": "tensor 'y' of dtype I8 and shape [2] needs 2 bytes, but "
                                    "its data_offsets [8, 11] span 3",
     "data cut short": "tensor 'y' ends at data byte 11, but the file holds only 10 bytes of "
@@ -621,6 +628,24 @@ def test_file_refusals_word_for_word(impl, tmp_path):
     assert refused(lambda: load(no_tree)) == (
         f"weights.load: argument 'path' ({no_tree}) holds tensor names that do not form a "
         f"tree: has 'a' both as a leaf and as a branch (in 'a.b')")
+    nowhere = tmp_path / "nope" / "m.npz"
+    assert refused(lambda: impl("weights.save")(nowhere, {"w": np.zeros(2)}),
+                   FileNotFoundError) == (
+        f"weights.save: argument 'path' ({nowhere}) is in a folder that does not exist "
+        f"({nowhere.parent})")
+    assert refused(lambda: impl("weights.save")(tmp_path / "c.npz", {"w": np.zeros(2)},
+                                                config="x"), TypeError) == (
+        "weights.save: argument 'config' must be a GPTConfig or None, got str")
+    assert refused(lambda: impl("weights.config_to_json")("x"), TypeError) == (
+        "weights.config_to_json: argument 'config' must be a GPTConfig, got str")
+    assert refused(lambda: impl("weights.config_from_json")("{bad")) == (
+        "weights.config_from_json: argument 'text' is not valid JSON: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1)")
+    twice = tmp_path / "twice.safetensors"
+    impl("weights.write_safetensors")(twice, {"w": np.zeros(2)})
+    assert refused(lambda: impl("weights.write_safetensors")(twice, {"w": np.zeros(2)}),
+                   FileExistsError).startswith(
+        "weights.write_safetensors: argument 'path' names an existing file")
     to_bits, from_bits = impl("weights.to_bfloat16_bits"), impl("weights.from_bfloat16_bits")
     assert refused(lambda: from_bits(np.zeros(2)), TypeError) == (
         "weights.from_bfloat16_bits: argument 'bits' must have dtype uint16, got dtype float64")
@@ -648,3 +673,4 @@ def test_a_bfloat16_matrix_reads_back_as_a_matrix(impl, tmp_path):
     impl("weights.write_safetensors")(tmp_path / "m.safetensors", {"m": x}, bfloat16=True)
     tensors, _ = impl("weights.read_safetensors")(tmp_path / "m.safetensors")
     assert tensors["m"].shape == (2, 3) and np.array_equal(tensors["m"], x)
+    assert b'"dtype":"BF16"' in (tmp_path / "m.safetensors").read_bytes()

@@ -479,10 +479,9 @@ def _to_names(where, flat: dict, config, names: dict, transposed: set) -> dict:
             out[theirs] = out[names["wte.W"]].copy()              # the head is the table
             continue
         value = flat[ours]
-        if not isinstance(value, np.ndarray) or value.shape != shapes[ours]:
-            got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
+        if value.shape != shapes[ours]:                   # _flat: every leaf is an array
             raise ValueError(f"{where}: argument params[{ours!r}] must have shape "
-                             f"{shapes[ours]} for this config, got {got}")
+                             f"{shapes[ours]} for this config, got {value.shape}")
         value = value.T if ours in transposed | {"lm_head.W"} else value
         out[theirs] = np.array(value, order="C", copy=True)
     return out

@@ -121,6 +121,8 @@ def save(path, params, config: GPTConfig | None = None, *, format: str | None = 
         dtype is unknown (or bfloat16 for ``.npz``).
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        If the folder ``path`` names does not exist.
     """
     where = "weights.save"
     path = _path(where, path)
@@ -313,6 +315,8 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, *,
         If a name is empty or ``"__metadata__"``.
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        If the folder ``path`` names does not exist.
     """
     where = "weights.write_safetensors"
     path = _path(where, path)
@@ -636,13 +640,17 @@ def _write_file(where: str, path: Path, write, overwrite: bool) -> None:
                               f"pass overwrite=True to replace it")
     if path.is_dir():
         raise IsADirectoryError(f"{where}: argument 'path' names a directory ({path})")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{where}: argument 'path' ({path}) is in a folder that does "
+                                f"not exist ({path.parent})")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    f = open(tmp, "xb")              # an error here (no permission, say) leaves no file
     try:
-        with open(tmp, "xb") as f:
+        with f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink()                 # the scratch file exists until os.replace moves it
         raise
 
 

@@ -74,4 +74,14 @@ SPECIFIC = {
     ("_to_names", "continue", "break"):
         "the tied head is the last name (_names puts lm_head.W after every block): stopping "
         "there or going on leaves nothing unread",
+    ("def _nanogpt_args(where: str, config, bias: bool = True, dropout: float = 0.0) -> dict:",
+     "def _nanogpt_args(where: str, config, bias: bool = False, dropout: float = 0.0) -> dict:"):
+        "from_nanogpt, the one caller that leaves bias out, only checks the configuration "
+        "with it, and config_from_nanogpt reads no bias",
 }
+_LW = ("return {o for o in names if o.endswith(\".W\") and o not in (\"wte.W\", \"wpe.W\", "
+       "\"lm_head.W\")}")
+_LW_REASON = ("lm_head.W never goes through the linear-weight set: nanoGPT always ties its head "
+              "(an untied configuration is refused), and _to_names transposes the head itself")
+SPECIFIC.update({(_LW, _LW.replace('"lm_head.W"', new)): _LW_REASON
+                 for new in ('"XXlm_head.WXX"', '"lm_head.w"', '"LM_HEAD.W"')})
