@@ -121,6 +121,11 @@ def test_nanogpt_names_and_linear_layout_round_trip(impl, compiled):
         saved[f"{'_orig_mod.' if compiled else ''}transformer.h.{i}.attn.bias"] = \
             np.tril(np.ones((1, 1, 5, 5)))
     assert_same_tree(impl("convert.from_nanogpt")(saved, NANO), params)
+    # nanoGPT's linear weights are (out, in), C-ordered as torch stores them: ours are their
+    # transposes, as fresh C-ordered arrays
+    back = impl("convert.from_nanogpt")({k: np.ascontiguousarray(v) for k, v in saved.items()},
+                                        NANO)
+    assert all(leaf.flags.c_contiguous for leaf in flatten(back).values())
 
 
 def test_nanogpt_without_biases(impl):
