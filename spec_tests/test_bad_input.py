@@ -297,6 +297,15 @@ CASES.update({
                                             (_IDS, _IDS, GPT, CONFIG, 2.0), {},
                                             TypeError, ["'segment_size'", "an int", "2.0"]),
 })
+CASES["a feed-forward of a 0-d input"] = ("ffn.forward", (np.array(1.0), FFN), {}, ValueError,
+                                          ["'x'", "at least 1 dimension(s)", "shape ()"])
+CASES["a key padding mask of another batch size"] = (
+    "mha.forward", (np.zeros((2, 3, 6)), MHA, 2), {"key_padding_mask": np.zeros((1, 3), bool)},
+    ValueError, ["'key_padding_mask'", "must have shape (2, 3)", "got shape (1, 3)"])
+CASES["attention of width 0"] = ("mha.init", (0, 2, RNG), {}, ValueError,
+                                 ["'d_model'", "an int >= 1", "got 0"])
+CASES["a block of width 0"] = ("block.init", (0, 2, 8, RNG), {}, ValueError,
+                               ["'d_model'", "an int >= 1", "got 0"])
 CASES["a sinusoidal base of 0"] = ("sinusoidal.forward", (np.zeros((2, 3)), 0.0), {},
                                    ValueError, ["'base'", "must be > 0", "got 0.0"])
 CASES["a sinusoidal cache that holds no shape"] = (

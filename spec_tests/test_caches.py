@@ -280,3 +280,34 @@ def test_the_debug_mode_is_read_at_call_time(monkeypatch):
                 if "debug" in name.lower() and isinstance(value, bool)], \
         "llmref._checks keeps the debug switch as module state"
 
+
+
+#: inputs whose in-place edit the docstrings promise the debug mode reports, even where the
+#: backward happens not to read them again (the tables of the embeddings, the masks and
+#: position ids of the trunk): the promise is about what the cache holds, not what it uses
+PROMISED = [("gpt", "embed_forward", "embed_backward", "params"),
+            ("gpt", "hidden_forward", "hidden_backward", "attention_mask"),
+            ("gpt", "hidden_forward", "hidden_backward", "position_ids")]
+
+
+@pytest.mark.parametrize(("component", "forward_name", "backward_name", "argument"), PROMISED,
+                         ids=[f"{c}.{f}-{a}" for c, f, _, a in PROMISED])
+def test_the_debug_mode_reports_each_input_its_docstring_names(
+        impl, component, forward_name, backward_name, argument, debug_on):
+    """With the debug mode on, editing the named input in place between forward and
+    backward makes the backward raise, naming itself, the forward and the input."""
+    if not impl.speaks_as_reference:
+        pytest.skip("the cache debug mode is the reference's own tool")
+    inputs = _example(component, forward_name)
+    out, cache = impl(f"{component}.{forward_name}")(**inputs)
+    label, leaf = next(_labelled(argument, inputs[argument]))
+    _edit_in_place(leaf)
+    if leaf.dtype == bool:
+        np.logical_not(leaf, out=leaf)              # a roll can leave a mask as it was
+    with pytest.raises(ValueError) as info:
+        impl(f"{component}.{backward_name}")(_upstream(out), cache)
+    message = str(info.value)
+    assert message.startswith(f"{component}.{backward_name}: argument 'cache' "), message
+    assert f"the input {label} given to {component}.{forward_name} was changed in place" \
+        in message, message
+

@@ -1047,3 +1047,19 @@ def test_float32_layers_stay_float32(impl, fused):
                                      allowed, pos_t, 100.0),
         {"n_heads": H, "activation": "swiglu", "norm": "rms", "n_kv_heads": H_kv,
          "rope_theta": 100.0})
+
+
+def test_ffn_of_a_single_position(impl):
+    """A 1-D input (one position of width C) is a valid input: its output and gradients are
+    those of the same position as a batch of one."""
+    rng = np.random.default_rng(12)
+    params = hp.random_ffn(6, 10, rng)
+    x = rng.standard_normal(6)
+    dy = rng.standard_normal(6)
+    y, cache = impl("ffn.forward")(x, params)
+    y2, cache2 = impl("ffn.forward")(x[None], params)
+    np.testing.assert_array_equal(y, y2[0])
+    g, g2 = impl("ffn.backward")(dy, cache), impl("ffn.backward")(dy[None], cache2)
+    np.testing.assert_array_equal(g["x"], g2["x"][0])
+    for name, leaf in flatten({k: v for k, v in g.items() if k != "x"}).items():
+        np.testing.assert_allclose(leaf, flatten(g2)[name], rtol=1e-14, err_msg=name)

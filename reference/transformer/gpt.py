@@ -246,7 +246,7 @@ def _check_config(where: str, config) -> GPTConfig:
     return config
 
 
-def _tied_config():
+def _example_tied_config():
     return GPTConfig(vocab_size=11, context_len=8, d_model=8, n_heads=2, n_layers=1)
 
 
@@ -455,7 +455,7 @@ def _check_inputs(where: str, ids, config: GPTConfig, attention_mask=None, posit
 
 # ----------------------------------------------------------------- the model
 
-@contract(example=lambda rng: {k: v for k, v in _ids_example(rng, _tied_config()).items()
+@contract(example=lambda rng: {k: v for k, v in _ids_example(rng, _example_tied_config()).items()
                                if k in ("ids", "params", "config")})
 def embed_forward(ids: np.ndarray, params: dict, config: GPTConfig):
     r"""Token plus position embeddings.
@@ -516,7 +516,7 @@ def _embed(ids, params, config, positions):
 
 @contract(example=lambda rng: {"dh": rng.standard_normal((2, 3, 8)),
                                "cache": embed_forward(**{k: v for k, v in _ids_example(
-                                   rng, _tied_config()).items()
+                                   rng, _example_tied_config()).items()
                                    if k in ("ids", "params", "config")})[1]})
 def embed_backward(dh: np.ndarray, cache) -> dict:
     """Gradients of the embeddings; positions `0 .. T-1` were broadcast over the batch, so
@@ -623,9 +623,9 @@ def _head_backward(dlogits, h, head_w):
     return dlogits @ head_w.T, d_head
 
 
-@contract(example=lambda rng: {"grads": init(_tied_config(), rng),
+@contract(example=lambda rng: {"grads": init(_example_tied_config(), rng),
                                "d_head": rng.standard_normal((8, 11)),
-                               "config": _tied_config()},
+                               "config": _example_tied_config()},
           mutates=("grads",))
 def add_head_grad(grads: dict, d_head: np.ndarray, config: GPTConfig) -> dict:
     """Put the head's gradient in `grads`, **in place**: added to `grads["wte"]["W"]` when the
