@@ -6,6 +6,8 @@ Outside CI: it takes about an hour on two cores.
                                                                # (of the commit at HEAD)
     python -m llmref.spec.mutants.run_mutmut --verify GROUP ...  # rerun the tests on survivors
     python -m llmref.spec.mutants.run_mutmut --rerun GROUP ...   # mutmut again on survivors
+                                                   # (--every-test: all of the group's tests)
+    python -m llmref.spec.mutants.run_mutmut --reverify GROUP ...  # again, on those left
     python -m llmref.spec.mutants.run_mutmut --resume GROUP ...  # go on with a first pass
                                                                  # stopped before the end
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
@@ -319,7 +321,8 @@ def _changed_lines(diff: str) -> list:
             and not line.startswith(("---", "+++"))]
 
 
-def rerun(group: str, every_test: bool = False) -> dict:
+def rerun(group: str, every_test: bool = False, only: set | None = None,
+          save: bool = True) -> dict:
     """Run mutmut again, at the committed HEAD, on the survivors of the group's first pass
     that no rule calls equivalent: mutmut picks each mutant's covering tests and runs two at
     a time, far faster than :func:`verify`.  A mutant counts only if mutmut shows the same
@@ -328,6 +331,8 @@ def rerun(group: str, every_test: bool = False) -> dict:
     blocks = {b.split()[0]: b for b in (OUT / f"{group}.txt").read_text().split("\n## ")[1:]}
     results, todo = {}, []
     for name, _component, edits in survivors(group):
+        if only is not None and name not in only:
+            continue
         reason = equivalent_reason(edits, name)
         if edits is None:
             results[name] = "stale"
@@ -350,6 +355,8 @@ def rerun(group: str, every_test: bool = False) -> dict:
                     print(f"RERUN {name} {results[name]}", flush=True)
     if changed:
         results.update(verify(group, only=set(changed), save=False))
+    if not save:
+        return results
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{group}.verify.json").write_text(json.dumps(
         {"commit": commit, "method": f"mutmut rerun{', every test' if every_test else ''}, "
@@ -650,12 +657,14 @@ def main(argv) -> int:
         print(f"{RECORD}: {len(data['groups'])} groups")
         return 0
     if argv[:1] == ["--reverify"]:               # once more, only those a rerun left
-        for group in argv[1:]:
+        every_test = "--every-test" in argv      # in mutmut (every test), not as patches
+        for group in [a for a in argv[1:] if a != "--every-test"]:
             path = OUT / f"{group}.verify.json"
             data = json.loads(path.read_text())
             left = {n for n, s in data["results"].items()
                     if s not in CAUGHT + ("stale",) and not s.startswith("equivalent")}
-            data["results"].update(verify(group, only=left, save=False))
+            data["results"].update(rerun(group, True, only=left, save=False) if every_test
+                                   else verify(group, only=left, save=False))
             data["commit"] = f"{data['commit']}; the {len(left)} left then at {_head()}"
             path.write_text(json.dumps(data, indent=1) + "\n")
             print(f"{group}: {len(left)} rerun again", flush=True)
