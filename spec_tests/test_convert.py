@@ -183,6 +183,16 @@ BAD_CONFIGS = {
     "two options to GPT-2": ("convert.config_to_hf_gpt2",
                              (dataclasses.replace(TIED, norm_first=False, residual=False),),
                              ValueError, ["does not have: norm_first=False, residual=False"]),
+    "a feed-forward width nanoGPT lacks": ("convert.config_to_nanogpt",
+                                           (dataclasses.replace(NANO, d_ff=12),), ValueError,
+                                           ["argument 'config' has options nanoGPT does not "
+                                            "have: d_ff=12"]),
+    "nanoGPT fields that make no config": (
+        "convert.config_from_nanogpt", ({"n_layer": 1, "n_head": 3, "n_embd": 8,
+                                         "block_size": 4, "bias": True, "vocab_size": 5,
+                                         "dropout": 0.0},), ValueError,
+        ["the fields make no valid GPTConfig: GPTConfig: argument 'n_heads' must divide "
+         "d_model = 8, got n_heads = 3"]),
     "SwiGLU to GPT-2": ("convert.config_to_hf_gpt2",
                         (dataclasses.replace(TIED, activation="swiglu"),), ValueError,
                         ["argument 'config' has activation 'swiglu', which Hugging Face's "
@@ -691,6 +701,22 @@ def test_llama_state_dicts_that_do_not_match_are_refused_word_for_word(impl):
         extra = {f"extra.{i}": np.zeros(1) for i in range(n)}
         assert refused({**sd, **extra}) == head + (
             f"missing [], unknown {sorted(extra)[:6]}" + (" ..." if n > 6 else ""))
+    flat = flatten(params)
+    paths = list(flat)
+    to_hf = impl("convert_llama.to_hf_llama")
+    with pytest.raises(ValueError) as info:
+        to_hf(impl("params.unflatten")({k: v for k, v in flat.items() if k not in paths[:7]}),
+              LLAMA)
+    listed = ast.literal_eval(str(info.value).split("missing ")[1].split(", unknown")[0])
+    assert len(listed) == 6 and set(listed) <= set(paths[:7]), str(info.value)
+    strays = {f"stray_{i}": np.zeros(1) for i in range(7)}
+    with pytest.raises(ValueError) as info:
+        to_hf({**params, **strays}, LLAMA)
+    assert str(info.value).endswith(f"missing [], unknown {sorted(strays)[:6]}")
+    with pytest.raises(TypeError) as info:
+        impl("convert.to_hf_gpt2")([1], TIED)
+    assert str(info.value) == ("convert.to_hf_gpt2: argument 'params' must be a parameter "
+                               "tree (dict), got list")
     assert refused({**sd, names[0]: [1.0]}, TypeError) == (
         f"convert_llama.from_hf_llama: argument state_dict[{names[0]!r}] must be a "
         f"floating-point NumPy array, got list")

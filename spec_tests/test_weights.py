@@ -628,6 +628,11 @@ def test_file_refusals_word_for_word(impl, tmp_path):
     assert refused(lambda: load(no_tree)) == (
         f"weights.load: argument 'path' ({no_tree}) holds tensor names that do not form a "
         f"tree: has 'a' both as a leaf and as a branch (in 'a.b')")
+    short = file("short.safetensors", b"abc")
+    assert refused(lambda: read(short)) == bad.format(short) + (
+        "it has 3 bytes, fewer than the 8 of the header length (truncated?)")
+    assert refused(lambda: impl("weights.save")(tmp_path / "n.npz", 5), TypeError) == (
+        "weights.save: argument 'params' must be a dict, a list or a NumPy array, got int")
     nowhere = tmp_path / "nope" / "m.npz"
     assert refused(lambda: impl("weights.save")(nowhere, {"w": np.zeros(2)}),
                    FileNotFoundError) == (
@@ -674,3 +679,13 @@ def test_a_bfloat16_matrix_reads_back_as_a_matrix(impl, tmp_path):
     tensors, _ = impl("weights.read_safetensors")(tmp_path / "m.safetensors")
     assert tensors["m"].shape == (2, 3) and np.array_equal(tensors["m"], x)
     assert b'"dtype":"BF16"' in (tmp_path / "m.safetensors").read_bytes()
+
+
+def test_an_empty_tensor_is_read_in_file_order(impl, tmp_path):
+    """An empty tensor lying where another ends comes after it, whatever order the header
+    lists them in (file order is the order of the offsets, begin then end)."""
+    header = {"e": {"dtype": "F64", "shape": [0], "data_offsets": [8, 8]},
+              "x": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}}
+    (tmp_path / "e.safetensors").write_bytes(safetensors_bytes(header, struct.pack("<d", 2.5)))
+    tensors, _ = impl("weights.read_safetensors")(tmp_path / "e.safetensors")
+    assert list(tensors) == ["x", "e"]

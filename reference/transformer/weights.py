@@ -457,7 +457,7 @@ def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     TypeError
         If ``x`` is not a floating-point NumPy array.
     """
-    _float_or_bits("weights.to_bfloat16_bits", "x", x, "f")
+    _float_or_bits("weights.to_bfloat16_bits", "x", x, floating=True)
     u = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
     bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
     return np.where(np.isnan(x), np.uint16(0x7FC0), bits)
@@ -483,17 +483,17 @@ def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     TypeError
         If ``bits`` is not a NumPy array of dtype uint16.
     """
-    _float_or_bits("weights.from_bfloat16_bits", "bits", bits, "u")
+    _float_or_bits("weights.from_bfloat16_bits", "bits", bits, floating=False)
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-def _float_or_bits(where: str, name: str, x, kind: str) -> None:
-    """``x`` must be a float array (``kind`` "f") or a uint16 array (``kind`` "u")."""
-    want = "a floating-point dtype" if kind == "f" else "dtype uint16"
+def _float_or_bits(where: str, name: str, x, floating: bool) -> None:
+    """``x`` must be a float array (``floating``) or a uint16 array of bits (not)."""
+    want = "a floating-point dtype" if floating else "dtype uint16"
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: argument '{name}' must be a NumPy array of {want}, "
                         f"got {type(x).__name__}")
-    if (x.dtype.kind != "f") if kind == "f" else (x.dtype != np.uint16):
+    if (x.dtype.kind != "f") if floating else (x.dtype != np.uint16):
         raise TypeError(f"{where}: argument '{name}' must have {want}, got dtype {x.dtype}")
 
 

@@ -85,3 +85,18 @@ _LW_REASON = ("lm_head.W never goes through the linear-weight set: nanoGPT alway
               "(an untied configuration is refused), and _to_names transposes the head itself")
 SPECIFIC.update({(_LW, _LW.replace('"lm_head.W"', new)): _LW_REASON
                  for new in ('"XXlm_head.WXX"', '"lm_head.w"', '"LM_HEAD.W"')})
+
+SPECIFIC.update({
+    ("to_hf_llama", "copy=True)", ")"): "np.array copies by default: copy=True is its default",
+    ("f\"end at {covered} ({'a gap' if begin > covered else 'an overlap'})\")",
+     "f\"end at {covered} ({'a gap' if begin >= covered else 'an overlap'})\")"):
+        "the message is built only when begin != covered, where > and >= agree",
+    ("fmt = path.suffix.lstrip(\".\")", "fmt = path.suffix.lstrip(\"XX.XX\")"):
+        "lstrip takes a set of characters: a suffix starts with the dot, and no format's name "
+        "with an X",
+    ("text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=False)"
+     ".encode(\"utf-8\")",
+     "text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=None)"
+     ".encode(\"utf-8\")"):
+        "ensure_ascii=None is as false as False: the header keeps its UTF-8 characters",
+})
