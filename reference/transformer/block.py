@@ -81,8 +81,7 @@ def init(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, std: f
         If a width or number of heads is invalid or a standard deviation negative.
     """
     where = "block.init"
-    _checks.integer(where, "d_model", d_model, low=1)
-    mha.check_heads(where, d_model, n_heads)
+    mha.check_heads(where, d_model, n_heads)              # d_model too: an int >= 1
     _checks.integer(where, "d_ff", d_ff, low=1)
     _checks.generator(where, "rng", rng)
     std = _checks.std(where, "std", std)

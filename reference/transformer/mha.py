@@ -79,8 +79,7 @@ def init(d_model: int, n_heads: int, rng: np.random.Generator, std: float = 0.02
         deviation is negative or not finite.
     """
     where = "mha.init"
-    _checks.integer(where, "d_model", d_model, low=1)
-    check_heads(where, d_model, n_heads)
+    check_heads(where, d_model, n_heads)              # d_model too: an int >= 1
     _checks.generator(where, "rng", rng)
     std = _checks.std(where, "std", std)
     if proj_std is not None:
