@@ -100,10 +100,10 @@ def _class_of(code: int) -> str:
     return {"L": "L", "N": "N"}.get(unicodedata.category(chr(code))[0], "O")
 
 
-def _classes(text: str) -> str:
-    """The class letter of each character of ``text`` (a table of its distinct characters
-    for ``str.translate``: a text has few, however long it is)."""
-    return text.translate({code: _class_of(code) for code in map(ord, set(text))})
+def _class_table(text: str) -> dict:
+    """``{code point: class}`` for the distinct characters of ``text``, for ``str.translate``
+    (a text has few, however long it is; built once per call, no state kept)."""
+    return {code: _class_of(code) for code in map(ord, set(text))}
 
 
 _RUN = {cls: re.compile(cls + "+") for cls in "LNWO"}
@@ -149,7 +149,13 @@ def pretokenize(text: str) -> list:
         If ``text`` is not a str.
     """
     _check_text("gpt2_tokenizer.pretokenize", text)
-    classes = _classes(text)
+    return _pieces(text, _class_table(text))
+
+
+def _pieces(text: str, table: dict) -> list:
+    """The pieces of ``text``, its characters' classes read from ``table`` (which holds every
+    character of ``text``, and may hold more: encode builds one for the whole text)."""
+    classes = text.translate(table)
     pieces, i = [], 0
     while i < len(text):
         end = _piece_end(text, classes, i)
@@ -371,12 +377,12 @@ def encode(text: str, tokenizer: Tokenizer, use_cache: bool = True) -> np.ndarra
         raise TypeError(f"{where}: argument 'use_cache' must be a bool, got {use_cache!r}")
     byte_ids, pair_merges = tokenizer.byte_ids, tokenizer.pair_merges
     cache = tokenizer.cache if use_cache else {}
-    out = []
+    out, table = [], _class_table(text)
     for chunk, is_special in _chunks(text, tokenizer.special_pattern):
         if is_special:
             out.append(tokenizer.special_tokens[chunk])
             continue
-        for piece in pretokenize(chunk):
+        for piece in _pieces(chunk, table):
             ids = cache.get(piece)
             if ids is None:
                 try:
@@ -479,10 +485,10 @@ def train(text: str, vocab_size: int, special_tokens=(END_OF_TEXT,)) -> Tokenize
     ids = {t: i for i, t in enumerate(tokens)}         # token -> id
     byte_ids = [ids[byte_chars[b]] for b in range(256)]
     counts = Counter()
-    pattern = _special_pattern(dict.fromkeys(special_tokens))
+    pattern, table = _special_pattern(dict.fromkeys(special_tokens)), _class_table(text)
     for chunk, is_special in _chunks(text, pattern):
         if not is_special:
-            counts.update(pretokenize(chunk))
+            counts.update(_pieces(chunk, table))
     try:
         seqs = [[byte_ids[b] for b in piece.encode("utf-8")] for piece in counts]
     except UnicodeEncodeError:
