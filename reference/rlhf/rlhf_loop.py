@@ -205,10 +205,11 @@ def _check_batch(where: str, batch, vocab_size: int, context_len: int | None = N
     if not mask.any(axis=1).all():
         raise ValueError(f"{where}: argument batch['mask'] must mark at least one response "
                          f"token in every row")
-    longest = int((pm.sum(axis=1) + mask.sum(axis=1)).max())
-    if context_len is not None and longest > context_len:
-        raise ValueError(f"{where}: argument 'batch' has a row of {longest} tokens (prompt and "
-                         f"response), longer than the context length {context_len}")
+    if context_len is not None:
+        longest = int((pm.sum(axis=1) + mask.sum(axis=1)).max())
+        if longest > context_len:
+            raise ValueError(f"{where}: argument 'batch' has a row of {longest} tokens (prompt "
+                             f"and response), longer than the context length {context_len}")
     return batch
 
 

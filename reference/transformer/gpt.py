@@ -321,7 +321,7 @@ def head(params: dict, config: GPTConfig) -> np.ndarray:
     ValueError
         If `params` does not match `config`.
     """
-    _check_params(params, _check_config("gpt.head", config), "gpt.head")
+    _check_params(params, config, "gpt.head")
     return _head(params, config)
 
 
@@ -332,7 +332,8 @@ def _head(params, config):
 def _check_params(params, config: GPTConfig, where: str = "gpt.forward") -> dict:
     """Check the whole parameter tree against ``config``: keys, float dtypes, shapes and finite
     values, with messages that name the part (``params['blocks'][2]['attn']['qkv']['W']``).
-    The forward pass runs this once instead of checking every layer's input on the way."""
+    The forward pass runs this once instead of checking every layer's input on the way.
+    ``config`` is checked first (callers need not)."""
     _check_config(where, config)
     _check_leaf_shapes(params, config, where)
     V, P, C = config.vocab_size, config.context_len, config.d_model
@@ -494,7 +495,7 @@ def embed_forward(ids: np.ndarray, params: dict, config: GPTConfig):
         If an id is out of range, a shape is wrong or `params` does not match `config`.
     """
     where = "gpt.embed_forward"
-    _check_params(params, _check_config(where, config), where)
+    _check_params(params, config, where)
     _check_inputs(where, ids, config)
     h, cache = _embed(ids, params, config, None)
     return h, _checks.guard(where, cache, ids=ids, params=params)
@@ -716,7 +717,7 @@ def hidden_forward(ids: np.ndarray, params: dict, config: GPTConfig,
         If an id or position is out of range, a shape is wrong or `params` does not match.
     """
     where = "gpt.hidden_forward"
-    _check_params(params, _check_config(where, config), where)
+    _check_params(params, config, where)
     positions = _check_inputs(where, ids, config, attention_mask, position_ids)
     h, cache = _hidden_forward(ids, params, config, attention_mask, positions)
     return h, _checks.guard(where, cache, ids=ids, params=params, attention_mask=attention_mask,
@@ -815,7 +816,7 @@ def forward(ids: np.ndarray, params: dict, config: GPTConfig,
     ValueError
         If an id or position is out of range, a shape is wrong or `params` does not match.
     """
-    _check_params(params, _check_config("gpt.forward", config))
+    _check_params(params, config)
     positions = _check_inputs("gpt.forward", ids, config, attention_mask, position_ids)
     logits, cache = _forward(ids, params, config, attention_mask, positions)
     return logits, _checks.guard("gpt.forward", cache, ids=ids, params=params,
@@ -903,7 +904,7 @@ def loss_and_grads(ids: np.ndarray, targets: np.ndarray, params: dict, config: G
         If an id, target or position is out of range, or a shape is wrong.
     """
     where = "gpt.loss_and_grads"
-    _check_params(params, _check_config(where, config), where)
+    _check_params(params, config, where)
     positions = _check_inputs(where, ids, config, attention_mask, position_ids)
     ignore_index = _checks.integer(where, "ignore_index", ignore_index)
     _checks.int_array(where, "targets", targets, 0, config.vocab_size, allowed=(ignore_index,))
