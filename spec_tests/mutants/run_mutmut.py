@@ -271,7 +271,7 @@ def _committed(rev: str, path: str) -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
-def resume(group: str, stopped: bool = False) -> dict:
+def resume(group: str) -> dict:
     """Go on with a first pass that was stopped before the end: mutmut, at the committed HEAD,
     on the mutants it left unrun (``not checked``, or ``no tests`` when the group has gained
     test files since).  Mutant numbers hold only within an unchanged function, so every
@@ -284,8 +284,7 @@ def resume(group: str, stopped: bool = False) -> dict:
     first = re.search(r"commit (\w+)", header).group(1)
     old = dict(re.findall(r"^(\S+__mutmut_\d+): (.+)$", text, re.M))
     blocks = {b.split()[0]: b.split("\n", 1)[1] for b in text.split("\n## ")[1:]}
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    head = _commit()
     patterns, changed = [], set()
     for module in GROUPS[group][0]:
         where = module_path(module)
@@ -299,17 +298,17 @@ def resume(group: str, stopped: bool = False) -> dict:
                                  f"{dotted}.xǁ*ǁ{function}__mutmut_*"]
     kept = {n: s for n, s in old.items()
             if (n.rsplit(".", 1)[0], _function_of(n)) not in changed}
-    todo = [n for n, s in kept.items() if s in ("not checked", "no tests")] + patterns
+    unrun = {n for n, s in kept.items() if s in ("not checked", "no tests")}
+    todo = [*sorted(unrun), *patterns]
     with _scratch(group, head) as (scratch, env):
         _mutmut(scratch, env, "run", *todo)
         statuses = _statuses(scratch, env)
-        rerun_names = set(todo[:len(todo) - len(patterns)])
         new = {n: s for n, s in statuses.items()
-               if n in rerun_names or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+               if n in unrun or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
         diffs = _diffs(scratch, env, new)
     merged = {**kept, **new}
     diffs = {**{n: b for n, b in blocks.items() if n in merged and n not in new}, **diffs}
-    note = " (stopped before the end)" if stopped or "not checked" in merged.values() else ""
+    note = " (stopped before the end)" if "not checked" in merged.values() else ""
     tail = header.split(": modules", 1)[1]
     header = (f"# mutmut, group {group}, commit {first}, resumed at {head} ({len(todo)} "
               f"mutants or patterns){note}: modules{tail}")
@@ -574,10 +573,15 @@ def verify(group: str, only: set | None = None, save: bool = True) -> dict:
     return results
 
 
+def _commit() -> str:
+    """The short name of the commit at HEAD."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def _head() -> str:
     """The commit at HEAD, with ``+`` when the working tree differs from it."""
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    rev = _commit()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     return rev + ("+" if dirty else "")
@@ -702,8 +706,7 @@ def main(argv) -> int:
                   f"{len(equivalent)} equivalent, {len(left)} left: {', '.join(left)}")
         return 0
     # every group of one run mutates the same commit, whatever is committed meanwhile
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    rev = _commit()
     for group in argv or list(GROUPS):
         counts = run_group(group, rev)
         total = sum(counts.values())
