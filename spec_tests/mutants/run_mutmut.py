@@ -9,7 +9,7 @@ Outside CI: it takes about an hour on two cores.
                                                    # (--every-test: all of the group's tests)
     python -m llmref.spec.mutants.run_mutmut --reverify GROUP ...  # again, on those left
     python -m llmref.spec.mutants.run_mutmut --resume GROUP ...  # go on with a first pass
-                                                                 # stopped before the end
+                                      # stopped before the end (--every-test: as for --rerun)
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
                                                                  # equivalent, one line each
     python -m llmref.spec.mutants.run_mutmut --record [GROUP ...]  # write mutmut_record.json
@@ -271,13 +271,14 @@ def _committed(rev: str, path: str) -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
-def resume(group: str) -> dict:
+def resume(group: str, every_test: bool = False) -> dict:
     """Go on with a first pass that was stopped before the end: mutmut, at the committed HEAD,
     on the mutants it left unrun (``not checked``, or ``no tests`` when the group has gained
     test files since).  Mutant numbers hold only within an unchanged function, so every
     mutant of a function whose text changed since the first pass's commit is run anew and
     its old results are dropped.  ``<group>.txt`` keeps the first pass's other results and
-    its header names both commits."""
+    its header names both commits (and says when ``every_test`` ran each mutant against
+    every test of the group)."""
     path = OUT / f"{group}.txt"
     text = path.read_text()
     header = text.splitlines()[0]
@@ -301,7 +302,7 @@ def resume(group: str) -> dict:
     unrun = {n for n, s in kept.items() if s in ("not checked", "no tests")}
     todo = [*sorted(unrun), *patterns]
     with _scratch(group, head) as (scratch, env):
-        _mutmut(scratch, env, "run", *todo)
+        _mutmut(scratch, env, "run", *todo, every_test=every_test)
         statuses = _statuses(scratch, env)
         new = {n: s for n, s in statuses.items()
                if n in unrun or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
@@ -310,8 +311,9 @@ def resume(group: str) -> dict:
     diffs = {**{n: b for n, b in blocks.items() if n in merged and n not in new}, **diffs}
     note = " (stopped before the end)" if "not checked" in merged.values() else ""
     tail = header.split(": modules", 1)[1]
+    how = ", every test" if every_test else ""
     header = (f"# mutmut, group {group}, commit {first}, resumed at {head} ({len(todo)} "
-              f"mutants or patterns){note}: modules{tail}")
+              f"mutants or patterns{how}){note}: modules{tail}")
     return _write(group, header, merged, diffs)
 
 
@@ -686,8 +688,9 @@ def main(argv) -> int:
                   f"{len(left)} left: {', '.join(left)}", flush=True)
         return 0
     if argv[:1] == ["--resume"]:
-        for group in argv[1:]:
-            counts = resume(group)
+        every_test = "--every-test" in argv
+        for group in [a for a in argv[1:] if a != "--every-test"]:
+            counts = resume(group, every_test)
             print(f"{group}: {sum(counts.values())} mutants after the resumed run, "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), flush=True)
         return 0
