@@ -8,6 +8,7 @@ Outside CI: it takes about an hour on two cores.
     python -m llmref.spec.mutants.run_mutmut --rerun GROUP ...   # mutmut again on survivors
                                                    # (--every-test: all of the group's tests)
     python -m llmref.spec.mutants.run_mutmut --reverify GROUP ...  # again, on those left
+                                               # (and on survivors a resumed pass added)
     python -m llmref.spec.mutants.run_mutmut --resume GROUP ...  # go on with a first pass
                                       # stopped before the end (--every-test: as for --rerun)
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
@@ -309,12 +310,24 @@ def resume(group: str, every_test: bool = False) -> dict:
         diffs = _diffs(scratch, env, new)
     merged = {**kept, **new}
     diffs = {**{n: b for n, b in blocks.items() if n in merged and n not in new}, **diffs}
+    _forget_reruns(group, keep=set(diffs) - set(new))
     note = " (stopped before the end)" if "not checked" in merged.values() else ""
     tail = header.split(": modules", 1)[1]
     how = ", every test" if every_test else ""
     header = (f"# mutmut, group {group}, commit {first}, resumed at {head} ({len(todo)} "
               f"mutants or patterns{how}){note}: modules{tail}")
     return _write(group, header, merged, diffs)
+
+
+def _forget_reruns(group: str, keep: set) -> None:
+    """Drop from ``<group>.verify.json`` every rerun result not named in ``keep``: after a
+    resumed first pass, a mutant of a changed function is a new mutant under an old name, and
+    ``--reverify`` then reruns each survivor without a result."""
+    path = OUT / f"{group}.verify.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        data["results"] = {n: s for n, s in data["results"].items() if n in keep}
+        path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def _changed_lines(diff: str) -> list:
@@ -669,6 +682,7 @@ def main(argv) -> int:
             data = json.loads(path.read_text())
             left = {n for n, s in data["results"].items()
                     if s not in CAUGHT + ("stale",) and not s.startswith("equivalent")}
+            left |= {n for n, _, _ in survivors(group)} - set(data["results"])  # never rerun
             data["results"].update(rerun(group, True, only=left, save=False) if every_test
                                    else verify(group, only=left, save=False))
             data["commit"] = f"{data['commit']}; the {len(left)} left then at {_head()}"
