@@ -73,3 +73,66 @@ def test_spec_tests_catch_the_mutant(mutant_exit_codes, mutant):
         f"mutant {mutant} ({entry.bug}) survived: spec_tests/{entry.test} exited "
         f"{mutant_exit_codes[mutant]} against it; 1 (the test failed) means it was caught.  "
         f"Rerun: python -m llmref.spec.mutants {mutant} -v")
+
+
+# --- run_mutmut, the mutation tool's driver (outside CI) --------------------------------------
+# Its verdicts are recorded on the docs' mutation page, so the helpers that decide them are
+# checked here: one of them once counted empty diff lines as edits, and every rerun fell back
+# to a patch unnoticed.
+
+def test_run_mutmut_compares_edits_without_context_or_empty_lines(reference_only):
+    from llmref.spec.mutants.run_mutmut import _changed_lines
+
+    shown = ("--- a.py\n+++ a.py\n@@ -1,3 +1,3 @@\n def f(x):\n\n"
+             "-    return x + 1\n+    return x - 1\n")
+    assert _changed_lines(shown) == ["-    return x + 1", "+    return x - 1"]
+    assert _changed_lines(shown.replace("\n\n", "\n \n")) == _changed_lines(shown)
+    assert _changed_lines(shown.replace("x - 1", "x * 1")) != _changed_lines(shown)
+
+
+def test_run_mutmut_tells_code_changes_from_docstring_changes(reference_only):
+    from llmref.spec.mutants.run_mutmut import _functions
+
+    before = _functions('def f(x):\n    """Add one."""\n    return x + 1\n')
+    assert before == _functions('def f(x):\n    """Add one, documented anew."""\n'
+                                '    return x + 1  # a comment\n')
+    assert before != _functions('def f(x):\n    """Add one."""\n    return x + 2\n')
+    assert before != _functions('def f(x, y=1):\n    """Add one."""\n    return x + 1\n')
+
+
+@pytest.mark.parametrize("old, new, equivalent", [
+    ("y = x.astype(np.float32, copy=False)", "y = x.astype(np.float32, copy=True)", True),
+    ("y = np.zeros(3, dtype=np.float64)", "y = np.zeros(3, dtype=None)", True),
+    ("y = x.reshape(-1, 4)", "y = x.reshape(-2, 4)", True),
+    ('y = np.asarray(x, order="C")', 'y = np.asarray(x, order="c")', True),
+    ("y = np.exp(x, out=np.empty_like(x))", "y = np.exp(x, out=None)", True),
+    ("y = np.exp(x, out=buf)", "y = np.exp(x, )", True),
+    ("y = x.astype(np.float32, copy=False)", "y = x.astype(np.float16, copy=False)", False),
+    ("y = np.zeros(3, dtype=np.float64)", "y = np.zeros(3, dtype=np.float32)", False),
+    ("y = x.reshape(-1, 4)", "y = x.reshape(-1, 5)", False),
+    ("y = np.exp(x, out=buf)", "y = np.log(x, out=buf)", False),
+    ("return x + 1", "return x - 1", False),
+])
+def test_run_mutmut_equivalence_rules_accept_only_what_they_say(reference_only, old, new,
+                                                                   equivalent):
+    from llmref.spec.mutants.run_mutmut import equivalent_reason
+
+    reason = equivalent_reason(((old, new),), "llmref.layers.linear.x_forward__mutmut_1")
+    assert bool(reason) is equivalent, reason
+    assert equivalent_reason(((old, new),), "llmref.layers.gpt.x__example_config__mutmut_3")
+
+
+def test_run_mutmut_resume_forgets_reruns_of_mutants_it_ran_anew(reference_only, tmp_path,
+                                                                 monkeypatch):
+    import json
+
+    from llmref.spec.mutants import run_mutmut
+
+    monkeypatch.setattr(run_mutmut, "OUT", tmp_path)
+    (tmp_path / "g.verify.json").write_text(json.dumps(
+        {"commit": "abc", "results": {"m_1": "killed", "m_2": "survived", "m_3": "stale"}}))
+    run_mutmut._forget_reruns("g", keep={"m_1", "m_3", "m_9"})
+    assert json.loads((tmp_path / "g.verify.json").read_text()) == {
+        "commit": "abc", "results": {"m_1": "killed", "m_3": "stale"}}
+    run_mutmut._forget_reruns("absent", keep=set())       # no rerun yet: nothing to forget
+    assert not (tmp_path / "absent.verify.json").exists()
