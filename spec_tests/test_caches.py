@@ -284,10 +284,12 @@ def test_the_debug_mode_is_read_at_call_time(monkeypatch):
 
 #: inputs whose in-place edit the docstrings promise the debug mode reports, even where the
 #: backward happens not to read them again (the tables of the embeddings, the masks and
-#: position ids of the trunk): the promise is about what the cache holds, not what it uses
+#: position ids of the trunk, a pre-norm block's input): the promise is about what the cache
+#: holds, not what it uses
 PROMISED = [("gpt", "embed_forward", "embed_backward", "params"),
             ("gpt", "hidden_forward", "hidden_backward", "attention_mask"),
-            ("gpt", "hidden_forward", "hidden_backward", "position_ids")]
+            ("gpt", "hidden_forward", "hidden_backward", "position_ids"),
+            ("block", "forward", "backward", "x")]
 
 
 @pytest.mark.parametrize(("component", "forward_name", "backward_name", "argument"), PROMISED,

@@ -952,6 +952,47 @@ BAD_INPUT = {
         lambda impl: _gpt_with(impl, "gpt.loss_and_grads", targets=np.zeros((1, 3), np.int64)),
         ValueError, "gpt.loss_and_grads: argument 'targets' must have shape (1, 2), got shape "
         "(1, 3)"),
+    # parts of a tree are named by their path, from the trunk down to the feed-forward
+    "gpt: a block without its second norm": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p["blocks"][0].pop("ln2")), ValueError,
+        "gpt.forward: argument params['blocks'][0] is missing key(s) ['ln2']; expected keys "
+        "['attn', 'ffn', 'ln1', 'ln2'], got ['attn', 'ffn', 'ln1']"),
+    "gpt: a feed-forward without its first layer": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p["blocks"][1]["ffn"].pop("fc")),
+        ValueError, "gpt.forward: argument params['blocks'][1]['ffn'] is missing key(s) "
+        "['fc']; expected keys ['fc', 'proj'], got ['proj']"),
+    "gpt: fused attention without its output projection": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p["blocks"][0]["attn"].pop("proj")),
+        ValueError, "gpt.forward: argument params['blocks'][0]['attn'] is missing key(s) "
+        "['proj']; expected keys ['proj', 'qkv'], got ['qkv']"),
+    "gpt: a config that is a string": (
+        lambda impl: impl("gpt.forward")(np.zeros((1, 2), np.int64), _gpt_parts()[1], "config"),
+        TypeError, "gpt.forward: argument 'config' must be a GPTConfig, got str"),
+    "block: fused q/k/v of another input width": (
+        lambda impl: _block_with(impl, "attn", "qkv", hp.random_linear(
+            5, 12, np.random.default_rng(1))), ValueError,
+        "block.forward: argument params['attn']['qkv']['W'] must have shape (4, any), got "
+        "shape (5, 12)"),
+    "block: a key padding mask of another batch": (
+        lambda impl: impl("block.forward")(np.zeros((1, 2, 4)), hp.random_block(
+            4, 3, np.random.default_rng(0)), 2, key_padding_mask=np.ones((2, 2), bool)),
+        ValueError, "block.forward: argument 'key_padding_mask' must have shape (1, 2), got "
+        "shape (2, 2)"),
+    "block: an unknown activation (swiglu is one of the choices)": (
+        lambda impl: impl("block.forward")(np.zeros((1, 2, 4)), hp.random_block(
+            4, 3, np.random.default_rng(0)), 2, activation="tanh"), ValueError,
+        "block.forward: argument 'activation' must be one of ['gelu', 'gelu_tanh', 'relu', "
+        "'swiglu'], got 'tanh'"),
+    "GPTConfig: an unknown activation": (
+        lambda impl: impl("gpt.GPTConfig")(5, 4, 4, 2, 1, activation="tanh"), ValueError,
+        "GPTConfig: argument 'activation' must be one of ['gelu', 'gelu_tanh', 'relu', "
+        "'swiglu'], got 'tanh'"),
+    "GPTConfig: an unknown norm": (
+        lambda impl: impl("gpt.GPTConfig")(5, 4, 4, 2, 1, norm="batch"), ValueError,
+        "GPTConfig: argument 'norm' must be one of ['layer', 'rms'], got 'batch'"),
+    "check_heads: a caller's name that is not a str": (
+        lambda impl: impl("mha.check_heads")(3, 8, 2), TypeError,
+        "mha.check_heads: argument 'where' must be a str, got int 3"),
 }
 
 

@@ -102,11 +102,9 @@ def _norm_module(where: str, norm: str):
 
 def _feed_forward_module(where: str, activation: str):
     """`llmref.swiglu` for ``"swiglu"``, else `llmref.ffn` (checking the
-    activation's name)."""
-    if activation == "swiglu":
-        return swiglu
-    ffn.activation_module(where, activation)
-    return ffn
+    activation's name: a message lists swiglu with the feed-forward's activations)."""
+    _checks.string(where, "activation", activation, [*ffn.ACTIVATIONS, "swiglu"])
+    return swiglu if activation == "swiglu" else ffn
 
 
 @contract(example=_example, lenient={"key_padding_mask": ("none",), "n_kv_heads": ("none",),
@@ -236,7 +234,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
     mha._check_params(where, params["attn"], d_model, n_heads, f"{name}['attn']",
                       n_kv_heads=n_kv_heads, bias=bias, fused=fused)
     linear._check_params(where, params["attn"]["proj"], None, d_model,      # residual width
-                         f"{name}['attn']['proj']", bias)
+                         f"{name}['attn']['proj']")        # (mha checked its bias)
     norm_mod._check_params(where, params["ln2"], d_model, f"{name}['ln2']", bias)
     ff = swiglu if activation == "swiglu" else ffn
     ff._check_params(where, params["ffn"], d_model, f"{name}['ffn']", bias)

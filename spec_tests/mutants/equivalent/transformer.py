@@ -35,4 +35,7 @@ SPECIFIC = {
      'extra = _attention_inputs(config, None, keys, positions, h.dtype)'):
         "_attention_inputs reads T only to make positions 0 .. T-1 when none are given, and "
         "decoding always gives them (each row's count of real tokens)",
+    ("n_past = past[0].shape[2]", "n_past = past[1].shape[2]"):
+        "the cached keys and values of a layer have the same length: gpt.decode, the only "
+        "caller with a cache, holds both to (B, H_kv, S, D) in _check_kv_cache first",
 }
