@@ -289,6 +289,8 @@ def test_the_debug_mode_is_read_at_call_time(monkeypatch):
 PROMISED = [("gpt", "embed_forward", "embed_backward", "params"),
             ("gpt", "hidden_forward", "hidden_backward", "attention_mask"),
             ("gpt", "hidden_forward", "hidden_backward", "position_ids"),
+            ("gpt", "forward", "backward", "attention_mask"),
+            ("gpt", "forward", "backward", "position_ids"),
             ("block", "forward", "backward", "x")]
 
 

@@ -612,6 +612,13 @@ def _gpt_with(impl, fn="gpt.forward", ids=None, edit=None, **kwargs):
     return impl(fn)(ids, params, config, **kwargs)
 
 
+def _gpt_untied_with(impl, edit):
+    """gpt.forward of a model with its own head (tie_weights=False), params edited."""
+    config, params = _gpt_parts(tie_weights=False)
+    edit(params)
+    return impl("gpt.forward")(np.zeros((1, 2), np.int64), params, config)
+
+
 def _decode_twice(impl, edit, B=1, new=1):
     """Prefill 3 tokens of B rows, then decode ``new`` tokens of one row with the edited
     cache."""
@@ -993,6 +1000,28 @@ BAD_INPUT = {
     "check_heads: a caller's name that is not a str": (
         lambda impl: impl("mha.check_heads")(3, 8, 2), TypeError,
         "mha.check_heads: argument 'where' must be a str, got int 3"),
+    "gpt: a token table that is not a dict": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p.update(wte=p["wte"]["W"])), TypeError,
+        "gpt.forward: argument params['wte'] must be a dict of arrays, got array of shape "
+        "(5, 4) and dtype float64"),
+    "gpt: a position table with a bias": (
+        lambda impl: _gpt_with(impl, edit=lambda p: p["wpe"].update(b=np.zeros(4))),
+        ValueError, "gpt.forward: argument params['wpe'] has unknown key(s) ['b']; allowed "
+        "keys ['W']"),
+    "gpt: a head of ints": (
+        lambda impl: _gpt_untied_with(impl, lambda p: p["lm_head"].update(
+            W=p["lm_head"]["W"].astype(np.int64))), TypeError,
+        "gpt.forward: argument params['lm_head']['W'] must have a floating-point dtype, got "
+        "dtype int64"),
+    "gpt: a missing norm before a head of the wrong shape": (
+        # every leaf's shape is checked before any key: the head is named, not the norm
+        lambda impl: _gpt_untied_with(impl, lambda p: (p["blocks"][0].pop("ln1"), p[
+            "lm_head"].update(W=np.zeros((4, 6))))), ValueError,
+        "gpt.forward: argument params['lm_head']['W'] must have shape (4, 5) (set by the "
+        "config), got shape (4, 6)"),
+    "gpt: position ids of another length": (
+        lambda impl: _gpt_with(impl, position_ids=np.zeros((1, 3), np.int64)), ValueError,
+        "gpt.forward: argument 'position_ids' must have shape (1, 2), got shape (1, 3)"),
 }
 
 

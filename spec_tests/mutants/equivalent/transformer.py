@@ -38,4 +38,19 @@ SPECIFIC = {
     ("n_past = past[0].shape[2]", "n_past = past[1].shape[2]"):
         "the cached keys and values of a layer have the same length: gpt.decode, the only "
         "caller with a cache, holds both to (B, H_kv, S, D) in _check_kv_cache first",
+    ('_checks.keys(where, params, ("wte",) + table + ("blocks", "ln_f") + own_head, "params")',
+     '_checks.keys(where, params, ("wte",) + table + ("blocks", "ln_f") + own_head, )'):
+        "_checks.keys names the tree 'params' by default, the name given",
+    ("block._check_params(where, p, C, config.n_heads, f\"params['blocks'][{i}]\",",
+     "block._check_params(where, p, None, config.n_heads, f\"params['blocks'][{i}]\","):
+        "_check_leaf_shapes has already held every leaf of the blocks to the shape the config "
+        "sets, so the width the block checks would infer cannot differ from C",
+    ("NORMS[config.norm]._check_params(where, params[\"ln_f\"], C, \"params['ln_f']\", "
+     "config.bias)",
+     "NORMS[config.norm]._check_params(where, params[\"ln_f\"], None, \"params['ln_f']\", "
+     "config.bias)"):
+        "_check_leaf_shapes has already held the final norm's leaves to (C,)",
+    ("_check_leaf_shapes", "leaf = None", 'leaf = ""'):
+        "the walk stops at a missing part and only an ndarray leaf is compared: None and \"\" "
+        "are both not arrays",
 }
