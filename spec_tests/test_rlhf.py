@@ -1240,7 +1240,35 @@ def _refusal_cases():
             "rlhf_loop.ppo_train", lambda f: _tiny_train(f, critic_lr=1e308), ValueError,
             ["'critic_lr' = 1e+308"]),
         **_range_cases(),
+        **_rank_cases(),
     }
+
+
+def _rank_cases():
+    """An array of the wrong rank is named for its rank, before any shape is compared (the
+    reference's whole message)."""
+    z2, ones = np.zeros((2, 3)), np.ones((2, 3), bool)
+    gae_args = {"rewards": z2, "values": z2, "dones": ~ones, "gamma": 0.9, "lam": 0.9,
+                "next_value": np.zeros(2)}
+    cases = {}
+    for function, call, message in (
+            ("gae.advantages", lambda f: f(**{**gae_args, "rewards": np.zeros((2, 3, 1))}),
+             "argument 'rewards' must have 2 dimension(s), got shape (2, 3, 1)"),
+            ("gae.advantages", lambda f: f(**{**gae_args, "values": np.zeros((2, 3, 1))}),
+             "argument 'values' must have 2 dimension(s), got shape (2, 3, 1)"),
+            ("gae.advantages", lambda f: f(**{**gae_args, "next_value": np.zeros((2, 1))}),
+             "argument 'next_value' must have 1 dimension(s), got shape (2, 1)"),
+            ("kl.penalized_rewards", lambda f: f(np.zeros((2, 3, 1)), z2, np.zeros(2), ones,
+                                                 0.1),
+             "argument 'logp_policy' must have 2 dimension(s), got shape (2, 3, 1)"),
+            ("kl.penalized_rewards", lambda f: f(z2, np.zeros((2, 3, 1)), np.zeros(2), ones,
+                                                 0.1),
+             "argument 'logp_ref' must have 2 dimension(s), got shape (2, 3, 1)"),
+            ("kl.penalized_rewards", lambda f: f(z2, z2, np.zeros((2, 1)), ones, 0.1),
+             "argument 'scores' must have 1 dimension(s), got shape (2, 1)")):
+        cases[f"{function}: {message.split()[1]} of another rank"] = (
+            function, call, ValueError, [f"{function}: {message}"])
+    return cases
 
 
 def _range_cases():

@@ -11,6 +11,10 @@ _SHAPE_DEFAULT = ('_checks.bool_array(where, "mask", mask, getattr(mask, "shape"
                   '_checks.bool_array(where, "mask", mask, getattr(mask, "shape", None))')
 _FLAGS_DEFAULT = ('_checks.bool_array(where, name, flags, getattr(flags, "shape", ()))',
                   '_checks.bool_array(where, name, flags, getattr(flags, "shape", None))')
+_GAE_MASK = ('mask = np.ones(shape, dtype=bool) if mask is None else _flags(where, "mask", mask, '
+             'shape)')
+_GAE_MASK_REASON = ("gae.advantages reads its mask only through np.where, where a default mask "
+                    "of float ones selects what one of True does")
 _SHAPE_REASON = ("the default is read only for an object without a `shape`, which is not a "
                  "NumPy array, and bool_array refuses that (TypeError) before it looks at the "
                  "shape")
@@ -69,4 +73,6 @@ SPECIFIC = {
     # the default shape of a refused mask (kl, gae.whiten, ppo.entropy_forward, gae._flags)
     _SHAPE_DEFAULT: _SHAPE_REASON,
     _FLAGS_DEFAULT: _SHAPE_REASON,
+    (_GAE_MASK, _GAE_MASK.replace("dtype=bool", "dtype=None")): _GAE_MASK_REASON,
+    (_GAE_MASK, _GAE_MASK.replace("dtype=bool", "")): _GAE_MASK_REASON,
 }
