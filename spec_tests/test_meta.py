@@ -109,6 +109,8 @@ def test_run_mutmut_tells_code_changes_from_docstring_changes(reference_only):
     ("y = np.exp(x, out=buf)", "y = np.exp(x, )", True),
     ("y = x.astype(np.float32, copy=False)", "y = x.astype(np.float16, copy=False)", False),
     ("y = np.zeros(3, dtype=np.float64)", "y = np.zeros(3, dtype=np.float32)", False),
+    ("y = np.asarray(x, dtype=np.float64)", "y = np.asarray(x, dtype=None)", False),
+    ("y = np.asarray(x.astype(np.float64))", "y = np.asarray(x.astype(None))", True),
     ("y = x.reshape(-1, 4)", "y = x.reshape(-1, 5)", False),
     ("y = np.exp(x, out=buf)", "y = np.log(x, out=buf)", False),
     ("return x + 1", "return x - 1", False),

@@ -1265,7 +1265,10 @@ def _rank_cases():
                                                  0.1),
              "argument 'logp_ref' must have 2 dimension(s), got shape (2, 3, 1)"),
             ("kl.penalized_rewards", lambda f: f(z2, z2, np.zeros((2, 1)), ones, 0.1),
-             "argument 'scores' must have 1 dimension(s), got shape (2, 1)")):
+             "argument 'scores' must have 1 dimension(s), got shape (2, 1)"),
+            ("gae.advantages", lambda f: f(**{**gae_args, "truncated": ones,
+                                              "truncated_value": np.zeros((2, 3, 1))}),
+             "argument 'truncated_value' must have 2 dimension(s), got shape (2, 3, 1)")):
         cases[f"{function}: {message.split()[1]} of another rank"] = (
             function, call, ValueError, [f"{function}: {message}"])
     return cases

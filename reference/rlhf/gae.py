@@ -155,7 +155,7 @@ def advantages(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, gamma
 def _whiten_example(rng):
     mask = np.ones((2, 3), dtype=bool)
     mask[1, 2] = False
-    return {"x": rng.standard_normal((2, 3)), "mask": mask}
+    return {"x": rng.standard_normal((2, 3)), "mask": mask, "eps": 1e-8}
 
 
 @contract(example=_whiten_example, lenient={"mask": ("none",)})

@@ -15,6 +15,10 @@ _GAE_MASK = ('mask = np.ones(shape, dtype=bool) if mask is None else _flags(wher
              'shape)')
 _GAE_MASK_REASON = ("gae.advantages reads its mask only through np.where, where a default mask "
                     "of float ones selects what one of True does")
+_V_NEXT = "v_next = np.asarray(next_value, dtype=np.float64).copy()   # V of the next real step"
+_V_NEXT_REASON = ("v_next only enters GAE through gamma * keep * v_next and np.where against "
+                  "values, and keep = 1.0 - dones is float64: a float32 next_value widens "
+                  "exactly at the first product, so every result is the same")
 _SHAPE_REASON = ("the default is read only for an object without a `shape`, which is not a "
                  "NumPy array, and bool_array refuses that (TypeError) before it looks at the "
                  "shape")
@@ -75,4 +79,6 @@ SPECIFIC = {
     _FLAGS_DEFAULT: _SHAPE_REASON,
     (_GAE_MASK, _GAE_MASK.replace("dtype=bool", "dtype=None")): _GAE_MASK_REASON,
     (_GAE_MASK, _GAE_MASK.replace("dtype=bool", "")): _GAE_MASK_REASON,
+    (_V_NEXT, _V_NEXT.replace("dtype=np.float64", "dtype=None")): _V_NEXT_REASON,
+    (_V_NEXT, _V_NEXT.replace("dtype=np.float64", "")): _V_NEXT_REASON,
 }
