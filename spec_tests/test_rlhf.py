@@ -953,6 +953,28 @@ def test_scalar_upstream_gradients_may_be_0d_arrays(impl):
     np.testing.assert_array_equal(g, 0.5 * impl("ppo.entropy_backward")(1.0, c)["logits"])
 
 
+@pytest.mark.parametrize("dloss, error, words", [
+    (np.zeros(2), ValueError, "must have shape (), got shape (2,)"),
+    (np.array(1, np.int64), TypeError, "must have a floating-point dtype, got dtype int64")])
+def test_scalar_upstream_gradients_of_another_shape_or_dtype_are_refused(impl, dloss, error,
+                                                                          words):
+    """An upstream gradient array that is not a 0-d float is refused by each PPO loss's
+    backward, naming it and 'dloss' (in the reference's own words for the reference)."""
+    rng = np.random.default_rng(0)
+    logp, adv = rng.normal(-1, 0.1, 5), rng.standard_normal(5)
+    caches = {"ppo.policy_backward": impl("ppo.policy_forward")(logp, logp - 0.05, adv)[1],
+              "ppo.value_backward": impl("ppo.value_forward")(logp, adv)[1],
+              "ppo.entropy_backward": impl("ppo.entropy_forward")(
+                  rng.standard_normal((2, 4)))[1]}
+    for name, cache in caches.items():
+        with pytest.raises(error) as info:
+            impl(name)(dloss, cache)
+        message = str(info.value)
+        assert name in message and "'dloss'" in message, message
+        if impl.speaks_as_reference:
+            assert message == f"{name}: argument 'dloss' {words}", message
+
+
 def test_whiten_needs_two_entries(impl):
     """Two selected entries whiten to -1 and +1 (with eps 0); one is refused."""
     x = np.array([[1.0, 3.0, 50.0]])
