@@ -938,6 +938,40 @@ def test_value_loss_at_a_tie_takes_the_plain_error(impl):
     np.testing.assert_array_equal(g, 2.0 * np.array([0.25, -0.7]) / 2)
 
 
+def test_value_loss_on_the_clip_edge_passes_the_clipped_gradient(impl):
+    """V - V_old exactly on the clip edge (-eps), where rounding makes V_clip = V_old +
+    (V - V_old) one ulp off V and the clipped error the larger: the gradient flows through
+    the clipped branch (the clip's slope is 1 on its edges, as torch.clamp's), not 0."""
+    old = np.array([12.634142164861286, 0.0])
+    values = np.array([1.4296171063502774, 0.3])
+    returns = values + np.array([1.0, -0.2])
+    eps = float(abs(values[0] - old[0]))
+    clipped = old[0] + np.clip(values[0] - old[0], -eps, eps)
+    assert clipped != values[0] and (clipped - returns[0])**2 > (values[0] - returns[0])**2
+    loss, cache = impl("ppo.value_forward")(values, returns, old, eps)
+    got = impl("ppo.value_backward")(1.0, cache)["values"]
+    v = torch.tensor(values, requires_grad=True)
+    o, r = torch.from_numpy(old), torch.from_numpy(returns)
+    v_clip = o + torch.clamp(v - o, -eps, eps)
+    expected = 0.5 * torch.maximum((v - r)**2, (v_clip - r)**2).mean()
+    expected.backward()
+    assert loss == expected.item()
+    np.testing.assert_array_equal(got, v.grad.numpy())
+
+
+def test_entropy_of_a_single_distribution(impl):
+    """Logits of shape (V,): one distribution, its entropy and gradient against torch."""
+    logits = np.array([0.1, 0.5, -0.3, 2.0])
+    h, cache = impl("ppo.entropy_forward")(logits)
+    got = impl("ppo.entropy_backward")(0.7, cache)["logits"]
+    z = torch.tensor(logits, requires_grad=True)
+    p = torch.softmax(z, -1)
+    expected = -(p * torch.log_softmax(z, -1)).sum()
+    (0.7 * expected).backward()
+    np.testing.assert_allclose(h, expected.item(), rtol=1e-14)
+    np.testing.assert_allclose(got, z.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_scalar_upstream_gradients_may_be_0d_arrays(impl):
     """A 0-d float array is a scalar upstream gradient for every PPO loss."""
     rng = np.random.default_rng(0)
@@ -1166,6 +1200,10 @@ def _refusal_cases():
     return {
         "estimators of different shapes": (
             "kl.estimators", lambda f: f(z2, z3), ValueError, ["'logp_p'", "(2, 3)", "(2, 2)"]),
+        "clipped value loss: old values of another shape": (
+            "ppo.value_forward", lambda f: f(np.zeros(3), np.zeros(3), np.zeros(2), 0.2),
+            ValueError, ["ppo.value_forward: argument 'old_values' must have the shape of "
+                         "'values', (3,), got shape (2,)"]),
         "penalty: reference of another shape": (
             "kl.penalized_rewards", lambda f: f(z2, z3, np.zeros(2), ones, 0.1), ValueError,
             ["'logp_ref'", "(2, 3)", "(2, 2)"]),
@@ -1290,7 +1328,9 @@ def _rank_cases():
              "argument 'scores' must have 1 dimension(s), got shape (2, 1)"),
             ("gae.advantages", lambda f: f(**{**gae_args, "truncated": ones,
                                               "truncated_value": np.zeros((2, 3, 1))}),
-             "argument 'truncated_value' must have 2 dimension(s), got shape (2, 3, 1)")):
+             "argument 'truncated_value' must have 2 dimension(s), got shape (2, 3, 1)"),
+            ("ppo.entropy_forward", lambda f: f(np.array(1.0)),
+             "argument 'logits' must have at least 1 dimension(s), got shape ()")):
         cases[f"{function}: {message.split()[1]} of another rank"] = (
             function, call, ValueError, [f"{function}: {message}"])
     return cases
