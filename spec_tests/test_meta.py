@@ -114,6 +114,10 @@ def test_run_mutmut_tells_code_changes_from_docstring_changes(reference_only):
     ("y = x.reshape(-1, 4)", "y = x.reshape(-1, 5)", False),
     ("y = np.exp(x, out=buf)", "y = np.log(x, out=buf)", False),
     ("return x + 1", "return x - 1", False),
+    ("g = np.zeros(s, dtype=np.result_type(a.dtype, b.dtype))",
+     "g = np.zeros(s, dtype=np.result_type(b.dtype))", True),
+    ("g = np.zeros(s, dtype=np.result_type(a.dtype, b.dtype))",
+     "g = np.zeros(s, dtype=np.result_type(None, b.dtype))", False),
 ])
 def test_run_mutmut_equivalence_rules_accept_only_what_they_say(reference_only, old, new,
                                                                    equivalent):

@@ -972,6 +972,30 @@ def test_entropy_of_a_single_distribution(impl):
     np.testing.assert_allclose(got, z.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+def test_logprobs_of_one_position_and_in_float32(impl):
+    """Logits of shape (V,) and a 0-d token: one log-probability and its gradient against
+    torch; float32 logits and upstream give float32 log-probabilities and gradients."""
+    rng = np.random.default_rng(5)
+    logits, token = rng.standard_normal(5), np.array(2)
+    logp, cache = impl("ppo.logprobs_forward")(logits, token)
+    got = impl("ppo.logprobs_backward")(np.array(1.5), cache)["logits"]
+    z = torch.tensor(logits, requires_grad=True)
+    expected = torch.log_softmax(z, -1)[2]
+    (1.5 * expected).backward()
+    assert np.shape(logp) == ()
+    np.testing.assert_allclose(logp, expected.item(), rtol=1e-14)
+    np.testing.assert_allclose(got, z.grad.numpy(), rtol=1e-13, atol=1e-15)
+    logits32, tokens = rng.standard_normal((2, 3, 5)).astype(np.float32), rng.integers(0, 5,
+                                                                                        (2, 3))
+    logp32, cache = impl("ppo.logprobs_forward")(logits32, tokens)
+    up = rng.standard_normal((2, 3)).astype(np.float32)
+    grad32 = impl("ppo.logprobs_backward")(up, cache)["logits"]
+    assert logp32.dtype == grad32.dtype == np.float32
+    _, cache64 = impl("ppo.logprobs_forward")(logits32.astype(np.float64), tokens)
+    np.testing.assert_allclose(grad32, impl("ppo.logprobs_backward")(
+        up.astype(np.float64), cache64)["logits"], rtol=1e-5, atol=1e-6)
+
+
 def test_scalar_upstream_gradients_may_be_0d_arrays(impl):
     """A 0-d float array is a scalar upstream gradient for every PPO loss."""
     rng = np.random.default_rng(0)
@@ -1200,6 +1224,10 @@ def _refusal_cases():
     return {
         "estimators of different shapes": (
             "kl.estimators", lambda f: f(z2, z3), ValueError, ["'logp_p'", "(2, 3)", "(2, 2)"]),
+        "bigram policy: a table of ints": (
+            "bigram_policy.distribution", lambda f: f({"Z": np.zeros((4, 3), np.int64)}),
+            TypeError, ["bigram_policy.distribution: argument params['Z'] must have a "
+                        "floating-point dtype, got dtype int64"]),
         "clipped value loss: old values of another shape": (
             "ppo.value_forward", lambda f: f(np.zeros(3), np.zeros(3), np.zeros(2), 0.2),
             ValueError, ["ppo.value_forward: argument 'old_values' must have the shape of "
@@ -1330,7 +1358,9 @@ def _rank_cases():
                                               "truncated_value": np.zeros((2, 3, 1))}),
              "argument 'truncated_value' must have 2 dimension(s), got shape (2, 3, 1)"),
             ("ppo.entropy_forward", lambda f: f(np.array(1.0)),
-             "argument 'logits' must have at least 1 dimension(s), got shape ()")):
+             "argument 'logits' must have at least 1 dimension(s), got shape ()"),
+            ("bigram_policy.distribution", lambda f: f({"Z": np.zeros((4, 3, 1))}),
+             "argument params['Z'] must have 2 dimension(s), got shape (4, 3, 1)")):
         cases[f"{function}: {message.split()[1]} of another rank"] = (
             function, call, ValueError, [f"{function}: {message}"])
     return cases
