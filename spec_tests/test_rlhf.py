@@ -1078,6 +1078,27 @@ def test_bigram_policy_with_huge_logits(impl):
     np.testing.assert_array_equal(batch["responses"], [[1, 0, 1], [2, 2, 2], [1, 0, 1]])
 
 
+def test_bigram_sampling_is_blind_to_a_constant_added_to_a_row(impl):
+    """softmax(z + c) = softmax(z) row by row: with whole-number logits (exact after adding
+    800), shifting rows 0 and 2 of Z by 800 draws exactly the same tokens from the same
+    seed, even in a batch whose rows read shifted and unshifted rows side by side (one shift
+    for the whole batch would underflow every unshifted row to probability 0)."""
+    Z = np.array([[0.0, 1.0, 2.0], [2.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+    shifted = Z.copy()
+    shifted[[0, 2]] += 800.0
+    prompts = [np.array([0]), np.array([1]), np.array([3]), np.array([2])] * 50
+    draw = [impl("bigram_policy.sample")({"Z": z}, prompts, 6, np.random.default_rng(4))
+            for z in (Z, shifted)]
+    np.testing.assert_array_equal(draw[0]["responses"], draw[1]["responses"])
+    assert len(np.unique(draw[0]["responses"])) == 3
+
+
+def test_bigram_critic_of_a_one_token_vocabulary(impl):
+    """critic_init(L, 1): a zero table of shape (L, 2) (the one token and the BOS row)."""
+    table = impl("bigram_policy.critic_init")(3, 1)["table"]
+    assert table.shape == (3, 2) and not table.any()
+
+
 def test_bigram_critic_is_a_table_lookup_and_its_scatter_add(impl):
     """V[b, t] = table[t, previous token] read from a table longer than the responses, and
     its gradient, with repeated cells, against torch (float32 in, float32 out); a new critic
@@ -1224,6 +1245,11 @@ def _refusal_cases():
     return {
         "estimators of different shapes": (
             "kl.estimators", lambda f: f(z2, z3), ValueError, ["'logp_p'", "(2, 3)", "(2, 2)"]),
+        "bigram critic: a table of ints": (
+            "bigram_policy.values", lambda f: f({"table": np.zeros((3, 5), np.int64)},
+                                                _bigram_batch()),
+            TypeError, ["bigram_policy.values: argument params['table'] must have a "
+                        "floating-point dtype, got dtype int64"]),
         "bigram policy: a table of ints": (
             "bigram_policy.distribution", lambda f: f({"Z": np.zeros((4, 3), np.int64)}),
             TypeError, ["bigram_policy.distribution: argument params['Z'] must have a "
@@ -1360,7 +1386,10 @@ def _rank_cases():
             ("ppo.entropy_forward", lambda f: f(np.array(1.0)),
              "argument 'logits' must have at least 1 dimension(s), got shape ()"),
             ("bigram_policy.distribution", lambda f: f({"Z": np.zeros((4, 3, 1))}),
-             "argument params['Z'] must have 2 dimension(s), got shape (4, 3, 1)")):
+             "argument params['Z'] must have 2 dimension(s), got shape (4, 3, 1)"),
+            ("bigram_policy.values", lambda f: f({"table": np.zeros((3, 5, 1))},
+                                                 _bigram_batch()),
+             "argument params['table'] must have 2 dimension(s), got shape (3, 5, 1)")):
         cases[f"{function}: {message.split()[1]} of another rank"] = (
             function, call, ValueError, [f"{function}: {message}"])
     return cases
@@ -1466,6 +1495,12 @@ def _range_cases():
 def rlhf_loop_batch(prompts, responses):
     from llmref.rlhf import rlhf_loop
     return rlhf_loop.batch(prompts, responses)
+
+
+def _bigram_batch():
+    """Two responses of 3 tokens from a vocabulary of 4 (BOS = 4)."""
+    return rlhf_loop_batch([np.array([4]), np.array([2, 1])],
+                           [np.array([0, 2, 3]), np.array([1, 2, 2])])
 
 
 def bigram_critic():

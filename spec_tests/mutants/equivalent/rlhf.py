@@ -70,10 +70,6 @@ SPECIFIC = {
         "the bound acts only when u exceeds the rounded cdf's last entry (within 1e-16 of 1), "
         "probability about 1e-16",
     # ppo.value_forward
-    ("inside = np.abs(values - old_values) <= clip_eps",
-     "inside = np.abs(values - old_values) < clip_eps"):
-        "at |V - V_old| = eps, V_clip = V: the two errors are equal and use_plain (>=) takes "
-        "the plain one, so `inside` is not read there",
     # the default shape of a refused mask (kl, gae.whiten, ppo.entropy_forward, gae._flags)
     _SHAPE_DEFAULT: _SHAPE_REASON,
     _FLAGS_DEFAULT: _SHAPE_REASON,
