@@ -1245,6 +1245,10 @@ def _refusal_cases():
     return {
         "estimators of different shapes": (
             "kl.estimators", lambda f: f(z2, z3), ValueError, ["'logp_p'", "(2, 3)", "(2, 2)"]),
+        "batch: prompts as one 2-D array": (
+            "rlhf_loop.batch", lambda f: f(np.array([[1, 2]]), [np.array([1])]), TypeError,
+            ["rlhf_loop.batch: argument 'prompts' must be a list of 1-D NumPy int arrays, got "
+             "array of shape (1, 2) and dtype int64"]),
         "bigram critic: a table of ints": (
             "bigram_policy.values", lambda f: f({"table": np.zeros((3, 5), np.int64)},
                                                 _bigram_batch()),
