@@ -1359,7 +1359,54 @@ def _refusal_cases():
             ["'critic_lr' = 1e+308"]),
         **_range_cases(),
         **_rank_cases(),
+        **_batch_cases(),
     }
+
+
+def _batch_cases():
+    """A malformed batch is refused by the function it is given to, each part named by its
+    key (the reference's whole message)."""
+    good = rlhf_loop_batch([np.array([3]), np.array([1, 2])], [np.array([0, 1]), np.array([2])])
+
+    def logits_of(**parts):
+        def call(f):
+            return f({"Z": np.zeros((4, 3))}, {**{k: v.copy() for k, v in good.items()},
+                                               **parts})
+        return call
+
+    where = "bigram_policy.logits: argument "
+    bool_hint = "; convert a 0/1 mask with mask.astype(bool)"
+    cases = {
+        "prompts of floats": (logits_of(prompts=good["prompts"].astype(float)), TypeError,
+                              "batch['prompts'] must have an integer dtype, got dtype float64"),
+        "responses of floats": (logits_of(responses=good["responses"].astype(float)), TypeError,
+                                "batch['responses'] must have an integer dtype, got dtype "
+                                "float64"),
+        "prompts of rank 1": (logits_of(prompts=good["prompts"][0]), ValueError,
+                              "batch['prompts'] must have shape (B, ...) with B = 2, got shape "
+                              "(2,)"),
+        "responses of another batch": (logits_of(responses=good["responses"][:1]), ValueError,
+                                       "batch['responses'] must have shape (B, ...) with B = "
+                                       "2, got shape (1, 2)"),
+        "a prompt mask of ints": (logits_of(prompt_mask=good["prompt_mask"].astype(int)),
+                                  TypeError, "batch['prompt_mask'] must be a boolean NumPy "
+                                  "array, got dtype int64" + bool_hint),
+        "a response mask of ints": (logits_of(mask=good["mask"].astype(int)), TypeError,
+                                    "batch['mask'] must be a boolean NumPy array, got dtype "
+                                    "int64" + bool_hint),
+        "a row without a response token, beside one with": (
+            logits_of(mask=np.array([[True, True], [False, False]])), ValueError,
+            "batch['mask'] must mark at least one response token in every row"),
+    }
+    out = {f"batch: {case}": ("bigram_policy.logits", call, error, [where + words])
+           for case, (call, error, words) in cases.items()}
+    out["policy loss: old log-probs of rank 3"] = (
+        "rlhf_loop.policy_loss_and_grads",
+        lambda f: f(bigram_policy_(2), {"Z": np.zeros((4, 3))}, good, np.zeros((2, 2, 1)),
+                    np.zeros((2, 2))), ValueError,
+        ["rlhf_loop.policy_loss_and_grads: argument 'logp_old' must have 2 dimension(s), got "
+         "shape (2, 2, 1)"])
+    return out
 
 
 def _rank_cases():

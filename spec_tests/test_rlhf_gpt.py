@@ -524,3 +524,20 @@ def test_float32_parameters_give_float32_results_and_gradients(impl):
             assert grads32[name].dtype == np.float32, f"{backward}: {name}"
             np.testing.assert_allclose(grads32[name], g, rtol=1e-3, atol=1e-5,
                                        err_msg=f"{backward}: {name}")
+
+
+def test_rows_that_fill_the_context_exactly_are_accepted(impl):
+    """Two rows of exactly context_len tokens, one a short prompt with a long response, the
+    other the reverse: the policy's logits and the critic's values run on both (each row is
+    measured on its own, prompt plus response, and may reach the context length)."""
+    rng = np.random.default_rng(3)
+    params = hp.random_gpt(_C8, rng)
+    rm = {**hp.random_gpt(_C8, rng), "reward_head": hp.random_linear(8, 1, rng)}
+    critic = impl("value_model.init_from_reward_model")(rm, _C8)
+    batch = impl("rlhf_loop.batch")([np.array([1]), np.arange(6) % 7],
+                                    [np.arange(7) % 7, np.array([2, 3])])
+    assert ((batch["prompt_mask"].sum(axis=1) + batch["mask"].sum(axis=1)) == 8).all()
+    logits, _ = impl("gpt_policy.logits")(batch, params, _C8)
+    values, _ = impl("value_model.forward")(batch, critic, _C8)
+    assert logits.shape == (2, 7, 7) and values.shape == (2, 7)
+    assert np.isfinite(logits).all() and np.isfinite(values).all()

@@ -69,8 +69,9 @@ GROUPS = {
     "optimizers": (["sgd", "adam", "adamw", "clip", "schedules"], ["test_optim.py"]),
     "training": (["accumulate", "checkpoint", "train", "memory"], ["test_training.py"]),
     "mixed_precision": (["mixed_precision"], ["test_mixed_precision.py"]),
+    # the RLHF loop's batch check measures rows against a context only for the GPT's heads
     "rlhf": (["preference", "dpo", "reward_model", "kl", "gae", "ppo", "bigram_policy",
-              "rlhf_loop"], ["test_rlhf.py", "test_initialisers.py"]),
+              "rlhf_loop"], ["test_rlhf.py", "test_initialisers.py", "test_rlhf_gpt.py"]),
     "accounting": (["flops"], ["test_flops.py"]),
     "tokenizers": (["bpe", "word_tokenizer"], ["test_tokenizers.py"]),
     "params": (["params"], ["test_params.py", "test_initialisers.py"]),
