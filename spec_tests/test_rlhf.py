@@ -1353,7 +1353,7 @@ def _refusal_cases():
             ValueError, ["reward_fn(batch)", "(2,)", "(3,)"]),
         "a learning rate that overflows": (
             "rlhf_loop.ppo_train", lambda f: _tiny_train(f, lr=1e308), ValueError,
-            ["'lr' = 1e+308"]),
+            ["rlhf_loop.ppo_train: argument 'lr' = 1e+308 gave a failed optimizer step: "]),
         "a critic learning rate that overflows": (
             "rlhf_loop.ppo_train", lambda f: _tiny_train(f, critic_lr=1e308), ValueError,
             ["'critic_lr' = 1e+308"]),
@@ -1400,6 +1400,16 @@ def _batch_cases():
     }
     out = {f"batch: {case}": ("bigram_policy.logits", call, error, [where + words])
            for case, (call, error, words) in cases.items()}
+    out["value loss: returns of rank 3"] = (
+        "rlhf_loop.value_loss_and_grads",
+        lambda f: f(bigram_critic(), {"table": np.zeros((2, 4))}, good, np.zeros((2, 2, 1))),
+        ValueError, ["rlhf_loop.value_loss_and_grads: argument 'returns' must have 2 "
+                     "dimension(s), got shape (2, 2, 1)"])
+    out["value loss: a critic that is a string"] = (
+        "rlhf_loop.value_loss_and_grads",
+        lambda f: f("critic", {"table": np.zeros((2, 4))}, good, np.zeros((2, 2))), TypeError,
+        ["rlhf_loop.value_loss_and_grads: argument 'critic' must be a Critic, got str "
+         "'critic'"])
     out["policy loss: old log-probs of rank 3"] = (
         "rlhf_loop.policy_loss_and_grads",
         lambda f: f(bigram_policy_(2), {"Z": np.zeros((4, 3))}, good, np.zeros((2, 2, 1)),
@@ -1535,7 +1545,8 @@ def _range_cases():
             TypeError, ["reward_fn(batch)", "int64"]),
         "scores of rank 2": (
             "rlhf_loop.ppo_train", lambda f: _tiny_train(f, reward_fn=lambda b: np.zeros((2, 1))),
-            ValueError, ["reward_fn(batch)", "(2, 1)"]),
+            ValueError, ["rlhf_loop.ppo_train: argument reward_fn(batch) must have 1 "
+                         "dimension(s), got shape (2, 1)"]),
     })
     cases["the loop's log not a function"] = (
         "rlhf_loop.ppo_train", lambda f: _tiny_train(f, log="print"), TypeError,
