@@ -107,6 +107,28 @@ def test_reward_model_ignores_padding(impl):
     assert a[0] == b[0]
 
 
+def test_reward_model_in_float32(impl):
+    """A float32 reward model and float32 upstream gradient: float32 rewards and gradients,
+    close to the float64 run of the same numbers (the gradient buffer follows the inputs'
+    dtype, not float64)."""
+    config = GPTConfig(vocab_size=9, context_len=6, d_model=4, n_heads=2, n_layers=1)
+    rng = np.random.default_rng(1)
+    params = {**hp.random_gpt(config, rng), "reward_head": hp.random_linear(4, 1, rng)}
+    ids, lengths = rng.integers(0, 9, size=(2, 6)), np.array([6, 4])
+    up = rng.standard_normal(2)
+    runs = {}
+    for dtype in (np.float32, np.float64):
+        tree = impl("params.map_tree")(lambda a, dtype=dtype: a.astype(dtype), params)
+        rewards, cache = impl("reward_model.forward")(ids, tree, config, lengths)
+        runs[dtype] = rewards, flatten(impl("reward_model.backward")(up.astype(dtype), cache))
+    assert runs[np.float32][0].dtype == np.float32
+    assert {g.dtype for g in runs[np.float32][1].values()} == {np.dtype(np.float32)}
+    np.testing.assert_allclose(runs[np.float32][0], runs[np.float64][0], rtol=1e-5, atol=1e-6)
+    for name, g in runs[np.float32][1].items():
+        np.testing.assert_allclose(g, runs[np.float64][1][name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
 @given(hs.seeds)
 def test_kl_estimators(impl, seed):
     """On an enumerable pair of distributions: k3 >= 0 and is 0 only at ratio 1; the exact
@@ -1445,6 +1467,8 @@ def _rank_cases():
                                               "truncated_value": np.zeros((2, 3, 1))}),
              "argument 'truncated_value' must have 2 dimension(s), got shape (2, 3, 1)"),
             ("ppo.entropy_forward", lambda f: f(np.array(1.0)),
+             "argument 'logits' must have at least 1 dimension(s), got shape ()"),
+            ("ppo.logprobs_forward", lambda f: f(np.array(1.0), np.array(0)),
              "argument 'logits' must have at least 1 dimension(s), got shape ()"),
             ("bigram_policy.distribution", lambda f: f({"Z": np.zeros((4, 3, 1))}),
              "argument params['Z'] must have 2 dimension(s), got shape (4, 3, 1)"),
