@@ -355,7 +355,7 @@ def rerun(group: str, every_test: bool = False, only: set | None = None,
             results[name] = f"equivalent: {reason}"
         else:
             todo.append(name)
-    commit = _head()
+    commit = _commit()                  # the scratch copy is HEAD (patches: see verify)
     changed = []
     if todo:
         with _scratch(group, "HEAD") as (scratch, env):
@@ -559,6 +559,7 @@ def verify(group: str, only: set | None = None, save: bool = True) -> dict:
     os.environ.pop("LLMSPEC_IMPL", None)
     _, tests = GROUPS[group]
     results = {}
+    at = _head()                            # the working tree the patches and tests come from
     for name, component, edits in survivors(group):
         if only is not None and name not in only:
             continue
@@ -599,7 +600,7 @@ def verify(group: str, only: set | None = None, save: bool = True) -> dict:
     if save:
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"{group}.verify.json").write_text(json.dumps(
-            {"commit": _head(), "method": "patch", "results": results}, indent=1) + "\n")
+            {"commit": at, "method": "patch", "results": results}, indent=1) + "\n")
     return results
 
 
@@ -708,9 +709,12 @@ def main(argv) -> int:
                         left.add(name)
             left |= {n for n, _, _ in survivors(group)} - set(data["results"])  # never rerun
             if left:
+                # the commit the mutants run against: mutmut's scratch copy is HEAD as it is
+                # now (later commits do not reach it); a patch run reads the working tree
+                at = _commit() if every_test else _head()
                 data["results"].update(rerun(group, True, only=left, save=False) if every_test
                                        else verify(group, only=left, save=False))
-                data["commit"] = f"{data['commit']}; the {len(left)} left then at {_head()}"
+                data["commit"] = f"{data['commit']}; the {len(left)} left then at {at}"
             path.write_text(json.dumps(data, indent=1) + "\n")
             print(f"{group}: {len(left)} rerun again", flush=True)
         return 0
