@@ -127,3 +127,30 @@ def test_activation_extreme_inputs_are_finite(impl, name):
     with np.errstate(over="raise", invalid="raise"):
         check_against_torch(impl, name, {"x": x}, _args, ORACLES[name], seed=0,
                             rounding_scale=_oracle_rounding(name, x))
+
+
+@pytest.mark.parametrize("x_dtype,dout_dtype", [(np.float32, np.float64),
+                                                (np.float64, np.float32)])
+def test_gelu_gradient_takes_the_promoted_dtype(impl, x_dtype, dout_dtype):
+    """gelu.backward's gradient has the promoted dtype of dout and x, as its docstring says:
+    float32 with float64, either way round, gives float64, with torch's float64 values (no
+    float32 rounding on the way)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4)).astype(x_dtype)
+    dout = rng.standard_normal((3, 4)).astype(dout_dtype)
+    _, cache = impl("gelu.forward")(x)
+    dx = impl("gelu.backward")(dout, cache)["x"]
+    assert dx.dtype == np.float64
+    xt = torch.tensor(x.astype(np.float64), requires_grad=True)
+    F.gelu(xt).backward(torch.from_numpy(dout.astype(np.float64)))
+    assert_close(dx, xt.grad.numpy(), F64, name="dx")
+
+
+@pytest.mark.reference_only
+def test_gelu_cache_holds_phi_as_float64(impl):
+    """The reference's GELU cache holds Phi(x) as a float64 array, as its docstring's Cache
+    section says, for float32 and 0-d inputs too (the CDF comes from a frompyfunc ufunc,
+    which returns an array of Python objects, or a bare float for a 0-d input)."""
+    for x in (np.array([[-1.0, 0.0, 2.0]], dtype=np.float32), np.array(0.5)):
+        _, (_, phi) = impl("gelu.forward")(x)
+        assert isinstance(phi, np.ndarray) and phi.dtype == np.float64, (type(phi), phi)

@@ -113,3 +113,21 @@ def test_sinusoidal_dot_product_depends_only_on_offset(impl):
         dots = np.einsum("pc,pc->p", pe[:-k], pe[k:])
         assert np.ptp(dots) < 1e-9, f"offset {k}: dot products vary by {np.ptp(dots)}"
     assert np.all(np.abs(pe) <= 1.0)
+
+
+@pytest.mark.parametrize("w_dtype,dout_dtype", [(np.float32, np.float64),
+                                                (np.float64, np.float32)])
+def test_embedding_gradient_takes_the_promoted_dtype(impl, w_dtype, dout_dtype):
+    """embedding.backward's dW has the promoted dtype of W and dout, as its docstring says:
+    float32 with float64, either way round, gives float64, with the float64 sums of the
+    upstream rows (a repeated id adds its rows; no float32 rounding on the way)."""
+    rng = np.random.default_rng(6)
+    W = rng.standard_normal((5, 3)).astype(w_dtype)
+    ids = np.array([[0, 1, 1], [4, 2, 1]])
+    dout = rng.standard_normal((2, 3, 3)).astype(dout_dtype)
+    _, cache = impl("embedding.forward")(ids, {"W": W})
+    dW = impl("embedding.backward")(dout, cache)["W"]
+    assert dW.dtype == np.float64
+    expected = np.zeros((5, 3))
+    np.add.at(expected, ids, dout.astype(np.float64))
+    assert_close(dW, expected, F64, name="dW")

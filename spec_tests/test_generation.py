@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from llmref.spec.harness import params as hp
 from llmref.spec.harness import strategies as hs
+from llmref.spec.harness.draws import LARGEST_DRAW, generator_giving
 from llmref.spec.harness.tolerances import F64, assert_close
 from llmref.transformer.gpt import GPTConfig
 
@@ -446,6 +447,18 @@ def test_sampled_tokens_lie_in_the_filtered_distribution(impl):
     out = impl("generate.generate")(params, config, np.array([[1], [2], [3]]), 6, top_k=2,
                                     temperature=5.0)
     assert set(out[:, 1:].ravel()) == {0, 1}
+
+
+@pytest.mark.parametrize("u", [0.0, LARGEST_DRAW], ids=["draw-0", "largest-draw"])
+def test_sampling_never_draws_a_token_of_probability_zero(impl, monkeypatch, u):
+    """Logits (-5, 0, 1, 2, -5) and top-k 3: tokens 0 and 4 have probability 0, and the
+    kept probabilities sum to just below 1 in float64.  np.random.default_rng is replaced
+    for this test by one whose first draw is 0, then the largest below 1 (the two draws
+    where a sampler's comparison and its last bin matter): the new token is 1, 2 or 3."""
+    params, config = _fixed_logits([-5.0, 0.0, 1.0, 2.0, -5.0])
+    monkeypatch.setattr(np.random, "default_rng", lambda seed=None: generator_giving(u))
+    out = impl("generate.generate")(params, config, np.array([[1]]), 1, top_k=3)
+    assert out[0, -1] in (1, 2, 3), out
 
 
 def test_the_rows_of_a_batch_are_sampled_independently(impl):

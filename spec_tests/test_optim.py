@@ -491,6 +491,18 @@ def test_matrices_only_takes_every_float_dtype(impl, dtype):
     assert impl("adamw.matrices_only")("b", np.ones(2, dtype=dtype)) is False
 
 
+def test_global_norm_of_float16_gradients_sums_float64_squares(impl):
+    """float16 gradients of 1e-4: their squares (1e-8) lie below float16's smallest
+    subnormal (6e-8), so a norm summed in float16 would be 0 and clipping would stop.  The
+    norm, alone and in clip_by_global_norm, is the float64 norm of the float16 values."""
+    g = {"W": np.full(3, 1e-4, dtype=np.float16), "b": np.array([2e-4], dtype=np.float16)}
+    expected = float(np.sqrt(3 * np.float64(g["W"][0]) ** 2 + np.float64(g["b"][0]) ** 2))
+    assert impl("clip.global_norm")(g) == pytest.approx(expected, rel=1e-12)
+    clipped, norm = impl("clip.clip_by_global_norm")(g, 1e-5)
+    assert norm == pytest.approx(expected, rel=1e-12)
+    assert clipped["W"].dtype == np.float16 and 0 < float(clipped["W"][0]) < 1e-4
+
+
 def test_global_norm_past_float64_squares(impl):
     """Gradients near 1e200 square past float64's range; the norm is rescaled by the
     largest element and still exact to rounding (3-4-5), with an empty leaf in the tree."""

@@ -19,6 +19,7 @@ from llmref.spec.harness.checks import (
     check_model_against_torch,
     flatten,
 )
+from llmref.spec.harness.draws import LARGEST_DRAW, generator_giving
 from llmref.spec.harness.tolerances import F64, assert_close
 from llmref.spec.test_initialisers import _std_close
 from llmref.transformer.gpt import GPTConfig
@@ -422,6 +423,17 @@ def test_bigram_policy_gradient_matches_torch(impl):
     Zt[prev].backward(torch.from_numpy(up))
     assert_close(z, Zt[prev].detach().numpy(), F64, name="logits")
     assert_close(grads["Z"], Zt.grad.numpy(), F64, name="dZ", reference_scale=1.0)
+
+
+@pytest.mark.parametrize("u", [0.0, LARGEST_DRAW], ids=["draw-0", "largest-draw"])
+def test_bigram_sampling_never_draws_a_token_of_probability_zero(impl, u):
+    """Z's rows (-1e4, 0, 1, 2, -1e4): tokens 0 and 4 have probability exactly 0, and the
+    cumulative probabilities end just below 1.  A Generator whose next draw is 0, then one
+    whose next draw is the largest below 1 (the two draws where a sampler's comparison and
+    its last bin matter): the token drawn is 1, 2 or 3."""
+    Z = np.tile([-1e4, 0.0, 1.0, 2.0, -1e4], (6, 1))
+    batch = impl("bigram_policy.sample")({"Z": Z}, [np.array([5])], 1, generator_giving(u))
+    assert batch["responses"][0, 0] in (1, 2, 3), batch["responses"]
 
 
 def test_bigram_policy_samples_follow_its_probabilities(impl):

@@ -92,7 +92,8 @@ def sample(params: dict, prompts: list, length: int, rng: np.random.Generator) -
     Returns
     -------
     batch : dict
-        The batch layout of :mod:`llmref.rlhf.rlhf_loop`, every response token real.
+        The batch layout of :mod:`llmref.rlhf.rlhf_loop`, every response token real;
+        a token of probability 0 is never drawn, whatever the uniform draw.
 
     Raises
     ------
@@ -114,8 +115,10 @@ def sample(params: dict, prompts: list, length: int, rng: np.random.Generator) -
         logits = Z[prev]
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
-        u = rng.random(len(prompts))[:, None]
-        tokens[:, t] = np.minimum((cdf < u).sum(axis=1), V - 1)
+        # u in [0, cdf[-1]): the token is the first whose cdf exceeds u, so a token of
+        # probability 0 (its cdf equal to the one before) is never drawn, u = 0 included
+        u = rng.random(len(prompts))[:, None] * cdf[:, -1:]
+        tokens[:, t] = (cdf <= u).sum(axis=1)
         prev = tokens[:, t]
     return rlhf_loop.batch(prompts, list(tokens))
 

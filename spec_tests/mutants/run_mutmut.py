@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from llmref.spec.harness.impl import DEFAULT
@@ -417,17 +418,47 @@ def _float64_default(text: str) -> str:
     return text.replace("astype(np.float64)", "astype(None)").replace(", )", ")")
 
 
+#: calls that make float64 when given no dtype (or None), whatever their other arguments;
+#: not np.arange or np.full (their arguments' type), np.asarray or np.array (the input's
+#: dtype), nor a ufunc or a reduction, whose dtype= is the type it computes in
+_FLOAT64_BY_DEFAULT = frozenset({"np.zeros", "np.ones", "np.empty", "np.eye", "np.identity"})
+
+
+def _enclosing_call(text: str, index: int) -> str:
+    """The name of the innermost call whose parentheses hold position ``index``."""
+    depth = 0
+    for i in range(index - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            if depth == 0:
+                found = re.search(r"[\w.]+$", text[:i])
+                return found.group(0) if found else ""
+            depth -= 1
+    return ""
+
+
+def _dtype_keywords(text: str) -> Counter:
+    return Counter((_enclosing_call(text, m.start()), m.group(1))
+                   for m in re.finditer(r"dtype=(np\.float64|None)", text))
+
+
+def _only_constructor_dtypes(old: str, new: str) -> bool:
+    """Whether every float64/None ``dtype=`` the edit changes belongs to a call in
+    :data:`_FLOAT64_BY_DEFAULT`."""
+    before, after = _dtype_keywords(old), _dtype_keywords(new)
+    return all(call in _FLOAT64_BY_DEFAULT for call, _ in (before - after) + (after - before))
+
+
 #: survivors that cannot change any result the specification fixes, with the reason; each
 #: rule sees the mutated statement's old and new text
 EQUIVALENT = [
     (lambda old, new: _without_copy_flag(old) == _without_copy_flag(new),
      "only astype's copy flag changes: a copy or not, the values and dtype are the same"),
-    # (astype(None) is float64 everywhere; a dtype= keyword only outside np.asarray and
-    # np.array, which keep an array's own dtype when given None)
+    # (astype(None) is float64 everywhere; a dtype= keyword only in the constructors of
+    # _FLOAT64_BY_DEFAULT)
     (lambda old, new: _float64_default(old) == _float64_default(new)
-     and (not re.search(r"np\.(asarray|array)\(", old)
-          or old.replace("astype(np.float64)", "astype(None)")
-          == new.replace("astype(np.float64)", "astype(None)")),
+     and _only_constructor_dtypes(old, new),
      "dtype None (or left out) means float64, as np.float64 does"),
     (lambda old, new: all(re.search(r"map_trees\([^,]*, lambda g: g / k, grads\)", t)
                           for t in (old, new)),
@@ -442,7 +473,8 @@ EQUIVALENT = [
     (lambda old, new: re.sub(r"np\.result_type\([^)]*\)", "R", old)
      == re.sub(r"np\.result_type\([^)]*\)", "R", new) and _fewer_dtypes(old, new),
      "the gradient's dtype when the upstream and the input have different float dtypes, "
-     "which the specification leaves open (same dtypes give the same result)"),
+     "which the specification leaves open where a docstring states none (same dtypes give "
+     "the same result; gelu and embedding state the promoted dtype, and tests check it)"),
 ]
 
 

@@ -1,8 +1,5 @@
 """mutmut survivors of the activations group judged equivalent: nothing a test can observe."""
 
-_CDF_FLOAT64 = ("the array asarray is given is already float64 (computed from "
-                "x.astype(np.float64)), and asarray keeps an array's dtype when given none")
-
 SPECIFIC = {
     ("out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)",
      "out = np.where(x > 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)"):
@@ -13,10 +10,4 @@ SPECIFIC = {
     ('return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[0].shape), cache)',
      'return _backward(_checks.dout_like("gelu_tanh.backward", dout, cache[1].shape), cache)'):
         "cache[0] and cache[1] (x and sigma(2u)) have the same shape",
-    ("return np.asarray(0.5 * _erfc(-x.astype(np.float64) / math.sqrt(2.0)), dtype=np.float64)",
-     "return np.asarray(0.5 * _erfc(-x.astype(np.float64) / math.sqrt(2.0)), dtype=None)"):
-        _CDF_FLOAT64,
-    ("return np.asarray(0.5 * _erfc(-x.astype(np.float64) / math.sqrt(2.0)), dtype=np.float64)",
-     "return np.asarray(0.5 * _erfc(-x.astype(np.float64) / math.sqrt(2.0)), )"):
-        _CDF_FLOAT64,
 }

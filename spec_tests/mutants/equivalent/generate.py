@@ -111,14 +111,6 @@ SPECIFIC = {
      'None)'):
         'the mask of the new position is ~done: True (as for None) in every row still '
         "generating; a stopped row's logits are never used (its tokens are pad_id)",
-    ('u = rng.random((len(ids), 1)) * cdf[:, -1:]',
-     'u = rng.random((len(ids), 1)) / cdf[:, -1:]'):
-        'cdf[:, -1] is 1 up to rounding (the probabilities are normalised): u * c and u / c '
-        'differ by ~1e-16, which moves a draw only when u falls that close to a cdf step',
-    ('nxt = (cdf <= u).sum(axis=-1)               # the first token whose cdf exceeds u',
-     'nxt = (cdf < u).sum(axis=-1)               # the first token whose cdf exceeds u'):
-        'cdf <= u and cdf < u differ only when u equals a cdf value exactly (a draw of '
-        'probability about 2**-53)',
     ('done |= np.isin(nxt, stops) & mask[:, -1]',
      'done |= np.isin(nxt, stops) & mask[:, -2]'):
         'mask[:, -2] is ~done of the step before; a row it differs for (stopped at the last '

@@ -4,8 +4,17 @@ _UNREACHED = ("map_trees never raises here: the step has already checked this tr
               "against params' structure and shapes, so the names it would show never appear")
 _NO_DECAY = ("with weight_decay 0, g + 0 * p equals g for every finite p (at most the sign of a "
              "zero changes), so adding the decay always gives the same update")
+_RESCALED = "return top * float(np.sqrt(sum(np.sum(np.square(g / top, dtype=np.float64))"
+_RESCALED_REASON = (
+    "the rescaled sum runs only when a square overflows float64 (a leaf above 1e154), so only "
+    "float64 and longdouble leaves reach it with a ratio that is not 0: for float64 None is "
+    "float64, and a longdouble leaf's squares summed in extended precision move the norm by "
+    "at most a float64 rounding (1e-16 relative), below every tolerance of the "
+    "specification; the same edit of the first sum is killed (float16 squares)")
 
 SPECIFIC = {
+    (_RESCALED, _RESCALED.replace("dtype=np.float64", "dtype=None")): _RESCALED_REASON,
+    (_RESCALED, _RESCALED.replace("dtype=np.float64", "")): _RESCALED_REASON,
     ('names=("m", "grads"))', ')'): _UNREACHED,
     ('names=("m", "grads"))', 'names=("XXmXX", "grads"))'): _UNREACHED,
     ('names=("m", "grads"))', 'names=("M", "grads"))'): _UNREACHED,
