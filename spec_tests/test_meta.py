@@ -135,6 +135,22 @@ def test_run_mutmut_equivalence_rules_accept_only_what_they_say(reference_only, 
     assert equivalent_reason(((old, new),), "llmref.layers.gpt.x__example_config__mutmut_3")
 
 
+def test_run_mutmut_explains_itself_and_refuses_unknown_groups(reference_only, capsys):
+    """--help prints the usage (every mode, --every-test included) and exits 0; an unknown
+    group or option exits 2 with one line naming it and listing the modes and groups, before
+    anything runs."""
+    from llmref.spec.mutants import run_mutmut
+
+    assert run_mutmut.main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert all(mode in usage for mode in run_mutmut.OPTIONS)
+    for argv, needle in ((["--list", "nogroup"], "unknown group 'nogroup'"),
+                         (["--bogus"], "unknown option '--bogus'")):
+        assert run_mutmut.main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "groups: activations" in err and err.count("\n") == 1
+
+
 def test_run_mutmut_resume_forgets_reruns_of_mutants_it_ran_anew(reference_only, tmp_path,
                                                                  monkeypatch):
     import json

@@ -8,13 +8,15 @@ Outside CI: all groups take several hours of two cores.
     python -m llmref.spec.mutants.run_mutmut --rerun GROUP ...   # mutmut again on survivors
                                                    # (--every-test: all of the group's tests)
     python -m llmref.spec.mutants.run_mutmut --reverify GROUP ...  # again, on those left
-                                               # (and on survivors a resumed pass added)
+                    # (and on survivors a resumed pass added; --every-test: in mutmut with
+                    # every test of the group, not as patches)
     python -m llmref.spec.mutants.run_mutmut --resume GROUP ...  # go on with a first pass
                                       # stopped before the end (--every-test: as for --rerun)
     python -m llmref.spec.mutants.run_mutmut --list GROUP ...    # survivors not judged
                                                                  # equivalent, one line each
     python -m llmref.spec.mutants.run_mutmut --record [GROUP ...]  # write mutmut_record.json
                                                                    # (the docs' table)
+    python -m llmref.spec.mutants.run_mutmut --help               # this text
 
 Each group runs in a scratch copy of the committed tree (``git archive HEAD``) with a
 ``[tool.mutmut]`` section naming its modules and test files, the deterministic ``catch``
@@ -718,7 +720,20 @@ def listing(group: str) -> list:
     return out
 
 
+#: the modes and the one flag main() understands
+OPTIONS = ("--record", "--reverify", "--rerun", "--resume", "--list", "--verify", "--every-test")
+
+
 def main(argv) -> int:
+    if argv[:1] in (["--help"], ["-h"]):
+        print(__doc__)
+        return 0
+    unknown = [a for a in argv if a not in GROUPS and a not in OPTIONS]
+    if unknown:
+        print(f"run_mutmut: unknown {'option' if unknown[0].startswith('-') else 'group'} "
+              f"{unknown[0]!r}; modes: {', '.join(OPTIONS)}; groups: {', '.join(GROUPS)} "
+              "(--help for usage)", file=sys.stderr)
+        return 2
     if argv[:1] == ["--record"]:
         data = record(argv[1:] or [g for g in GROUPS if (OUT / f"{g}.txt").is_file()])
         print(f"{RECORD}: {len(data['groups'])} groups")
