@@ -421,6 +421,12 @@ CATALOGUE = {
         "[largest-draw]",
         ("u = rng.random((len(ids), 1)) * cdf[:, -1:]",
          "u = rng.random((len(ids), 1)) / cdf[:, -1:]")),
+    "attention_value_rank_unchecked": _m(
+        "attention", "attention", "the values' rank is not checked, so a 3-D v is reported "
+        "by a later check in other words",
+        "test_bad_input.py::test_bad_input_is_rejected_clearly[values of rank 3]",
+        ('_checks.float_array(where, "v", v, ndim=4)\n    B, H, _, D',
+         '_checks.float_array(where, "v", v, )\n    B, H, _, D')),
     "clip_norm_squares_in_float16": _m(
         "optimizers", "clip", "the global norm squares and sums float16 gradients in float16",
         "test_optim.py::test_global_norm_of_float16_gradients_sums_float64_squares",

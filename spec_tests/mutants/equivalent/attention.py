@@ -33,10 +33,4 @@ SPECIFIC = {
     ("return np.ascontiguousarray(t).reshape((-1,) + t.shape[-2:])",
      "return np.ascontiguousarray(t).reshape((-1,) + t.shape[+2:])"):
         "every array stacked is 4-d (B, H, T, D), so shape[2:] is shape[-2:]",
-    ('_checks.float_array(where, "v", v, ndim=4)', '_checks.float_array(where, "v", v, ndim=None)'):
-        "a v of another rank is still refused by the next check, same_shape(v, k.shape) with "
-        "a 4-d k: ValueError naming the function, 'v', the expected shape and the given one",
-    ('_checks.float_array(where, "v", v, ndim=4)', '_checks.float_array(where, "v", v, )'):
-        "a v of another rank is still refused by the next check, same_shape(v, k.shape) with "
-        "a 4-d k: ValueError naming the function, 'v', the expected shape and the given one",
 }
