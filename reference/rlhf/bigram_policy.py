@@ -21,6 +21,7 @@ from llmref import _checks
 from llmref._contract import contract
 from llmref.layers import embedding
 from llmref.rlhf import rlhf_loop
+from llmref.transformer import generate
 
 
 def _vocab(params, where) -> int:
@@ -113,12 +114,7 @@ def sample(params: dict, prompts: list, length: int, rng: np.random.Generator) -
     prev = np.array([p[-1] for p in prompts])
     for t in range(length):
         logits = Z[prev]
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
-        # u in [0, cdf[-1]): the token is the first whose cdf exceeds u, so a token of
-        # probability 0 (its cdf equal to the one before) is never drawn, u = 0 included
-        u = rng.random(len(prompts))[:, None] * cdf[:, -1:]
-        tokens[:, t] = (cdf <= u).sum(axis=1)
+        tokens[:, t] = generate._draw(np.exp(logits - logits.max(axis=1, keepdims=True)), rng)
         prev = tokens[:, t]
     return rlhf_loop.batch(prompts, list(tokens))
 

@@ -97,6 +97,17 @@ def _check_sampling(where, V, temperature, top_k, top_p) -> None:
             raise ValueError(f"{where}: argument 'top_p' must be in (0, 1], got {top_p!r}")
 
 
+def _draw(weights, rng):
+    """One index per row of `weights` (B, V), non-negative with a positive total, drawn with
+    probability weight / total: the first index whose cumulative weight exceeds a uniform
+    draw scaled to the row's total.  The scaled draw lies in [0, total), so an index of
+    weight 0 (its cumulative weight equal to the one before) is never drawn, a draw of 0
+    included, and none lies past the last."""
+    cdf = np.cumsum(weights, axis=-1)
+    u = rng.random((len(weights), 1)) * cdf[:, -1:]
+    return (cdf <= u).sum(axis=-1)
+
+
 def _next_token_probs(logits, temperature, top_k, top_p):
     # subtract the row maximum first: (z - max) / tau <= 0 cannot overflow to inf, so a
     # tiny temperature gives exp(0) = 1 at the maximum and 0 elsewhere, never inf / inf
@@ -291,9 +302,7 @@ def generate(params: dict, config: gpt.GPTConfig, prompt, max_new_tokens: int, *
         if greedy:
             nxt = z.argmax(axis=-1)
         else:
-            cdf = np.cumsum(_next_token_probs(z, temperature, top_k, top_p), axis=-1)
-            u = rng.random((len(ids), 1)) * cdf[:, -1:]
-            nxt = (cdf <= u).sum(axis=-1)               # the first token whose cdf exceeds u
+            nxt = _draw(_next_token_probs(z, temperature, top_k, top_p), rng)
         nxt = np.where(done, pad_id, nxt).astype(ids.dtype)
         ids = np.concatenate([ids, nxt[:, None]], axis=1)
         mask = np.concatenate([mask, ~done[:, None]], axis=1)

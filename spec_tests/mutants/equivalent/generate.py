@@ -45,11 +45,10 @@ SPECIFIC = {
     ('nxt = z.argmax(axis=-1)',
      'nxt = z.argmax(axis=+1)'):
         'every array here is 2-D (B, V), so axis +1 is axis -1',
-    ('cdf = np.cumsum(_next_token_probs(z, temperature, top_k, top_p), axis=-1)',
-     'cdf = np.cumsum(_next_token_probs(z, temperature, top_k, top_p), axis=+1)'):
+    # _draw: its weights are (B, V) from both callers (generate and bigram_policy.sample)
+    ('cdf = np.cumsum(weights, axis=-1)', 'cdf = np.cumsum(weights, axis=+1)'):
         'every array here is 2-D (B, V), so axis +1 is axis -1',
-    ('nxt = (cdf <= u).sum(axis=-1)               # the first token whose cdf exceeds u',
-     'nxt = (cdf <= u).sum(axis=+1)               # the first token whose cdf exceeds u'):
+    ('return (cdf <= u).sum(axis=-1)', 'return (cdf <= u).sum(axis=+1)'):
         'every array here is 2-D (B, V), so axis +1 is axis -1',
     ('V = logits.shape[-1]',
      'V = logits.shape[+1]'):

@@ -28,6 +28,9 @@ _SHAPE_REASON = ("the default is read only for an object without a `shape`, whic
 _PROMPTS = ('out = {"prompts": np.full((B, P), pad_id, np.int64), "prompt_mask": '
             'np.zeros((B, P), bool),')
 _RESPONSES = '"responses": np.full((B, L), pad_id, np.int64), "mask": np.zeros((B, L), bool)}'
+_BATCH_ZIP = "for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):"
+_BATCH_ZIP_REASON = ("rlhf_loop.batch has already refused lists of different lengths in its "
+                     "own words, so the zip's lengths always agree and strict never fires")
 _FULL_REASON = ("np.full takes its dtype from the fill value, and pad_id is the Python int "
                 "_checks.integer returns: int64 either way")
 
@@ -51,16 +54,12 @@ SPECIFIC = {
     (_PROMPTS, _PROMPTS.replace("pad_id, np.int64)", "pad_id, )")): _FULL_REASON,
     (_RESPONSES, _RESPONSES.replace("pad_id, np.int64)", "pad_id, None)")): _FULL_REASON,
     (_RESPONSES, _RESPONSES.replace("pad_id, np.int64)", "pad_id, )")): _FULL_REASON,
-    ("for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):",
-     "for b, (p, r) in enumerate(zip(prompts, responses, strict=False)):"):
-        "the lists' lengths were checked equal just before",
-    ("for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):",
-     "for b, (p, r) in enumerate(zip(prompts, responses, )):"):
-        "the lists' lengths were checked equal just before",
+    (_BATCH_ZIP, _BATCH_ZIP.replace("strict=True", "strict=False")): _BATCH_ZIP_REASON,
+    (_BATCH_ZIP, _BATCH_ZIP.replace("strict=True", "")): _BATCH_ZIP_REASON,
+    (_BATCH_ZIP, _BATCH_ZIP.replace("strict=True", "strict=None")): _BATCH_ZIP_REASON,
     # rlhf_loop._fn: the placeholder functions of the Policy and Critic contract examples
     ("return lambda *args: None", "return lambda *args: 0"):
         "the placeholder a contract example hands to Policy and Critic is never called",
-    # ppo.value_forward
     # the default shape of a refused mask (kl, gae.whiten, ppo.entropy_forward, gae._flags)
     _SHAPE_DEFAULT: _SHAPE_REASON,
     _FLAGS_DEFAULT: _SHAPE_REASON,
@@ -72,8 +71,4 @@ SPECIFIC = {
      "logp = np.take_along_axis(logp_all, tokens[..., None], )[..., 0]"):
         "NumPy 2.3 and later default take_along_axis's axis to -1, the axis given (on an "
         "older NumPy, leaving it out raises a TypeError that every logprobs test shows)",
-    ("for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):",
-     "for b, (p, r) in enumerate(zip(prompts, responses, strict=None)):"):
-        "rlhf_loop.batch has already refused lists of different lengths in its own words, so "
-        "the zip's lengths always agree and strict never fires",
 }
