@@ -182,6 +182,24 @@ def test_cached_generation_gives_the_same_tokens(impl, llama, sampling):
     np.testing.assert_array_equal(a, b)
 
 
+def test_the_cache_serves_every_step_until_the_sequence_passes_the_context(impl,
+                                                                           monkeypatch):
+    """The reference's module docstring: with the cache, each new token costs one position
+    until the sequence passes the context length; only then is the window rerun.  From a
+    prompt of 3 in a context of 6, the steps at lengths 3 to 6 are cached (the step at
+    length exactly 6 too: its window is the whole sequence) and those at 7 and 8 rerun it."""
+    if not impl.speaks_as_reference:
+        pytest.skip("how the reference spends its work, not what it computes")
+    from llmref.transformer import gpt
+
+    lengths = []
+    rerun = gpt._forward
+    monkeypatch.setattr(gpt, "_forward",
+                        lambda ids, *a, **k: lengths.append(ids.shape[1]) or rerun(ids, *a, **k))
+    impl("generate.generate")(_params(), CONFIG, np.array([[3, 1, 4]]), 6, greedy=True)
+    assert lengths == [CONFIG.context_len] * 2, lengths
+
+
 @pytest.mark.parametrize("llama", [False, True], ids=["gpt2", "llama"])
 def test_unequal_prompts_continue_as_each_would_alone(impl, llama):
     """A list of prompts of lengths 1, 4 and 2 is left-padded and masked: greedy decoding

@@ -1,6 +1,8 @@
 """Layer norm (biased variance) and RMSNorm over the last axis."""
 
 import numpy as np
+import pytest
+import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,6 +95,31 @@ def test_layer_norm_uses_biased_variance(impl):
     out, _ = impl("layer_norm.forward")(x, {"gamma": np.ones(4), "beta": np.zeros(4)}, eps=1e-12)
     assert abs(out.mean()) < 1e-12
     assert abs(np.mean(out**2) - 1.0) < 1e-9
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_norm_backward_in_the_promoted_dtype(impl, name):
+    """A float16 input and upstream with a float64 gain: the result has the promoted dtype
+    (float64, as the docstrings say), and so must every step of the gradient.  With
+    gamma = (2e5, 0) the row term x_hat * mean(h x_hat) is 1e5, past float16's largest
+    number (65504): a step computed in the input's float16 gives infinities.  The oracle is
+    torch in float64 on the same (exactly representable) values."""
+    x = np.array([[1.0, -1.0], [0.5, 2.0]], np.float16)
+    dout = np.array([[1.0, 1.0], [0.75, -1.5]], np.float16)
+    gamma = np.array([2e5, 0.0])
+    params = {"gamma": gamma, "beta": np.zeros(2)} if name == "layer_norm" else {"gamma": gamma}
+    out, cache = impl(f"{name}.forward")(x, params, eps=1e-5)
+    grads = impl(f"{name}.backward")(dout, cache)
+    assert out.dtype == np.float64 and grads["x"].dtype == np.float64
+    assert np.all(np.isfinite(grads["x"])), grads["x"]
+    xt = torch.tensor(x.astype(np.float64), requires_grad=True)
+    gt = torch.tensor(gamma)
+    yt = (F.layer_norm(xt, (2,), gt, torch.zeros_like(gt), 1e-5) if name == "layer_norm"
+          else F.rms_norm(xt, (2,), gt, 1e-5))
+    yt.backward(torch.tensor(dout.astype(np.float64)))
+    # the forward's x_hat is float16 (rounding of 2**-11 relative), the gradient's terms
+    # are of size |gamma| |dout| ~ 3e5 before they cancel
+    np.testing.assert_allclose(grads["x"], xt.grad.numpy(), rtol=0, atol=3e5 * 2.0**-9)
 
 
 def _rms_inputs(x, seed):

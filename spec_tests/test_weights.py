@@ -105,6 +105,25 @@ def test_save_never_overwrites_unless_asked(impl, tmp_path, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]    # no temporary left
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_save_and_load_a_file_whose_name_is_255_bytes(impl, tmp_path, fmt):
+    """The longest name most file systems allow: the save goes through a scratch file beside
+    it, whose own name must not be longer."""
+    path = tmp_path / ("w" * (254 - len(fmt)) + "." + fmt)
+    assert len(path.name.encode()) == 255
+    impl("weights.save")(path, {"w": np.arange(3.0)})
+    assert np.array_equal(impl("weights.load")(path)[0]["w"], np.arange(3.0))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]          # no temporary left
+
+
+@pytest.mark.parametrize("suffix", [".Xnpz", ".XXsafetensors", "..npz.", ".npz.X"])
+def test_a_format_is_read_from_the_exact_suffix(impl, tmp_path, suffix):
+    """The format is the file's suffix without its dot, nothing else stripped."""
+    with pytest.raises(ValueError, match=r"weights\.save.*'path'.*\.safetensors or \.npz"):
+        impl("weights.save")(tmp_path / f"m{suffix}", {"w": np.zeros(1)})
+    assert not list(tmp_path.iterdir())
+
+
 def test_save_rejects_what_a_file_cannot_hold(impl, tmp_path):
     save = impl("weights.save")
     cases = [({"a.b": np.zeros(1)}, ValueError, ["params", "'a.b'", "dots"]),

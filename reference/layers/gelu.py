@@ -48,6 +48,7 @@ def forward(x: np.ndarray):
     -------
     out : ndarray, the shape of x
         `x * Phi(x)`.
+        For a 0-d `x`, a NumPy scalar may stand for the 0-d array (NumPy's ufuncs give one).
     cache : object
         What `backward` needs (see Cache).
 
@@ -86,6 +87,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     -------
     grads : dict
         `{"x": ndarray}` of the input's shape, in the promoted dtype of `dout` and `x`.
+        For a 0-d `x`, a NumPy scalar may stand for the 0-d array.
 
     Raises
     ------

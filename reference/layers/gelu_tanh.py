@@ -51,6 +51,7 @@ def forward(x: np.ndarray):
     -------
     out : ndarray, the shape of x
         `x * sigma(2u)`.
+        For a 0-d `x`, a NumPy scalar may stand for the 0-d array (NumPy's ufuncs give one).
     cache : object
         What `backward` needs (see Cache).
 
@@ -91,6 +92,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     -------
     grads : dict
         `{"x": ndarray}` of the input's shape.
+        For a 0-d `x`, a NumPy scalar may stand for the 0-d array.
 
     Raises
     ------

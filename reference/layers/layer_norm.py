@@ -187,6 +187,6 @@ def _backward(dout: np.ndarray, cache) -> dict:
     mean_h_x_hat = g_x_hat @ gamma_over_c                        # (N,)
     dx = g * gamma
     dx -= mean_h[:, None]
-    dx -= np.multiply(x_hat, mean_h_x_hat[:, None], out=g_x_hat)
+    dx -= x_hat * mean_h_x_hat[:, None]                          # in dx's dtype
     dx *= rstd[:, None]
     return {"x": dx.reshape(dout.shape), **grads}

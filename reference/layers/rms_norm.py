@@ -159,6 +159,6 @@ def _backward(dout: np.ndarray, cache) -> dict:
     # dx = r * (h - x_hat * mean(h * x_hat)) with h = g * gamma
     mean_h_x_hat = g_x_hat @ (gamma / C)                         # (N,)
     dx = g * gamma
-    dx -= np.multiply(x_hat, mean_h_x_hat[:, None], out=g_x_hat)
+    dx -= x_hat * mean_h_x_hat[:, None]                          # in dx's dtype
     dx *= r[:, None]
     return {"x": dx.reshape(dout.shape), "gamma": d_gamma}

@@ -33,6 +33,7 @@ def forward(x: np.ndarray):
     out : ndarray, the shape of x
         `sigma(x)`, every entry in [0, 1] (exactly 0 or 1 only where the float type rounds
         it there; `sigma(0) = 1/2`).
+        For a 0-d `x`, a NumPy scalar may stand for the 0-d array (NumPy's ufuncs give one).
     cache : object
         What `backward` needs (see Cache).
 
@@ -69,6 +70,7 @@ def backward(dout: np.ndarray, cache) -> dict:
     -------
     grads : dict
         `{"x": ndarray}` of the input's shape.
+        For a 0-d `x`, a NumPy scalar may stand for the 0-d array.
 
     Raises
     ------

@@ -643,7 +643,9 @@ def _write_file(where: str, path: Path, write, overwrite: bool) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{where}: argument 'path' ({path}) is in a folder that does "
                                 f"not exist ({path.parent})")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # a scratch name of fixed length beside the file: one built from the file's own name
+    # could pass the file system's limit (255 bytes) where the name itself does not
+    tmp = path.with_name(f".llmref-{os.getpid()}-{secrets.token_hex(4)}.tmp")
     f = open(tmp, "xb")              # an error here (no permission, say) leaves no file
     try:
         with f:

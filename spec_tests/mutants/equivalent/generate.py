@@ -123,8 +123,4 @@ SPECIFIC = {
     ('return [row[keep] for row, keep in zip(ids, mask, strict=True)]',
      'return [row[keep] for row, keep in zip(ids, mask, strict=False)]'):
         'ids and mask have the same number of rows by construction',
-    ('if use_cache and L <= P:',
-     'if use_cache and L < P:'):
-        "at L = P the window is the whole sequence, so recomputing it gives the cached step's"
-        ' tokens (the cache gives the same tokens, tested); only the cost differs',
 }

@@ -9,6 +9,10 @@ _MEMBER = "with zf.open(f\"{name}.npy\", \"w\", force_zip64=True) as member:"
 _ZIP64 = ("the zip64 fields only matter past 4 GiB: the archive holds the same members and "
           "numpy.load reads the same arrays (the .npz bytes are not part of the specification)")
 _WRITE = "allow_pickle=False)"
+_TMP = "tmp = path.with_name(f\".llmref-{os.getpid()}-{secrets.token_hex(4)}.tmp\")"
+_LONGER = ("the scratch file's random part is longer (10 or 64 hex digits): any name not taken "
+           "will do, and the scratch name, no longer built from the file's own, stays far "
+           "below the 255-byte limit (a 255-byte file name is tested)")
 _META = "meta = json.loads(str(stored[()])) if stored.dtype.kind == \"U\" else None"
 
 SPECIFIC = {
@@ -58,12 +62,8 @@ SPECIFIC = {
      "stored[name] = (code, np.asarray(array, dtype=np.dtype(DTYPES[code]), ))"):
         "the data is written with tobytes(), which reads the array in C order whatever its "
         "layout",
-    ("tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp\")",
-     "tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(5)}.tmp\")"):
-        "the scratch file's random suffix is longer: any name that is not taken will do",
-    ("tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp\")",
-     "tmp = path.with_name(f\".{path.name}.{os.getpid()}.{secrets.token_hex(None)}.tmp\")"):
-        "the scratch file's random suffix is longer: any name that is not taken will do",
+    (_TMP, _TMP.replace("token_hex(4)", "token_hex(5)")): _LONGER,
+    (_TMP, _TMP.replace("token_hex(4)", "token_hex(None)")): _LONGER,
     ("text = raw.decode(\"utf-8\")", "text = raw.decode(\"UTF-8\")"):
         "Python's codec registry normalises the name: 'UTF-8' and 'utf-8' are the same codec",
     ("text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=False)"
@@ -91,9 +91,6 @@ SPECIFIC.update({
     ("f\"end at {covered} ({'a gap' if begin > covered else 'an overlap'})\")",
      "f\"end at {covered} ({'a gap' if begin >= covered else 'an overlap'})\")"):
         "the message is built only when begin != covered, where > and >= agree",
-    ("fmt = path.suffix.lstrip(\".\")", "fmt = path.suffix.lstrip(\"XX.XX\")"):
-        "lstrip takes a set of characters: a suffix starts with the dot, and no format's name "
-        "with an X",
     ("text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=False)"
      ".encode(\"utf-8\")",
      "text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=None)"
