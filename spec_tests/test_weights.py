@@ -124,6 +124,18 @@ def test_a_format_is_read_from_the_exact_suffix(impl, tmp_path, suffix):
     assert not list(tmp_path.iterdir())
 
 
+def test_npz_holds_a_member_past_the_zip64_limit(impl, tmp_path, monkeypatch):
+    """zipfile refuses a member that grows past ZIP64_LIMIT (2 GiB - 1) while it is written
+    unless the member is opened with zip64 from the start: a float32 token table of 128k x
+    4096 is that big.  The limit is lowered here so that 4 kB stand for 2 GiB."""
+    import zipfile
+
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+    x = np.arange(512.0)
+    impl("weights.save")(tmp_path / "big.npz", {"w": x})
+    assert np.array_equal(impl("weights.load")(tmp_path / "big.npz")[0]["w"], x)
+
+
 def test_save_rejects_what_a_file_cannot_hold(impl, tmp_path):
     save = impl("weights.save")
     cases = [({"a.b": np.zeros(1)}, ValueError, ["params", "'a.b'", "dots"]),

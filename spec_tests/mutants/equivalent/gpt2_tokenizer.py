@@ -71,8 +71,6 @@ SPECIFIC = {
     (_CACHE_GET, "ids = cache.get(None)"):
         "the cache only ever holds the ids that merging the piece gives: skipping the look-up "
         "changes the speed, not the ids",
-    ("if use_cache and len(cache) < CACHE_LIMIT:", "if use_cache or len(cache) < CACHE_LIMIT:"):
-        "with use_cache False the cache is a fresh local dict, dropped when encode returns",
     (_JSON, "json.dump(vocab, f, ensure_ascii=None)"):
         "the same JSON object either way: JSON readers decode \\u escapes",
     (_JSON, "json.dump(vocab, f, )"):

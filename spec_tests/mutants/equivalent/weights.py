@@ -5,9 +5,6 @@ _LOAD = "npz = np.load(path, allow_pickle=False)"
 _NO_PICKLE = ("numpy.load refuses pickled members by default: allow_pickle=None (false) or "
               "left out reads the same arrays and refuses the same files")
 _ZIP = "with zipfile.ZipFile(f, \"w\", zipfile.ZIP_STORED, allowZip64=True) as zf:"
-_MEMBER = "with zf.open(f\"{name}.npy\", \"w\", force_zip64=True) as member:"
-_ZIP64 = ("the zip64 fields only matter past 4 GiB: the archive holds the same members and "
-          "numpy.load reads the same arrays (the .npz bytes are not part of the specification)")
 _WRITE = "allow_pickle=False)"
 _TMP = "tmp = path.with_name(f\".llmref-{os.getpid()}-{secrets.token_hex(4)}.tmp\")"
 _LONGER = ("the scratch file's random part is longer (10 or 64 hex digits): any name not taken "
@@ -22,9 +19,6 @@ SPECIFIC = {
         "ZIP_STORED is ZipFile's default compression",
     (_ZIP, "with zipfile.ZipFile(f, \"w\", zipfile.ZIP_STORED, ) as zf:"):
         "allowZip64=True is ZipFile's default",
-    (_MEMBER, "with zf.open(f\"{name}.npy\", \"w\", force_zip64=None) as member:"): _ZIP64,
-    (_MEMBER, "with zf.open(f\"{name}.npy\", \"w\", ) as member:"): _ZIP64,
-    (_MEMBER, "with zf.open(f\"{name}.npy\", \"w\", force_zip64=False) as member:"): _ZIP64,
     ("_write_npz", _WRITE, "allow_pickle=None)"):
         "every array written is numeric (object arrays are refused before): pickling is "
         "never asked for",
