@@ -90,4 +90,21 @@ SPECIFIC.update({
      "text = json.dumps(header, separators=(\",\", \":\"), ensure_ascii=None)"
      ".encode(\"utf-8\")"):
         "ensure_ascii=None is as false as False: the header keeps its UTF-8 characters",
+    # np.array's own default is copy=True (the copy rule covers only astype's flag now)
+    ("_from_names",
+     "flat[ours] = np.array(value, dtype=dtype or value.dtype, order=\"C\", copy=True)",
+     "flat[ours] = np.array(value, dtype=dtype or value.dtype, order=\"C\", )"):
+        "np.array copies by default: copy=True is its default",
+    ("_to_names", "out[theirs] = np.array(value, order=\"C\", copy=True)",
+     "out[theirs] = np.array(value, order=\"C\", )"):
+        "np.array copies by default: copy=True is its default",
+    ("_float_or_bits(\"weights.from_bfloat16_bits\", \"bits\", bits, floating=False)",
+     "_float_or_bits(\"weights.from_bfloat16_bits\", \"bits\", bits, floating=None)"):
+        "_float_or_bits only tests floating for truth: None is as false as False",
+    ("_flat", "return _params._flatten(where, \"params\", params, \"\", {})     # messages name "
+              "``where``",
+     "return _params._flatten(where, \"params\", params, None, {})     # messages name "
+     "``where``"):
+        "_flat's tree is a dict (checked just before), so the prefix is only read by _join, "
+        "for truth: None and '' give the same paths and messages",
 })
