@@ -425,6 +425,72 @@ def test_rope_refuses_odd_widths_and_other_position_shapes(impl, name, args, pat
         impl(name)(*args)
 
 
+def _swiglu_params(gate=(6, 4), up=(6, 4), down=(4, 6)):
+    return {"gate": {"W": np.zeros(gate)}, "up": {"W": np.zeros(up)},
+            "down": {"W": np.zeros(down)}}
+
+
+_SWIGLU_REFUSALS = {
+    "gate of another input width": (
+        (np.zeros((1, 2, 6)), _swiglu_params(gate=(5, 4))), ValueError,
+        "swiglu.forward: argument params['gate']['W'] must have shape (6, any), got shape "
+        "(5, 4)"),
+    "x of another width": (
+        (np.zeros((1, 2, 5)), _swiglu_params()), ValueError,
+        "swiglu.forward: argument params['gate']['W'] must have shape (5, any), got shape "
+        "(6, 4)"),
+    "up of another hidden width": (
+        (np.zeros((1, 2, 6)), _swiglu_params(up=(6, 3))), ValueError,
+        "swiglu.forward: argument params['up']['W'] must have shape (6, 4), got shape (6, 3)"),
+    "up of another input width": (
+        (np.zeros((1, 2, 6)), _swiglu_params(up=(5, 4))), ValueError,
+        "swiglu.forward: argument params['up']['W'] must have shape (6, 4), got shape (5, 4)"),
+    "down of another hidden width": (
+        (np.zeros((1, 2, 6)), _swiglu_params(down=(3, 6))), ValueError,
+        "swiglu.forward: argument params['down']['W'] must have shape (4, 6), got shape "
+        "(3, 6)"),
+    "down of another output width": (
+        (np.zeros((1, 2, 6)), _swiglu_params(down=(4, 5))), ValueError,
+        "swiglu.forward: argument params['down']['W'] must have shape (4, 6), got shape "
+        "(4, 5)"),
+    "an unknown key": (
+        (np.zeros((1, 2, 6)), {**_swiglu_params(), "w3": {"W": np.zeros((6, 4))}}), ValueError,
+        "swiglu.forward: argument 'params' has unknown key(s) ['w3']; allowed keys ['down', "
+        "'gate', 'up']"),
+    "a 0-d x": (
+        (np.array(1.0), _swiglu_params()), ValueError,
+        "swiglu.forward: argument 'x' must have at least 1 dimension(s), got shape ()"),
+}
+
+
+@pytest.mark.parametrize("case", list(_SWIGLU_REFUSALS), ids=list(_SWIGLU_REFUSALS))
+def test_swiglu_refuses_parameters_that_do_not_fit_word_for_word(impl, case):
+    """Each projection is checked against the input width and the gate's hidden width, and
+    the message names the function, the projection and both shapes."""
+    args, error, message = _SWIGLU_REFUSALS[case]
+    with pytest.raises(error) as info:
+        impl("swiglu.forward")(*args)
+    assert str(info.value) == message
+
+
+def test_swiglu_of_one_position_and_rotate_half_of_a_vector(impl):
+    """x of shape (C,) is one position: the same output and gradient as the row (1, C); the
+    rotation of a vector is defined, of a 0-d array refused."""
+    rng = np.random.default_rng(3)
+    params = {k: {"W": rng.standard_normal(v["W"].shape)} for k, v in _swiglu_params().items()}
+    x, dout = rng.standard_normal(6), rng.standard_normal(6)
+    out, cache = impl("swiglu.forward")(x, params)
+    row, row_cache = impl("swiglu.forward")(x[None], params)
+    np.testing.assert_array_equal(out, row[0])
+    np.testing.assert_array_equal(impl("swiglu.backward")(dout, cache)["x"],
+                                  impl("swiglu.backward")(dout[None], row_cache)["x"][0])
+    np.testing.assert_array_equal(impl("rope.rotate_half")(np.arange(4.0)), [-2, -3, 0, 1])
+    with pytest.raises(ValueError) as info:
+        impl("rope.rotate_half")(np.array(1.0))
+    assert str(info.value) == ("rope.rotate_half: argument 'x' must have at least 1 "
+                               "dimension(s), got shape ()")
+
+
 def test_swiglu_init_shapes_scales_and_biases(impl):
     """``swiglu.init``: gate and up (C, d_ff) at std, down (d_ff, C) at proj_std (std when
     not given), biases only when asked (zeros), float64; the default std is 0.02."""

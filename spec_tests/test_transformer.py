@@ -904,6 +904,18 @@ BAD_INPUT = {
         lambda impl: _gpt_extra_key(impl, (0, "ffn", "gate"), "b", activation="swiglu"),
         ValueError, "gpt.forward: argument params['blocks'][0]['ffn']['gate'] has unknown "
         "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in up of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (0, "ffn", "up"), "b", activation="swiglu"),
+        ValueError, "gpt.forward: argument params['blocks'][0]['ffn']['up'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: a b in down of a bias-free model": (
+        lambda impl: _gpt_extra_key(impl, (1, "ffn", "down"), "b", activation="swiglu"),
+        ValueError, "gpt.forward: argument params['blocks'][1]['ffn']['down'] has unknown "
+        "key(s) ['b']; allowed keys ['W']"),
+    "gpt: an extra key in a SwiGLU feed-forward": (
+        lambda impl: _gpt_extra_key(impl, (0, "ffn"), "w3", activation="swiglu"),
+        ValueError, "gpt.forward: argument params['blocks'][0]['ffn'] has unknown key(s) "
+        "['w3']; allowed keys ['down', 'gate', 'up']"),
     "gpt: a beta in ln1 of a bias-free model": (
         lambda impl: _gpt_extra_key(impl, (1, "ln1"), "beta"),
         ValueError, "gpt.forward: argument params['blocks'][1]['ln1'] has unknown "
