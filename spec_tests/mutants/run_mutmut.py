@@ -42,7 +42,6 @@ import fnmatch
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -583,27 +582,56 @@ def _function_lines(source: str, function: str):
 #: seconds a patch mutant's tests may run in --verify before it counts as caught (timeout)
 VERIFY_LIMIT = 180
 
+#: one survivor as a patch in a fresh interpreter, its description on stdin: the group's own
+#: tests, then the common files on the group's modules, then all of them; the first that
+#: fails kills the mutant (a survivor runs all three).  The exit status is pytest's last.
+_VERIFY_ONE = """
+import json, sys
+import pytest
+from llmref.spec.mutants import Mutant
+from llmref.spec.mutants.build import TESTS, install
+from llmref.spec.mutants.run_mutmut import COMMON, GROUPS
+a = json.load(sys.stdin)
+impl = install(a["name"].replace(".", "_"),
+               Mutant(family=a["group"], bug=a["name"], test="", component=a["component"],
+                      edits=tuple(tuple(e) for e in a["edits"])))
+modules, tests = GROUPS[a["group"]]
+code = 5
+for paths, select in ((tests, []), (COMMON, ["-k", " or ".join(modules)]), (COMMON, [])):
+    code = int(pytest.main([*(str(TESTS / t) for t in paths), *select, f"--llmspec-impl={impl}",
+                            "-x", "-q", "-m", "", "-n", "0", "-p", "no:cacheprovider", "-W",
+                            "ignore", "--no-header", "-rN", "--tb=no"]))
+    if code not in (0, 5):                 # 5: the selection held no test
+        break
+sys.exit(code)
+"""
 
-class _TooLong(BaseException):
-    """Raised by the alarm: a BaseException, so pytest does not report it as a failure."""
 
-
-def _too_long(signum, frame):
-    raise _TooLong
+def _verify_one(group: str, name: str, component: str, edits) -> str:
+    """killed, survived, timeout or error for one survivor installed as a patch mutant, in a
+    new interpreter: in one process the runs pile up state, and after a dozen of them the
+    contract tests hit a RecursionError that counted as a kill."""
+    spec = json.dumps({"group": group, "name": name, "component": component,
+                       "edits": [list(e) for e in edits]})
+    env = {**os.environ, "LLMSPEC_PROFILE": "catch"}
+    env.pop("LLMSPEC_IMPL", None)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _VERIFY_ONE], input=spec, text=True,
+                              capture_output=True, env=env, timeout=VERIFY_LIMIT, cwd=ROOT)
+    except subprocess.TimeoutExpired:              # a mutant that loops forever is caught
+        return "timeout"
+    return {0: "survived", 5: "survived", 1: "killed"}.get(
+        proc.returncode, f"error (pytest exit {proc.returncode})")
 
 
 def verify(group: str, only: set | None = None, save: bool = True) -> dict:
     """Rerun the group's test files against each survivor of its last mutmut run, installed
-    as a catalogue-style patch mutant (the tests may have grown since): ``{name: status}``
-    with status killed, survived, or stale (its text is no longer in the source)."""
-    import pytest
-
+    as a catalogue-style patch mutant (the tests may have grown since), each in a new
+    interpreter: ``{name: status}`` with status killed, survived, timeout, or stale (its
+    text is no longer in the source)."""
     from llmref.spec.mutants import Mutant
-    from llmref.spec.mutants.build import TESTS, StaleMutant, install
+    from llmref.spec.mutants.build import StaleMutant, mutated_source
 
-    os.environ["LLMSPEC_PROFILE"] = "catch"
-    os.environ.pop("LLMSPEC_IMPL", None)
-    _, tests = GROUPS[group]
     results = {}
     at = _head()                            # the working tree the patches and tests come from
     for name, component, edits in survivors(group):
@@ -617,31 +645,13 @@ def verify(group: str, only: set | None = None, save: bool = True) -> dict:
         if edits is None:
             results[name] = "stale"
             continue
-        mutant = Mutant(family=group, bug=name, test="", component=component, edits=edits)
         try:
-            impl_name = install(name.replace(".", "_"), mutant)
+            mutated_source(name, Mutant(family=group, bug=name, test="", component=component,
+                                        edits=edits))
         except StaleMutant:
             results[name] = "stale"
             continue
-        # the group's own tests, then the common files on the group's modules, then all of
-        # them: the first that fails kills the mutant (a survivor runs all three)
-        modules = " or ".join(GROUPS[group][0])
-        signal.signal(signal.SIGALRM, _too_long)
-        signal.alarm(VERIFY_LIMIT)                  # a mutant that loops forever is caught
-        try:
-            for paths, select in ((tests, []), (COMMON, ["-k", modules]), (COMMON, [])):
-                code = pytest.main([*(str(TESTS / t) for t in paths), *select,
-                                    f"--llmspec-impl={impl_name}", "-x", "-q", "-m", "", "-n",
-                                    "0", "-p", "no:cacheprovider", "-W", "ignore",
-                                    "--no-header", "-rN", "--tb=no"])
-                if int(code) not in (0, 5):         # 5: the selection held no test
-                    break
-            results[name] = {0: "survived", 5: "survived", 1: "killed"}.get(
-                int(code), f"error (pytest exit {code})")
-        except _TooLong:
-            results[name] = "timeout"
-        finally:
-            signal.alarm(0)
+        results[name] = _verify_one(group, name, component, edits)
         print(f"VERIFY {name} {results[name]}", flush=True)
     if save:
         OUT.mkdir(parents=True, exist_ok=True)
