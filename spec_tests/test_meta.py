@@ -169,3 +169,16 @@ def test_run_mutmut_resume_forgets_reruns_of_mutants_it_ran_anew(reference_only,
         "commit": "abc", "results": {"m_1": "killed", "m_3": "stale"}}
     run_mutmut._forget_reruns("absent", keep=set())       # no rerun yet: nothing to forget
     assert not (tmp_path / "absent.verify.json").exists()
+
+
+@pytest.mark.slow
+def test_run_mutmut_verifies_each_patch_in_a_new_interpreter(reference_only):
+    """A catalogue bug is killed and a change of spacing survives, each verified in its own
+    interpreter (in one process the runs used to pile up state until a RecursionError
+    counted as a kill)."""
+    from llmref.spec.mutants.run_mutmut import _verify_one
+
+    bug = CATALOGUE["relu_grad_at_zero"]
+    harmless = (("return np.maximum(x, 0)", "return  np.maximum(x, 0)"),)
+    assert _verify_one("activations", "relu_bug", "relu", bug.edits) == "killed"
+    assert _verify_one("activations", "relu_same", "relu", harmless) == "survived"
