@@ -348,6 +348,21 @@ REFUSED = {
         TypeError, "mixed_precision.train_step: argument 'optimizer_step' returned bad "
                    "parameters: params['w'] must have dtype float32 like master['w'], got "
                    "float64"),
+    "optimizer_step's params with an integer leaf": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: ({"w": np.ones(2, np.int64)},
+                                                                 s)), TypeError,
+        "mixed_precision.train_step: argument 'optimizer_step' returned bad parameters: "
+        "params['w'] must have a floating-point dtype, got dtype int64"),
+    "optimizer_step's params as a list": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: ([np.ones(2, np.float32)], s)),
+        TypeError, "mixed_precision.train_step: argument 'optimizer_step' returned bad "
+                   "parameters: 'params' must be a dict of arrays (a parameter tree), got list "
+                   "[array([1., 1.], dtype=float32)]"),
+    "optimizer_step's params with a NaN": (
+        lambda impl: _step(impl, optimizer_step=lambda p, g, s: (
+            {"w": np.array([np.nan, 1.0], np.float32)}, s)), ValueError,
+        "mixed_precision.train_step: argument 'optimizer_step' returned bad parameters: "
+        "params['w'] must be finite, got 1 NaN or inf value(s) in an array of shape (2,)"),
     "scaler's tracker at the interval": (
         lambda impl: _step(impl, scaler={**_SCALER, "growth_tracker": 2000}), ValueError,
         "mixed_precision.train_step: argument scaler['growth_tracker'] must be < "
@@ -400,9 +415,9 @@ def test_unscale_divides_in_float32_and_reports_inf(impl):
 
 
 def test_overflows_are_reported_not_warned(impl):
-    """A float16 overflow inside loss_and_grads is a skipped step, an unscaling that
-    overflows float32 is found_inf and a cast past the format's range a ValueError, all
-    without a RuntimeWarning (the warnings filter makes one an error)."""
+    """A float16 overflow (or an inf - inf after one) inside loss_and_grads is a skipped
+    step, an unscaling that overflows float32 is found_inf and a cast past the format's range
+    a ValueError, all without a RuntimeWarning (the warnings filter makes one an error)."""
     import warnings
 
     master = {"w": np.ones(2, dtype=np.float32)}
@@ -412,12 +427,29 @@ def test_overflows_are_reported_not_warned(impl):
             master, lambda p, dloss: (1.0, {"w": (np.full(2, 10.0) * dloss).astype(np.float16)}),
             _sgd(0.1), None, impl("mixed_precision.scaler_init")(2.0**16))
         assert info["skipped"]
+
+        def inf_minus_inf(p, dloss):                   # float16 overflow, then inf - inf
+            g = np.full(2, 6e4, np.float16) * np.float16(2.0)
+            return 1.0, {"w": g - g}
+
+        *_, info = impl("mixed_precision.train_step")(
+            master, inf_minus_inf, _sgd(0.1), None, impl("mixed_precision.scaler_init")(2.0))
+        assert info["skipped"]
         tiny = float(np.finfo(np.float32).tiny)
         _, found_inf = impl("mixed_precision.unscale")({"w": np.full(2, 6e4, np.float16)}, tiny)
         assert found_inf
         for dtype, big in (("float16", 1e5), ("bfloat16", 3.4e38), ("float32", 1e39)):
             with pytest.raises(ValueError, match=f"beyond {dtype}'s range"):
                 impl("mixed_precision.cast")(np.array([big]), dtype)
+
+
+def test_bfloat16_keeps_every_nan_a_nan(impl):
+    """NaN stays NaN whatever its payload: a NaN whose top seven fraction bits are 0 and
+    whose low bits are not (0x7F800001) has its low bits rounded away to the bit pattern of
+    inf, so the rounding must leave NaNs alone."""
+    bits = np.array([0x7F800001, 0xFF800001, 0x7FBFFFFF, 0x7FC00001, 0x7FC00000], np.uint32)
+    y = impl("mixed_precision.to_bfloat16")(bits.view(np.float32))
+    assert y.dtype == np.float32 and np.isnan(y).all(), y
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
