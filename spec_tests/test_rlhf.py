@@ -1550,16 +1550,21 @@ def _range_cases():
                         np.zeros((1, 1)), clip_eps=0.0),
             ValueError, ["'clip_eps'", "> 0", "0.0"]),
     }
-    for name, value, expected in (("batch_size", 1, ">= 2"), ("log_every", 0, ">= 1"),
+    # the whole message: a later check (the optimizer's own) would name the argument too
+    for name, value, expected in (("batch_size", 1, "an int >= 2"), ("log_every", 0,
+                                                                       "an int >= 1"),
+                                  ("minibatch_size", 0, "an int >= 1"),
+                                  ("kl_horizon", 0, "an int >= 1"),
                                   ("kl_target", 0.0, "> 0"), ("clip_eps", 0.0, "> 0"),
                                   ("value_clip_eps", 0.0, "> 0"), ("lr", 0.0, "> 0"),
                                   ("critic_lr", 0.0, "> 0"), ("target_kl", 0.0, "> 0"),
-                                  ("max_grad_norm", 0.0, "> 0"), ("gamma", 1.5, "[0, 1]"),
-                                  ("lam", 1.5, "[0, 1]"), ("gamma", -0.5, "[0, 1]"),
-                                  ("lam", -0.5, "[0, 1]"), ("beta", -0.1, ">= 0")):
+                                  ("max_grad_norm", 0.0, "> 0"), ("gamma", 1.5, "in [0, 1]"),
+                                  ("lam", 1.5, "in [0, 1]"), ("gamma", -0.5, "in [0, 1]"),
+                                  ("lam", -0.5, "in [0, 1]"), ("beta", -0.1, ">= 0")):
         cases[f"the loop's {name} {value}"] = (
             "rlhf_loop.ppo_train", lambda f, kw={name: value}: _tiny_train(f, **kw),
-            ValueError, [f"'{name}'", expected, str(value)])
+            ValueError, [f"rlhf_loop.ppo_train: argument '{name}' must be {expected}, got "
+                         f"{value}"])
     cases.update({
         "a negative prompt token": (
             "rlhf_loop.batch", lambda f: f([np.array([2, -1])], [np.array([0])]), ValueError,
@@ -1784,3 +1789,138 @@ def test_early_stop_needs_a_kl_strictly_above_one_and_a_half_targets(impl):
     _, _, below = _bigram_loop(impl, ref, reward, 2, target_kl=np.nextafter(target, 0.0), **run)
     assert at_edge[0]["steps"] == 2 and not at_edge[0]["stopped_early"]
     assert below[0]["steps"] == 1 and below[0]["stopped_early"]
+
+
+def test_ppo_train_omitted_settings_are_the_documented_defaults(impl):
+    """Leaving out log_every, minibatch_size, kl_horizon, clip_eps and value_clip_eps gives
+    exactly the run with the documented values (10, 16, 10_000, 0.2, 0.2): the same
+    parameters, records and log lines over 12 iterations of 34 rollouts (the last
+    minibatch partial, the ratios moved past the clip by a large learning rate).  The
+    smallest settings, minibatch_size = 1 and kl_horizon = 1, are accepted."""
+    from llmref.rlhf import bigram_policy
+
+    def run(**kwargs):
+        lines = []
+        params = {"Z": np.random.default_rng(0).standard_normal((4, 3))}
+        out = impl("rlhf_loop.ppo_train")(
+            bigram_policy.policy(2), params, params,
+            lambda b: (b["responses"] == 1).mean(axis=1), [np.array([3]), np.array([1])],
+            critic=bigram_policy.critic(), critic_params={"table": np.ones((2, 4))},
+            **{"iterations": 12, "batch_size": 34, "epochs": 2, "lr": 0.5, "critic_lr": 0.5,
+               "kl_target": 0.05, "seed": 0, "log": lines.append, **kwargs})
+        return out, lines
+
+    (p1, c1, h1), log1 = run()
+    (p2, c2, h2), log2 = run(log_every=10, minibatch_size=16, kl_horizon=10_000,
+                             clip_eps=0.2, value_clip_eps=0.2)
+    np.testing.assert_array_equal(p1["Z"], p2["Z"])
+    np.testing.assert_array_equal(c1["table"], c2["table"])
+    assert len(h1) == len(h2) == 12 and log1 == log2 and log1[0].startswith("iteration 10/12")
+    for r1, r2 in zip(h1, h2, strict=True):
+        assert r1.keys() == r2.keys()
+        for key in r1:
+            assert r1[key] == r2[key] or (r1[key] != r1[key] and r2[key] != r2[key]), key
+    assert any(r["clip_fraction"] > 0 for r in h1)
+    # (with kl_horizon = 1 a step moves beta by up to 20% per rollout: two rollouts)
+    (_, _, history), _ = run(minibatch_size=1, kl_horizon=1, iterations=2, batch_size=2)
+    assert [r["steps"] for r in history] == [4, 4]
+
+
+_RM_CONFIG = GPTConfig(vocab_size=9, context_len=6, d_model=4, n_heads=2, n_layers=1)
+
+
+def _rm_params():
+    rng = np.random.default_rng(0)
+    return {**hp.random_gpt(_RM_CONFIG, rng), "reward_head": hp.random_linear(4, 1, rng)}
+
+
+_IDS = np.arange(12).reshape(2, 6) % 9
+
+_RM_REFUSALS = {
+    "a tree without a head": (
+        lambda impl: impl("reward_model.forward")(
+            _IDS, {k: v for k, v in _rm_params().items() if k != "reward_head"}, _RM_CONFIG),
+        ValueError, "reward_model.forward: argument 'params' is missing key(s) "
+                    "['reward_head']: not a reward model's parameters"),
+    "a head of another width": (
+        lambda impl: impl("reward_model.forward")(
+            _IDS, {**_rm_params(), "reward_head": {"W": np.zeros((3, 1)), "b": np.zeros(1)}},
+            _RM_CONFIG),
+        ValueError, "reward_model.forward: argument params['reward_head']['W'] must have "
+                    "shape (4, 1), got shape (3, 1)"),
+    "a head that is an array": (
+        lambda impl: impl("reward_model.forward")(
+            _IDS, {**_rm_params(), "reward_head": np.zeros((4, 1))}, _RM_CONFIG),
+        TypeError, "reward_model.forward: argument params['reward_head'] must be a dict of "
+                   "arrays, got array of shape (4, 1) and dtype float64"),
+    "a tree that is a list": (
+        lambda impl: impl("reward_model.forward")(_IDS, [1], _RM_CONFIG),
+        TypeError, "reward_model.forward: argument 'params' must be a dict of arrays, got "
+                   "list [1]"),
+    "a length past the row": (
+        lambda impl: impl("reward_model.forward")(_IDS, _rm_params(), _RM_CONFIG,
+                                                  np.array([7, 3])),
+        ValueError, "reward_model.forward: argument 'lengths' must hold values in [1, 7), got "
+                    "7 (and 1 out-of-range value(s) in all)"),
+    "lengths for three rows": (
+        lambda impl: impl("reward_model.forward")(_IDS, _rm_params(), _RM_CONFIG,
+                                                  np.array([6, 3, 2])),
+        ValueError, "reward_model.forward: argument 'lengths' must have shape (2,), got shape "
+                    "(3,)"),
+    "a language model without its token table": (
+        lambda impl: impl("reward_model.init_from_gpt")(
+            {k: v for k, v in _rm_params().items() if k not in ("reward_head", "wte")},
+            _RM_CONFIG, np.random.default_rng(0)),
+        ValueError, "reward_model.init_from_gpt: argument 'params' is missing key(s) ['wte']; "
+                    "expected keys ['blocks', 'ln_f', 'wpe', 'wte'], got ['blocks', 'ln_f', "
+                    "'wpe']"),
+    "chosen rewards of rank 2": (
+        lambda impl: impl("preference.forward")(np.zeros((2, 1)), np.zeros(2)),
+        ValueError, "preference.forward: argument 'r_chosen' must have 1 dimension(s), got "
+                    "shape (2, 1)"),
+    "rejected rewards of rank 2": (
+        lambda impl: impl("preference.forward")(np.zeros(2), np.zeros((2, 1))),
+        ValueError, "preference.forward: argument 'r_rejected' must have 1 dimension(s), got "
+                    "shape (2, 1)"),
+    "a ranking that is a string": (
+        lambda impl: impl("preference.pairs_from_ranking")("abc"),
+        TypeError, "preference.pairs_from_ranking: argument 'ranking' must be an ordered "
+                   "sequence (a list, tuple, range or 1-D array), got str 'abc'"),
+}
+
+
+@pytest.mark.component("reward_model", "preference")
+@pytest.mark.parametrize("case", list(_RM_REFUSALS), ids=list(_RM_REFUSALS))
+def test_reward_model_and_preference_refusals_word_for_word(impl, case):
+    """The whole message: the function, the argument (or the part of the tree), what was
+    expected and what was given; the lengths are held to [1, T] and to one per row."""
+    call, error, message = _RM_REFUSALS[case]
+    with pytest.raises(error) as info:
+        call(impl)
+    assert str(info.value) == message
+
+
+@pytest.mark.component("reward_model")
+@pytest.mark.parametrize("edited", ["lengths", "attention_mask"])
+def test_the_reward_models_debug_mode_watches_lengths_and_mask(impl, monkeypatch, edited):
+    """The cache debug mode (LLMREF_DEBUG_CACHE=1) reports an edit, between forward and
+    backward, of the lengths or the attention mask the forward was given, as the
+    docstring's Cache section promises."""
+    if not impl.speaks_as_reference:
+        pytest.skip("the reference's debug mode")
+    monkeypatch.setenv("LLMREF_DEBUG_CACHE", "1")
+    lengths, mask = np.array([6, 4]), np.ones((2, 6), bool)
+    mask[1, 4:] = False
+    given = {"lengths": lengths} if edited == "lengths" else {"attention_mask": mask}
+    _, cache = impl("reward_model.forward")(_IDS, _rm_params(), _RM_CONFIG, **given)
+    if edited == "lengths":
+        lengths[1] = 3
+    else:
+        mask[1, 3] = False
+    with pytest.raises(ValueError) as info:
+        impl("reward_model.backward")(np.ones(2), cache)
+    assert str(info.value) == (
+        f"reward_model.backward: argument 'cache' no longer matches its forward: the input "
+        f"'{edited}' given to reward_model.forward was changed in place between forward and "
+        f"backward (inputs must not change before the backward; found by the cache debug "
+        f"mode)")

@@ -34,11 +34,29 @@ _BATCH_ZIP_REASON = ("rlhf_loop.batch has already refused lists of different len
 _FULL_REASON = ("np.full takes its dtype from the fill value, and pad_id is the Python int "
                 "_checks.integer returns: int64 either way")
 
+_PAST_THE_END = (
+    "each response's last real step is done, so the recursion never carries anything back "
+    "from past a row's end: without the mask only the entries after the end change, and the "
+    "loop never reads them (whitening takes the mask, the advantages outside it are set to "
+    "0 or left out by the losses, which count the tokens of the mask only)")
+
 SPECIFIC = {
     # rlhf_loop.ppo_train
     (_DONES, _DONES.replace("= True", "= False")):
         "each response's last real step then bootstraps from next_value = 0 with a zero "
         "running advantage (the steps after it are outside the mask): exactly what done gives",
+    (_DONES, _DONES.replace("= True", "= None")):
+        "None written into a boolean array is False: each response's last real step then "
+        "bootstraps from next_value = 0 with a zero running advantage (the steps after it are "
+        "outside the mask): exactly what done gives",
+    ("ppo_train", "next_value=np.zeros(batch_size), mask=mask)",
+     "next_value=np.zeros(batch_size), mask=None)"): _PAST_THE_END,
+    ("ppo_train", "next_value=np.zeros(batch_size), mask=mask)",
+     "next_value=np.zeros(batch_size), )"): _PAST_THE_END,
+    ("ppo_train", "adv = np.where(mask, gae.whiten(adv, mask), 0.0)",
+     "adv = np.where(mask, gae.whiten(adv, mask), 1.0)"):
+        "advantages outside the response mask are never read: the policy loss counts the "
+        "tokens of the mask only",
     (_NAN_LINE, '"entropy": float("NAN"), "policy_loss": float("nan"),'):
         'float("NAN") is NaN too',
     (_NAN_LINE, '"entropy": float("nan"), "policy_loss": float("NAN"),'):
