@@ -236,7 +236,7 @@ def _check_params(where: str, params, d_model: int, n_heads: int, name: str = "p
     linear._check_params(where, params["attn"]["proj"], None, d_model,      # residual width
                          f"{name}['attn']['proj']")        # (mha checked its bias)
     norm_mod._check_params(where, params["ln2"], d_model, f"{name}['ln2']", bias)
-    ff = swiglu if activation == "swiglu" else ffn
+    ff = _feed_forward_module(where, activation)
     ff._check_params(where, params["ffn"], d_model, f"{name}['ffn']", bias)
     return params
 
