@@ -1,6 +1,6 @@
 """Run mutmut over the reference's modules, a few modules at a time, each only against its
 own test files (plus the tests that check every module: bad input, input contracts, caches).
-Outside CI: all groups take several hours of two cores.
+Outside CI: every group's first pass and reruns take about two hours of two cores.
 
     python -m llmref.spec.mutants.run_mutmut [GROUP ...]       # default: every group
                                                                # (of the commit at HEAD)
