@@ -477,7 +477,7 @@ def test_swiglu_of_one_position_and_rotate_half_of_a_vector(impl):
     """x of shape (C,) is one position: the same output and gradient as the row (1, C); the
     rotation of a vector is defined, of a 0-d array refused."""
     rng = np.random.default_rng(3)
-    params = {k: {"W": rng.standard_normal(v["W"].shape)} for k, v in _swiglu_params().items()}
+    params = hp.random_swiglu(6, 4, rng)
     x, dout = rng.standard_normal(6), rng.standard_normal(6)
     out, cache = impl("swiglu.forward")(x, params)
     row, row_cache = impl("swiglu.forward")(x[None], params)

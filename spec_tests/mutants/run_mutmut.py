@@ -582,29 +582,30 @@ def _function_lines(source: str, function: str):
 #: seconds a patch mutant's tests may run in --verify before it counts as caught (timeout)
 VERIFY_LIMIT = 180
 
-#: one survivor as a patch in a fresh interpreter, its description on stdin: the group's own
-#: tests, then the common files on the group's modules, then all of them; the first that
-#: fails kills the mutant (a survivor runs all three).  The exit status is pytest's last.
-_VERIFY_ONE = """
-import json, sys
-import pytest
-from llmref.spec.mutants import Mutant
-from llmref.spec.mutants.build import TESTS, install
-from llmref.spec.mutants.run_mutmut import COMMON, GROUPS
-a = json.load(sys.stdin)
-impl = install(a["name"].replace(".", "_"),
-               Mutant(family=a["group"], bug=a["name"], test="", component=a["component"],
-                      edits=tuple(tuple(e) for e in a["edits"])))
-modules, tests = GROUPS[a["group"]]
-code = 5
-for paths, select in ((tests, []), (COMMON, ["-k", " or ".join(modules)]), (COMMON, [])):
-    code = int(pytest.main([*(str(TESTS / t) for t in paths), *select, f"--llmspec-impl={impl}",
-                            "-x", "-q", "-m", "", "-n", "0", "-p", "no:cacheprovider", "-W",
-                            "ignore", "--no-header", "-rN", "--tb=no"]))
-    if code not in (0, 5):                 # 5: the selection held no test
-        break
-sys.exit(code)
-"""
+def _verify_child() -> None:
+    """The child process of :func:`_verify_one`: one survivor, described on stdin, as a patch
+    mutant; the group's own tests, then the common files on the group's modules, then all of
+    them.  The first that fails kills the mutant (a survivor runs all three); the exit status
+    is pytest's last."""
+    import pytest
+
+    from llmref.spec.mutants import Mutant
+    from llmref.spec.mutants.build import TESTS, install
+
+    a = json.load(sys.stdin)
+    impl = install(a["name"].replace(".", "_"),
+                   Mutant(family=a["group"], bug=a["name"], test="", component=a["component"],
+                          edits=tuple(tuple(e) for e in a["edits"])))
+    modules, tests = GROUPS[a["group"]]
+    code = 5
+    for paths, select in ((tests, []), (COMMON, ["-k", " or ".join(modules)]), (COMMON, [])):
+        code = int(pytest.main([*(str(TESTS / t) for t in paths), *select,
+                                f"--llmspec-impl={impl}", "-x", "-q", "-m", "", "-n", "0",
+                                "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "-rN",
+                                "--tb=no"]))
+        if code not in (0, 5):                 # 5: the selection held no test
+            break
+    sys.exit(code)
 
 
 def _verify_one(group: str, name: str, component: str, edits) -> str:
@@ -616,7 +617,8 @@ def _verify_one(group: str, name: str, component: str, edits) -> str:
     env = {**os.environ, "LLMSPEC_PROFILE": "catch"}
     env.pop("LLMSPEC_IMPL", None)
     try:
-        proc = subprocess.run([sys.executable, "-c", _VERIFY_ONE], input=spec, text=True,
+        proc = subprocess.run([sys.executable, "-c", "from llmref.spec.mutants.run_mutmut "
+                               "import _verify_child; _verify_child()"], input=spec, text=True,
                               capture_output=True, env=env, timeout=VERIFY_LIMIT, cwd=ROOT)
     except subprocess.TimeoutExpired:              # a mutant that loops forever is caught
         return "timeout"
